@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install what is missing on a fresh Debian machine, then run the product or its tests.
+#   bash scripts/dev.sh demo   - the demo: local Asterisk + the AI agent on extension 1000
+#   bash scripts/dev.sh test   - the whole test suite, real Asterisk, real models
+# Needs root (apt-get, debootstrap, chroot). Idempotent: a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv)
+VENV=${SMARTPBX_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_CPU=${SMARTPBX_TORCH:-torch==2.13.0}
+
+log() { printf '[dev] %s\n' "$*" >&2; }
+
+install_system() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    log "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+install_python() {
+  if [[ ! -x $VENV/bin/python ]]; then
+    log "creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+  # The CPU build of PyTorch first, or sentence-transformers pulls several GB of CUDA.
+  "$VENV/bin/python" -c "import torch" 2>/dev/null || { log "pip install $TORCH_CPU"; "${pip[@]}" "$TORCH_CPU"; }
+  # llama-cpp-python compiles (about 5 min on 2 cores) the first time; pip's cache keeps the wheel.
+  log "pip install -e .[test]"
+  CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF} "${pip[@]}" -e '.[test]'
+}
+
+case "${1:-}" in
+  demo)
+    install_system; install_python
+    exec "$VENV/bin/smartpbx" demo
+    ;;
+  test)
+    install_system; install_python
+    shift
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh demo|test [pytest args]" >&2
+    exit 2
+    ;;
+esac

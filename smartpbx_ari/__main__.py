@@ -1,0 +1,5 @@
+import sys
+
+from smartpbx_ari.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""AI: speech to text, text to speech, the responder."""

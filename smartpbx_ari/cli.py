@@ -1,0 +1,100 @@
+"""The ``smartpbx`` command line: the product's front door."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from smartpbx_ari.config import ConfigError, Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _pbx(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.telephony.pbx import LocalPbx, config_source, render_config, template_values
+
+    pbx = LocalPbx(settings)
+    if args.action == "up":
+        print(f"pbx: {pbx.up().detail}")
+        return 0
+    if args.action == "down":
+        print("pbx: stopped" if pbx.down() else "pbx: was not running")
+        return 0
+    if args.action == "status":
+        status = pbx.status()
+        print(f"pbx: {status.detail}")
+        return 0 if status.ari_ok else 3
+    if args.action == "cli":
+        print(pbx.cli(" ".join(args.command)), end="")
+        return 0
+    if args.action == "render":
+        if len(args.command) != 1:
+            print("smartpbx: pbx render needs one directory", file=sys.stderr)
+            return 2
+        written = render_config(config_source(), Path(args.command[0]),
+                                template_values(settings, pbx.creds))
+        print(f"pbx: rendered {len(written)} files into {args.command[0]}")
+        return 0
+    raise AssertionError(args.action)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.serve import run_serve
+
+    return run_serve(settings)
+
+
+def _call(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.telephony.caller_cli import run_call
+
+    return run_call(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartpbx", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML config file (default: $SMARTPBX_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pbx = sub.add_parser("pbx", help="the local Asterisk: up, down, status, cli, render")
+    pbx.add_argument("action", choices=["up", "down", "status", "cli", "render"])
+    pbx.add_argument("command", nargs="*",
+                     help="with cli: an Asterisk CLI command; with render: a directory")
+    pbx.set_defaults(handler=_pbx)
+
+    serve = sub.add_parser("serve", help="run the controller against the local PBX")
+    serve.set_defaults(handler=_serve)
+
+    from smartpbx_ari.telephony.caller_cli import add_call_arguments
+
+    call = sub.add_parser("call", help="the synthetic caller: dial, speak, listen, measure")
+    add_call_arguments(call)
+    call.set_defaults(handler=_call)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as err:
+        print(f"smartpbx: {err}", file=sys.stderr)
+        return 2
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # one clear line for known user-facing errors
+        from smartpbx_ari.errors import UserFacingError
+
+        if isinstance(err, UserFacingError):
+            print(f"smartpbx: {err}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

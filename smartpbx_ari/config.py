@@ -1,0 +1,196 @@
+"""Typed settings: one TOML file plus ``SMARTPBX_*`` environment overrides.
+
+``SMARTPBX_SECTION__KEY`` overrides ``[section] key`` (e.g. ``SMARTPBX_PBX__SIP_PORT``);
+``SMARTPBX_DATA_DIR`` / ``SMARTPBX_CACHE_DIR`` override the two top-level paths.
+A bad value stops start-up with one :class:`ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smartpbx_ari.errors import UserFacingError
+
+ENV_PREFIX = "SMARTPBX_"
+
+
+class ConfigError(UserFacingError, ValueError):
+    """A setting is missing or invalid; the message names the key."""
+
+
+def _home(*parts: str) -> Path:
+    return Path.home().joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class PbxSettings:
+    host: str = "127.0.0.1"
+    sip_port: int = 5060
+    http_port: int = 8088
+    ami_port: int = 5038
+    rtp_start: int = 10000
+    rtp_end: int = 10999
+    mirror: str = "http://deb.debian.org/debian"
+    suite: str = "sid"
+    start_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for key in ("sip_port", "http_port", "ami_port", "rtp_start", "rtp_end"):
+            _check_port(f"pbx.{key}", getattr(self, key))
+        if self.rtp_end <= self.rtp_start:
+            raise ConfigError("pbx.rtp_end: must be greater than pbx.rtp_start")
+
+
+@dataclass(frozen=True)
+class AriSettings:
+    app: str = "smartpbx"
+    user: str = "smartpbx"
+    reconnect_max_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.app.isidentifier():
+            raise ConfigError(f"ari.app: {self.app!r} is not a valid Stasis application name")
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    bind_host: str = "127.0.0.1"
+    port_start: int = 20000
+    port_end: int = 20999
+    format: str = "slin16"
+    inbound_queue_frames: int = 250
+
+    def __post_init__(self) -> None:
+        _check_port("media.port_start", self.port_start)
+        _check_port("media.port_end", self.port_end)
+        if self.port_end < self.port_start:
+            raise ConfigError("media.port_end: must not be below media.port_start")
+        if self.format not in ("slin16", "ulaw"):
+            raise ConfigError(f"media.format: {self.format!r} is not one of slin16, ulaw")
+        if self.inbound_queue_frames < 1:
+            raise ConfigError("media.inbound_queue_frames: must be at least 1")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: _home(".local", "share", "smartpbx"))
+    cache_dir: Path = field(default_factory=lambda: _home(".cache", "smartpbx"))
+    pbx: PbxSettings = field(default_factory=PbxSettings)
+    ari: AriSettings = field(default_factory=AriSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+
+    @property
+    def asterisk_root(self) -> Path:
+        return self.cache_dir / "asterisk-root"
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://{self.pbx.host}:{self.pbx.http_port}/ari"
+
+
+def _check_port(key: str, value: int) -> None:
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{key}: {value} is not a port number (1-65535)")
+
+
+def _coerce(key: str, raw: Any, kind: Any) -> Any:
+    """Convert a TOML or environment value to the field's type, or name the key."""
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind in (int, float):
+            if isinstance(raw, bool):
+                raise ValueError
+            return kind(raw)
+        if kind is Path:
+            return Path(str(raw)).expanduser()
+        if kind is str:
+            if not isinstance(raw, str | int | float):
+                raise ValueError
+            return str(raw)
+    except (TypeError, ValueError):
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"{key}: expected {name}, got {raw!r}") from None
+    raise ConfigError(f"{key}: unsupported setting type {kind!r}")
+
+
+def _build(cls: type[Any], data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}: unknown setting")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        kind = hints[f.name]
+        raw = data[f.name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{prefix}{f.name}: expected a table")
+            values[f.name] = _build(typing.cast(type, kind), raw, f"{prefix}{f.name}.")
+        else:
+            if isinstance(kind, types.UnionType):
+                kind = next(a for a in typing.get_args(kind) if a is not type(None))
+            values[f.name] = _coerce(prefix + f.name, raw, kind)
+    return cls(**values)
+
+
+def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    tables = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.type)}
+    tables |= {"pbx", "ari", "media"}
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        if "__" in rest:
+            table, key = rest.split("__", 1)
+            if table in tables:
+                out.setdefault(table, {})[key] = value
+        elif rest in ("data_dir", "cache_dir"):
+            out[rest] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    path: Path | None = None, environ: typing.Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from ``path`` (or ``$SMARTPBX_CONFIG``) and the environment."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get("SMARTPBX_CONFIG"):
+        path = Path(env["SMARTPBX_CONFIG"])
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config: file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
+    return typing.cast(Settings, _build(Settings, _merge(data, _env_overrides(env)), ""))

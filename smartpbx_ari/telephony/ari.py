@@ -1,0 +1,195 @@
+"""Our ARI client on aiohttp: typed REST calls and a WebSocket that survives drops.
+
+The third-party ARI clients fail when the WebSocket drops (see the voice-loop issue);
+this one reconnects with capped exponential backoff and jitter and yields a
+:class:`Reconnected` event so the app can reconcile (``GET /ari/channels``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Reconnected, parse_event
+
+log = logging.getLogger(__name__)
+
+
+class AriError(UserFacingError):
+    """A REST call failed: carries the HTTP status and Asterisk's own message."""
+
+    code = "ari-error"
+
+    def __init__(self, status: int, message: str, method: str = "", path: str = "") -> None:
+        super().__init__(f"ARI {method} {path} -> {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def backoff_delays(base: float = 0.2, cap: float = 10.0) -> Iterator[float]:
+    """Full-jitter exponential backoff: 0..base*2^n, capped."""
+    attempt = 0
+    while True:
+        yield random.uniform(0, min(cap, base * 2**attempt))
+        attempt += 1
+
+
+class AriClient:
+    def __init__(self, base_url: str, user: str, password: str, app: str,
+                 reconnect_max_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.app = app
+        self._headers = {"Authorization": _basic_auth(user, password)}
+        self._reconnect_max_s = reconnect_max_s
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self.connected = asyncio.Event()
+
+    async def __aenter__(self) -> AriClient:
+        timeout = aiohttp.ClientTimeout(total=10)
+        self._session = aiohttp.ClientSession(headers=self._headers, timeout=timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("AriClient used outside 'async with'")
+        return self._session
+
+    # ---- REST ---------------------------------------------------------------------
+    async def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                      body: Any = None) -> Any:
+        url = f"{self.base_url}{path}"
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        async with self.session.request(method, url, params=query, json=body) as resp:
+            text = await resp.text()
+            if resp.status >= 400:
+                raise AriError(resp.status, _message(text), method, path)
+            if not text:
+                return None
+            return json.loads(text)
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/answer")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{channel_id}", {"reason": reason})
+
+    async def channel(self, channel_id: str) -> Channel:
+        return Channel.from_json(await self.request("GET", f"/channels/{channel_id}"))
+
+    async def channels(self) -> list[Channel]:
+        return [Channel.from_json(c) for c in await self.request("GET", "/channels")]
+
+    async def bridges(self) -> list[Bridge]:
+        return [Bridge.from_json(b) for b in await self.request("GET", "/bridges")]
+
+    async def create_bridge(self, kind: str = "mixing", name: str = "") -> Bridge:
+        data = await self.request("POST", "/bridges", {"type": kind, "name": name or None})
+        return Bridge.from_json(data)
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{bridge_id}")
+
+    async def add_channel(self, bridge_id: str, channel_id: str) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", {"channel": channel_id})
+
+    async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/removeChannel",
+                           {"channel": channel_id})
+
+    async def external_media(self, external_host: str, fmt: str,
+                             channel_id: str | None = None) -> Channel:
+        params = {"app": self.app, "external_host": external_host, "format": fmt,
+                  "channelId": channel_id, "encapsulation": "rtp", "transport": "udp",
+                  "direction": "both"}
+        return Channel.from_json(await self.request("POST", "/channels/externalMedia", params))
+
+    async def continue_in_dialplan(self, channel_id: str, context: str | None = None,
+                                   extension: str | None = None, priority: int | None = None,
+                                   ) -> None:
+        params = {"context": context, "extension": extension, "priority": priority}
+        await self.request("POST", f"/channels/{channel_id}/continue", params)
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/variable",
+                           {"variable": name, "value": value})
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        data = await self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})
+        return str(data.get("value", ""))
+
+    # ---- WebSocket ----------------------------------------------------------------
+    def _ws_url(self) -> str:
+        return self.base_url.replace("http", "ws", 1) + "/events"
+
+    async def events(self) -> AsyncIterator[AriEvent]:
+        """Yield events forever; reconnect on drop and yield :class:`Reconnected`."""
+        delays = backoff_delays(cap=self._reconnect_max_s)
+        first = True
+        while True:
+            try:
+                async for event in self._one_connection(first):
+                    delays = backoff_delays(cap=self._reconnect_max_s)
+                    yield event
+            except (aiohttp.ClientError, OSError, TimeoutError) as err:
+                log.warning("ARI WebSocket: %s", err)
+            self.connected.clear()
+            first = False
+            await asyncio.sleep(next(delays))
+
+    async def _one_connection(self, first: bool) -> AsyncIterator[AriEvent]:
+        params = {"app": self.app, "subscribeAll": "false"}
+        async with self.session.ws_connect(self._ws_url(), params=params, heartbeat=20,
+                                           timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+            self._ws = ws
+            self.connected.set()
+            log.info("ARI WebSocket connected (app %s)", self.app)
+            if not first:
+                yield Reconnected(type="Reconnected", application=self.app)
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    yield parse_event(json.loads(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+            self._ws = None
+        log.warning("ARI WebSocket closed")
+
+
+def _basic_auth(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _message(text: str) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:200] or "(no body)"
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("error") or data)
+    return str(data)

@@ -1,0 +1,117 @@
+"""Typed ARI events and resources: sans-IO, JSON dicts in, dataclasses out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    name: str = ""
+    state: str = ""
+    caller_number: str = ""
+    caller_name: str = ""
+    exten: str = ""
+    context: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Channel:
+        caller = data.get("caller") or {}
+        dialplan = data.get("dialplan") or {}
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name", "")),
+            state=str(data.get("state", "")),
+            caller_number=str(caller.get("number", "")),
+            caller_name=str(caller.get("name", "")),
+            exten=str(dialplan.get("exten", "")),
+            context=str(dialplan.get("context", "")),
+            variables={str(k): str(v) for k, v in (data.get("channelvars") or {}).items()},
+        )
+
+    @property
+    def is_external_media(self) -> bool:
+        return self.name.startswith("UnicastRTP/")
+
+
+@dataclass(frozen=True)
+class Bridge:
+    id: str
+    channels: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Bridge:
+        return cls(id=str(data["id"]), channels=tuple(data.get("channels") or ()))
+
+
+@dataclass(frozen=True)
+class AriEvent:
+    """Any event; the subclasses below are the ones the Stasis app acts on."""
+
+    type: str
+    application: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ChannelEvent(AriEvent):
+    channel: Channel = field(default_factory=lambda: Channel(id=""))
+
+
+@dataclass(frozen=True)
+class StasisStart(ChannelEvent):
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StasisEnd(ChannelEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class ChannelDtmfReceived(ChannelEvent):
+    digit: str = ""
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ChannelHangupRequest(ChannelEvent):
+    cause: int = 0
+
+
+@dataclass(frozen=True)
+class ChannelDestroyed(ChannelEvent):
+    cause: int = 0
+    cause_txt: str = ""
+
+
+@dataclass(frozen=True)
+class Reconnected(AriEvent):
+    """Not from Asterisk: the WebSocket came back after a drop; reconcile state."""
+
+
+def parse_event(data: dict[str, Any]) -> AriEvent:
+    """Turn one ARI WebSocket message into a typed event (unknown types stay generic)."""
+    kind = str(data.get("type", ""))
+    app = str(data.get("application", ""))
+    chan = data.get("channel")
+    if chan is None:
+        return AriEvent(type=kind, application=app, raw=data)
+    channel = Channel.from_json(chan)
+    common: dict[str, Any] = {"type": kind, "application": app, "raw": data, "channel": channel}
+    if kind == "StasisStart":
+        return StasisStart(**common, args=tuple(data.get("args") or ()))
+    if kind == "StasisEnd":
+        return StasisEnd(**common)
+    if kind == "ChannelDtmfReceived":
+        return ChannelDtmfReceived(**common, digit=str(data.get("digit", "")),
+                                   duration_ms=int(data.get("duration_ms", 0)))
+    if kind == "ChannelHangupRequest":
+        return ChannelHangupRequest(**common, cause=int(data.get("cause", 0)))
+    if kind == "ChannelDestroyed":
+        return ChannelDestroyed(**common, cause=int(data.get("cause", 0)),
+                                cause_txt=str(data.get("cause_txt", "")))
+    return ChannelEvent(**common)

@@ -1,0 +1,314 @@
+"""The local Asterisk: provision (debootstrap from Debian unstable), start, stop, status.
+
+Asterisk runs in a chroot kept in the cache dir, with ``asterisk-config/`` rendered into
+it (secrets and ports filled in) at every start. It is stopped by its own PID only.
+Synchronous by design: called from the CLI and test fixtures, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import Credentials, load_credentials
+from smartpbx_ari.errors import UserFacingError
+
+PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en")
+MARKER = ".smartpbx-provisioned"
+# Trees whose owner (the asterisk user inside) maps to another uid outside the chroot.
+ROOT_OWNED = ("var/lib/asterisk", "var/run/asterisk", "var/log/asterisk",
+              "var/spool/asterisk", "etc/asterisk")
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+class PbxError(UserFacingError):
+    """A one-line, user-facing reason why the PBX could not be provisioned or started."""
+
+
+@dataclass(frozen=True)
+class PbxStatus:
+    running: bool
+    pid: int | None
+    ari_ok: bool
+    detail: str
+
+
+def config_source() -> Path:
+    """The admins' ``asterisk-config/`` (env override for installed copies)."""
+    env = os.environ.get("SMARTPBX_ASTERISK_CONFIG")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "asterisk-config"
+
+
+def template_values(settings: Settings, creds: Credentials) -> dict[str, str]:
+    values = creds.as_template_values()
+    pbx = settings.pbx
+    values.update(
+        host=pbx.host, sip_port=str(pbx.sip_port), http_port=str(pbx.http_port),
+        ami_port=str(pbx.ami_port), rtp_start=str(pbx.rtp_start), rtp_end=str(pbx.rtp_end),
+        ari_user=settings.ari.user, ari_app=settings.ari.app,
+    )
+    return values
+
+
+def render_config(src: Path, dest: Path, values: dict[str, str]) -> list[str]:
+    """Copy every ``*.conf`` of ``src`` into ``dest`` with ``{{name}}`` filled in."""
+    written: list[str] = []
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.conf")):
+        text = path.read_text("utf-8")
+
+        def fill(m: re.Match[str], _file: str = path.name) -> str:
+            if m.group(1) not in values:
+                raise PbxError(f"{_file}: unknown placeholder {{{{{m.group(1)}}}}}")
+            return values[m.group(1)]
+
+        target = dest / path.name
+        target.write_text(PLACEHOLDER.sub(fill, text), "utf-8")
+        os.chmod(target, 0o640)
+        written.append(path.name)
+    return written
+
+
+class LocalPbx:
+    def __init__(self, settings: Settings, creds: Credentials | None = None) -> None:
+        self.settings = settings
+        self.creds = creds or load_credentials(settings.data_dir)
+        self.root = settings.asterisk_root
+        self.pidfile = settings.cache_dir / "asterisk.pid"
+        self.logfile = settings.cache_dir / "asterisk.log"
+
+    # ---- provisioning -------------------------------------------------------------
+    def provisioned(self) -> bool:
+        return (self.root / MARKER).exists() and (self.root / "usr/sbin/asterisk").exists()
+
+    def provision(self) -> None:
+        if self.provisioned():
+            return
+        if os.geteuid() != 0:
+            raise PbxError("pbx: provisioning Asterisk needs root (debootstrap and chroot)")
+        if shutil.which("debootstrap") is None:
+            raise PbxError("pbx: debootstrap is not installed (apt-get install debootstrap)")
+        partial = self.root.with_name(self.root.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+               self.settings.pbx.suite, str(partial), self.settings.pbx.mirror]
+        log = self.settings.cache_dir / "debootstrap.log"
+        with log.open("wb") as out:
+            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        if rc != 0:
+            raise PbxError(f"pbx: debootstrap failed (exit {rc}); see {log}")
+        for tree in ROOT_OWNED:
+            _chown_tree(partial / tree)
+        (partial / MARKER).write_text("ok\n")
+        shutil.rmtree(self.root, ignore_errors=True)
+        partial.rename(self.root)
+
+    # ---- process ------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """Our Asterisk's PID, only if that process is alive and is ours."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            root = os.readlink(f"/proc/{pid}/root")
+        except OSError:
+            return None
+        if b"asterisk" not in cmdline or Path(root) != self.root.resolve():
+            return None
+        return pid
+
+    def ari_ok(self, timeout: float = 1.0) -> bool:
+        pbx = self.settings.pbx
+        url = f"http://{pbx.host}:{pbx.http_port}/ari/asterisk/info"
+        token = f"{self.settings.ari.user}:{self.creds.ari_password}".encode()
+        req = urllib.request.Request(
+            url, headers={"Authorization": "Basic " + base64.b64encode(token).decode()})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def status(self) -> PbxStatus:
+        pid = self.pid()
+        ok = pid is not None and self.ari_ok()
+        if pid is None:
+            detail = "stopped"
+        else:
+            detail = f"running (pid {pid}), ARI {'answers' if ok else 'does not answer'}"
+        return PbxStatus(pid is not None, pid, ok, detail)
+
+    def render(self) -> list[str]:
+        values = template_values(self.settings, self.creds)
+        return render_config(config_source(), self.root / "etc/asterisk", values)
+
+    def up(self) -> PbxStatus:
+        """Provision if needed, render config, start, wait for ARI. Idempotent."""
+        if os.geteuid() != 0:
+            raise PbxError("pbx: starting Asterisk in its chroot needs root")
+        self.provision()
+        if self.pid() is not None:
+            self.render()
+            self.cli("core reload")
+            self._wait_ari()
+            return self.status()
+        self._check_ports()
+        self.render()
+        for tree in ROOT_OWNED:
+            (self.root / tree).mkdir(parents=True, exist_ok=True)
+        _chown_tree(self.root / "etc/asterisk")
+        self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        with self.logfile.open("ab") as log:
+            proc = subprocess.Popen(
+                ["chroot", str(self.root), "asterisk", "-f", "-n", "-U", "root", "-G", "root"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.pidfile.write_text(f"{proc.pid}\n")
+        try:
+            self._wait_ari(proc)
+        except PbxError:
+            self.down()
+            raise
+        return self.status()
+
+    def _wait_ari(self, proc: subprocess.Popen[bytes] | None = None) -> None:
+        deadline = time.monotonic() + self.settings.pbx.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.ari_ok():
+                return
+            if proc is not None and proc.poll() is not None:
+                raise PbxError(f"pbx: Asterisk exited with {proc.returncode}; "
+                               f"last log: {self._log_tail()}")
+            time.sleep(0.2)
+        raise PbxError(f"pbx: ARI did not answer within {self.settings.pbx.start_timeout_s:.0f} s;"
+                       f" see {self.logfile}")
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.logfile.read_text("utf-8", "replace").strip().splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return " | ".join(lines[-3:])
+
+    def _check_ports(self) -> None:
+        pbx = self.settings.pbx
+        checks = [(pbx.sip_port, socket.SOCK_DGRAM, "udp"),
+                  (pbx.http_port, socket.SOCK_STREAM, "tcp"),
+                  (pbx.ami_port, socket.SOCK_STREAM, "tcp")]
+        for port, kind, proto in checks:
+            if not _port_free(pbx.host, port, kind):
+                who = _who_holds(port, proto)
+                raise PbxError(f"pbx: port {port}/{proto} on {pbx.host} is taken"
+                               + (f" by {who}" if who else ""))
+
+    def down(self) -> bool:
+        """Stop our Asterisk by its PID. Returns False when it was not running."""
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        self.cli("core stop now", check=False)
+        if not _wait_exit(pid, 10.0):
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_exit(pid, 5.0):
+                os.kill(pid, signal.SIGKILL)
+                _wait_exit(pid, 5.0)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def cli(self, command: str, check: bool = True) -> str:
+        if self.pid() is None:
+            if check:
+                raise PbxError("pbx: Asterisk is not running (smartpbx pbx up)")
+            return ""
+        res = subprocess.run(["chroot", str(self.root), "asterisk", "-rx", command],
+                             capture_output=True, text=True, timeout=30, check=False)
+        return res.stdout + res.stderr
+
+
+def _chown_tree(path: Path) -> None:
+    if not path.exists():
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, 0, 0)
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+            if waited == pid:
+                return True
+        except ChildProcessError:
+            pass
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _port_free(host: str, port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def _who_holds(port: int, proto: str) -> str | None:
+    """Name the process bound to ``port`` (from /proc), when we can see it."""
+    inodes: set[str] = set()
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    name = (proc / "comm").read_text().strip()
+                    return f"{name} (pid {proc.name})"
+        except OSError:
+            continue
+    return None

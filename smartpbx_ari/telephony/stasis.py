@@ -1,0 +1,270 @@
+"""The Stasis application: one :class:`CallSession` per caller channel.
+
+A session owns everything of its call (bridge, External Media channel, RTP endpoint,
+tasks) and is the only writer of its state. The app's single event reader only routes
+events to sessions; it never waits on a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.events import CallEvent, EventBus
+from smartpbx_ari.media.endpoint import PortPool, RtpEndpoint, RtpStats
+from smartpbx_ari.media.rtp import PT_PCMU, PT_SLIN16
+from smartpbx_ari.telephony.ari import AriClient, AriError
+from smartpbx_ari.telephony.ari_events import (
+    AriEvent,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelEvent,
+    Reconnected,
+    StasisEnd,
+    StasisStart,
+)
+
+log = logging.getLogger(__name__)
+EXTERNAL_SUFFIX = "-em"
+SETUP_TIMEOUT_S = 5.0
+
+
+@dataclass
+class CallMedia:
+    """What a conversation needs of its call: audio in and out, and control."""
+
+    call_id: str
+    caller: Channel
+    endpoint: RtpEndpoint
+    codec: str
+    events: EventBus
+    dtmf: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=32))
+    language: str = ""
+
+    def emit(self, kind: str, **data: object) -> None:
+        self.events.publish(CallEvent(self.call_id, kind, dict(data)))
+
+
+class Conversation(Protocol):
+    async def run(self, media: CallMedia) -> None: ...
+
+
+ConversationFactory = Callable[[], Conversation]
+
+
+class DrainConversation:
+    """No AI: consume the caller's audio (counted in the endpoint's stats)."""
+
+    async def run(self, media: CallMedia) -> None:
+        while True:
+            await media.endpoint.queue.get()
+
+
+class CallSession:
+    def __init__(self, app: StasisApp, caller: Channel) -> None:
+        self.app = app
+        self.caller = caller
+        self.call_id = caller.id
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self.hand_off = False
+        self.bridge_id: str | None = None
+        self.external_id = caller.id + EXTERNAL_SUFFIX
+        self.external_ready = asyncio.Event()
+        self.port: int | None = None
+        self.endpoint: RtpEndpoint | None = None
+        self.stats = RtpStats()
+        self.media: CallMedia | None = None
+
+    # ---- events from the app's reader (never block) -------------------------------
+    def on_event(self, event: AriEvent) -> None:
+        if not isinstance(event, ChannelEvent):
+            return
+        if event.channel.id == self.external_id:
+            if isinstance(event, StasisStart):
+                self.external_ready.set()
+            return
+        if isinstance(event, StasisEnd | ChannelDestroyed):
+            self.finish("caller left" if isinstance(event, StasisEnd) else "caller hung up")
+        elif isinstance(event, ChannelDtmfReceived):
+            self._on_dtmf(event.digit)
+
+    def _on_dtmf(self, digit: str) -> None:
+        self.app.emit(self.call_id, "dtmf", digit=digit)
+        if digit == "0":
+            self.hand_off = True
+            self.finish("caller pressed 0")
+        elif self.media is not None and not self.media.dtmf.full():
+            self.media.dtmf.put_nowait(digit)
+
+    def finish(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.end_reason = reason
+            self.ended.set()
+
+    # ---- lifecycle ----------------------------------------------------------------
+    async def run(self) -> None:
+        self.app.emit(self.call_id, "started", caller=self.caller.caller_number,
+                      exten=self.caller.exten)
+        try:
+            await asyncio.wait_for(self._setup(), SETUP_TIMEOUT_S)
+            assert self.media is not None
+            async with asyncio.TaskGroup() as tg:
+                talk = tg.create_task(self.app.conversation().run(self.media),
+                                      name=f"call:{self.call_id}:conversation")
+                await self.ended.wait()
+                talk.cancel()
+        except* AriError as group:
+            self.end_reason = f"ARI error: {group.exceptions[0]}"
+            log.warning("call=%s setup/run failed: %s", self.call_id, group.exceptions[0])
+            self.hand_off = True
+        except* TimeoutError:
+            self.end_reason = "setup timed out"
+            self.hand_off = True
+        finally:
+            await asyncio.shield(self._teardown())
+
+    async def _setup(self) -> None:
+        ari, cfg = self.app.ari, self.app.settings.media
+        await ari.answer(self.call_id)
+        self.app.emit(self.call_id, "answered")
+        bridge = await ari.create_bridge("mixing", name=f"smartpbx-{self.call_id}")
+        self.bridge_id = bridge.id
+        self.port = self.app.ports.acquire()
+        pt = PT_SLIN16 if cfg.format == "slin16" else PT_PCMU
+        self.endpoint = await RtpEndpoint.open(cfg.bind_host, self.port, pt,
+                                               cfg.inbound_queue_frames, self.app.settings.pbx.host)
+        ext = await ari.external_media(f"{cfg.bind_host}:{self.port}", cfg.format,
+                                       channel_id=self.external_id)
+        self.endpoint.remote = _unicast_address(ext)
+        await self.external_ready.wait()  # adding it before its StasisStart gives 422
+        await ari.add_channel(bridge.id, self.call_id)
+        await ari.add_channel(bridge.id, self.external_id)
+        language = self.caller.variables.get("SMARTPBX_LANGUAGE", "")
+        self.media = CallMedia(self.call_id, self.caller, self.endpoint, cfg.format,
+                               self.app.events, language=language)
+
+    async def _teardown(self) -> None:
+        ari = self.app.ari
+        if self.endpoint is not None:
+            self.stats = self.endpoint.stats
+            self.endpoint.close()
+        await _quietly(ari.hangup(self.external_id))
+        if self.bridge_id is not None:
+            await _quietly(ari.destroy_bridge(self.bridge_id))
+        if self.port is not None:
+            self.app.ports.release(self.port)
+        await self._release_caller()
+        self.app.emit(self.call_id, "ended", reason=self.end_reason,
+                      rx_packets=self.stats.rx_packets, rx_bytes=self.stats.rx_payload_bytes,
+                      tx_packets=self.stats.tx_packets)
+        self.app.forget(self)
+
+    async def _release_caller(self) -> None:
+        """Hand the caller back to the dialplan (operators) or leave a hung-up call alone."""
+        if self.end_reason in ("caller hung up", "caller left"):
+            return
+        if self.hand_off or self.app.stopping:
+            await _quietly(self.app.ari.continue_in_dialplan(self.call_id))
+            self.app.emit(self.call_id, "handed_off", reason=self.end_reason)
+        else:
+            await _quietly(self.app.ari.hangup(self.call_id))
+
+
+class StasisApp:
+    def __init__(self, settings: Settings, ari: AriClient, events: EventBus | None = None,
+                 conversation: ConversationFactory = DrainConversation) -> None:
+        self.settings = settings
+        self.ari = ari
+        self.events = events or EventBus()
+        self.conversation = conversation
+        self.ports = PortPool(settings.media.port_start, settings.media.port_end)
+        self.sessions: dict[str, CallSession] = {}
+        self._routes: dict[str, CallSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+
+    def emit(self, call_id: str, kind: str, **data: object) -> None:
+        event = CallEvent(call_id, kind, dict(data))
+        log.info("%s", event.line())
+        self.events.publish(event)
+
+    def active_tasks(self) -> list[asyncio.Task[None]]:
+        """The task registry: every live call task (a hung-up call leaves none)."""
+        return [t for t in self._tasks if not t.done()]
+
+    async def run(self) -> None:
+        """Route events until cancelled; on cancel, release every call first."""
+        try:
+            async for event in self.ari.events():
+                await self.dispatch(event)
+        finally:
+            await self.shutdown()
+
+    async def dispatch(self, event: AriEvent) -> None:
+        if isinstance(event, Reconnected):
+            await self.reconcile()
+            return
+        if isinstance(event, StasisStart) and not event.channel.is_external_media:
+            self._start(event.channel)
+            return
+        if isinstance(event, ChannelEvent):
+            session = self._routes.get(event.channel.id)
+            if session is not None:
+                session.on_event(event)
+
+    def _start(self, caller: Channel) -> None:
+        if caller.id in self.sessions or self.stopping:
+            return
+        session = CallSession(self, caller)
+        self.sessions[caller.id] = session
+        self._routes[caller.id] = session
+        self._routes[session.external_id] = session
+        task = asyncio.create_task(session.run(), name=f"call:{caller.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, session: CallSession) -> None:
+        self.sessions.pop(session.call_id, None)
+        self._routes.pop(session.call_id, None)
+        self._routes.pop(session.external_id, None)
+
+    async def reconcile(self) -> None:
+        """After a WebSocket drop: end sessions whose caller vanished."""
+        try:
+            alive = {c.id for c in await self.ari.channels()}
+        except AriError as err:
+            log.warning("reconcile failed: %s", err)
+            return
+        for session in list(self.sessions.values()):
+            if session.call_id not in alive:
+                session.finish("caller hung up")
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Hand every call back to the dialplan, then wait for their tasks."""
+        self.stopping = True
+        for session in list(self.sessions.values()):
+            session.finish("controller stopping")
+        tasks = self.active_tasks()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+
+def _unicast_address(channel: Channel) -> tuple[str, int]:
+    host = channel.variables.get("UNICASTRTP_LOCAL_ADDRESS", "")
+    port = channel.variables.get("UNICASTRTP_LOCAL_PORT", "")
+    if not host or not port.isdigit():
+        raise AriError(500, "externalMedia answered without UNICASTRTP_LOCAL_ADDRESS/PORT")
+    return host, int(port)
+
+
+async def _quietly(call: Awaitable[None]) -> None:
+    """Teardown steps: a channel or bridge already gone is not an error."""
+    with contextlib.suppress(AriError, OSError, TimeoutError):
+        await call

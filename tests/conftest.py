@@ -1,0 +1,55 @@
+"""Session fixtures shared by every layer: the real Asterisk, the settings, tmp audio."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from smartpbx_ari.config import Settings, load_settings
+from smartpbx_ari.credentials import Credentials, load_credentials
+from smartpbx_ari.telephony.pbx import LocalPbx
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def credentials(settings: Settings) -> Credentials:
+    return load_credentials(settings.data_dir)
+
+
+@pytest.fixture(scope="session")
+def pbx(settings: Settings, credentials: Credentials) -> Iterator[LocalPbx]:
+    """The real Asterisk, brought up once per run; stopped by its PID if we started it.
+
+    There is no skip: a test that needs Asterisk fails when it cannot be had.
+    """
+    local = LocalPbx(settings, credentials)
+    started_here = local.pid() is None
+    local.up()
+    yield local
+    if started_here:
+        local.down()
+
+
+@pytest.fixture
+async def ari(pbx: LocalPbx, settings: Settings, credentials: Credentials) -> AsyncIterator:
+    from smartpbx_ari.telephony.ari import AriClient
+
+    async with AriClient(settings.ari_url, settings.ari.user, credentials.ari_password,
+                         settings.ari.app) as client:
+        yield client
+
+
+@pytest.fixture
+def audio_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "audio"
+    path.mkdir()
+    return path

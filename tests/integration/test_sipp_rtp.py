@@ -1,0 +1,61 @@
+"""A real SIP call by SIPp reaches our Stasis app, and its audio reaches us as RTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import Credentials
+from smartpbx_ari.events import CallEvent, Subscription
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.stasis import StasisApp
+from tests.fixtures.audio import speak_wav, wav_frames
+from tests.fixtures.sipp import run_rtp_stream_call
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SLIN16_BYTES_PER_8K_SAMPLE = 4  # 8 kHz mu-law sample -> two 16-bit samples at 16 kHz
+FRAME_BYTES = 640
+
+
+async def _until(sub: Subscription, kind: str, timeout: float = 20.0) -> CallEvent:
+    while True:
+        event = await sub.next(timeout)
+        if event.kind == kind:
+            return event
+
+
+async def test_sipp_call_reaches_stasis_and_audio_arrives_as_rtp(
+    pbx: object, ari: AriClient, settings: Settings, credentials: Credentials, audio_dir: Path
+) -> None:
+    wav = speak_wav("Hello, I would like to know where my parcel is, please.",
+                    audio_dir / "question.wav", ulaw=True)
+    samples = wav_frames(wav)
+    app = StasisApp(settings, ari)
+    sub = app.events.subscribe()
+    runner = asyncio.create_task(app.run())
+    try:
+        await asyncio.wait_for(ari.connected.wait(), 10)
+        result = await asyncio.to_thread(
+            run_rtp_stream_call, audio_dir, "1000", wav, credentials.caller_password,
+            pause_ms=1000, stream_ms=samples // 8, tail_ms=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        started = await _until(sub, "started")
+        assert started.data["exten"] == "1000"
+        assert started.data["caller"] == "caller"
+        ended = await _until(sub, "ended")
+        assert ended.call_id == started.call_id
+        # RTP carries whole 20 ms frames: the last, partial one is padded to a frame.
+        expected = -(-samples // 160) * 160 * SLIN16_BYTES_PER_8K_SAMPLE
+        assert abs(int(ended.data["rx_bytes"]) - expected) <= FRAME_BYTES, (ended.data, expected)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    assert app.active_tasks() == []
+    assert await ari.channels() == []
+    assert [b for b in await ari.bridges() if b.id.startswith("smartpbx")] == []

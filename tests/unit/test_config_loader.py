@@ -1,0 +1,74 @@
+"""Settings: TOML + SMARTPBX_* environment, validated with messages that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smartpbx_ari.config import ConfigError, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_bind_to_loopback() -> None:
+    s = load_settings(environ={})
+    assert s.pbx.host == "127.0.0.1"
+    assert s.media.bind_host == "127.0.0.1"
+    assert s.ari_url == "http://127.0.0.1:8088/ari"
+
+
+def test_toml_then_env_override(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('data_dir = "/srv/x"\n[pbx]\nsip_port = 5070\nhttp_port = 8090\n')
+    s = load_settings(cfg, environ={"SMARTPBX_PBX__SIP_PORT": "5080"})
+    assert s.pbx.sip_port == 5080
+    assert s.pbx.http_port == 8090
+    assert s.data_dir == Path("/srv/x")
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[ari]\napp = "other"\n')
+    assert load_settings(environ={"SMARTPBX_CONFIG": str(cfg)}).ari.app == "other"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SMARTPBX_PBX__SIP_PORT": "abc"}, "pbx.sip_port: expected int, got 'abc'"),
+        ({"SMARTPBX_PBX__SIP_PORT": "70000"}, "pbx.sip_port: 70000 is not a port"),
+        ({"SMARTPBX_MEDIA__FORMAT": "opus"}, "media.format: 'opus' is not one of"),
+        ({"SMARTPBX_PBX__RTP_END": "9000"}, "pbx.rtp_end: must be greater"),
+        ({"SMARTPBX_ARI__APP": "bad name"}, "ari.app:"),
+    ],
+)
+def test_bad_values_name_the_key(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(environ=env)
+
+
+def test_unknown_key_is_rejected(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[pbx]\nsip_prot = 5060\n")
+    with pytest.raises(ConfigError, match="pbx.sip_prot: unknown setting"):
+        load_settings(cfg, environ={})
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[pbx\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(cfg, environ={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_table_expected(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("pbx = 3\n")
+    with pytest.raises(ConfigError, match="pbx: expected a table"):
+        load_settings(cfg, environ={})
