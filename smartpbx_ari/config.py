@@ -79,12 +79,69 @@ class MediaSettings:
 
 
 @dataclass(frozen=True)
+class SttSettings:
+    model: str = ""  # a CTranslate2 model dir or a faster-whisper name; "" = packaged tiny.en
+    language: str = "en"
+    compute_type: str = "int8"
+    beam_size: int = 1
+    cpu_threads: int = 2
+    workers: int = 1  # bounded pool: at most this many decodes at once
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1 or self.cpu_threads < 1 or self.workers < 1:
+            raise ConfigError("stt: beam_size, cpu_threads and workers must be at least 1")
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    voice: str = "en-us"
+    words_per_minute: int = 175
+
+    def __post_init__(self) -> None:
+        if not 80 <= self.words_per_minute <= 450:
+            raise ConfigError("tts.words_per_minute: must be between 80 and 450")
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    vad_threshold: float = 0.5
+    start_speech_ms: int = 100
+    eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
+    end_silence_ms: int = 400
+    min_utterance_ms: int = 250
+    max_utterance_ms: int = 20000
+    barge_in_ms: int = 120
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.vad_threshold < 1.0:
+            raise ConfigError("turn.vad_threshold: must be between 0 and 1")
+        if not 0 < self.eager_silence_ms <= self.end_silence_ms:
+            raise ConfigError("turn.eager_silence_ms: must be > 0 and <= turn.end_silence_ms")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    greeting: str = "Hello, this is the SmartPBX assistant. How can I help you?"
+    faq: str = ""  # a YAML FAQ file; "" = the packaged demo FAQ
+    min_confidence: float = 0.6
+    apology: str = "Sorry, I had a problem there. Could you say that again?"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError("agent.min_confidence: must be between 0 and 1")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: _home(".local", "share", "smartpbx"))
     cache_dir: Path = field(default_factory=lambda: _home(".cache", "smartpbx"))
     pbx: PbxSettings = field(default_factory=PbxSettings)
     ari: AriSettings = field(default_factory=AriSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    stt: SttSettings = field(default_factory=SttSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     @property
     def asterisk_root(self) -> Path:
@@ -152,8 +209,8 @@ def _build(cls: type[Any], data: dict[str, Any], prefix: str) -> Any:
 
 
 def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
-    tables = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.type)}
-    tables |= {"pbx", "ari", "media"}
+    hints = typing.get_type_hints(Settings)
+    tables = {name for name, kind in hints.items() if dataclasses.is_dataclass(kind)}
     out: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):

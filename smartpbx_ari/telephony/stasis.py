@@ -43,12 +43,13 @@ class CallMedia:
     caller: Channel
     endpoint: RtpEndpoint
     codec: str
-    events: EventBus
+    publish: Callable[[CallEvent], None]
+    hand_off: Callable[[str], None]
     dtmf: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=32))
     language: str = ""
 
     def emit(self, kind: str, **data: object) -> None:
-        self.events.publish(CallEvent(self.call_id, kind, dict(data)))
+        self.publish(CallEvent(self.call_id, kind, dict(data)))
 
 
 class Conversation(Protocol):
@@ -98,10 +99,14 @@ class CallSession:
     def _on_dtmf(self, digit: str) -> None:
         self.app.emit(self.call_id, "dtmf", digit=digit)
         if digit == "0":
-            self.hand_off = True
-            self.finish("caller pressed 0")
+            self.request_hand_off("caller pressed 0")
         elif self.media is not None and not self.media.dtmf.full():
             self.media.dtmf.put_nowait(digit)
+
+    def request_hand_off(self, reason: str) -> None:
+        """Leave Stasis so the dialplan sends the caller on (the operators' queue)."""
+        self.hand_off = True
+        self.finish(reason)
 
     def finish(self, reason: str) -> None:
         if not self.ended.is_set():
@@ -148,7 +153,7 @@ class CallSession:
         await ari.add_channel(bridge.id, self.external_id)
         language = self.caller.variables.get("SMARTPBX_LANGUAGE", "")
         self.media = CallMedia(self.call_id, self.caller, self.endpoint, cfg.format,
-                               self.app.events, language=language)
+                               self.app.publish, self.request_hand_off, language=language)
 
     async def _teardown(self) -> None:
         ari = self.app.ari
@@ -191,7 +196,9 @@ class StasisApp:
         self.stopping = False
 
     def emit(self, call_id: str, kind: str, **data: object) -> None:
-        event = CallEvent(call_id, kind, dict(data))
+        self.publish(CallEvent(call_id, kind, dict(data)))
+
+    def publish(self, event: CallEvent) -> None:
         log.info("%s", event.line())
         self.events.publish(event)
 

@@ -1,0 +1,211 @@
+"""Outbound RTP: a sans-IO packetizer and an asyncio player that paces it at 20 ms.
+
+The packetizer owns sequence numbers and timestamps for the whole call, so they stay
+continuous across answers. The player sends frame ``n`` of an answer at ``t0 + n * 20 ms``
+computed from the start of the answer, so timer lateness never accumulates into drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import secrets
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import Any
+
+from .codecs import Codec
+from .rtp import RtpPacket
+
+_SLACK = 1e-6  # float sums of 20 ms steps are a hair off; don't lose a whole frame to it
+
+
+class RtpPacketizer:
+    """Frames of codec payload in, RTP datagrams out (RFC 3550 numbering)."""
+
+    def __init__(
+        self, payload_type: int, ssrc: int, samples_per_frame: int, frame_bytes: int, *,
+        first_sequence: int | None = None, first_timestamp: int | None = None,
+    ) -> None:
+        if samples_per_frame <= 0 or frame_bytes <= 0:
+            raise ValueError("samples_per_frame and frame_bytes must be positive")
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+        self.samples_per_frame = samples_per_frame
+        self.frame_bytes = frame_bytes
+        # RFC 3550 wants random starting numbers; tests pass fixed ones.
+        self._seq = secrets.randbits(16) if first_sequence is None else first_sequence & 0xFFFF
+        self._ts = secrets.randbits(32) if first_timestamp is None else first_timestamp
+        self._marker = False
+
+    @classmethod
+    def for_codec(cls, codec: Codec, ssrc: int) -> RtpPacketizer:
+        return cls(codec.payload_type, ssrc, codec.samples_per_frame, codec.frame_bytes)
+
+    @property
+    def sequence_number(self) -> int:
+        """Sequence number of the next packet."""
+        return self._seq
+
+    @property
+    def timestamp(self) -> int:
+        """RTP timestamp of the next packet."""
+        return self._ts
+
+    def start_talkspurt(self) -> None:
+        """Mark the next packet: the receiver may then re-adapt its jitter buffer."""
+        self._marker = True
+
+    def skip(self, frames: int) -> None:
+        """Advance the timestamp over frames not sent (silence), as wall time goes on."""
+        if frames < 0:
+            raise ValueError(f"cannot skip {frames} frames")
+        self._ts = (self._ts + frames * self.samples_per_frame) & 0xFFFFFFFF
+
+    def packetize(self, payload: bytes) -> bytes:
+        if len(payload) != self.frame_bytes:
+            # Timestamps advance by whole frames; a short frame would desync them.
+            raise ValueError(f"frame is {len(payload)} bytes, expected {self.frame_bytes}")
+        packet = RtpPacket(payload_type=self.payload_type, sequence_number=self._seq,
+                           timestamp=self._ts, ssrc=self.ssrc, marker=self._marker,
+                           payload=payload)
+        self._marker = False
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + self.samples_per_frame) & 0xFFFFFFFF
+        return packet.serialize()
+
+
+def split_frames(data: bytes, frame_bytes: int, fill: int) -> list[bytes]:
+    """Cut encoded audio into frames, padding the last with the codec's silence byte."""
+    padded = data + bytes([fill]) * (-len(data) % frame_bytes)
+    return [padded[i : i + frame_bytes] for i in range(0, len(padded), frame_bytes)]
+
+
+async def _next(it: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await anext(it)
+    except StopAsyncIteration:
+        return None
+
+
+async def _frames(source: AsyncIterable[bytes] | Iterable[bytes],
+                  stopped: asyncio.Future[None]) -> AsyncGenerator[bytes, None]:
+    """Yield frames until the source ends or ``stopped`` completes, even mid-wait."""
+    if not isinstance(source, AsyncIterable):
+        for frame in source:
+            yield frame
+        return
+    it = aiter(source)
+    try:
+        while True:
+            fetch = asyncio.ensure_future(_next(it))
+            waiters: list[asyncio.Future[Any]] = [fetch, stopped]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if not fetch.done():
+                fetch.cancel()
+                await asyncio.wait([fetch])
+                return
+            fetched = fetch.result()
+            if fetched is None:
+                return
+            yield fetched
+    finally:
+        if inspect.isasyncgen(it):
+            await it.aclose()  # the producer's cleanup (e.g. stop synthesis) runs now
+
+
+class PacedPlayer:
+    """Sends one answer at a time at real-time pace; ``stop()`` is barge-in."""
+
+    def __init__(
+        self, send: Callable[[bytes], None], packetizer: RtpPacketizer,
+        frame_s: float = 0.02, clock: Callable[[], float] = time.monotonic,
+        max_lag_frames: int = 3,
+    ) -> None:
+        if frame_s <= 0:
+            raise ValueError(f"frame_s must be positive, got {frame_s}")
+        self._send = send
+        self.packetizer = packetizer
+        self.frame_s = frame_s
+        self._clock = clock
+        self.max_lag_frames = max_lag_frames
+        self._stopped: asyncio.Future[None] | None = None  # set while playing
+        self._t0 = 0.0
+        self._n = 0  # frames sent in the current answer
+        self._schedule_end: float | None = None
+        self.frames_sent = 0
+        self.late_resyncs = 0
+
+    @property
+    def playing(self) -> bool:
+        return self._stopped is not None
+
+    def stop(self) -> None:
+        """End the current ``play()`` now; a no-op when nothing is playing."""
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    async def play(self, frames: AsyncIterable[bytes] | Iterable[bytes]) -> int:
+        """Send every frame on schedule; return how many were sent.
+
+        Returns once the last frame has had its 20 ms of air time, or at ``stop()``.
+        An async generator given as ``frames`` is closed when play ends early.
+        """
+        if self._stopped is not None:
+            raise RuntimeError("PacedPlayer is already playing; stop() it first")
+        self._stopped = asyncio.get_running_loop().create_future()
+        try:
+            return await self._run(frames, self._stopped)
+        finally:
+            self._stopped = None
+            self._schedule_end = self._due()
+
+    async def _run(self, frames: AsyncIterable[bytes] | Iterable[bytes],
+                   stopped: asyncio.Future[None]) -> int:
+        self._start_schedule()
+        source = _frames(frames, stopped)
+        try:
+            async for payload in source:
+                if not await self._wait_until_due(stopped, resync=True):
+                    break
+                self._send(self.packetizer.packetize(payload))
+                self._n += 1
+                self.frames_sent += 1
+            else:
+                await self._wait_until_due(stopped, resync=False)  # last frame's air time
+        finally:
+            await source.aclose()
+        return self._n
+
+    def _start_schedule(self) -> None:
+        now = self._clock()
+        if self._schedule_end is not None:
+            # Timestamps follow wall time across the pause between two answers.
+            idle = int((now - self._schedule_end) / self.frame_s + _SLACK)
+            self.packetizer.skip(max(idle, 0))
+        self.packetizer.start_talkspurt()
+        self._t0, self._n = now, 0
+
+    def _due(self) -> float:
+        return self._t0 + self._n * self.frame_s
+
+    async def _wait_until_due(self, stopped: asyncio.Future[None], resync: bool) -> bool:
+        """Wait for the next frame's slot; False if stopped meanwhile."""
+        lag = self._clock() - self._due()
+        if resync and lag > self.max_lag_frames * self.frame_s:
+            self._resync(lag)
+        delay = self._due() - self._clock()
+        if delay > 0:
+            await asyncio.wait([stopped], timeout=delay)
+        else:
+            await asyncio.sleep(0)  # let stop() and the RTP receiver run even when behind
+        return not stopped.done()
+
+    def _resync(self, lag: float) -> None:
+        # Far behind (slow source, stalled loop): sending the backlog in a burst would
+        # overflow the far end's jitter buffer, so restart the schedule from now and
+        # let the timestamps jump over the time lost.
+        frames = int(lag / self.frame_s + _SLACK)
+        self._t0 += frames * self.frame_s
+        self.packetizer.skip(frames)
+        self.late_resyncs += 1

@@ -1,0 +1,261 @@
+"""The voice loop of one call: RTP in -> VAD/turn -> STT -> responder -> TTS -> paced RTP out.
+
+Two tasks per call share one TaskGroup: ``listen`` (never blocks on a model: it only
+decodes, scores VAD and starts transcriptions) and ``talk`` (one answer at a time).
+Barge-in is a control signal that overtakes audio: ``listen`` stops the player at once.
+A failing stage becomes a spoken apology; the next turn still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from smartpbx_ari.ai.responder import FaqResponder, Responder, load_faq
+from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
+from smartpbx_ari.ai.tts import TextToSpeech, TtsError
+from smartpbx_ari.config import Settings
+from smartpbx_ari.media import codecs
+from smartpbx_ari.media.jitter import JitterBuffer
+from smartpbx_ari.media.player import PacedPlayer, RtpPacketizer, split_frames
+from smartpbx_ari.media.resample import Resampler
+from smartpbx_ari.media.turn import (
+    BargeInDetector,
+    SpeechEnded,
+    SpeechStarted,
+    TurnDetector,
+    UtteranceTooShort,
+    rms,
+)
+from smartpbx_ari.media.vad import SileroVad, StreamingVad
+from smartpbx_ari.telephony.stasis import CallMedia, ConversationFactory
+
+log = logging.getLogger(__name__)
+Pcm = npt.NDArray[np.int16]
+RATE = 16000  # VAD, STT and TTS work at 16 kHz
+PREROLL_S = 0.3
+FRAME_S = 0.02
+SILENCE_FILL_S = 0.06  # a gap this long in the caller's RTP is fed to VAD as silence
+
+
+@dataclass
+class VoiceEngine:
+    """Models shared by every call (loaded once)."""
+
+    settings: Settings
+    stt: SpeechToText
+    tts: TextToSpeech
+    responder: Responder
+    greeting: Pcm
+    apology: Pcm
+
+    @classmethod
+    async def load(cls, settings: Settings, responder: Responder | None = None) -> VoiceEngine:
+        loop = asyncio.get_running_loop()
+        stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
+        tts = TextToSpeech(settings.tts, RATE)
+        if responder is None:
+            responder = FaqResponder(load_faq(settings.agent.faq), settings.agent.min_confidence)
+        await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
+        greeting = await tts.synthesize(settings.agent.greeting)
+        apology = await tts.synthesize(settings.agent.apology)
+        return cls(settings, stt, tts, responder, greeting, apology)
+
+
+async def build_conversation_factory(settings: Settings) -> ConversationFactory:
+    engine = await VoiceEngine.load(settings)
+    return lambda: VoiceConversation(engine)
+
+
+@dataclass
+class Utterance:
+    transcript: asyncio.Future[Transcript]
+    ended_at: float  # monotonic, when the turn detector closed it
+
+
+class VoiceConversation:
+    def __init__(self, engine: VoiceEngine) -> None:
+        self.engine = engine
+        self.turns: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=4)
+        self.playback_rms = 0.0
+        self.player: PacedPlayer | None = None
+
+    async def run(self, media: CallMedia) -> None:
+        codec = codecs.codec(media.codec)
+        packetizer = RtpPacketizer.for_codec(codec, secrets.randbits(32))
+        self.player = PacedPlayer(media.endpoint.send, packetizer)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._listen(media), name=f"call:{media.call_id}:listen")
+            tg.create_task(self._talk(media), name=f"call:{media.call_id}:talk")
+
+    # ---- talking ------------------------------------------------------------------
+    async def _talk(self, media: CallMedia) -> None:
+        await self._play(media, _once(self.engine.greeting))
+        while True:
+            utterance = await self.turns.get()
+            reply_hitl = await self._answer(media, utterance)
+            if reply_hitl:
+                media.hand_off("caller asked for a person")
+                return
+
+    async def _answer(self, media: CallMedia, utterance: Utterance) -> bool:
+        try:
+            transcript = await utterance.transcript
+        except SttError as err:
+            media.emit("error", code=err.code, message=str(err))
+            await self._play(media, _once(self.engine.apology))
+            return False
+        if not transcript.text:
+            return False
+        media.emit("heard", text=transcript.text, confidence=round(transcript.confidence, 3),
+                   stt_ms=round(transcript.decode_s * 1000),
+                   wait_ms=round((time.monotonic() - utterance.ended_at) * 1000))
+        reply = await self.engine.responder.respond(transcript.text, media.call_id,
+                                                    media.language)
+        media.emit("said", text=reply.text, intent=reply.intent,
+                   confidence=round(reply.confidence, 3), hitl=reply.hitl)
+        await self._play(media, self._synth(media, reply.text))
+        return reply.hitl
+
+    async def _synth(self, media: CallMedia, text: str) -> AsyncIterator[Pcm]:
+        try:
+            async for pcm in self.engine.tts.stream(text):
+                yield pcm
+        except TtsError as err:
+            media.emit("error", code=err.code, message=str(err))
+            yield self.engine.apology
+
+    async def _play(self, media: CallMedia, audio: AsyncIterator[Pcm]) -> None:
+        assert self.player is not None
+        await self.player.play(self._frames(media, audio))
+        self.playback_rms = 0.0
+
+    async def _frames(self, media: CallMedia, audio: AsyncIterator[Pcm]) -> AsyncIterator[bytes]:
+        codec = codecs.codec(media.codec)
+        down = Resampler(RATE, codec.sample_rate) if codec.sample_rate != RATE else None
+        first = True
+        async for pcm in audio:
+            if first:
+                assert self.player is not None
+                self.player.packetizer.start_talkspurt()
+                first = False
+            self.playback_rms = rms(pcm)
+            data = codecs.encode(codec.name, down.process(pcm) if down else pcm)
+            for frame in split_frames(data, codec.frame_bytes, codec.silence_byte):
+                yield frame
+
+    # ---- listening ----------------------------------------------------------------
+    async def _listen(self, media: CallMedia) -> None:
+        ear = Ear(self.engine, self, media)
+        jitter = JitterBuffer(depth=3)
+        silence = np.zeros(codecs.codec(media.codec).samples_per_frame, np.int16)
+        while True:
+            try:
+                async with asyncio.timeout(SILENCE_FILL_S):
+                    packet = await media.endpoint.queue.get()
+            except TimeoutError:
+                # No RTP (DTX, or a caller that sends nothing while silent) is silence:
+                # without it a turn would never end.
+                for pkt in jitter.flush():
+                    ear.hear(codecs.decode(media.codec, pkt.payload))
+                for _ in range(round(SILENCE_FILL_S / FRAME_S)):
+                    ear.hear(silence)
+                continue
+            for pkt in jitter.push(packet):
+                ear.hear(codecs.decode(media.codec, pkt.payload))
+
+
+class Ear:
+    """Per-call listening state: VAD, turns, barge-in, eager transcription."""
+
+    def __init__(self, engine: VoiceEngine, talk: VoiceConversation, media: CallMedia) -> None:
+        t = engine.settings.turn
+        self.engine, self.talk, self.media = engine, talk, media
+        self.vad = StreamingVad(SileroVad(t.vad_threshold))
+        self.turn = TurnDetector(t.start_speech_ms / 1000, t.end_silence_ms / 1000,
+                                 t.min_utterance_ms / 1000, t.max_utterance_ms / 1000)
+        self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
+        self.eager_s = t.eager_silence_ms / 1000
+        rate = codecs.codec(media.codec).sample_rate
+        self.up = Resampler(rate, RATE) if rate != RATE else None
+        self.recent: collections.deque[Pcm] = collections.deque(maxlen=int(PREROLL_S / 0.02))
+        self.capture: list[Pcm] | None = None
+        self.silence_s = 0.0
+        self.eager: asyncio.Task[Transcript] | None = None
+
+    def hear(self, pcm: Pcm) -> None:
+        if self.up is not None:
+            pcm = self.up.process(pcm)
+        self.recent.append(pcm)
+        if self.capture is not None:
+            self.capture.append(pcm)
+        level = rms(pcm)
+        for window in self.vad.process(pcm):
+            speech = self._gate(window.duration_s, window.is_speech, level)
+            self._track_silence(window.duration_s, speech)
+            for event in self.turn.process(window.duration_s, speech):
+                self._on_turn(event)
+
+    def _gate(self, seconds: float, is_speech: bool, level: float) -> bool:
+        """While we talk, only a confirmed barge-in counts as the caller's speech."""
+        player = self.talk.player
+        if player is None or not player.playing:
+            self.barge.reset()
+            return is_speech
+        if self.barge.process(seconds, is_speech, level, self.talk.playback_rms):
+            player.stop()
+            self.media.emit("barge_in")
+        return is_speech and self.barge.triggered
+
+    def _track_silence(self, seconds: float, speech: bool) -> None:
+        if not self.turn.in_speech:
+            return
+        if speech:
+            self.silence_s = 0.0
+            self._drop_eager()
+            return
+        self.silence_s += seconds
+        if self.eager is None and self.silence_s >= self.eager_s and self.capture:
+            self.eager = asyncio.ensure_future(self._transcribe())
+
+    def _on_turn(self, event: object) -> None:
+        if isinstance(event, SpeechStarted):
+            self.capture = list(self.recent)
+            self.silence_s = 0.0
+        elif isinstance(event, SpeechEnded):
+            future = self.eager or asyncio.ensure_future(self._transcribe())
+            self.eager, self.capture = None, None
+            self._queue(Utterance(future, time.monotonic()))
+        elif isinstance(event, UtteranceTooShort):
+            self._drop_eager()
+            self.capture = None
+
+    def _queue(self, utterance: Utterance) -> None:
+        if self.talk.turns.full():  # the caller talks faster than we answer: keep the newest
+            dropped = self.talk.turns.get_nowait()
+            dropped.transcript.cancel()
+        self.talk.turns.put_nowait(utterance)
+
+    async def _transcribe(self) -> Transcript:
+        audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)
+        return await self.engine.stt.transcribe(audio, self.media.language)
+
+    def _drop_eager(self) -> None:
+        if self.eager is not None:
+            self.eager.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                self.eager.exception()
+            self.eager = None
+
+
+async def _once(pcm: Pcm) -> AsyncIterator[Pcm]:
+    yield pcm
