@@ -46,6 +46,28 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return run_serve(settings)
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.serve import run_serve
+    from smartpbx_ari.telephony.pbx import LocalPbx
+
+    print("demo: starting the local Asterisk (the first time provisions it: about a minute)")
+    status = LocalPbx(settings).up()
+    print(f"demo: pbx {status.detail}")
+    print(DEMO_HELP.format(host=settings.pbx.host, port=settings.pbx.sip_port,
+                           secrets=settings.data_dir / "secrets.toml"))
+    return run_serve(settings)
+
+
+DEMO_HELP = """
+SmartPBX demo is starting. Then, in another terminal:
+  smartpbx call 1000 --say "Where is my parcel?" --say "How do I get a refund?"
+or point a softphone at sip:{host}:{port} (UDP), user 2001 or caller, password
+operator_password / caller_password from {secrets}, and dial 1000 (the AI), 0 (the
+operators' queue) or 600 (echo test). Ctrl-C stops the controller; `smartpbx pbx down`
+stops Asterisk.
+"""
+
+
 def _call(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.telephony.caller_cli import run_call
 
@@ -65,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the controller against the local PBX")
     serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
+    demo.set_defaults(handler=_demo)
 
     from smartpbx_ari.telephony.caller_cli import add_call_arguments
 

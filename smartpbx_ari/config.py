@@ -64,7 +64,7 @@ class MediaSettings:
     bind_host: str = "127.0.0.1"
     port_start: int = 20000
     port_end: int = 20999
-    format: str = "slin16"
+    format: str = "g722"  # wideband both ways; slin16 is one-way (see media.codecs)
     inbound_queue_frames: int = 250
 
     def __post_init__(self) -> None:
@@ -72,8 +72,8 @@ class MediaSettings:
         _check_port("media.port_end", self.port_end)
         if self.port_end < self.port_start:
             raise ConfigError("media.port_end: must not be below media.port_start")
-        if self.format not in ("slin16", "ulaw"):
-            raise ConfigError(f"media.format: {self.format!r} is not one of slin16, ulaw")
+        if self.format not in ("g722", "ulaw", "alaw"):
+            raise ConfigError(f"media.format: {self.format!r} is not one of g722, ulaw, alaw")
         if self.inbound_queue_frames < 1:
             raise ConfigError("media.inbound_queue_frames: must be at least 1")
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,9 +88,11 @@ class VoiceConversation:
         self.turns: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=4)
         self.playback_rms = 0.0
         self.player: PacedPlayer | None = None
+        self.encode: Callable[[Pcm], bytes] = codecs.encoder("ulaw")
 
     async def run(self, media: CallMedia) -> None:
         codec = codecs.codec(media.codec)
+        self.encode = codecs.encoder(codec.name)
         packetizer = RtpPacketizer.for_codec(codec, secrets.randbits(32))
         self.player = PacedPlayer(media.endpoint.send, packetizer)
         async with asyncio.TaskGroup() as tg:
@@ -149,14 +151,16 @@ class VoiceConversation:
                 self.player.packetizer.start_talkspurt()
                 first = False
             self.playback_rms = rms(pcm)
-            data = codecs.encode(codec.name, down.process(pcm) if down else pcm)
-            for frame in split_frames(data, codec.frame_bytes, codec.silence_byte):
+            pcm = down.process(pcm) if down else pcm
+            pcm = np.concatenate([pcm, np.zeros(-len(pcm) % codec.samples_per_frame, np.int16)])
+            for frame in split_frames(self.encode(pcm), codec.frame_bytes, codec.silence_byte):
                 yield frame
 
     # ---- listening ----------------------------------------------------------------
     async def _listen(self, media: CallMedia) -> None:
         ear = Ear(self.engine, self, media)
         jitter = JitterBuffer(depth=3)
+        decode = codecs.decoder(media.codec)
         silence = np.zeros(codecs.codec(media.codec).samples_per_frame, np.int16)
         while True:
             try:
@@ -166,12 +170,12 @@ class VoiceConversation:
                 # No RTP (DTX, or a caller that sends nothing while silent) is silence:
                 # without it a turn would never end.
                 for pkt in jitter.flush():
-                    ear.hear(codecs.decode(media.codec, pkt.payload))
+                    ear.hear(decode(pkt.payload))
                 for _ in range(round(SILENCE_FILL_S / FRAME_S)):
                     ear.hear(silence)
                 continue
             for pkt in jitter.push(packet):
-                ear.hear(codecs.decode(media.codec, pkt.payload))
+                ear.hear(decode(pkt.payload))
 
 
 class Ear:

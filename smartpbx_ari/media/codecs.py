@@ -18,7 +18,7 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
-from .rtp import PT_PCMA, PT_PCMU, PT_SLIN16
+from .rtp import PT_G722, PT_PCMA, PT_PCMU, PT_SLIN16
 
 Pcm = npt.NDArray[np.int16]
 _I64 = npt.NDArray[np.int64]
@@ -123,21 +123,25 @@ class Codec:
 
     name: str
     payload_type: int
-    sample_rate: int
+    sample_rate: int  # of the PCM it carries
     frame_bytes: int
-    silence_byte: int  # fills a short last frame without a click
+    silence_byte: int  # fills a short last frame without a click (stateless codecs)
+    clock_rate: int = 0  # RTP timestamp rate when it differs (G.722: 8000, RFC 3551)
 
     @property
     def samples_per_frame(self) -> int:
+        """PCM samples in one 20 ms frame."""
         return self.sample_rate // 50
 
     @property
-    def bytes_per_sample(self) -> int:
-        return self.frame_bytes // self.samples_per_frame
+    def timestamp_step(self) -> int:
+        """RTP timestamp units per 20 ms frame."""
+        return (self.clock_rate or self.sample_rate) // 50
 
 
 CODECS: Mapping[str, Codec] = MappingProxyType({
     "slin16": Codec("slin16", PT_SLIN16, 16000, 640, 0x00),
+    "g722": Codec("g722", PT_G722, 16000, 160, 0x00, clock_rate=8000),
     "ulaw": Codec("ulaw", PT_PCMU, 8000, 160, 0xFF),
     "alaw": Codec("alaw", PT_PCMA, 8000, 160, 0xD5),
 })
@@ -148,6 +152,35 @@ _DECODERS: Mapping[str, Callable[[bytes], Pcm]] = {
 _ENCODERS: Mapping[str, Callable[[Pcm], bytes]] = {
     "slin16": pcm_to_slin16_be, "ulaw": ulaw_encode, "alaw": alaw_encode,
 }
+G722_BITRATE = 64000
+
+
+def decoder(codec_name: str) -> Callable[[bytes], Pcm]:
+    """A decoder for one stream (stateful for G.722, shared functions otherwise)."""
+    name = codec(codec_name).name
+    if name != "g722":
+        return _DECODERS[name]
+    from G722 import G722
+
+    state = G722(16000, G722_BITRATE)
+    def decode_g722(payload: bytes) -> Pcm:
+        return np.asarray(state.decode(payload), dtype=np.int16)
+
+    return decode_g722
+
+
+def encoder(codec_name: str) -> Callable[[Pcm], bytes]:
+    """An encoder for one stream (stateful for G.722)."""
+    name = codec(codec_name).name
+    if name != "g722":
+        return _ENCODERS[name]
+    from G722 import G722
+
+    state = G722(16000, G722_BITRATE)
+    def encode_g722(pcm: Pcm) -> bytes:
+        return bytes(state.encode(_as_pcm(pcm)))
+
+    return encode_g722
 
 
 def codec(name: str) -> Codec:
@@ -165,10 +198,17 @@ def codec_for_payload_type(payload_type: int) -> Codec:
 
 
 def decode(codec_name: str, payload: bytes) -> Pcm:
-    """Payload bytes to int16 PCM at the codec's own sample rate."""
-    return _DECODERS[codec(codec_name).name](payload)
+    """Payload bytes to int16 PCM at the codec's own sample rate (stateless codecs)."""
+    return _DECODERS[_stateless(codec_name)](payload)
 
 
 def encode(codec_name: str, pcm: Pcm) -> bytes:
-    """int16 PCM, already at the codec's sample rate, to payload bytes."""
-    return _ENCODERS[codec(codec_name).name](pcm)
+    """int16 PCM, already at the codec's sample rate, to payload bytes (stateless codecs)."""
+    return _ENCODERS[_stateless(codec_name)](pcm)
+
+
+def _stateless(codec_name: str) -> str:
+    name = codec(codec_name).name
+    if name not in _DECODERS:
+        raise ValueError(f"{name} keeps state between frames: use decoder()/encoder()")
+    return name

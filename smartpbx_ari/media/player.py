@@ -40,7 +40,7 @@ class RtpPacketizer:
 
     @classmethod
     def for_codec(cls, codec: Codec, ssrc: int) -> RtpPacketizer:
-        return cls(codec.payload_type, ssrc, codec.samples_per_frame, codec.frame_bytes)
+        return cls(codec.payload_type, ssrc, codec.timestamp_step, codec.frame_bytes)
 
     @property
     def sequence_number(self) -> int:

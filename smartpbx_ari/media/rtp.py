@@ -15,6 +15,7 @@ _HEADER = struct.Struct("!BBHII")
 
 PT_PCMU = 0
 PT_PCMA = 8
+PT_G722 = 9  # static: Asterisk's External Media accepts it back (16 kHz audio)
 PT_SLIN16 = 118  # Asterisk's dynamic payload type for slin16 on External Media
 
 

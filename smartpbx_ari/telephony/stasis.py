@@ -16,8 +16,8 @@ from typing import Protocol
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallEvent, EventBus
+from smartpbx_ari.media import codecs
 from smartpbx_ari.media.endpoint import PortPool, RtpEndpoint, RtpStats
-from smartpbx_ari.media.rtp import PT_PCMU, PT_SLIN16
 from smartpbx_ari.telephony.ari import AriClient, AriError
 from smartpbx_ari.telephony.ari_events import (
     AriEvent,
@@ -142,7 +142,7 @@ class CallSession:
         bridge = await ari.create_bridge("mixing", name=f"smartpbx-{self.call_id}")
         self.bridge_id = bridge.id
         self.port = self.app.ports.acquire()
-        pt = PT_SLIN16 if cfg.format == "slin16" else PT_PCMU
+        pt = codecs.codec(cfg.format).payload_type
         self.endpoint = await RtpEndpoint.open(cfg.bind_host, self.port, pt,
                                                cfg.inbound_queue_frames, self.app.settings.pbx.host)
         ext = await ari.external_media(f"{cfg.bind_host}:{self.port}", cfg.format,

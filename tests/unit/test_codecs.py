@@ -144,11 +144,29 @@ def test_encode_refuses_non_int16() -> None:
 def test_codec_table() -> None:
     assert [(c.name, c.payload_type, c.sample_rate, c.frame_bytes)
             for c in codecs.CODECS.values()] == [
-        ("slin16", PT_SLIN16, 16000, 640), ("ulaw", PT_PCMU, 8000, 160),
-        ("alaw", PT_PCMA, 8000, 160)]
+        ("slin16", PT_SLIN16, 16000, 640), ("g722", 9, 16000, 160),
+        ("ulaw", PT_PCMU, 8000, 160), ("alaw", PT_PCMA, 8000, 160)]
     assert codecs.codec("slin16").samples_per_frame == 320
-    assert codecs.codec("slin16").bytes_per_sample == 2
+    assert codecs.codec("slin16").timestamp_step == 320
+    # G.722 carries 16 kHz audio on an 8 kHz RTP clock (RFC 3551)
+    assert codecs.codec("g722").samples_per_frame == 320
+    assert codecs.codec("g722").timestamp_step == 160
     assert codecs.codec_for_payload_type(PT_PCMA).name == "alaw"
+
+
+def test_g722_streams_keep_their_own_state_and_keep_wideband() -> None:
+    t = np.arange(16000) / 16000
+    tone = (8000 * np.sin(2 * np.pi * 6000 * t)).astype(np.int16)  # above narrowband
+    enc, dec = codecs.encoder("g722"), codecs.decoder("g722")
+    frames = [enc(tone[i : i + 320]) for i in range(0, len(tone), 320)]
+    assert {len(f) for f in frames} == {160}
+    out = np.concatenate([dec(f) for f in frames])
+    spectrum = np.abs(np.fft.rfft(out[4000:].astype(np.float64)))
+    peak = np.fft.rfftfreq(len(out) - 4000, 1 / 16000)[spectrum.argmax()]
+    assert abs(peak - 6000) < 20
+    assert abs(_rms(out[4000:]) / _rms(tone[4000:]) - 1) < 0.1
+    with pytest.raises(ValueError, match="keeps state"):
+        codecs.decode("g722", frames[0])
 
 
 @pytest.mark.parametrize("name", ["slin16", "ulaw", "alaw"])
@@ -162,7 +180,11 @@ def test_generic_decode_gives_a_frame_at_the_codec_rate(name: str) -> None:
 
 
 def test_unknown_codec_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="slin16, ulaw, alaw"):
-        codecs.decode("g722", b"")
-    with pytest.raises(ValueError, match="payload type 9"):
-        codecs.codec_for_payload_type(9)
+    with pytest.raises(ValueError, match="slin16, g722, ulaw, alaw"):
+        codecs.decode("opus", b"")
+    with pytest.raises(ValueError, match="payload type 97"):
+        codecs.codec_for_payload_type(97)
+
+
+def _rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
