@@ -15,6 +15,8 @@ class Channel:
     caller_name: str = ""
     exten: str = ""
     context: str = ""
+    app_name: str = ""  # the dialplan application it is in (e.g. "Stasis") ...
+    app_data: str = ""  # ... and its argument (the Stasis app name)
     variables: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -29,6 +31,8 @@ class Channel:
             caller_name=str(caller.get("name", "")),
             exten=str(dialplan.get("exten", "")),
             context=str(dialplan.get("context", "")),
+            app_name=str(dialplan.get("app_name", "")),
+            app_data=str(dialplan.get("app_data", "")),
             variables={str(k): str(v) for k, v in (data.get("channelvars") or {}).items()},
         )
 
@@ -40,11 +44,13 @@ class Channel:
 @dataclass(frozen=True)
 class Bridge:
     id: str
+    name: str = ""
     channels: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Bridge:
-        return cls(id=str(data["id"]), channels=tuple(data.get("channels") or ()))
+        return cls(id=str(data["id"]), name=str(data.get("name", "")),
+                   channels=tuple(data.get("channels") or ()))
 
 
 @dataclass(frozen=True)

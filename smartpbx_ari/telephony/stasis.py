@@ -32,6 +32,7 @@ from smartpbx_ari.telephony.ari_events import (
 
 log = logging.getLogger(__name__)
 EXTERNAL_SUFFIX = "-em"
+BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
 
 
@@ -139,7 +140,7 @@ class CallSession:
         ari, cfg = self.app.ari, self.app.settings.media
         await ari.answer(self.call_id)
         self.app.emit(self.call_id, "answered")
-        bridge = await ari.create_bridge("mixing", name=f"smartpbx-{self.call_id}")
+        bridge = await ari.create_bridge("mixing", name=BRIDGE_PREFIX + self.call_id)
         self.bridge_id = bridge.id
         self.port = self.app.ports.acquire()
         pt = codecs.codec(cfg.format).payload_type
@@ -208,8 +209,12 @@ class StasisApp:
 
     async def run(self) -> None:
         """Route events until cancelled; on cancel, release every call first."""
+        first = True
         try:
             async for event in self.ari.events():
+                if first:  # connected: whatever a dead predecessor left behind is ours now
+                    first = False
+                    await self.reconcile()
                 await self.dispatch(event)
         finally:
             await self.shutdown()
@@ -243,15 +248,35 @@ class StasisApp:
         self._routes.pop(session.external_id, None)
 
     async def reconcile(self) -> None:
-        """After a WebSocket drop: end sessions whose caller vanished."""
+        """Match Asterisk's state to ours after (re)connecting.
+
+        Sessions whose caller vanished end; callers left in our Stasis app by a dead
+        controller go back to the dialplan (the operators), never left in silence; their
+        orphaned External Media channels and bridges are removed. One controller per
+        Asterisk is assumed: another controller's calls would look orphaned.
+        """
         try:
-            alive = {c.id for c in await self.ari.channels()}
+            channels = await self.ari.channels()
+            bridges = await self.ari.bridges()
         except AriError as err:
             log.warning("reconcile failed: %s", err)
             return
+        alive = {c.id for c in channels}
         for session in list(self.sessions.values()):
             if session.call_id not in alive:
                 session.finish("caller hung up")
+        for channel in channels:
+            if channel.id in self._routes:
+                continue
+            if channel.is_external_media and channel.id.endswith(EXTERNAL_SUFFIX):
+                await _quietly(self.ari.hangup(channel.id))
+            elif channel.app_name == "Stasis" and channel.app_data == self.ari.app:
+                log.warning("call=%s orphaned in Stasis: back to the dialplan", channel.id)
+                await _quietly(self.ari.continue_in_dialplan(channel.id))
+        owned = {s.bridge_id for s in self.sessions.values()}
+        for bridge in bridges:
+            if bridge.name.startswith(BRIDGE_PREFIX) and bridge.id not in owned:
+                await _quietly(self.ari.destroy_bridge(bridge.id))
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Hand every call back to the dialplan, then wait for their tasks."""

@@ -11,6 +11,7 @@ import pytest
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEvent, Subscription
+from smartpbx_ari.media import codecs
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
 from tests.fixtures.audio import speak_wav, wav_frames
@@ -18,8 +19,7 @@ from tests.fixtures.sipp import run_rtp_stream_call
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SLIN16_BYTES_PER_8K_SAMPLE = 4  # 8 kHz mu-law sample -> two 16-bit samples at 16 kHz
-FRAME_BYTES = 640
+SAMPLES_PER_8K_FRAME = 160  # SIPp streams the 8 kHz WAV in 20 ms frames
 
 
 async def _until(sub: Subscription, kind: str, timeout: float = 20.0) -> CallEvent:
@@ -49,9 +49,11 @@ async def test_sipp_call_reaches_stasis_and_audio_arrives_as_rtp(
         assert started.data["caller"] == "caller"
         ended = await _until(sub, "ended")
         assert ended.call_id == started.call_id
-        # RTP carries whole 20 ms frames: the last, partial one is padded to a frame.
-        expected = -(-samples // 160) * 160 * SLIN16_BYTES_PER_8K_SAMPLE
-        assert abs(int(ended.data["rx_bytes"]) - expected) <= FRAME_BYTES, (ended.data, expected)
+        # RTP carries whole 20 ms frames (the last, partial one padded), each re-encoded
+        # by Asterisk into the External Media format.
+        frame_bytes = codecs.codec(settings.media.format).frame_bytes
+        expected = -(-samples // SAMPLES_PER_8K_FRAME) * frame_bytes
+        assert abs(int(ended.data["rx_bytes"]) - expected) <= frame_bytes, (ended.data, expected)
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
