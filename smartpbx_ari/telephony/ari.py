@@ -2,7 +2,7 @@
 
 The third-party ARI clients fail when the WebSocket drops (see the voice-loop issue);
 this one reconnects with capped exponential backoff and jitter and yields a
-:class:`Reconnected` event so the app can reconcile (``GET /ari/channels``).
+:class:`Connected` event (first connection too) so the app can reconcile (``GET /ari/channels``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from smartpbx_ari.errors import UserFacingError
-from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Reconnected, parse_event
+from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Connected, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class AriClient:
         return self.base_url.replace("http", "ws", 1) + "/events"
 
     async def events(self) -> AsyncIterator[AriEvent]:
-        """Yield events forever; reconnect on drop and yield :class:`Reconnected`."""
+        """Yield events forever, each connection opened by a :class:`Connected`."""
         delays = backoff_delays(cap=self._reconnect_max_s)
         first = True
         while True:
@@ -163,8 +163,7 @@ class AriClient:
             self._ws = ws
             self.connected.set()
             log.info("ARI WebSocket connected (app %s)", self.app)
-            if not first:
-                yield Reconnected(type="Reconnected", application=self.app)
+            yield Connected(type="Connected", application=self.app, first=first)
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     yield parse_event(json.loads(msg.data))

@@ -95,8 +95,12 @@ class ChannelDestroyed(ChannelEvent):
 
 
 @dataclass(frozen=True)
-class Reconnected(AriEvent):
-    """Not from Asterisk: the WebSocket came back after a drop; reconcile state."""
+class Connected(AriEvent):
+    """Not from Asterisk: the WebSocket is (re)connected, before any event of it.
+
+    Reconcile here: Asterisk may hold channels we do not know (a drop, a restart)."""
+
+    first: bool = True
 
 
 def parse_event(data: dict[str, Any]) -> AriEvent:

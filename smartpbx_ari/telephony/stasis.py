@@ -25,7 +25,7 @@ from smartpbx_ari.telephony.ari_events import (
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelEvent,
-    Reconnected,
+    Connected,
     StasisEnd,
     StasisStart,
 )
@@ -209,18 +209,14 @@ class StasisApp:
 
     async def run(self) -> None:
         """Route events until cancelled; on cancel, release every call first."""
-        first = True
         try:
             async for event in self.ari.events():
-                if first:  # connected: whatever a dead predecessor left behind is ours now
-                    first = False
-                    await self.reconcile()
                 await self.dispatch(event)
         finally:
             await self.shutdown()
 
     async def dispatch(self, event: AriEvent) -> None:
-        if isinstance(event, Reconnected):
+        if isinstance(event, Connected):  # before any event of this connection
             await self.reconcile()
             return
         if isinstance(event, StasisStart) and not event.channel.is_external_media:
