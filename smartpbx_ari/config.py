@@ -110,7 +110,9 @@ class TurnSettings:
     end_silence_ms: int = 400
     min_utterance_ms: int = 250
     max_utterance_ms: int = 20000
-    barge_in_ms: int = 120
+    # caller speech over our playback that stops it: one 32 ms VAD window. Silero is slow
+    # on unvoiced onsets ("s", "t"), so each window more is 32 ms of talking over them.
+    barge_in_ms: int = 30
 
     def __post_init__(self) -> None:
         if not 0.0 < self.vad_threshold < 1.0:

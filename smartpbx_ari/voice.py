@@ -44,6 +44,10 @@ Pcm = npt.NDArray[np.int16]
 RATE = 16000  # VAD, STT and TTS work at 16 kHz
 PREROLL_S = 0.3
 FRAME_S = 0.02
+ECHO_WINDOW = 8  # frames (160 ms) of our own playback an echo may lag behind
+ECHO_RATIO = 0.5  # an echo is at least 6 dB below what we sent (ITU-T G.168 ERL)
+HOLD_RMS = 400.0  # a caller this loud (well above line noise) holds our playback ...
+HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
 SILENCE_FILL_S = 0.06  # a gap this long in the caller's RTP is fed to VAD as silence
 
 
@@ -86,7 +90,10 @@ class VoiceConversation:
     def __init__(self, engine: VoiceEngine) -> None:
         self.engine = engine
         self.turns: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=4)
-        self.playback_rms = 0.0
+        # Echo reference: levels of the frames queued for the player, and of those sent in
+        # the last ECHO_WINDOW frames (an echo arrives within that tail).
+        self._queued_levels: collections.deque[float] = collections.deque()
+        self._sent_levels: collections.deque[float] = collections.deque(maxlen=ECHO_WINDOW)
         self.player: PacedPlayer | None = None
         self.encode: Callable[[Pcm], bytes] = codecs.encoder("ulaw")
 
@@ -94,7 +101,7 @@ class VoiceConversation:
         codec = codecs.codec(media.codec)
         self.encode = codecs.encoder(codec.name)
         packetizer = RtpPacketizer.for_codec(codec, secrets.randbits(32))
-        self.player = PacedPlayer(media.endpoint.send, packetizer)
+        self.player = PacedPlayer(self._sender(media), packetizer)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(media), name=f"call:{media.call_id}:listen")
             tg.create_task(self._talk(media), name=f"call:{media.call_id}:talk")
@@ -136,10 +143,24 @@ class VoiceConversation:
             media.emit("error", code=err.code, message=str(err))
             yield self.engine.apology
 
+    @property
+    def playback_rms(self) -> float:
+        """How loud we were over the last few frames sent (0 when silent)."""
+        return max(self._sent_levels, default=0.0)
+
+    def _sender(self, media: CallMedia) -> Callable[[bytes], None]:
+        def send(packet: bytes) -> None:
+            media.endpoint.send(packet)
+            self._sent_levels.append(self._queued_levels.popleft() if self._queued_levels
+                                     else 0.0)
+
+        return send
+
     async def _play(self, media: CallMedia, audio: AsyncIterator[Pcm]) -> None:
         assert self.player is not None
         await self.player.play(self._frames(media, audio))
-        self.playback_rms = 0.0
+        self._queued_levels.clear()
+        self._sent_levels.clear()
 
     async def _frames(self, media: CallMedia, audio: AsyncIterator[Pcm]) -> AsyncIterator[bytes]:
         codec = codecs.codec(media.codec)
@@ -150,10 +171,12 @@ class VoiceConversation:
                 assert self.player is not None
                 self.player.packetizer.start_talkspurt()
                 first = False
-            self.playback_rms = rms(pcm)
             pcm = down.process(pcm) if down else pcm
-            pcm = np.concatenate([pcm, np.zeros(-len(pcm) % codec.samples_per_frame, np.int16)])
-            for frame in split_frames(self.encode(pcm), codec.frame_bytes, codec.silence_byte):
+            n = codec.samples_per_frame
+            pcm = np.concatenate([pcm, np.zeros(-len(pcm) % n, np.int16)])
+            for i, frame in enumerate(split_frames(self.encode(pcm), codec.frame_bytes,
+                                                   codec.silence_byte)):
+                self._queued_levels.append(rms(pcm[i * n : (i + 1) * n]))
                 yield frame
 
     # ---- listening ----------------------------------------------------------------
@@ -189,6 +212,7 @@ class Ear:
                                  t.min_utterance_ms / 1000, t.max_utterance_ms / 1000)
         self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
         self.eager_s = t.eager_silence_ms / 1000
+        self.held_s = 0.0
         rate = codecs.codec(media.codec).sample_rate
         self.up = Resampler(rate, RATE) if rate != RATE else None
         self.recent: collections.deque[Pcm] = collections.deque(maxlen=int(PREROLL_S / 0.02))
@@ -210,14 +234,28 @@ class Ear:
                 self._on_turn(event)
 
     def _gate(self, seconds: float, is_speech: bool, level: float) -> bool:
-        """While we talk, only a confirmed barge-in counts as the caller's speech."""
+        """While we talk, only a confirmed barge-in counts as the caller's speech.
+
+        The echo gate (the caller louder than half our own recent playback) keeps our
+        voice, echoed back by the line, from interrupting us. Silero is slow on unvoiced
+        onsets ("s", "t"), so a loud line first *holds* the answer at once and the VAD
+        then stops it or lets it go on."""
         player = self.talk.player
         if player is None or not player.playing:
             self.barge.reset()
+            self.held_s = 0.0
             return is_speech
+        echo = self.talk.playback_rms * ECHO_RATIO
+        if not player.held and level >= max(HOLD_RMS, echo):
+            player.hold()  # loud: pause now, the VAD decides within HOLD_MAX_S
         if self.barge.process(seconds, is_speech, level, self.talk.playback_rms):
             player.stop()
             self.media.emit("barge_in")
+        elif player.held:
+            self.held_s += seconds
+            if self.held_s >= HOLD_MAX_S:  # a cough or a click: go on talking
+                self.held_s = 0.0
+                player.resume()
         return is_speech and self.barge.triggered
 
     def _track_silence(self, seconds: float, speech: bool) -> None:

@@ -1,4 +1,10 @@
-"""Session fixtures shared by every layer: the real Asterisk, the settings, tmp audio."""
+"""Session fixtures shared by every layer: the real Asterisk, the settings, tmp audio.
+
+hypothesis' pytest plugin imports some of its modules lazily (at report time, at session
+end); on CPython 3.11.7 compiling them then (assertion rewriting) can die with "AST
+constructor recursion depth mismatch" (a CPython bug fixed in 3.11.8). Importing them
+here, at collection, avoids that.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,13 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import hypothesis.errors
+import hypothesis.internal.conjecture.providers
+import hypothesis.internal.escalation
+import hypothesis.internal.healthcheck
+import hypothesis.internal.observability
+import hypothesis.reporting
+import hypothesis.statistics  # noqa: F401
 import pytest
 
 from smartpbx_ari.config import Settings, load_settings

@@ -96,6 +96,7 @@ async def _frames(source: AsyncIterable[bytes] | Iterable[bytes],
             yield frame
         return
     it = aiter(source)
+    fetch: asyncio.Future[bytes | None] | None = None
     try:
         while True:
             fetch = asyncio.ensure_future(_next(it))
@@ -110,6 +111,9 @@ async def _frames(source: AsyncIterable[bytes] | Iterable[bytes],
                 return
             yield fetched
     finally:
+        if fetch is not None and not fetch.done():  # cancelled mid-fetch (hang-up)
+            fetch.cancel()
+            await asyncio.wait([fetch])
         if inspect.isasyncgen(it):
             await it.aclose()  # the producer's cleanup (e.g. stop synthesis) runs now
 
@@ -130,6 +134,8 @@ class PacedPlayer:
         self._clock = clock
         self.max_lag_frames = max_lag_frames
         self._stopped: asyncio.Future[None] | None = None  # set while playing
+        self._running = asyncio.Event()  # cleared by hold()
+        self._running.set()
         self._t0 = 0.0
         self._n = 0  # frames sent in the current answer
         self._schedule_end: float | None = None
@@ -145,6 +151,19 @@ class PacedPlayer:
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
 
+    @property
+    def held(self) -> bool:
+        return not self._running.is_set()
+
+    def hold(self) -> None:
+        """Pause sending at the next frame (a possible barge-in) until resume() or stop()."""
+        if self.playing:
+            self._running.clear()
+
+    def resume(self) -> None:
+        """Go on after hold(); the schedule resyncs to now, timestamps skip the pause."""
+        self._running.set()
+
     async def play(self, frames: AsyncIterable[bytes] | Iterable[bytes]) -> int:
         """Send every frame on schedule; return how many were sent.
 
@@ -158,6 +177,7 @@ class PacedPlayer:
             return await self._run(frames, self._stopped)
         finally:
             self._stopped = None
+            self._running.set()
             self._schedule_end = self._due()
 
     async def _run(self, frames: AsyncIterable[bytes] | Iterable[bytes],
@@ -166,6 +186,8 @@ class PacedPlayer:
         source = _frames(frames, stopped)
         try:
             async for payload in source:
+                if not await self._wait_while_held(stopped):
+                    break
                 if not await self._wait_until_due(stopped, resync=True):
                     break
                 self._send(self.packetizer.packetize(payload))
@@ -176,6 +198,17 @@ class PacedPlayer:
         finally:
             await source.aclose()
         return self._n
+
+    async def _wait_while_held(self, stopped: asyncio.Future[None]) -> bool:
+        if self._running.is_set():
+            return True
+        running = asyncio.ensure_future(self._running.wait())
+        waiters: list[asyncio.Future[Any]] = [stopped, running]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            running.cancel()
+        return not stopped.done()
 
     def _start_schedule(self) -> None:
         now = self._clock()

@@ -55,7 +55,7 @@ class Dial:
     exten: str
     server: tuple[str, int]
     user: str
-    password: str
+    password: str = field(repr=False)
     codec: str = "g722"
 
 
@@ -71,10 +71,14 @@ class Line:
     def rate(self) -> int:
         return self.call.rtp.codec.sample_rate
 
+    async def speech(self, text: str, voice: str = "") -> Pcm:
+        """``text`` synthesized at the call's rate, leading and trailing silence trimmed."""
+        pcm = trim_silence(await self.tts.synthesize(text, voice))
+        return resample(pcm, 16000, self.rate) if self.rate != 16000 else pcm
+
     async def say(self, text: str, voice: str = "") -> float:
         """Speak ``text``; return the monotonic time its last voiced frame left."""
-        pcm = trim_silence(await self.tts.synthesize(text, voice))
-        await self.play(resample(pcm, 16000, self.rate) if self.rate != 16000 else pcm)
+        await self.play(await self.speech(text, voice))
         return time.monotonic()
 
     async def play(self, pcm: Pcm) -> None:

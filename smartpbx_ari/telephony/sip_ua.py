@@ -82,7 +82,7 @@ class SipTimeoutError(SipError, TimeoutError):
 # ---- RTP: sans-IO sender -----------------------------------------------------------
 @dataclass(frozen=True)
 class AudioTick:
-    payload: bytes  # one 20 ms frame, already encoded
+    pcm: Pcm  # one 20 ms frame; encoded when sent, so a stateful codec sees send order
 
 
 @dataclass(frozen=True)
@@ -96,19 +96,16 @@ class DtmfTick:
 TickItem = AudioTick | DtmfTick
 
 
-def audio_ticks(pcm: Pcm, codec: Codec = ULAW,
-                encode: Callable[[Pcm], bytes] | None = None) -> list[AudioTick]:
-    """Encode int16 PCM at the codec's rate into 20 ms frames (the last one padded).
-
-    Pass the stream's own ``encode`` for a stateful codec (G.722)."""
-    encode = encode or encoder(codec.name)
+def audio_ticks(pcm: Pcm, codec: Codec = ULAW) -> list[AudioTick]:
+    """Cut int16 PCM at the codec's rate into 20 ms frames (the last one zero-padded)."""
     pcm = np.asarray(pcm)
     if pcm.ndim != 1:
         raise ValueError(f"PCM must be mono (1-D), got shape {pcm.shape}")
-    pad = -len(pcm) % codec.samples_per_frame
-    payload = encode(np.concatenate([pcm, np.zeros(pad, np.int16)]))
-    step = codec.frame_bytes
-    return [AudioTick(payload[i : i + step]) for i in range(0, len(payload), step)]
+    if pcm.dtype != np.int16:
+        raise TypeError(f"PCM must be int16, got {pcm.dtype}")
+    n = codec.samples_per_frame
+    padded = np.concatenate([pcm, np.zeros(-len(pcm) % n, np.int16)])
+    return [AudioTick(padded[i : i + n]) for i in range(0, len(padded), n)]
 
 
 def dtmf_ticks(digit: str, duration: float = 0.1,
@@ -132,7 +129,10 @@ class RtpSender:
         self.ssrc = ssrc
         self.codec = codec
         self.payload_type = codec.payload_type
-        self._silence = encoder(codec.name)(np.zeros(codec.samples_per_frame, np.int16))
+        # One encoder for everything sent, in send order: G.722 (ADPCM) state must match
+        # the far end's decoder, or every talkspurt starts with a burst of noise.
+        self._encode = encoder(codec.name)
+        self._zeros = np.zeros(codec.samples_per_frame, np.int16)
         self.dtmf_payload_type = dtmf_payload_type
         self.keepalive = keepalive
         self.sequence = sequence
@@ -147,11 +147,11 @@ class RtpSender:
         talkspurt_start = isinstance(item, AudioTick) and not self._talking
         self._talking = isinstance(item, AudioTick)
         if isinstance(item, AudioTick):
-            return [self._packet(self.payload_type, item.payload, ts, talkspurt_start)]
+            return [self._packet(self.payload_type, self._encode(item.pcm), ts, talkspurt_start)]
         if isinstance(item, DtmfTick):
             return self._dtmf(item, ts)
         if self.keepalive:  # keeps strictrtp and NAT bindings fed between talkspurts
-            silence = self._silence
+            silence = self._encode(self._zeros)
             return [self._packet(self.payload_type, silence, ts, False)]
         return []
 
@@ -249,7 +249,6 @@ class RtpStream(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sender: RtpSender | None = None
-        self._encode: Callable[[Pcm], bytes] = encoder("ulaw")
         self._jobs: deque[_Job] = deque()
         self._ticker: asyncio.Task[None] | None = None
 
@@ -311,7 +310,6 @@ class RtpStream(asyncio.DatagramProtocol):
             raise ValueError(f"cannot send RTP payload type {payload_type}") from None
         self.remote = remote
         self.audio.use(codec)
-        self._encode = encoder(codec.name)
         self._sender = RtpSender(ssrc=secrets.randbits(32), codec=codec,
                                  dtmf_payload_type=dtmf_payload_type, keepalive=self.keepalive,
                                  sequence=secrets.randbits(16), timestamp=secrets.randbits(32))
@@ -324,7 +322,7 @@ class RtpStream(asyncio.DatagramProtocol):
 
     async def play(self, pcm: Pcm) -> None:
         """Send int16 PCM (at the codec's rate) as one talkspurt; returns once it is out."""
-        await self._run(audio_ticks(pcm, self._started().codec, self._encode))
+        await self._run(audio_ticks(pcm, self._started().codec))
 
     async def send_dtmf(self, digit: str, duration: float = 0.1) -> None:
         if self._started().dtmf_payload_type is None:

@@ -25,6 +25,7 @@ from smartpbx_ari.telephony.ari_events import (
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelEvent,
+    ChannelHangupRequest,
     Connected,
     StasisEnd,
     StasisStart,
@@ -92,8 +93,10 @@ class CallSession:
             if isinstance(event, StasisStart):
                 self.external_ready.set()
             return
-        if isinstance(event, StasisEnd | ChannelDestroyed):
-            self.finish("caller left" if isinstance(event, StasisEnd) else "caller hung up")
+        if isinstance(event, ChannelHangupRequest | ChannelDestroyed):
+            self.finish("caller hung up")
+        elif isinstance(event, StasisEnd):
+            self.finish("caller left")
         elif isinstance(event, ChannelDtmfReceived):
             self._on_dtmf(event.digit)
 

@@ -199,3 +199,36 @@ def test_stop_when_idle_is_harmless() -> None:
     player = PacedPlayer(lambda _: None, ulaw_packetizer())
     player.stop()
     assert not player.playing
+
+
+async def test_hold_pauses_and_resume_goes_on_without_a_burst() -> None:
+    sent: list[tuple[float, bytes]] = []
+    loop = asyncio.get_running_loop()
+    player = PacedPlayer(lambda p: sent.append((loop.time(), p)),
+                         RtpPacketizer(0, 1, 160, 160, first_sequence=0, first_timestamp=0))
+    play = asyncio.create_task(player.play([bytes(160)] * 20))
+    await asyncio.sleep(0.1)
+    player.hold()
+    assert player.held
+    await asyncio.sleep(0.02)
+    paused_at = len(sent)
+    await asyncio.sleep(0.2)
+    assert len(sent) == paused_at  # nothing leaves while held
+    player.resume()
+    assert await asyncio.wait_for(play, 2) == 20
+    gaps = [b - a for (a, _), (b, _) in zip(sent[paused_at:], sent[paused_at + 1 :], strict=False)]
+    assert max(gaps) < 0.035  # paced on, no burst of the held-back frames
+    stamps = [RtpPacket.parse(p).timestamp for _, p in sent]
+    assert stamps[paused_at] - stamps[paused_at - 1] >= 160 * 10  # the pause is in the timeline
+
+
+async def test_stop_while_held_returns_at_once() -> None:
+    player = PacedPlayer(lambda p: None, RtpPacketizer(0, 1, 160, 160))
+    play = asyncio.create_task(player.play([bytes(160)] * 100))
+    await asyncio.sleep(0.05)
+    player.hold()
+    await asyncio.sleep(0.05)
+    player.stop()
+    sent = await asyncio.wait_for(play, 0.1)
+    assert sent < 10
+    assert not player.held and not player.playing

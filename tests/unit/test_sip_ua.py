@@ -58,19 +58,20 @@ def tone(seconds: float, amplitude: int = 8000, hz: float = 440.0) -> np.ndarray
 # ---- RtpSender -----------------------------------------------------------------------
 def test_sender_marks_talkspurts_and_keeps_seq_and_ts_continuous() -> None:
     sender = RtpSender(ssrc=7, sequence=65534, timestamp=2**32 - 160)
-    frames = [AudioTick(b"\x01" * 160), AudioTick(b"\x02" * 160)]
+    frames = [AudioTick(tone(0.02)), AudioTick(tone(0.02, hz=880))]
     packets = [p for item in [None, *frames, None, frames[0]] for p in sender.tick(item)]
     assert [p.sequence_number for p in packets] == [65534, 65535, 0, 1, 2]
     assert [p.timestamp for p in packets] == [2**32 - 160, 0, 160, 320, 480]
     assert [p.marker for p in packets] == [False, True, False, False, True]
     assert packets[0].payload == SILENCE and packets[3].payload == SILENCE
+    assert packets[1].payload == ulaw_encode(tone(0.02))
     assert {p.ssrc for p in packets} == {7}
 
 
 def test_sender_without_keepalive_skips_silence_but_time_runs_on() -> None:
     sender = RtpSender(ssrc=1, keepalive=False)
     assert sender.tick(None) == []
-    (packet,) = sender.tick(AudioTick(b"\x00" * 160))
+    (packet,) = sender.tick(AudioTick(np.zeros(160, np.int16)))
     assert (packet.sequence_number, packet.timestamp, packet.marker) == (0, 160, True)
 
 
@@ -95,8 +96,8 @@ def test_sender_refuses_dtmf_without_payload_type() -> None:
 
 def test_audio_and_dtmf_ticks() -> None:
     ticks = audio_ticks(tone(0.05))
-    assert [len(t.payload) for t in ticks] == [160, 160, 160]
-    assert ticks[-1].payload.endswith(b"\xff" * 80)  # padded with mu-law silence
+    assert [len(t.pcm) for t in ticks] == [160, 160, 160]
+    assert not ticks[-1].pcm[80:].any()  # padded with silence
     with pytest.raises(ValueError, match="mono"):
         audio_ticks(np.zeros((2, 160), np.int16))
     with pytest.raises(TypeError, match="int16"):

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Voice-to-voice latency through the real Asterisk, measured from the caller's side.
+
+Starts the local PBX (if needed) and `smartpbx serve` as its own process, then places
+calls with the synthetic caller until --turns questions were asked; prints greeting time
+and voice-to-voice latency (end of the caller's speech -> first answer audio) as
+p50/p95/max. Targets on 2 cores: p50 <= 600 ms, p95 <= 900 ms, greeting <= 300 ms.
+
+    .venv/bin/python scripts/bench_voice.py --turns 20 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from smartpbx_ari.config import load_settings
+from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.telephony.caller import CallReport, Dial, SyntheticCaller
+from smartpbx_ari.telephony.pbx import LocalPbx
+
+QUESTIONS = [
+    "How do I get a refund?",
+    "Which payment methods do you accept?",
+    "When are you open?",
+    "Can I exchange an item for another size?",
+    "Is this product in stock?",
+]
+TURNS_PER_CALL = 5
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"n": len(values), "p50": round(statistics.median(values)),
+            "p95": round(percentile(values, 0.95)), "min": round(min(values)),
+            "max": round(max(values))}
+
+
+def start_controller(log: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("smartpbx")
+    out = log.open("wb")
+    proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if b"ARI WebSocket connected" in log.read_bytes():
+            return proc
+        if proc.poll() is not None:
+            raise SystemExit(f"smartpbx serve exited: {log.read_text()[-500:]}")
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("smartpbx serve did not connect to ARI within 60 s")
+
+
+async def run_calls(turns: int) -> list[CallReport]:
+    settings = load_settings()
+    password = load_credentials(settings.data_dir).caller_password
+    dial = Dial("1000", (settings.pbx.host, settings.pbx.sip_port), "caller", password)
+    caller = SyntheticCaller(settings)
+    reports = []
+    asked = 0
+    while asked < turns:
+        batch = [QUESTIONS[(asked + i) % len(QUESTIONS)]
+                 for i in range(min(TURNS_PER_CALL, turns - asked))]
+        reports.append(await caller.conversation(dial, batch, pause_s=0.3))
+        asked += len(batch)
+    return reports
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings = load_settings()
+    LocalPbx(settings).up()
+    log = settings.cache_dir / "bench-serve.log"
+    controller = start_controller(log)
+    try:
+        reports = asyncio.run(run_calls(args.turns))
+    finally:
+        controller.send_signal(signal.SIGTERM)
+        controller.wait(20)
+    turns = [t for r in reports for t in r.turns]
+    latencies = [float(t.latency_ms) for t in turns if t.latency_ms is not None]
+    greetings = [float(r.greeting_ms) for r in reports if r.greeting_ms is not None]
+    result = {
+        "cores": os.cpu_count(),
+        "latency_ms": summary(latencies),
+        "greeting_ms": summary(greetings),
+        "unanswered": sum(t.latency_ms is None for t in turns),
+        "turns": [{"said": t.said, "heard": t.heard, "latency_ms": t.latency_ms} for t in turns],
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(f"voice-to-voice latency (ms): {result['latency_ms']}")
+        print(f"greeting (ms):               {result['greeting_ms']}")
+        print(f"unanswered turns:            {result['unanswered']} of {len(turns)}")
+        for t in turns:
+            print(f"  {t.latency_ms:>5} ms  {t.said!r} -> {t.heard[:70]!r}")
+    return 0 if result["unanswered"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""E2E: our controller (in this process) + the real Asterisk + real models + a real SIP UA."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import Credentials
+from smartpbx_ari.events import CallEvent, Subscription
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+from smartpbx_ari.telephony.pbx import LocalPbx
+from smartpbx_ari.telephony.stasis import StasisApp
+from smartpbx_ari.voice import VoiceConversation, VoiceEngine
+
+
+@dataclass
+class Controller:
+    app: StasisApp
+    events: Subscription
+    engine: VoiceEngine
+
+    async def until(self, kind: str, timeout: float = 20.0) -> CallEvent:
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.next(timeout)
+                if event.kind == kind:
+                    return event
+
+
+@pytest.fixture
+async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings
+                     ) -> AsyncIterator[Controller]:
+    engine = await VoiceEngine.load(settings)
+    app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(engine))
+    events = app.events.subscribe()
+    runner = asyncio.create_task(app.run())
+    await asyncio.wait_for(ari.connected.wait(), 10)
+    try:
+        yield Controller(app, events, engine)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        engine.stt.close()
+
+
+@pytest.fixture
+def caller(settings: Settings, controller: Controller) -> SyntheticCaller:
+    return SyntheticCaller(settings, stt=controller.engine.stt)
+
+
+@pytest.fixture
+def dial(pbx: LocalPbx, settings: Settings, credentials: Credentials) -> Dial:
+    return Dial("1000", (settings.pbx.host, settings.pbx.sip_port), "caller",
+                credentials.caller_password)

@@ -1,0 +1,118 @@
+"""Whole calls through the real Asterisk: greeting, answers, DTMF 0, hang-up, barge-in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+from tests.e2e.conftest import Controller
+from tests.fixtures.audio import speak_wav, wav_frames
+from tests.fixtures.sipp import run_rtp_stream_call
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
+
+
+async def test_two_questions_in_one_call_hear_the_right_answers(
+    controller: Controller, caller: SyntheticCaller, dial: Dial
+) -> None:
+    report = await caller.conversation(
+        dial, ["How do I get a refund?", "Which payment methods do you accept?"])
+    assert report.greeting_ms is not None
+    assert "assistant" in report.greeting.lower()
+    refund, payment = report.turns
+    assert refund.latency_ms is not None and payment.latency_ms is not None
+    assert "refund" in refund.heard.lower()
+    assert "payment method" in refund.heard.lower()
+    assert "card" in payment.heard.lower()
+    heard = [(await controller.until("said")).data["intent"] for _ in range(2)]
+    assert heard == ["refund", "payment"]
+
+
+async def test_pressing_zero_hands_the_caller_to_the_operators_queue(
+    controller: Controller, caller: SyntheticCaller, dial: Dial, ari: AriClient
+) -> None:
+    async with caller.dial(dial) as line:
+        started = await controller.until("started")
+        await line.wait_voice(line.answered_at, 5)
+        await line.call.send_dtmf("0")
+        handed = await controller.until("handed_off")
+        assert handed.data["reason"] == "caller pressed 0"
+        await asyncio.sleep(0.5)
+        channel = await ari.channel(started.call_id)
+        assert channel.app_name == "Queue"  # the dialplan took it on, not silence
+    await controller.until("ended")
+
+
+async def test_hangup_mid_answer_leaves_no_channel_bridge_or_task(
+    controller: Controller, caller: SyntheticCaller, dial: Dial, ari: AriClient
+) -> None:
+    async with caller.dial(dial) as line:
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 5) or 0)
+        spoken = await line.say("How do I get a refund?")
+        assert await line.wait_voice(spoken, 10) is not None
+        await asyncio.sleep(0.5)  # hang up in the middle of the answer
+    ended = await controller.until("ended")
+    assert ended.data["reason"] == "caller hung up"
+    await asyncio.sleep(0.2)
+    assert controller.app.active_tasks() == []
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("call:")]
+    assert await ari.channels() == []
+    assert [b for b in await ari.bridges() if b.name.startswith("smartpbx-")] == []
+    assert controller.app.ports.in_use == 0
+
+
+async def test_barge_in_stops_the_answer_at_once(
+    controller: Controller, caller: SyntheticCaller, dial: Dial
+) -> None:
+    async with caller.dial(dial) as line:
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 5) or 0)
+        spoken = await line.say("How do I get a refund?")
+        answer = await line.wait_voice(spoken, 10)
+        assert answer is not None
+        interruption = await line.speech("Stop, and tell me about payment.")
+        await asyncio.sleep(1.0)
+        interrupt_at = time.monotonic()
+        await line.play(interruption)
+        barge = await controller.until("barge_in", 5)
+        assert barge.call_id
+        last_voice = max(t for t, pcm in line.call.rtp.received
+                         if interrupt_at <= t < interrupt_at + 1.0 and _loud(pcm))
+        stopped_ms = (last_voice - interrupt_at) * 1000
+        assert stopped_ms <= 150, f"answer went on {stopped_ms:.0f} ms into the caller's speech"
+        said = await controller.until("said")
+        assert said.data["intent"] == "payment"  # the interruption is the next turn
+
+
+async def test_sipp_third_party_call_receives_answer_audio(
+    controller: Controller, ari: AriClient, credentials: object, audio_dir: Path
+) -> None:
+    wav = speak_wav("Which payment methods do you accept?", audio_dir / "q.wav", ulaw=True)
+    password = credentials.caller_password  # type: ignore[attr-defined]
+    sipp = asyncio.create_task(asyncio.to_thread(
+        run_rtp_stream_call, audio_dir, "1000", wav, password,
+        pause_ms=5000, stream_ms=wav_frames(wav) // 8, tail_ms=7000))
+    started = await controller.until("started")
+    said = await controller.until("said", 20)
+    assert said.data["intent"] == "payment"
+    before = await _tx_packets(ari, started.call_id)
+    await asyncio.sleep(2.0)
+    after = await _tx_packets(ari, started.call_id)
+    assert after - before >= 80, (before, after)  # Asterisk sent SIPp >= 1.6 s of answer
+    result = await sipp
+    assert result.returncode == 0, result.stdout[-1500:]
+
+
+async def _tx_packets(ari: AriClient, channel_id: str) -> int:
+    return int(await ari.get_variable(channel_id, "CHANNEL(rtcp,txcount)") or 0)
+
+
+def _loud(pcm: object) -> bool:
+    import numpy as np
+
+    data = np.asarray(pcm, dtype=np.float64)
+    return bool(data.size) and float(np.sqrt(np.mean(data**2))) >= 300.0

@@ -1,0 +1,54 @@
+"""`smartpbx serve` as its own process: it answers, logs per call, and on SIGTERM hands
+its calls back to the dialplan (the operators' queue) instead of leaving them silent."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+def serve(pbx: object, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    log = tmp_path / "serve.log"
+    exe = Path(sys.executable).with_name("smartpbx")
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while b"ARI WebSocket connected" not in log.read_bytes():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "serve did not connect"
+        time.sleep(0.1)
+    yield proc, log
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+async def test_sigterm_hands_live_calls_to_the_operators(
+    serve: tuple[subprocess.Popen[bytes], Path], settings: object, dial: Dial,
+    ari: AriClient,
+) -> None:
+    proc, log = serve
+    caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
+    async with caller.dial(dial) as line:
+        assert await line.wait_voice(line.answered_at, 10) is not None  # the greeting
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+        [channel] = [c for c in await ari.channels() if c.name.startswith("PJSIP/caller")]
+        assert channel.app_name == "Queue"
+        assert not line.call.ended.is_set()  # still connected: now waiting for a human
+    text = log.read_text()
+    assert f"call={channel.id} event=started" in text
+    assert f"call={channel.id} event=handed_off reason='controller stopping'" in text

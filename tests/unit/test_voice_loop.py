@@ -1,0 +1,118 @@
+"""The voice loop at its narrow seams: a fake STT/TTS, real VAD and turn taking.
+
+A failing stage must not end the call: the caller hears an apology, the next turn works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.responder import FaqResponder, load_faq
+from smartpbx_ari.ai.stt import SttError, Transcript
+from smartpbx_ari.ai.tts import TtsError
+from smartpbx_ari.config import load_settings
+from smartpbx_ari.events import CallEvent
+from smartpbx_ari.media import codecs
+from smartpbx_ari.media.endpoint import RtpEndpoint
+from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.telephony.ari_events import Channel
+from smartpbx_ari.telephony.stasis import CallMedia
+from smartpbx_ari.voice import VoiceConversation, VoiceEngine
+from tests.fixtures.audio import read_pcm16, speak_wav
+
+pytestmark = [pytest.mark.unit, pytest.mark.ai]
+TONE = (3000 * np.sin(2 * np.pi * 440 * np.arange(3200) / 16000)).astype(np.int16)
+
+
+class FakeStt:
+    def __init__(self, results: list[Transcript | Exception]) -> None:
+        self.results = results
+
+    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class FakeTts:
+    def __init__(self, fail_on: str = "") -> None:
+        self.fail_on = fail_on
+
+    async def stream(self, text: str, voice: str = ""):  # type: ignore[no-untyped-def]
+        if self.fail_on and self.fail_on in text:
+            raise TtsError("tts: espeak-ng failed (1): synthetic")
+        yield TONE
+
+
+def _engine(stt: FakeStt, tts: FakeTts) -> VoiceEngine:
+    settings = load_settings(environ={})
+    return VoiceEngine(settings, stt, tts, FaqResponder(load_faq()),  # type: ignore[arg-type]
+                       greeting=TONE[:320], apology=TONE[:1600])
+
+
+def _speech(tmp_path: Path) -> np.ndarray:
+    wav = speak_wav("How do I get a refund for my order?", tmp_path / "q.wav", rate=8000)
+    data, _ = read_pcm16(wav)
+    return np.frombuffer(data, "<i2").astype(np.int16)
+
+
+async def _run_call(engine: VoiceEngine, speech: np.ndarray, turns: int,
+                    expect: int) -> list[CallEvent]:
+    events: list[CallEvent] = []
+    endpoint = RtpEndpoint(codecs.codec("ulaw").payload_type, 1000, "127.0.0.1")
+    sent: list[bytes] = []
+    endpoint.send = sent.append  # type: ignore[method-assign]
+    media = CallMedia("c1", Channel(id="c1"), endpoint, "ulaw", events.append, lambda r: None)
+    silence = np.zeros(8000, np.int16)
+    audio = np.concatenate([silence, *([speech, silence, silence] * turns)])
+    for n, start in enumerate(range(0, len(audio) - 159, 160)):
+        payload = codecs.ulaw_encode(audio[start : start + 160])
+        endpoint.queue.put_nowait(RtpPacket(payload_type=0, sequence_number=n,
+                                            timestamp=n * 160, payload=payload))
+    done = asyncio.Event()
+
+    def publish(event: CallEvent) -> None:
+        events.append(event)
+        if sum(e.kind in ("said", "error") for e in events) >= expect:
+            done.set()
+
+    media.publish = publish
+    talk = asyncio.create_task(VoiceConversation(engine).run(media))
+    async with asyncio.timeout(20):
+        await done.wait()
+    await asyncio.sleep(0.3)
+    talk.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await talk
+    assert sent, "nothing was played"
+    return events
+
+
+async def test_stt_failure_becomes_an_apology_and_the_next_turn_works(tmp_path: Path) -> None:
+    question = Transcript("How do I get a refund?", 0.9, 2.0, 0.3)
+    stt = FakeStt([SttError("transcription failed: boom"), question])
+    events = await _run_call(_engine(stt, FakeTts()), _speech(tmp_path), turns=2, expect=2)
+    kinds = [e.kind for e in events if e.kind in ("error", "heard", "said")]
+    assert kinds == ["error", "heard", "said"]
+    assert events[[e.kind for e in events].index("error")].data["code"] == "stt-failed"
+    assert next(e for e in events if e.kind == "said").data["intent"] == "refund"
+
+
+async def test_tts_failure_is_spoken_as_an_apology(tmp_path: Path) -> None:
+    question = Transcript("How do I get a refund?", 0.9, 2.0, 0.3)
+    stt = FakeStt([question])
+    events = await _run_call(_engine(stt, FakeTts(fail_on="Refunds")), _speech(tmp_path),
+                             turns=1, expect=2)
+    errors = [e for e in events if e.kind == "error"]
+    assert [e.data["code"] for e in errors] == ["tts-failed"]
+
+
+def test_espeak_is_installed() -> None:
+    out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True)
+    assert "eSpeak NG" in out.stdout
