@@ -45,7 +45,10 @@ RATE = 16000  # VAD, STT and TTS work at 16 kHz
 PREROLL_S = 0.3
 FRAME_S = 0.02
 ECHO_WINDOW = 8  # frames (160 ms) of our own playback an echo may lag behind
-ECHO_RATIO = 0.5  # an echo is at least 6 dB below what we sent (ITU-T G.168 ERL)
+# A hold is cheap and undone in HOLD_MAX_S, so it trusts the line's echo cancellation
+# (residual echo ~16 dB down); stopping needs the VAD *and* 6 dB (BargeInDetector's
+# echo_ratio, the ITU-T G.168 hybrid minimum), so our own echo can pause us, never cut us.
+HOLD_ECHO_RATIO = 0.15
 HOLD_RMS = 400.0  # a caller this loud (well above line noise) holds our playback ...
 HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
 SILENCE_FILL_S = 0.06  # a gap this long in the caller's RTP is fed to VAD as silence
@@ -245,7 +248,7 @@ class Ear:
             self.barge.reset()
             self.held_s = 0.0
             return is_speech
-        echo = self.talk.playback_rms * ECHO_RATIO
+        echo = self.talk.playback_rms * HOLD_ECHO_RATIO
         if not player.held and level >= max(HOLD_RMS, echo):
             player.hold()  # loud: pause now, the VAD decides within HOLD_MAX_S
         if self.barge.process(seconds, is_speech, level, self.talk.playback_rms):
