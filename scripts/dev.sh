@@ -47,6 +47,9 @@ case "${1:-}" in
   test)
     install_system; install_python
     shift
+    log "ruff check; mypy (strict)"
+    "$VENV/bin/ruff" check smartpbx_ari tests scripts
+    "$VENV/bin/mypy"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

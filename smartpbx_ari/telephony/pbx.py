@@ -175,27 +175,36 @@ class LocalPbx:
             (self.root / tree).mkdir(parents=True, exist_ok=True)
         _chown_tree(self.root / "etc/asterisk")
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        with self.logfile.open("ab") as log:
-            proc = subprocess.Popen(
-                ["chroot", str(self.root), "asterisk", "-f", "-n", "-U", "root", "-G", "root"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        self.pidfile.write_text(f"{proc.pid}\n")
+        pid = self._spawn()
+        self.pidfile.write_text(f"{pid}\n")
         try:
-            self._wait_ari(proc)
+            self._wait_ari(pid)
         except PbxError:
             self.down()
             raise
         return self.status()
 
-    def _wait_ari(self, proc: subprocess.Popen[bytes] | None = None) -> None:
+    def _spawn(self) -> int:
+        """Start Asterisk in its own session; it outlives us, so no Popen object is kept."""
+        argv = ["chroot", str(self.root), "asterisk", "-f", "-n", "-U", "root", "-G", "root"]
+        log = os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
+                       (os.POSIX_SPAWN_DUP2, log, 2)]
+            return os.posix_spawnp("chroot", argv, os.environ, file_actions=actions,
+                                   setsid=True)
+        finally:
+            os.close(log)
+            os.close(null)
+
+    def _wait_ari(self, pid: int | None = None) -> None:
         deadline = time.monotonic() + self.settings.pbx.start_timeout_s
         while time.monotonic() < deadline:
             if self.ari_ok():
                 return
-            if proc is not None and proc.poll() is not None:
-                raise PbxError(f"pbx: Asterisk exited with {proc.returncode}; "
-                               f"last log: {self._log_tail()}")
+            if pid is not None and _exited(pid):
+                raise PbxError(f"pbx: Asterisk exited at start; last log: {self._log_tail()}")
             time.sleep(0.2)
         raise PbxError(f"pbx: ARI did not answer within {self.settings.pbx.start_timeout_s:.0f} s;"
                        f" see {self.logfile}")
@@ -249,6 +258,13 @@ def _chown_tree(path: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(path):
         for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
             os.lchown(name, 0, 0)
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return not Path(f"/proc/{pid}").exists()
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -116,3 +118,36 @@ def _loud(pcm: object) -> bool:
 
     data = np.asarray(pcm, dtype=np.float64)
     return bool(data.size) and float(np.sqrt(np.mean(data**2))) >= 300.0
+
+
+async def test_asking_for_a_person_hands_the_call_over(
+    controller: Controller, caller: SyntheticCaller, dial: Dial, ari: AriClient
+) -> None:
+    async with caller.dial(dial) as line:
+        started = await controller.until("started")
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 5) or 0)
+        await line.say("I want to talk to a person.")
+        said = await controller.until("said")
+        assert said.data["intent"] == "human_request" and said.data["hitl"] is True
+        handed = await controller.until("handed_off")
+        assert handed.data["reason"] == "caller asked for a person"
+        await asyncio.sleep(0.5)
+        assert (await ari.channel(started.call_id)).app_name == "Queue"
+
+
+async def test_smartpbx_call_cli_prints_one_json_object(
+    controller: Controller, settings: object
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("smartpbx")), "call", "1000",
+        "--say", "Which payment methods do you accept?", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-1000:]
+    report = json.loads(out)
+    assert set(report) == {"greeting_ms", "turns", "call_ms"}
+    (turn,) = report["turns"]
+    assert set(turn) == {"said", "heard", "latency_ms"}
+    assert turn["said"] == "Which payment methods do you accept?"
+    assert "card" in turn["heard"].lower()
+    assert 0 < turn["latency_ms"] < 5000 and 0 <= report["greeting_ms"] < 2000

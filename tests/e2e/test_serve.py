@@ -19,9 +19,7 @@ from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-def serve(pbx: object, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    log = tmp_path / "serve.log"
+def start_serve(log: Path) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).with_name("smartpbx")
     with log.open("wb") as out:
         proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT)
@@ -30,10 +28,21 @@ def serve(pbx: object, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes]
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "serve did not connect"
         time.sleep(0.1)
-    yield proc, log
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.fixture
+def serve(pbx: object, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    log = tmp_path / "serve.log"
+    proc = start_serve(log)
+    yield proc, log
+    stop(proc)
 
 
 async def test_sigterm_hands_live_calls_to_the_operators(
@@ -52,3 +61,27 @@ async def test_sigterm_hands_live_calls_to_the_operators(
     text = log.read_text()
     assert f"call={channel.id} event=started" in text
     assert f"call={channel.id} event=handed_off reason='controller stopping'" in text
+
+
+async def test_a_controller_killed_mid_call_is_replaced_and_the_caller_goes_to_a_human(
+    serve: tuple[subprocess.Popen[bytes], Path], settings: object, dial: Dial,
+    ari: AriClient, tmp_path: Path,
+) -> None:
+    proc, _ = serve
+    caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
+    async with caller.dial(dial) as line:
+        assert await line.wait_voice(line.answered_at, 10) is not None
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+        proc.wait(10)
+        names = [c.name for c in await ari.channels()]
+        assert any(n.startswith("UnicastRTP/") for n in names)  # orphaned, in silence
+        successor = await asyncio.to_thread(start_serve, tmp_path / "successor.log")
+        try:
+            await asyncio.sleep(0.5)
+            channels = await ari.channels()
+            [channel] = [c for c in channels if c.name.startswith("PJSIP/caller")]
+            assert channel.app_name == "Queue"  # reconciled: back to the dialplan
+            assert not [c for c in channels if c.name.startswith("UnicastRTP/")]
+            assert not line.call.ended.is_set()
+        finally:
+            await asyncio.to_thread(stop, successor)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from smartpbx_ari.config import load_settings
-from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.sip import SIPMethod
@@ -33,15 +33,9 @@ class Target:
     password: str
 
 
-@pytest.fixture(scope="module")
-def asterisk() -> Target:
-    # TODO(main): switch to the session fixtures of tests/conftest.py (pbx, credentials).
-    settings = load_settings()
-    pbx = LocalPbx(settings)
-    if pbx.pid() is None:
-        pbx.up()
-    password = load_credentials(settings.data_dir).caller_password
-    return Target((settings.pbx.host, settings.pbx.sip_port), password)
+@pytest.fixture
+def asterisk(pbx: LocalPbx, settings: Settings, credentials: Credentials) -> Target:
+    return Target((settings.pbx.host, settings.pbx.sip_port), credentials.caller_password)
 
 
 def tone(seconds: float, hz: float = 440.0, amplitude: int = 8000) -> np.ndarray[Any, Any]:
