@@ -7,6 +7,7 @@ stdout; the audio is resampled to the call's rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import shutil
@@ -45,7 +46,12 @@ class TextToSpeech:
             "espeak-ng", "--stdout", "-v", voice or self.settings.voice,
             "-s", str(self.settings.words_per_minute), "--", text,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
+        try:
+            out, err = await proc.communicate()
+        except asyncio.CancelledError:  # the call ended or the caller barged in
+            proc.kill()
+            await proc.wait()
+            raise
         if proc.returncode != 0 or not out:
             raise TtsError(f"tts: espeak-ng failed ({proc.returncode}): {err.decode()[:200]}")
         return self._decode(out)
@@ -75,3 +81,5 @@ class TextToSpeech:
         finally:
             if not pending.done():
                 pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TtsError):
+                    await pending

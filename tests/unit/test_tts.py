@@ -1,0 +1,61 @@
+"""espeak-ng TTS: 16 kHz audio, sentence streaming, and no process left behind on cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from pathlib import Path
+
+import pytest
+
+from smartpbx_ari.ai.tts import TextToSpeech, split_sentences
+from smartpbx_ari.config import TtsSettings
+from smartpbx_ari.media.turn import rms
+
+pytestmark = [pytest.mark.unit, pytest.mark.ai]
+
+
+def test_split_sentences() -> None:
+    assert split_sentences(" One. Two?  Three! four ") == ["One.", "Two?", "Three!", "four"]
+    assert split_sentences("   ") == []
+
+
+async def test_synthesize_gives_16k_speech() -> None:
+    pcm = await TextToSpeech(TtsSettings()).synthesize("Hello there.")
+    assert 0.4 < len(pcm) / 16000 < 3.0
+    assert rms(pcm) > 500
+
+
+async def test_stream_yields_sentence_by_sentence() -> None:
+    chunks = [c async for c in TextToSpeech(TtsSettings()).stream("One. Two. Three.")]
+    assert len(chunks) == 3
+
+
+async def test_cancelled_synthesis_and_closed_stream_leave_nothing_running() -> None:
+    tts = TextToSpeech(TtsSettings())
+    task = asyncio.create_task(tts.synthesize("A long sentence that takes a while. " * 30))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stream = tts.stream("One. Two. Three. Four.")
+    await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    assert _espeak_children() == []  # killed and reaped, not left talking to nobody
+    gc.collect()  # an unclosed pipe transport would now raise (filterwarnings = error)
+
+
+def _espeak_children() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1]
+        if name.startswith("espeak") and rest.split()[1] == me:
+            found.append(int(proc.name))
+    return found
