@@ -68,6 +68,12 @@ stops Asterisk.
 """
 
 
+def _kb(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.kb_cli import run_kb
+
+    return run_kb(args, settings)
+
+
 def _call(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.telephony.caller_cli import run_call
 
@@ -87,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the controller against the local PBX")
     serve.set_defaults(handler=_serve)
+
+    from smartpbx_ari.kb_cli import add_kb_arguments
+
+    kb = sub.add_parser("kb", help="the knowledge base: import, search, reindex")
+    add_kb_arguments(kb)
+    kb.set_defaults(handler=_kb)
 
     demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
     demo.set_defaults(handler=_demo)

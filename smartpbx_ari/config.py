@@ -134,6 +134,23 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class RagSettings:
+    embedding_model: str = ""  # a sentence-transformers folder; "" = packaged all-MiniLM-L6-v2
+    chroma_url: str = ""  # "" = PersistentClient in <data_dir>/chroma; or http://host:port
+    collection: str = "knowledge"
+    dense_weight: float = 0.5  # fused similarity = w * dense + (1 - w) * lexical
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError("rag.dense_weight: must be between 0 and 1")
+        if len(self.collection) < 3:
+            raise ConfigError("rag.collection: needs at least 3 characters (Chroma)")
+        if self.top_k < 1:
+            raise ConfigError("rag.top_k: must be at least 1")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: _home(".local", "share", "smartpbx"))
     cache_dir: Path = field(default_factory=lambda: _home(".cache", "smartpbx"))
@@ -144,6 +161,8 @@ class Settings:
     tts: TtsSettings = field(default_factory=TtsSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    rag: RagSettings = field(default_factory=RagSettings)
+    database_url: str = ""  # "" = SQLite in the data dir; postgresql+psycopg://... at scale
 
     @property
     def asterisk_root(self) -> Path:
@@ -222,7 +241,7 @@ def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
             table, key = rest.split("__", 1)
             if table in tables:
                 out.setdefault(table, {})[key] = value
-        elif rest in ("data_dir", "cache_dir"):
+        elif rest in ("data_dir", "cache_dir", "database_url"):
             out[rest] = value
     return out
 

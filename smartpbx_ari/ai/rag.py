@@ -1,0 +1,219 @@
+"""RAGEngine: hybrid retrieval over the knowledge base (the seed's search/upsert/delete).
+
+SQL rows are the source of truth; Chroma (dense, sentence-transformers) and an in-memory
+BM25 over character n-grams (lexical) are indexes, rebuildable from SQL (``reindex``).
+
+Fusion: candidates are the union of both indexes' top hits; each gets
+``similarity = w * dense + (1 - w) * lexical`` with ``dense`` the cosine (clipped to 0..1)
+and ``lexical`` the BM25 score normalized by the question's score against itself. The
+lexical half carries Korean, which all-MiniLM-L6-v2 barely separates.
+Blocking work (models, SQLite, Chroma) runs in a thread; the async methods never block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from smartpbx_ari.ai.embeddings import Embedder
+from smartpbx_ari.ai.lexical import Bm25Index
+from smartpbx_ari.config import RagSettings, Settings
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatus
+
+MAX_QUESTION = 1000
+CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
+
+
+class KnowledgeError(UserFacingError):
+    code = "knowledge-invalid"
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    question: str
+    answer: str
+    category: str
+    similarity: float
+    dense: float
+    lexical: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "question": self.question, "answer": self.answer,
+                "category": self.category, "similarity": round(self.similarity, 4)}
+
+
+def open_collection(settings: Settings) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma = ChromaSettings(anonymized_telemetry=False)
+    if settings.rag.chroma_url:
+        host, _, port = settings.rag.chroma_url.split("://")[-1].partition(":")
+        client: Any = chromadb.HttpClient(host=host, port=int(port or 8000), settings=chroma)
+    else:
+        path = Path(settings.data_dir) / "chroma"
+        path.mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(path=str(path), settings=chroma)
+    return client.get_or_create_collection(settings.rag.collection, embedding_function=None,
+                                           metadata={"hnsw:space": "cosine"})
+
+
+def validate_question(question: str, field: str = "question") -> str:
+    text = " ".join(question.split())
+    if not text:
+        raise KnowledgeError(f"{field}: must not be empty")
+    if len(text) > MAX_QUESTION:
+        raise KnowledgeError(f"{field}: {len(text)} characters, at most {MAX_QUESTION}")
+    return text
+
+
+class RAGEngine:
+    def __init__(self, db: Database, embedder: Embedder, collection: Any,
+                 settings: RagSettings) -> None:
+        self.db, self.embedder, self.collection = db, embedder, collection
+        self.settings = settings
+        self.lexical = Bm25Index()
+        self._rows: dict[str, Knowledge] = {}
+        self._load_lexical()
+
+    @classmethod
+    def open(cls, settings: Settings, db: Database | None = None) -> RAGEngine:
+        """Blocking: loads the embedding model and the indexes (run it in a thread)."""
+        return cls(db or Database.from_settings(settings), Embedder(settings.rag.embedding_model),
+                   open_collection(settings), settings.rag)
+
+    def _load_lexical(self) -> None:
+        with self.db.session() as session:
+            rows = session.scalars(select(Knowledge).where(
+                Knowledge.status == KnowledgeStatus.APPROVED)).all()
+        self.lexical = Bm25Index()
+        self._rows = {}
+        for row in rows:
+            self._index_lexical(row)
+
+    def _index_lexical(self, row: Knowledge) -> None:
+        self._rows[row.id] = row
+        self.lexical.add(row.id, row.question)
+
+    # ---- the seed's async API -----------------------------------------------------
+    async def search(self, query: str, top_k: int = 5,
+                     threshold: float | None = None) -> list[dict[str, Any]]:
+        hits = await asyncio.to_thread(self.search_hits, query, top_k, threshold)
+        return [h.as_dict() for h in hits]
+
+    async def upsert(self, qa: dict[str, Any]) -> str:
+        return await asyncio.to_thread(self.upsert_sync, qa)
+
+    async def delete(self, knowledge_id: str) -> bool:
+        return await asyncio.to_thread(self.delete_sync, knowledge_id)
+
+    # ---- blocking implementations -------------------------------------------------
+    def search_hits(self, query: str, top_k: int = 5,
+                    threshold: float | None = None) -> list[Hit]:
+        text = validate_question(query, "query")
+        if not self._rows:
+            return []
+        want = max(1, top_k) * CANDIDATES
+        dense = self._dense(text, want)
+        lexical = dict(self.lexical.search(text, want))
+        w = self.settings.dense_weight
+        hits = []
+        for doc_id in set(dense) | set(lexical):
+            row = self._rows.get(doc_id)
+            if row is None:
+                continue  # in Chroma but not approved in SQL: drift, see check_drift()
+            d = dense.get(doc_id, 0.0)
+            lx = lexical.get(doc_id, self.lexical.score(text, doc_id))
+            hits.append(Hit(doc_id, row.question, row.answer, row.category,
+                            w * d + (1 - w) * lx, d, lx))
+        hits.sort(key=lambda h: h.similarity, reverse=True)
+        if threshold is not None:
+            hits = [h for h in hits if h.similarity >= threshold]
+        return hits[:top_k]
+
+    def _dense(self, text: str, n: int) -> dict[str, float]:
+        vector = self.embedder.encode([text])
+        count = min(n, self.collection.count())
+        if count == 0:
+            return {}
+        result = self.collection.query(query_embeddings=vector, n_results=count,
+                                       include=["distances"])
+        ids, distances = result["ids"][0], result["distances"][0]
+        return {i: float(np.clip(1.0 - dist, 0.0, 1.0)) for i, dist in zip(ids, distances,
+                                                                           strict=True)}
+
+    def upsert_sync(self, qa: dict[str, Any]) -> str:
+        row = self._store(qa)
+        if row.status == KnowledgeStatus.APPROVED:
+            self._index([row])
+        return row.id
+
+    def _store(self, qa: dict[str, Any]) -> Knowledge:
+        question = validate_question(str(qa.get("question", "")))
+        answer = " ".join(str(qa.get("answer", "")).split())
+        if not answer:
+            raise KnowledgeError("answer: must not be empty")
+        with self.db.session() as session:
+            row = session.get(Knowledge, qa["id"]) if qa.get("id") else None
+            row = row or Knowledge(id=qa.get("id") or None)
+            row.question, row.answer = question, answer
+            row.category = str(qa.get("category") or "general")
+            row.language = str(qa.get("language") or "en")
+            row.source = KnowledgeSource(qa.get("source") or KnowledgeSource.MANUAL)
+            row.status = KnowledgeStatus(qa.get("status") or KnowledgeStatus.APPROVED)
+            session.add(row)
+            session.flush()
+            session.expunge(row)
+        return row
+
+    def _index(self, rows: list[Knowledge]) -> None:
+        vectors = self.embedder.encode([r.question for r in rows])
+        self.collection.upsert(ids=[r.id for r in rows], embeddings=vectors,
+                               metadatas=[{"category": r.category} for r in rows])
+        for row in rows:
+            self._index_lexical(row)
+
+    def has(self, knowledge_id: str) -> bool:
+        with self.db.session() as session:
+            return session.get(Knowledge, knowledge_id) is not None
+
+    def find_id(self, question: str) -> str | None:
+        """The id of the entry with exactly this question (whitespace-normalized)."""
+        text = " ".join(question.split())
+        with self.db.session() as session:
+            return session.scalars(select(Knowledge.id).where(Knowledge.question == text)
+                                   ).first()
+
+    def delete_sync(self, knowledge_id: str) -> bool:
+        with self.db.session() as session:
+            row = session.get(Knowledge, knowledge_id)
+            if row is not None:
+                session.delete(row)
+        self.collection.delete(ids=[knowledge_id])
+        self.lexical.remove(knowledge_id)
+        return self._rows.pop(knowledge_id, None) is not None or row is not None
+
+    def check_drift(self) -> tuple[set[str], set[str]]:
+        """(approved in SQL but not indexed, indexed but not approved in SQL)."""
+        indexed = set(self.collection.get(include=[])["ids"])
+        approved = set(self._rows)
+        return approved - indexed, indexed - approved
+
+    def reindex(self, batch: int = 500) -> int:
+        """Rebuild both indexes from SQL (the source of truth)."""
+        stale = self.collection.get(include=[])["ids"]
+        if stale:
+            self.collection.delete(ids=stale)
+        self._load_lexical()
+        rows = list(self._rows.values())
+        for start in range(0, len(rows), batch):
+            self._index(rows[start : start + batch])
+        return len(rows)

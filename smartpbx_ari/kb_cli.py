@@ -1,0 +1,66 @@
+"""`smartpbx kb import|search|reindex`: the knowledge base from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+from smartpbx_ari.config import Settings
+
+
+def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kb_action", required=True)
+    imp = sub.add_parser("import", help="import Q&A from CSV, JSONL or YAML")
+    imp.add_argument("file", help="a .csv (question,answer,category), .jsonl or .yaml file; "
+                                  "'demo' = the packaged Korean/English demo")
+    search = sub.add_parser("search", help="hybrid search of the knowledge base")
+    search.add_argument("query")
+    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--json", action="store_true", help="one JSON list of result dicts")
+    sub.add_parser("reindex", help="rebuild the indexes from the SQL source of truth")
+
+
+def run_kb(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.ai.rag import RAGEngine
+
+    engine = RAGEngine.open(settings)
+    if args.kb_action == "import":
+        return _import(engine, args.file)
+    if args.kb_action == "search":
+        hits = [h.as_dict() for h in engine.search_hits(args.query, args.top_k)]
+        if args.json:
+            print(json.dumps(hits, ensure_ascii=False))
+        else:
+            for h in hits:
+                print(f"{h['similarity']:.3f}  [{h['category']}] {h['question']}\n"
+                      f"       {h['answer']}")
+        return 0
+    drift = engine.check_drift()
+    print(f"kb: {len(drift[0])} missing from the index, {len(drift[1])} stale in it")
+    print(f"kb: reindexed {engine.reindex()} entries")
+    return 0
+
+
+def _import(engine: object, name: str) -> int:
+    from smartpbx_ari.ai.knowledge_io import import_file
+    from smartpbx_ari.ai.rag import RAGEngine
+
+    assert isinstance(engine, RAGEngine)
+    path = demo_path() if name == "demo" else Path(name)
+    report = import_file(engine, path, progress=_progress)
+    print(f"\rkb: {path.name}: {report.summary()}", file=sys.stderr)
+    for line, reason in report.skipped:
+        print(f"  line {line}: {reason}", file=sys.stderr)
+    return 0
+
+
+def demo_path() -> Path:
+    return Path(str(resources.files("smartpbx_ari.data").joinpath("knowledge.yaml")))
+
+
+def _progress(line: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\rkb: line {line}", end="", file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Records: SQLAlchemy models and sessions (SQLite by default, PostgreSQL at scale)."""

@@ -1,0 +1,61 @@
+"""Engine and sessions. Blocking by nature: call from threads (``asyncio.to_thread``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.store.models import Base
+
+
+class DatabaseError(UserFacingError):
+    code = "database"
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or f"sqlite:///{settings.data_dir / 'smartpbx.db'}"
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = cls(database_url(settings))
+        db.create_all()
+        return db
+
+    def create_all(self) -> None:
+        try:
+            Base.metadata.create_all(self.engine)
+        except Exception as err:
+            raise DatabaseError(f"database: cannot reach {safe_url(self.url)}: {err}") from err
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+
+def _sqlite_pragmas(conn: object, _record: object) -> None:
+    cursor = conn.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

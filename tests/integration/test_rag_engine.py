@@ -1,0 +1,104 @@
+"""RAGEngine with the real packaged embedding model, a real Chroma and SQLite (tmp dirs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smartpbx_ari.ai.knowledge_io import import_file
+from smartpbx_ari.ai.rag import KnowledgeError, RAGEngine
+from smartpbx_ari.config import Settings, load_settings
+from smartpbx_ari.kb_cli import demo_path
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai, pytest.mark.db]
+
+
+@pytest.fixture(scope="module")
+def kb_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings(environ={"SMARTPBX_DATA_DIR": str(tmp_path_factory.mktemp("kb"))})
+
+
+@pytest.fixture(scope="module")
+def engine(kb_settings: Settings) -> RAGEngine:
+    engine = RAGEngine.open(kb_settings)
+    report = import_file(engine, demo_path())
+    assert (report.added, report.skipped) == (20, [])
+    return engine
+
+
+async def test_search_returns_seed_dicts_best_first(engine: RAGEngine) -> None:
+    results = await engine.search("How can I follow my parcel?", top_k=2)
+    assert len(results) == 2
+    assert set(results[0]) == {"id", "question", "answer", "category", "similarity"}
+    assert results[0]["id"] == "en-delivery-track"
+    assert results[0]["similarity"] >= results[1]["similarity"]
+
+
+async def test_korean_is_found_by_its_lexical_half(engine: RAGEngine) -> None:
+    results = await engine.search("환불 받고 싶어요", top_k=1)
+    assert results[0]["id"] == "ko-refund-how"
+    assert "환불" in results[0]["answer"]
+
+
+async def test_threshold_filters(engine: RAGEngine) -> None:
+    assert await engine.search("What is the capital of France?", threshold=0.3) == []
+
+
+async def test_upsert_then_delete(engine: RAGEngine) -> None:
+    new_id = await engine.upsert({"question": "Do you ship to Canada?",
+                                  "answer": "Yes, within ten working days.",
+                                  "category": "delivery"})
+    assert (await engine.search("Do you ship to Canada?", top_k=1))[0]["id"] == new_id
+    assert await engine.delete(new_id)
+    assert all(r["id"] != new_id for r in await engine.search("ship to Canada", top_k=5))
+
+
+async def test_bad_questions_name_the_field(engine: RAGEngine) -> None:
+    with pytest.raises(KnowledgeError, match="query: must not be empty"):
+        await engine.search("   ")
+    with pytest.raises(KnowledgeError, match="question: 1001 characters"):
+        await engine.upsert({"question": "x" * 1001, "answer": "a"})
+
+
+def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
+                                                             tmp_path: Path) -> None:
+    csv = tmp_path / "kb.csv"
+    csv.write_text("question,answer,category\n"
+                   "Do you gift wrap?,Yes for two dollars.,product_inquiry\n"
+                   ",no question,x\n"
+                   "Do you gift wrap?,Yes for three dollars.,product_inquiry\n", "utf-8")
+    report = import_file(engine, csv)
+    assert (report.added, report.updated) == (1, 1)
+    assert report.skipped == [(3, "question: must not be empty")]
+    jsonl = tmp_path / "kb.jsonl"
+    jsonl.write_text('{"question": "Q one?", "answer": "A one."}\nnot json\n[1]\n', "utf-8")
+    report = import_file(engine, jsonl)
+    assert report.added == 1
+    assert [line for line, _ in report.skipped] == [2, 3]
+
+
+def test_drift_is_detected_and_reindex_repairs_it(engine: RAGEngine) -> None:
+    engine.collection.delete(ids=["en-refund-how"])
+    missing, stale = engine.check_drift()
+    assert missing == {"en-refund-how"} and stale == set()
+    assert engine.reindex() == len(engine._rows)
+    assert engine.check_drift() == (set(), set())
+
+
+def test_kb_cli_imports_and_prints_one_json_list(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("smartpbx"))
+    env = {**os.environ, "SMARTPBX_DATA_DIR": str(tmp_path)}
+    imported = subprocess.run([exe, "kb", "import", "demo"], env=env, capture_output=True,
+                              text=True, timeout=120, check=True)
+    assert "added 20, updated 0, skipped 0" in imported.stderr
+    out = subprocess.run([exe, "kb", "search", "Which payment methods do you accept?",
+                          "--top-k", "3", "--json"], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    results = json.loads(out.stdout)
+    assert len(results) == 3 and results[0]["id"] == "en-payment-methods"

@@ -1,0 +1,57 @@
+"""BM25 over character n-grams: Korean and English, add/remove, normalized scores."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smartpbx_ari.ai.lexical import Bm25Index, ngrams
+
+pytestmark = pytest.mark.unit
+
+
+def _index() -> Bm25Index:
+    index = Bm25Index()
+    index.add("track", "배송 조회는 어떻게 하나요?")
+    index.add("time", "배송은 보통 며칠 걸리나요?")
+    index.add("refund", "환불은 어떻게 받나요?")
+    index.add("en", "How can I track my parcel?")
+    return index
+
+
+def test_ngrams_stay_inside_words_and_fold_case() -> None:
+    grams = ngrams("Ab CD")
+    assert " ab" in grams and "cd " in grams
+    assert "b c" not in grams  # never across a word boundary
+    assert ngrams("ＡＢ") == ngrams("ab")  # NFKC: full-width letters are the same letters
+
+
+def test_korean_partial_words_match() -> None:
+    hits = _index().search("배송 조회 방법", top_k=2)
+    assert hits[0][0] == "track"
+    assert hits[0][1] > hits[1][1] > 0
+
+
+def test_english_and_exact_question_scores_near_one() -> None:
+    index = _index()
+    assert index.search("track parcel")[0][0] == "en"
+    exact = index.score("How can I track my parcel?", "en")
+    assert exact > 0.75  # below 1 only by BM25's length normalization (a long entry)
+    assert index.score("How can I track my parcel?", "refund") < exact / 3
+    assert index.score("anything", "no-such-id") == 0.0
+
+
+def test_remove_and_replace() -> None:
+    index = _index()
+    index.remove("refund")
+    assert "refund" not in [d for d, _ in index.search("환불")]
+    index.add("track", "completely different text")
+    assert len(index) == 3
+    assert index.search("배송 조회")[0][0] != "track"
+
+
+@given(st.text(max_size=40))
+def test_scores_are_normalized(text: str) -> None:
+    for _, score in _index().search(text):
+        assert 0.0 < score <= 1.0
