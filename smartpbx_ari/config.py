@@ -138,12 +138,15 @@ class RagSettings:
     embedding_model: str = ""  # a sentence-transformers folder; "" = packaged all-MiniLM-L6-v2
     chroma_url: str = ""  # "" = PersistentClient in <data_dir>/chroma; or http://host:port
     collection: str = "knowledge"
-    dense_weight: float = 0.5  # fused similarity = w * dense + (1 - w) * lexical
+    dense_weight: float = 0.6  # fused similarity = w * dense + (1 - w) * lexical
+    dense_weight_ko: float = 0.2  # Korean: the packaged English embedding model barely helps
+    lexicon: str = ""  # a YAML domain lexicon for query expansion; "" = the packaged one
     top_k: int = 5
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ConfigError("rag.dense_weight: must be between 0 and 1")
+        for key in ("dense_weight", "dense_weight_ko"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"rag.{key}: must be between 0 and 1")
         if len(self.collection) < 3:
             raise ConfigError("rag.collection: needs at least 3 characters (Chroma)")
         if self.top_k < 1:

@@ -3,21 +3,27 @@
 SQL rows are the source of truth; Chroma (dense, sentence-transformers) and an in-memory
 BM25 over character n-grams (lexical) are indexes, rebuildable from SQL (``reindex``).
 
-Fusion: candidates are the union of both indexes' top hits; each gets
-``similarity = w * dense + (1 - w) * lexical`` with ``dense`` the cosine (clipped to 0..1)
-and ``lexical`` the BM25 score normalized by the question's score against itself. The
-lexical half carries Korean, which all-MiniLM-L6-v2 barely separates.
+Both indexes see question and answer. Fusion: candidates are the union of both indexes'
+top hits; each gets ``similarity = w * dense + (1 - w) * lexical`` with ``dense`` the
+cosine (clipped to 0..1) and ``lexical`` the normalized BM25 of the query expanded by the
+domain lexicon. ``w`` is ``rag.dense_weight`` (0.6), or ``rag.dense_weight_ko`` (0.2) for
+Korean, which all-MiniLM-L6-v2 barely separates: there the lexical half carries it.
+Weights and the 0.3 similarity that separates in-domain from out-of-domain questions come
+from ``scripts/bench_rag.py`` on the paraphrase set.
 Blocking work (models, SQLite, Chroma) runs in a thread; the async methods never block.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from sqlalchemy import select
 
 from smartpbx_ari.ai.embeddings import Embedder
@@ -29,6 +35,7 @@ from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatu
 
 MAX_QUESTION = 1000
 CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
+_HANGUL = re.compile("[\uac00-\ud7a3]")
 
 
 class KnowledgeError(UserFacingError):
@@ -66,6 +73,28 @@ def open_collection(settings: Settings) -> Any:
                                            metadata={"hnsw:space": "cosine"})
 
 
+def load_lexicon(path: str = "") -> dict[str, list[str]]:
+    text = (Path(path).read_text("utf-8") if path else
+            resources.files("smartpbx_ari.data").joinpath("lexicon.yaml").read_text("utf-8"))
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise KnowledgeError("rag.lexicon: expected a mapping of word -> [synonyms]")
+    return {str(k): [str(v) for v in vs or ()] for k, vs in data.items()}
+
+
+def expand_query(text: str, lexicon: dict[str, list[str]]) -> str:
+    """Add the knowledge base's word for each synonym the caller used."""
+    lower = text.lower()
+    extra = [word for word, synonyms in lexicon.items()
+             if word not in lower and any(s in lower for s in synonyms)]
+    return " ".join([text, *extra])
+
+
+def index_text(row: Knowledge) -> str:
+    # The answer's words are searchable too: a caller often asks with them.
+    return f"{row.question} {row.answer}"
+
+
 def validate_question(question: str, field: str = "question") -> str:
     text = " ".join(question.split())
     if not text:
@@ -81,6 +110,7 @@ class RAGEngine:
         self.db, self.embedder, self.collection = db, embedder, collection
         self.settings = settings
         self.lexical = Bm25Index()
+        self.lexicon = load_lexicon(settings.lexicon)
         self._rows: dict[str, Knowledge] = {}
         self._load_lexical()
 
@@ -101,7 +131,7 @@ class RAGEngine:
 
     def _index_lexical(self, row: Knowledge) -> None:
         self._rows[row.id] = row
-        self.lexical.add(row.id, row.question)
+        self.lexical.add(row.id, index_text(row))
 
     # ---- the seed's async API -----------------------------------------------------
     async def search(self, query: str, top_k: int = 5,
@@ -123,21 +153,28 @@ class RAGEngine:
             return []
         want = max(1, top_k) * CANDIDATES
         dense = self._dense(text, want)
-        lexical = dict(self.lexical.search(text, want))
-        w = self.settings.dense_weight
+        expanded = expand_query(text, self.lexicon)
+        lexical = dict(self.lexical.search(expanded, want))
+        w = self.dense_weight(text)
         hits = []
         for doc_id in set(dense) | set(lexical):
             row = self._rows.get(doc_id)
             if row is None:
                 continue  # in Chroma but not approved in SQL: drift, see check_drift()
             d = dense.get(doc_id, 0.0)
-            lx = lexical.get(doc_id, self.lexical.score(text, doc_id))
+            lx = lexical.get(doc_id, self.lexical.score(expanded, doc_id))
             hits.append(Hit(doc_id, row.question, row.answer, row.category,
                             w * d + (1 - w) * lx, d, lx))
         hits.sort(key=lambda h: h.similarity, reverse=True)
         if threshold is not None:
             hits = [h for h in hits if h.similarity >= threshold]
         return hits[:top_k]
+
+    def dense_weight(self, text: str) -> float:
+        """The embedding model's say; less for Korean, which all-MiniLM barely separates."""
+        if _HANGUL.search(text):
+            return self.settings.dense_weight_ko
+        return self.settings.dense_weight
 
     def _dense(self, text: str, n: int) -> dict[str, float]:
         vector = self.embedder.encode([text])
@@ -175,7 +212,7 @@ class RAGEngine:
         return row
 
     def _index(self, rows: list[Knowledge]) -> None:
-        vectors = self.embedder.encode([r.question for r in rows])
+        vectors = self.embedder.encode([index_text(r) for r in rows])
         self.collection.upsert(ids=[r.id for r in rows], embeddings=vectors,
                                metadatas=[{"category": r.category} for r in rows])
         for row in rows:
