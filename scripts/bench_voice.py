@@ -24,6 +24,7 @@ from pathlib import Path
 
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.kb_cli import ensure_demo_knowledge
 from smartpbx_ari.telephony.caller import CallReport, Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
 
@@ -88,6 +89,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = load_settings()
+    print(ensure_demo_knowledge(settings), file=sys.stderr)
     LocalPbx(settings).up()
     log = settings.cache_dir / "bench-serve.log"
     controller = start_controller(log)

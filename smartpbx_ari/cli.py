@@ -47,9 +47,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.kb_cli import ensure_demo_knowledge
     from smartpbx_ari.serve import run_serve
     from smartpbx_ari.telephony.pbx import LocalPbx
 
+    print(f"demo: {ensure_demo_knowledge(settings)}")
     print("demo: starting the local Asterisk (the first time provisions it: about a minute)")
     status = LocalPbx(settings).up()
     print(f"demo: pbx {status.detail}")
@@ -60,7 +62,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 DEMO_HELP = """
 SmartPBX demo is starting. Then, in another terminal:
-  smartpbx call 1000 --say "Where is my parcel?" --say "How do I get a refund?"
+  smartpbx call 1000 --say "How do I get a refund?" --say "Which payment methods do you accept?"
 or point a softphone at sip:{host}:{port} (UDP), user 2001 or caller, password
 operator_password / caller_password from {secrets}, and dial 1000 (the AI), 0 (the
 operators' queue) or 600 (echo test). Ctrl-C stops the controller; `smartpbx pbx down`
@@ -72,6 +74,12 @@ def _kb(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.kb_cli import run_kb
 
     return run_kb(args, settings)
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.kb_cli import run_ask
+
+    return run_ask(args, settings)
 
 
 def _call(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     kb = sub.add_parser("kb", help="the knowledge base: import, search, reindex")
     add_kb_arguments(kb)
     kb.set_defaults(handler=_kb)
+
+    from smartpbx_ari.kb_cli import add_ask_arguments
+
+    ask = sub.add_parser("ask", help="one agent turn, as a caller would get it")
+    add_ask_arguments(ask)
+    ask.set_defaults(handler=_ask)
 
     demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
     demo.set_defaults(handler=_demo)

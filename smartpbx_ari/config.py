@@ -124,7 +124,7 @@ class TurnSettings:
 @dataclass(frozen=True)
 class AgentSettings:
     greeting: str = "Hello, this is the SmartPBX assistant. How can I help you?"
-    faq: str = ""  # a YAML FAQ file; "" = the packaged demo FAQ
+    intents: str = ""  # a YAML of intent -> example phrases; "" = the packaged set
     min_confidence: float = 0.6
     apology: str = "Sorry, I had a problem there. Could you say that again?"
 

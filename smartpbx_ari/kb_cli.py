@@ -23,6 +23,37 @@ def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("reindex", help="rebuild the indexes from the SQL source of truth")
 
 
+def add_ask_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query")
+    parser.add_argument("--session", default="cli", help="session id (multi-turn memory)")
+    parser.add_argument("--json", action="store_true", help="the agent's dict as one object")
+
+
+def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.ai.agent import AIAgentService
+    from smartpbx_ari.ai.rag import RAGEngine
+
+    agent = AIAgentService(RAGEngine.open(settings), settings.agent)
+    result = agent.process_sync(args.query, args.session)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        flag = "  (hand over to a person)" if result["hitl_triggered"] else ""
+        print(f"[{result['intent']} {result['confidence']:.2f}]{flag}\n{result['response']}")
+    return 0
+
+
+def ensure_demo_knowledge(settings: Settings) -> str:
+    """Import the packaged demo knowledge base when the knowledge base is empty."""
+    from smartpbx_ari.ai.knowledge_io import import_file
+    from smartpbx_ari.ai.rag import RAGEngine
+
+    engine = RAGEngine.open(settings)
+    if len(engine):
+        return f"knowledge base has {len(engine)} entries"
+    return "demo knowledge base imported: " + import_file(engine, demo_path()).summary()
+
+
 def run_kb(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.ai.rag import RAGEngine
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from smartpbx_ari.ai.responder import FaqResponder, Responder, load_faq
+from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.responder import Responder
 from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
 from smartpbx_ari.ai.tts import TextToSpeech, TtsError
 from smartpbx_ari.config import Settings
@@ -71,7 +73,8 @@ class VoiceEngine:
         stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
         tts = TextToSpeech(settings.tts, RATE)
         if responder is None:
-            responder = FaqResponder(load_faq(settings.agent.faq), settings.agent.min_confidence)
+            rag = await loop.run_in_executor(None, RAGEngine.open, settings)
+            responder = AIAgentService(rag, settings.agent)
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)

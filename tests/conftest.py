@@ -21,8 +21,11 @@ import hypothesis.reporting
 import hypothesis.statistics  # noqa: F401
 import pytest
 
+from smartpbx_ari.ai.knowledge_io import import_file
+from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import Credentials, load_credentials
+from smartpbx_ari.kb_cli import demo_path
 from smartpbx_ari.telephony.pbx import LocalPbx
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -66,3 +69,18 @@ def audio_dir(tmp_path: Path) -> Path:
     path = tmp_path / "audio"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def kb_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings whose data dir (knowledge base only) is a fresh tmp dir."""
+    return load_settings(environ={"SMARTPBX_DATA_DIR": str(tmp_path_factory.mktemp("kb"))})
+
+
+@pytest.fixture(scope="session")
+def engine(kb_settings: Settings) -> RAGEngine:
+    """The demo knowledge base: real embedding model, real Chroma, SQLite."""
+    engine = RAGEngine.open(kb_settings)
+    report = import_file(engine, demo_path())
+    assert (report.added, report.skipped) == (20, [])
+    return engine

@@ -114,6 +114,10 @@ class RAGEngine:
         self._rows: dict[str, Knowledge] = {}
         self._load_lexical()
 
+    def __len__(self) -> int:
+        """Approved (searchable) entries."""
+        return len(self._rows)
+
     @classmethod
     def open(cls, settings: Settings, db: Database | None = None) -> RAGEngine:
         """Blocking: loads the embedding model and the indexes (run it in a thread)."""

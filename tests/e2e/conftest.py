@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEvent, Subscription
@@ -34,20 +36,20 @@ class Controller:
 
 
 @pytest.fixture
-async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings
+async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: RAGEngine
                      ) -> AsyncIterator[Controller]:
-    engine = await VoiceEngine.load(settings)
-    app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(engine))
+    voice = await VoiceEngine.load(settings, AIAgentService(engine, settings.agent))
+    app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice))
     events = app.events.subscribe()
     runner = asyncio.create_task(app.run())
     await asyncio.wait_for(ari.connected.wait(), 10)
     try:
-        yield Controller(app, events, engine)
+        yield Controller(app, events, voice)
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
-        engine.stt.close()
+        voice.stt.close()
 
 
 @pytest.fixture

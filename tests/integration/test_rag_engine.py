@@ -8,23 +8,8 @@ import pytest
 
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import KnowledgeError, RAGEngine
-from smartpbx_ari.config import Settings, load_settings
-from smartpbx_ari.kb_cli import demo_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai, pytest.mark.db]
-
-
-@pytest.fixture(scope="module")
-def kb_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return load_settings(environ={"SMARTPBX_DATA_DIR": str(tmp_path_factory.mktemp("kb"))})
-
-
-@pytest.fixture(scope="module")
-def engine(kb_settings: Settings) -> RAGEngine:
-    engine = RAGEngine.open(kb_settings)
-    report = import_file(engine, demo_path())
-    assert (report.added, report.skipped) == (20, [])
-    return engine
 
 
 async def test_search_returns_seed_dicts_best_first(engine: RAGEngine) -> None:
@@ -68,21 +53,28 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
                    "Do you gift wrap?,Yes for two dollars.,product_inquiry\n"
                    ",no question,x\n"
                    "Do you gift wrap?,Yes for three dollars.,product_inquiry\n", "utf-8")
-    report = import_file(engine, csv)
-    assert (report.added, report.updated) == (1, 1)
-    assert report.skipped == [(3, "question: must not be empty")]
     jsonl = tmp_path / "kb.jsonl"
-    jsonl.write_text('{"question": "Q one?", "answer": "A one."}\nnot json\n[1]\n', "utf-8")
-    report = import_file(engine, jsonl)
-    assert report.added == 1
-    assert [line for line, _ in report.skipped] == [2, 3]
+    jsonl.write_text('{"question": "Do you sell gift cards?", "answer": "Yes, online."}\n'
+                     'not json\n[1]\n', "utf-8")
+    try:
+        report = import_file(engine, csv)
+        assert (report.added, report.updated) == (1, 1)
+        assert report.skipped == [(3, "question: must not be empty")]
+        report = import_file(engine, jsonl)
+        assert report.added == 1
+        assert [line for line, _ in report.skipped] == [2, 3]
+    finally:  # the knowledge base is shared by the session's other tests
+        for question in ("Do you gift wrap?", "Do you sell gift cards?"):
+            knowledge_id = engine.find_id(question)
+            if knowledge_id:
+                engine.delete_sync(knowledge_id)
 
 
 def test_drift_is_detected_and_reindex_repairs_it(engine: RAGEngine) -> None:
     engine.collection.delete(ids=["en-refund-how"])
     missing, stale = engine.check_drift()
     assert missing == {"en-refund-how"} and stale == set()
-    assert engine.reindex() == len(engine._rows)
+    assert engine.reindex() == len(engine)
     assert engine.check_drift() == (set(), set())
 
 

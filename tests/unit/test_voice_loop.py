@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartpbx_ari.ai.responder import FaqResponder, load_faq
+from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
 from smartpbx_ari.config import load_settings
@@ -40,6 +40,15 @@ class FakeStt:
         return result
 
 
+class FakeResponder:
+    """The agent's seam: a refund question gets the refund answer."""
+
+    async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
+        if "refund" in text.lower():
+            return Reply("Refunds are paid within five working days.", 0.9, "refund")
+        return Reply("Let me connect you with a colleague.", 0.1, "other", hitl=True)
+
+
 class FakeTts:
     def __init__(self, fail_on: str = "") -> None:
         self.fail_on = fail_on
@@ -52,7 +61,7 @@ class FakeTts:
 
 def _engine(stt: FakeStt, tts: FakeTts) -> VoiceEngine:
     settings = load_settings(environ={})
-    return VoiceEngine(settings, stt, tts, FaqResponder(load_faq()),  # type: ignore[arg-type]
+    return VoiceEngine(settings, stt, tts, FakeResponder(),  # type: ignore[arg-type]
                        greeting=TONE[:320], apology=TONE[:1600])
 
 

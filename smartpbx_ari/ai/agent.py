@@ -1,0 +1,135 @@
+"""AIAgentService (the seed's dialog manager): intent, grounded answer, confidence, HITL.
+
+The agent never invents: an answer is a stored, approved knowledge entry, or a holding
+phrase with a hand-over to a person (HITL). Words in the caller's question cannot change
+that, because nothing the caller says is ever executed or turned into instructions.
+Confidence is the fused retrieval similarity mapped linearly so that the similarity that
+separates in-domain from out-of-domain questions on the paraphrase bench (0.3) lands on
+the hand-over threshold (``agent.min_confidence``, 0.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smartpbx_ari.ai.lexical import Bm25Index
+from smartpbx_ari.ai.rag import RAGEngine, expand_query, validate_question
+from smartpbx_ari.ai.responder import Reply
+from smartpbx_ari.config import AgentSettings
+
+SEPARATING_SIMILARITY = 0.3  # from scripts/bench_rag.py
+SLOPE = 1.6  # similarity 0.55 and above -> confidence 1.0
+INTENT_MIN = 0.35  # lexical intent score below this is "other"
+MEMORY_TURNS = 6
+FOLLOW_UP_WORDS = 5  # only a short utterance is read as a follow-up of the last question
+CATEGORY_INTENTS = {
+    "delivery": "delivery_tracking", "배송": "delivery_tracking", "refund": "refund",
+    "환불": "refund", "exchange": "exchange", "교환": "exchange",
+    "product_inquiry": "product_inquiry", "상품문의": "product_inquiry",
+    "payment": "payment", "결제": "payment",
+}
+HOLDING = {"en": "Let me connect you with a colleague who can help. Please hold.",
+           "ko": "상담원을 연결해 드리겠습니다. 잠시만 기다려 주세요."}
+
+
+def calibrate(similarity: float) -> float:
+    return max(0.0, min(1.0, 0.6 + (similarity - SEPARATING_SIMILARITY) * SLOPE))
+
+
+def load_intents(path: str = "") -> dict[str, list[str]]:
+    text = (Path(path).read_text("utf-8") if path else
+            resources.files("smartpbx_ari.data").joinpath("intents.yaml").read_text("utf-8"))
+    data = yaml.safe_load(text) or {}
+    return {str(k): [str(e) for e in v] for k, v in data.items()}
+
+
+class IntentClassifier:
+    """Lexical match (char n-grams, domain lexicon) against each intent's examples."""
+
+    def __init__(self, intents: dict[str, list[str]], lexicon: dict[str, list[str]]) -> None:
+        self.lexicon = lexicon
+        self.index = Bm25Index()
+        for intent, examples in intents.items():
+            for n, example in enumerate(examples):
+                self.index.add(f"{intent}#{n}", example)
+
+    def classify(self, text: str) -> tuple[str, float]:
+        hits = self.index.search(expand_query(text, self.lexicon), top_k=1)
+        if not hits or hits[0][1] < INTENT_MIN:
+            return "other", hits[0][1] if hits else 0.0
+        return hits[0][0].split("#")[0], hits[0][1]
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str
+    response: str
+    sources: tuple[str, ...]
+
+
+@dataclass
+class Session:
+    turns: collections.deque[Turn] = field(
+        default_factory=lambda: collections.deque(maxlen=MEMORY_TURNS))
+
+
+class AIAgentService:
+    def __init__(self, rag: RAGEngine, settings: AgentSettings,
+                 intents: dict[str, list[str]] | None = None) -> None:
+        self.rag, self.settings = rag, settings
+        self.intents = IntentClassifier(intents or load_intents(settings.intents), rag.lexicon)
+        self.sessions: dict[str, Session] = {}
+
+    async def process_query(self, query: str, session_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.process_sync, query, session_id)
+
+    def process_sync(self, query: str, session_id: str) -> dict[str, Any]:
+        text = validate_question(query, "query")
+        language = "ko" if any("\uac00" <= c <= "\ud7a3" for c in text) else "en"
+        intent, _ = self.intents.classify(text)
+        result = self._answer(text, language, intent, session_id)
+        self.sessions.setdefault(session_id, Session()).turns.append(
+            Turn(text, result["response"], tuple(result["sources"])))
+        return result
+
+    def _answer(self, text: str, language: str, intent: str, session_id: str
+                ) -> dict[str, Any]:
+        if intent == "human_request":
+            return self._hand_over(language, intent, 1.0)
+        hits = self.rag.search_hits(text, top_k=3)
+        if not hits or calibrate(hits[0].similarity) < self.settings.min_confidence:
+            hits = self._with_context(text, session_id) or hits
+        confidence = calibrate(hits[0].similarity) if hits else 0.0
+        if confidence < self.settings.min_confidence:
+            return self._hand_over(language, intent, confidence)
+        top = hits[0]
+        return {"response": top.answer, "confidence": round(confidence, 3),
+                "intent": CATEGORY_INTENTS.get(top.category, intent),
+                "hitl_triggered": False, "sources": [top.id]}
+
+    def _with_context(self, text: str, session_id: str) -> list[Any]:
+        """A follow-up ("how many days do I have?") is read with the last question."""
+        session = self.sessions.get(session_id)
+        if session is None or not session.turns or len(text.split()) > FOLLOW_UP_WORDS:
+            return []
+        last = session.turns[-1]
+        hits = self.rag.search_hits(f"{last.question} {text}", top_k=3)
+        return [h for h in hits if calibrate(h.similarity) >= self.settings.min_confidence]
+
+    @staticmethod
+    def _hand_over(language: str, intent: str, confidence: float) -> dict[str, Any]:
+        return {"response": HOLDING[language], "confidence": round(confidence, 3),
+                "intent": intent, "hitl_triggered": True, "sources": []}
+
+    async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
+        """The voice loop's Responder seam."""
+        result = await self.process_query(text, session_id)
+        return Reply(result["response"], result["confidence"], result["intent"],
+                     hitl=result["hitl_triggered"], sources=tuple(result["sources"]))
