@@ -31,7 +31,7 @@ from smartpbx_ari.telephony.pbx import LocalPbx
 QUESTIONS = [
     "How do I get a refund?",
     "Which payment methods do you accept?",
-    "When are you open?",
+    "Can I change my delivery address?",
     "Can I exchange an item for another size?",
     "Is this product in stock?",
 ]

@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 
 _WORD = re.compile(r"\w+")
 NGRAMS = (2, 3, 4)
+# Question frames that carry no topic: without them "회원 탈퇴는 어떻게 하나요?" no
+# longer looks like "배송 조회는 어떻게 하나요?".
+STOPWORDS = frozenset("""
+어떻게 하나요 있나요 되나요 해요 있어요 주세요 알려주세요 싶어요 할 수 수 뭐 어디 언제
+얼마나 제 저 이 그 좀 되나 하면 돼요 가요 와요 인가요 건가요 나요
+a an the is are am be do does did i you we my me your our to of in on for and or can
+could would will how what when which who where it this that with at please there any
+""".split())
 
 
 def ngrams(text: str) -> Counter[str]:
@@ -23,6 +31,8 @@ def ngrams(text: str) -> Counter[str]:
     grams: Counter[str] = Counter()
     normal = unicodedata.normalize("NFKC", text).lower()
     for word in _WORD.findall(normal):
+        if word in STOPWORDS:
+            continue
         padded = f" {word} "
         for n in NGRAMS:
             grams.update(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))

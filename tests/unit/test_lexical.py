@@ -55,3 +55,10 @@ def test_remove_and_replace() -> None:
 def test_scores_are_normalized(text: str) -> None:
     for _, score in _index().search(text):
         assert 0.0 < score <= 1.0
+
+
+def test_question_frames_do_not_make_unrelated_questions_alike() -> None:
+    index = Bm25Index()
+    index.add("track", "배송 조회는 어떻게 하나요?")
+    assert index.search("회원 탈퇴는 어떻게 하나요?") == []  # only the frame is shared
+    assert index.search("배송 조회")[0][0] == "track"
