@@ -125,6 +125,11 @@ class TurnSettings:
 class AgentSettings:
     greeting: str = "Hello, this is the SmartPBX assistant. How can I help you?"
     intents: str = ""  # a YAML of intent -> example phrases; "" = the packaged set
+    # The LLM may rephrase a stored answer (never adds facts). Off on calls by default:
+    # Gemma 3 270M takes ~0.6 s per rephrasing on 2 cores, more than the whole latency budget.
+    llm_phrasing: bool = False
+    llm_model: str = ""  # a GGUF file; "" = the packaged Gemma 3 270M Q4_K_M
+    llm_budget_ms: int = 800  # past it, the stored answer is spoken as it is
     min_confidence: float = 0.6
     apology: str = "Sorry, I had a problem there. Could you say that again?"
 

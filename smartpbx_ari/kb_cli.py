@@ -27,14 +27,22 @@ def add_ask_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query")
     parser.add_argument("--session", default="cli", help="session id (multi-turn memory)")
     parser.add_argument("--json", action="store_true", help="the agent's dict as one object")
+    parser.add_argument("--phrase", action="store_true",
+                        help="let the local LLM rephrase the stored answer (agent.llm_phrasing)")
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     from smartpbx_ari.ai.agent import AIAgentService
+    from smartpbx_ari.ai.llm import Phraser
     from smartpbx_ari.ai.rag import RAGEngine
 
-    agent = AIAgentService(RAGEngine.open(settings), settings.agent)
-    result = agent.process_sync(args.query, args.session)
+    phraser = None
+    if args.phrase or settings.agent.llm_phrasing:
+        phraser = Phraser(settings.agent.llm_model, settings.cache_dir)
+    agent = AIAgentService(RAGEngine.open(settings), settings.agent, phraser=phraser)
+    result = asyncio.run(agent.process_query(args.query, args.session))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.responder import Responder
 from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
@@ -74,7 +75,11 @@ class VoiceEngine:
         tts = TextToSpeech(settings.tts, RATE)
         if responder is None:
             rag = await loop.run_in_executor(None, RAGEngine.open, settings)
-            responder = AIAgentService(rag, settings.agent)
+            phraser = None
+            if settings.agent.llm_phrasing:
+                phraser = await loop.run_in_executor(
+                    None, Phraser, settings.agent.llm_model, settings.cache_dir)
+            responder = AIAgentService(rag, settings.agent, phraser=phraser)
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from smartpbx_ari.ai.lexical import Bm25Index
+from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine, expand_query, validate_question
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.config import AgentSettings
@@ -82,13 +83,18 @@ class Session:
 
 class AIAgentService:
     def __init__(self, rag: RAGEngine, settings: AgentSettings,
-                 intents: dict[str, list[str]] | None = None) -> None:
-        self.rag, self.settings = rag, settings
+                 intents: dict[str, list[str]] | None = None,
+                 phraser: Phraser | None = None) -> None:
+        self.rag, self.settings, self.phraser = rag, settings, phraser
         self.intents = IntentClassifier(intents or load_intents(settings.intents), rag.lexicon)
         self.sessions: dict[str, Session] = {}
 
     async def process_query(self, query: str, session_id: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self.process_sync, query, session_id)
+        result = await asyncio.to_thread(self.process_sync, query, session_id)
+        if self.phraser is not None and result["sources"]:
+            result["response"] = await self.phraser.phrase(
+                result["response"], self.settings.llm_budget_ms / 1000)
+        return result
 
     def process_sync(self, query: str, session_id: str) -> dict[str, Any]:
         text = validate_question(query, "query")

