@@ -21,6 +21,11 @@ def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--top-k", type=int, default=5)
     search.add_argument("--json", action="store_true", help="one JSON list of result dicts")
     sub.add_parser("reindex", help="rebuild the indexes from the SQL source of truth")
+    sub.add_parser("export", help="approved entries as JSONL on stdout (re-importable)")
+    sub.add_parser("review", help="list the operators' pending candidates")
+    for verb in ("approve", "reject"):
+        p = sub.add_parser(verb, help=f"{verb} a pending candidate")
+        p.add_argument("id")
 
 
 def add_ask_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,9 +82,32 @@ def run_kb(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{h['similarity']:.3f}  [{h['category']}] {h['question']}\n"
                       f"       {h['answer']}")
         return 0
-    drift = engine.check_drift()
-    print(f"kb: {len(drift[0])} missing from the index, {len(drift[1])} stale in it")
-    print(f"kb: reindexed {engine.reindex()} entries")
+    if args.kb_action == "reindex":
+        drift = engine.check_drift()
+        print(f"kb: {len(drift[0])} missing from the index, {len(drift[1])} stale in it")
+        print(f"kb: reindexed {engine.reindex()} entries")
+        return 0
+    return _review(engine, args)
+
+
+def _review(engine: object, args: argparse.Namespace) -> int:
+    from smartpbx_ari.ai import learning
+    from smartpbx_ari.ai.rag import RAGEngine
+
+    assert isinstance(engine, RAGEngine)
+    if args.kb_action == "export":
+        for row in engine.approved():
+            print(json.dumps(row.as_dict(), ensure_ascii=False))
+    elif args.kb_action == "review":
+        for row in learning.pending(engine):
+            print(f"{row.id}  [{row.category}] {row.question}\n    -> {row.answer}")
+    elif args.kb_action == "approve":
+        outcome = learning.approve(engine, args.id)
+        merged = f" (merged into {outcome.merged_into})" if outcome.merged_into else ""
+        print(f"kb: approved {outcome.id}{merged}")
+    else:
+        learning.reject(engine, args.id)
+        print(f"kb: rejected {args.id}")
     return 0
 
 

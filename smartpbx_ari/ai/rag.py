@@ -114,6 +114,9 @@ class RAGEngine:
         self._rows: dict[str, Knowledge] = {}
         self._load_lexical()
 
+    def approved(self) -> list[Knowledge]:
+        return list(self._rows.values())
+
     def __len__(self) -> int:
         """Approved (searchable) entries."""
         return len(self._rows)
