@@ -86,8 +86,8 @@ async def test_barge_in_stops_the_answer_at_once(
                          if interrupt_at <= t < interrupt_at + 1.0 and _loud(pcm))
         stopped_ms = (last_voice - interrupt_at) * 1000
         assert stopped_ms <= 150, f"answer went on {stopped_ms:.0f} ms into the caller's speech"
-        said = await controller.until("said")
-        assert said.data["intent"] == "payment"  # the interruption is the next turn
+        heard = await controller.until("heard")  # the interruption is the next turn
+        assert "payment" in str(heard.data["text"]).lower()
 
 
 async def test_sipp_third_party_call_receives_answer_audio(
