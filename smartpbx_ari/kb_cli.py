@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 
 from smartpbx_ari.config import Settings
+from smartpbx_ari.data import packaged
 
 
 def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +125,7 @@ def _import(engine: object, name: str) -> int:
 
 
 def demo_path() -> Path:
-    return Path(str(resources.files("smartpbx_ari.data").joinpath("knowledge.yaml")))
+    return packaged("knowledge.yaml")
 
 
 def _progress(line: int) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -24,6 +22,7 @@ from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine, expand_query, validate_question
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.config import AgentSettings
+from smartpbx_ari.data import read_text
 
 SEPARATING_SIMILARITY = 0.3  # from scripts/bench_rag.py
 SLOPE = 1.6  # similarity 0.55 and above -> confidence 1.0
@@ -45,9 +44,7 @@ def calibrate(similarity: float) -> float:
 
 
 def load_intents(path: str = "") -> dict[str, list[str]]:
-    text = (Path(path).read_text("utf-8") if path else
-            resources.files("smartpbx_ari.data").joinpath("intents.yaml").read_text("utf-8"))
-    data = yaml.safe_load(text) or {}
+    data = yaml.safe_load(read_text(path, "intents.yaml")) or {}
     return {str(k): [str(e) for e in v] for k, v in data.items()}
 
 

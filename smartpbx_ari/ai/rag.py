@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from sqlalchemy import select
 from smartpbx_ari.ai.embeddings import Embedder
 from smartpbx_ari.ai.lexical import Bm25Index
 from smartpbx_ari.config import RagSettings, Settings
+from smartpbx_ari.data import read_text
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatus
@@ -74,9 +74,7 @@ def open_collection(settings: Settings) -> Any:
 
 
 def load_lexicon(path: str = "") -> dict[str, list[str]]:
-    text = (Path(path).read_text("utf-8") if path else
-            resources.files("smartpbx_ari.data").joinpath("lexicon.yaml").read_text("utf-8"))
-    data = yaml.safe_load(text) or {}
+    data = yaml.safe_load(read_text(path, "lexicon.yaml")) or {}
     if not isinstance(data, dict):
         raise KnowledgeError("rag.lexicon: expected a mapping of word -> [synonyms]")
     return {str(k): [str(v) for v in vs or ()] for k, vs in data.items()}
