@@ -192,6 +192,14 @@ class RAGEngine:
         return {i: float(np.clip(1.0 - dist, 0.0, 1.0)) for i, dist in zip(ids, distances,
                                                                            strict=True)}
 
+    def bulk_upsert(self, items: list[dict[str, Any]]) -> list[str]:
+        """Store many entries, then index the approved ones in one embedding batch."""
+        rows = [self._store(qa) for qa in items]
+        approved = [r for r in rows if r.status == KnowledgeStatus.APPROVED]
+        if approved:
+            self._index(approved)
+        return [r.id for r in rows]
+
     def upsert_sync(self, qa: dict[str, Any]) -> str:
         row = self._store(qa)
         if row.status == KnowledgeStatus.APPROVED:

@@ -94,3 +94,16 @@ def test_kb_cli_imports_and_prints_one_json_list(tmp_path: Path) -> None:
                          timeout=120, check=True)
     results = json.loads(out.stdout)
     assert len(results) == 3 and results[0]["id"] == "en-payment-methods"
+
+
+def test_bulk_upsert_indexes_in_one_batch(engine: RAGEngine) -> None:
+    items = [{"id": f"bulk-{n}", "question": q, "answer": a, "category": "test"}
+             for n, (q, a) in enumerate([("Do you offer student discounts?", "Ten percent."),
+                                         ("Is gift wrapping available?", "Yes, two dollars.")])]
+    try:
+        assert engine.bulk_upsert(items) == ["bulk-0", "bulk-1"]
+        assert engine.search_hits("student discounts", 1)[0].id == "bulk-0"
+        assert engine.check_drift() == (set(), set())
+    finally:
+        for item in items:
+            engine.delete_sync(str(item["id"]))
