@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +35,6 @@ class Subscription:
             self.queue.get_nowait()
             self.dropped += 1
         self.queue.put_nowait(event)
-
-    async def __aiter__(self) -> AsyncIterator[CallEvent]:
-        while True:
-            yield await self.queue.get()
 
     async def next(self, timeout: float) -> CallEvent:
         return await asyncio.wait_for(self.queue.get(), timeout)

@@ -108,8 +108,3 @@ class RTPParser:
 
 
 RTPPacket = RtpPacket  # the seed's name
-
-
-def seq_newer(a: int, b: int) -> bool:
-    """True when 16-bit sequence number ``a`` comes after ``b`` (wrap-around aware)."""
-    return a != b and ((a - b) & 0xFFFF) < 0x8000

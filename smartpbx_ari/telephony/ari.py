@@ -112,10 +112,6 @@ class AriClient:
     async def add_channel(self, bridge_id: str, channel_id: str) -> None:
         await self.request("POST", f"/bridges/{bridge_id}/addChannel", {"channel": channel_id})
 
-    async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
-        await self.request("POST", f"/bridges/{bridge_id}/removeChannel",
-                           {"channel": channel_id})
-
     async def external_media(self, external_host: str, fmt: str,
                              channel_id: str | None = None) -> Channel:
         params = {"app": self.app, "external_host": external_host, "format": fmt,
@@ -128,10 +124,6 @@ class AriClient:
                                    ) -> None:
         params = {"context": context, "extension": extension, "priority": priority}
         await self.request("POST", f"/channels/{channel_id}/continue", params)
-
-    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
-        await self.request("POST", f"/channels/{channel_id}/variable",
-                           {"variable": name, "value": value})
 
     async def get_variable(self, channel_id: str, name: str) -> str:
         data = await self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})

@@ -29,6 +29,7 @@ import numpy as np
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.media.codecs import CODECS, Codec, Pcm, codec_for_payload_type, decoder, encoder
 from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.media.turn import rms
 from smartpbx_ari.telephony.sdp import SdpAnswer, build_offer, parse_answer
 from smartpbx_ari.telephony.sip import (
     SIPHeaders,
@@ -174,10 +175,6 @@ class RtpSender:
 
 
 # ---- RTP: sans-IO receive log ------------------------------------------------------
-def rms(pcm: Pcm) -> float:
-    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
-
-
 class ReceivedAudio:
     """Every audio packet heard, decoded, with the arrival time it was fed."""
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from smartpbx_ari.config import Settings
@@ -47,7 +47,6 @@ class CallMedia:
     codec: str
     publish: Callable[[CallEvent], None]
     hand_off: Callable[[str], None]
-    dtmf: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=32))
     language: str = ""
 
     def emit(self, kind: str, **data: object) -> None:
@@ -104,8 +103,6 @@ class CallSession:
         self.app.emit(self.call_id, "dtmf", digit=digit)
         if digit == "0":
             self.request_hand_off("caller pressed 0")
-        elif self.media is not None and not self.media.dtmf.full():
-            self.media.dtmf.put_nowait(digit)
 
     def request_hand_off(self, reason: str) -> None:
         """Leave Stasis so the dialplan sends the caller on (the operators' queue)."""

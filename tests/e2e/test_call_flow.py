@@ -7,11 +7,13 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from smartpbx_ari.media.turn import rms
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+from smartpbx_ari.telephony.caller import VOICE_RMS, Dial, SyntheticCaller
 from tests.e2e.conftest import Controller
 from tests.fixtures.audio import speak_wav, wav_frames
 from tests.fixtures.sipp import run_rtp_stream_call
@@ -113,11 +115,8 @@ async def _tx_packets(ari: AriClient, channel_id: str) -> int:
     return int(await ari.get_variable(channel_id, "CHANNEL(rtcp,txcount)") or 0)
 
 
-def _loud(pcm: object) -> bool:
-    import numpy as np
-
-    data = np.asarray(pcm, dtype=np.float64)
-    return bool(data.size) and float(np.sqrt(np.mean(data**2))) >= 300.0
+def _loud(pcm: Any) -> bool:
+    return rms(pcm) >= VOICE_RMS
 
 
 async def test_asking_for_a_person_hands_the_call_over(
