@@ -4,15 +4,29 @@ Character n-grams (2-4 characters, inside word boundaries) need no tokenizer, so
 works as well as English even when the embedding model barely separates Korean. Scores
 are normalized by the score of an average-length entry holding every n-gram of the
 question once, and clipped to 1.0.
+
+Storage is an inverted index: a column-major sparse matrix of term frequencies (one
+column per n-gram, one row per entry), so a query touches only the postings of its own
+n-grams, in numpy. Entries added since the last compaction live in a small "recent"
+segment scored in Python; removed entries are masked. Compaction (adding the recent
+segment to the matrix and dropping removed rows) runs at the next query once enough
+changes are pending, at once while the index is small. Until then an n-gram's document
+frequency still counts removed rows - a small, temporary idf bias.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
-from collections import Counter
-from dataclasses import dataclass, field
+from collections import ChainMap, Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
 
 _WORD = re.compile(r"\w+")
 NGRAMS = (2, 3, 4)
@@ -24,6 +38,13 @@ STOPWORDS = frozenset("""
 a an the is are am be do does did i you we my me your our to of in on for and or can
 could would will how what when which who where it this that with at please there any
 """.split())
+# Korean particles (josa) glued to the end of a word: "환불은", "택배로" search as
+# "환불", "택배". Longest first; a stem keeps at least two syllables.
+PARTICLES = sorted("은 는 이 가 을 를 에 에서 에게 으로 로 도 만 까지 부터 의 와 과 랑 이랑 "
+                   "한테 께서 이나 나 요".split(), key=len, reverse=True)
+_HANGUL_END = re.compile("[\uac00-\ud7a3]$")
+PENDING_LIMIT = 256  # changes kept out of the matrix before a compaction
+SMALL = 5000  # below this many entries, compact at every change
 
 
 def ngrams(text: str) -> Counter[str]:
@@ -33,71 +54,176 @@ def ngrams(text: str) -> Counter[str]:
     for word in _WORD.findall(normal):
         if word in STOPWORDS:
             continue
+        word = strip_particle(word)
         padded = f" {word} "
         for n in NGRAMS:
             grams.update(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
     return grams
 
 
-@dataclass
+def strip_particle(word: str) -> str:
+    if not _HANGUL_END.search(word):
+        return word
+    for particle in PARTICLES:
+        if word.endswith(particle) and len(word) - len(particle) >= 2:
+            return word[: -len(particle)]
+    return word
+
+
+@dataclass(frozen=True)
+class LexicalScores:
+    """Normalized scores (0..1) of every entry that shares an n-gram with a query."""
+
+    ids: list[str]
+    scores: NDArray[np.float64]
+    rows: Mapping[str, int]
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        k = min(k, len(self.ids))
+        if k <= 0:
+            return []
+        best = np.argpartition(-self.scores, k - 1)[:k]
+        best = best[np.argsort(-self.scores[best], kind="stable")]
+        return [(self.ids[i], float(self.scores[i])) for i in best if self.scores[i] > 0]
+
+    def get(self, doc_id: str) -> float:
+        row = self.rows.get(doc_id)
+        return 0.0 if row is None else float(self.scores[row])
+
+
 class Bm25Index:
-    k1: float = 1.2
-    b: float = 0.75
-    _docs: dict[str, Counter[str]] = field(default_factory=dict)
-    _df: Counter[str] = field(default_factory=Counter)
-    _total_len: int = 0
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self._lock = threading.Lock()
+        self._vocab: dict[str, int] = {}
+        self._ids: list[str] = []  # matrix row -> entry id
+        self._rows: dict[str, int] = {}  # entry id -> live matrix row
+        self._tf = sparse.csc_array((0, 0), dtype=np.float32)
+        self._weights = self._tf
+        self._lengths = np.zeros(0, dtype=np.float32)
+        self._alive = np.zeros(0, dtype=bool)
+        self._df = np.zeros(0, dtype=np.int64)  # per column, rows of the matrix
+        self._recent: dict[str, Counter[str]] = {}
+        self._recent_df: Counter[str] = Counter()
+        self._total_len = 0
+        self._removed = 0
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return len(self._rows) + len(self._recent)
 
     def add(self, doc_id: str, text: str) -> None:
-        self.remove(doc_id)
         grams = ngrams(text)
-        self._docs[doc_id] = grams
-        self._df.update(grams.keys())
-        self._total_len += sum(grams.values())
+        with self._lock:
+            self._remove(doc_id)
+            self._recent[doc_id] = grams
+            self._recent_df.update(grams.keys())
+            self._total_len += sum(grams.values())
 
     def remove(self, doc_id: str) -> None:
-        grams = self._docs.pop(doc_id, None)
-        if grams is None:
-            return
-        self._df.subtract(grams.keys())
-        self._df += Counter()  # drop zero counts
-        self._total_len -= sum(grams.values())
+        with self._lock:
+            self._remove(doc_id)
 
-    def _idf(self, gram: str) -> float:
-        n, df = len(self._docs), self._df.get(gram, 0)
+    def _remove(self, doc_id: str) -> None:
+        grams = self._recent.pop(doc_id, None)
+        if grams is not None:
+            self._recent_df.subtract(grams.keys())
+            self._total_len -= sum(grams.values())
+            return
+        row = self._rows.pop(doc_id, None)
+        if row is not None:
+            self._alive[row] = False
+            self._total_len -= int(self._lengths[row])
+            self._removed += 1
+
+    # ---- compaction ---------------------------------------------------------------
+    def _pending(self) -> int:
+        return len(self._recent) + self._removed
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._alive)
+        ids = [self._ids[i] for i in keep]
+        tf = sparse.csr_array(self._tf)[keep] if self._removed else sparse.csr_array(self._tf)
+        cols, vals, indptr = [], [], [0]
+        for doc_id, grams in self._recent.items():
+            for gram, count in grams.items():
+                cols.append(self._vocab.setdefault(gram, len(self._vocab)))
+                vals.append(count)
+            indptr.append(len(cols))
+            ids.append(doc_id)
+        width = len(self._vocab)
+        old = sparse.csr_array((tf.data, tf.indices, tf.indptr), shape=(tf.shape[0], width))
+        new = sparse.csr_array((np.asarray(vals, np.float32), np.asarray(cols, np.int32),
+                                np.asarray(indptr, np.int64)), shape=(len(indptr) - 1, width))
+        self._tf = sparse.csc_array(sparse.vstack([old, new], format="csr"))
+        self._tf.sort_indices()
+        self._ids = ids
+        self._rows = {doc_id: row for row, doc_id in enumerate(ids)}
+        self._lengths = np.asarray(self._tf.sum(axis=1), dtype=np.float32).ravel()
+        self._alive = np.ones(len(ids), dtype=bool)
+        self._df = np.diff(self._tf.indptr).astype(np.int64)
+        self._weights = self._saturate(self._tf)
+        self._recent, self._recent_df, self._removed = {}, Counter(), 0
+
+    def _saturate(self, tf: sparse.csc_array) -> sparse.csc_array:
+        """BM25's term-frequency saturation per posting, at today's average length."""
+        avg = float(self._lengths.mean()) if len(self._lengths) else 1.0
+        rows = tf.indices
+        norm = self.k1 * (1 - self.b + self.b * self._lengths[rows] / avg)
+        data = (tf.data * (self.k1 + 1) / (tf.data + norm)).astype(np.float32)
+        return sparse.csc_array((data, tf.indices, tf.indptr), shape=tf.shape)
+
+    # ---- scoring ------------------------------------------------------------------
+    def _idf(self, gram: str, n: int) -> float:
+        col = self._vocab.get(gram)
+        df = (int(self._df[col]) if col is not None else 0) + self._recent_df.get(gram, 0)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def _score(self, query: Counter[str], doc: Counter[str]) -> float:
-        avg = self._total_len / len(self._docs) if self._docs else 1.0
+    def query(self, text: str) -> LexicalScores:
+        """Normalized scores of the entries sharing n-grams with ``text``."""
+        query = ngrams(text)
+        with self._lock:
+            pending = self._pending()
+            if pending and (pending >= PENDING_LIMIT or len(self) < SMALL):
+                self._compact()
+            n = len(self)
+            if not query or not n:
+                return LexicalScores([], np.zeros(0), {})
+            avg = self._total_len / n
+            weights = {g: self._idf(g, n) * qtf for g, qtf in query.items()}
+            ceiling = sum(w * (self.k1 + 1) / (1 + self.k1) for w in weights.values()) or 1.0
+            scores = self._matrix_scores(weights)
+            ids, rows = self._ids, self._rows
+            if self._recent:
+                ids = ids + list(self._recent)
+                rows = ChainMap(rows, {d: len(self._ids) + i for i, d in enumerate(self._recent)})
+                recent = [self._doc_score(weights, grams, avg) for grams in self._recent.values()]
+                scores = np.concatenate([scores, np.asarray(recent, dtype=np.float64)])
+        return LexicalScores(ids, np.minimum(1.0, scores / ceiling), rows)
+
+    def _matrix_scores(self, weights: dict[str, float]) -> NDArray[np.float64]:
+        rows_n = len(self._ids)
+        cols = [(self._vocab[g], w) for g, w in weights.items() if g in self._vocab]
+        if not rows_n or not cols:
+            return np.zeros(rows_n)
+        picked = self._weights[:, [c for c, _ in cols]]
+        scores = np.asarray(picked @ np.array([w for _, w in cols]), dtype=np.float64)
+        scores[~self._alive] = 0.0
+        return scores
+
+    def _doc_score(self, weights: dict[str, float], doc: Counter[str], avg: float) -> float:
         norm = self.k1 * (1 - self.b + self.b * sum(doc.values()) / avg)
         score = 0.0
-        for gram, qtf in query.items():
+        for gram, weight in weights.items():
             tf = doc.get(gram, 0)
             if tf:
-                score += self._idf(gram) * qtf * tf * (self.k1 + 1) / (tf + norm)
+                score += weight * tf * (self.k1 + 1) / (tf + norm)
         return score
 
-    def _ceiling(self, query: Counter[str]) -> float:
-        # every n-gram of the question once, in an entry of average length
-        return sum(self._idf(g) * qtf * (self.k1 + 1) / (1 + self.k1)
-                   for g, qtf in query.items()) or 1.0
-
+    # ---- conveniences -------------------------------------------------------------
     def score(self, text: str, doc_id: str) -> float:
         """Normalized score (0..1) of one entry for ``text``; 0 for an unknown id."""
-        query, doc = ngrams(text), self._docs.get(doc_id)
-        if not query or doc is None:
-            return 0.0
-        return min(1.0, self._score(query, doc) / self._ceiling(query))
+        return self.query(text).get(doc_id)
 
     def search(self, text: str, top_k: int = 10) -> list[tuple[str, float]]:
         """(doc_id, normalized score 0..1) best first."""
-        query = ngrams(text)
-        if not query or not self._docs:
-            return []
-        ceiling = self._ceiling(query)
-        scored = [(doc_id, min(1.0, self._score(query, doc) / ceiling))
-                  for doc_id, doc in self._docs.items()]
-        scored.sort(key=lambda item: item[1], reverse=True)
-        return [s for s in scored[:top_k] if s[1] > 0]
+        return self.query(text).top(top_k)

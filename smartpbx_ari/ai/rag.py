@@ -159,7 +159,8 @@ class RAGEngine:
         want = max(1, top_k) * CANDIDATES
         dense = self._dense(text, want)
         expanded = expand_query(text, self.lexicon)
-        lexical = dict(self.lexical.search(expanded, want))
+        scores = self.lexical.query(expanded)
+        lexical = dict(scores.top(want))
         w = self.dense_weight(text)
         hits = []
         for doc_id in set(dense) | set(lexical):
@@ -167,7 +168,7 @@ class RAGEngine:
             if row is None:
                 continue  # in Chroma but not approved in SQL: drift, see check_drift()
             d = dense.get(doc_id, 0.0)
-            lx = lexical.get(doc_id, self.lexical.score(expanded, doc_id))
+            lx = lexical.get(doc_id, scores.get(doc_id))
             hits.append(Hit(doc_id, row.question, row.answer, row.category,
                             w * d + (1 - w) * lx, d, lx))
         hits.sort(key=lambda h: h.similarity, reverse=True)

@@ -63,3 +63,47 @@ def test_question_frames_do_not_make_unrelated_questions_alike() -> None:
     # only the frame is shared (and a particle): next to nothing is left
     assert index.score("회원 탈퇴는 어떻게 하나요?", "track") < 0.05
     assert index.search("배송 조회")[0][0] == "track"
+
+
+def test_korean_particles_do_not_hide_the_word() -> None:
+    assert ngrams("환불은") == ngrams("환불")
+    assert ngrams("택배로") == ngrams("택배")
+    assert ngrams("사이") == ngrams("사이")  # a stem keeps two syllables
+
+
+TEXTS = ["How can I track my parcel?", "배송 조회는 어떻게 하나요?", "refund for a broken lamp",
+         "환불은 어떻게 받나요?", "pay by card in instalments", "track the lamp order"]
+
+
+def test_matrix_and_recent_segments_score_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    import smartpbx_ari.ai.lexical as lexical
+
+    monkeypatch.setattr(lexical, "SMALL", 0)  # keep recent entries out of the matrix
+    index = Bm25Index()
+    for n, text in enumerate(TEXTS):
+        index.add(f"d{n}", text)
+    recent = index.search("track my lamp order", top_k=6)
+    index._compact()
+    matrix = index.search("track my lamp order", top_k=6)
+    assert [d for d, _ in recent] == [d for d, _ in matrix]
+    assert [s for _, s in recent] == pytest.approx([s for _, s in matrix])
+
+
+def test_removed_rows_are_masked_until_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    import smartpbx_ari.ai.lexical as lexical
+
+    monkeypatch.setattr(lexical, "SMALL", 0)
+    monkeypatch.setattr(lexical, "PENDING_LIMIT", 3)
+    index = Bm25Index()
+    for n, text in enumerate(TEXTS):
+        index.add(f"d{n}", text)
+    assert index.search("track")[0][0] in {"d0", "d5"}  # 6 pending changes: compacted
+    assert not index._recent
+    index.remove("d0")
+    index.remove("d5")
+    assert index._removed == 2  # below the limit: masked, not yet compacted
+    assert index.score("track parcel", "d0") == 0.0
+    assert "d0" not in [d for d, _ in index.search("track parcel")]
+    index.add("d0", "track a parcel")  # back, in the recent segment
+    assert index.search("track parcel")[0][0] == "d0"
+    assert len(index) == 5
