@@ -142,13 +142,16 @@ class VoiceConversation:
         reply = await self.engine.responder.respond(transcript.text, media.call_id,
                                                     media.language)
         media.emit("said", text=reply.text, intent=reply.intent,
-                   confidence=round(reply.confidence, 3), hitl=reply.hitl)
-        await self._play(media, self._synth(media, reply.text))
+                   confidence=round(reply.confidence, 3), hitl=reply.hitl,
+                   phrased=reply.speech is not None)
+        await self._play(media, self._synth(media, reply.text, reply.speech))
         return reply.hitl
 
-    async def _synth(self, media: CallMedia, text: str) -> AsyncIterator[Pcm]:
+    async def _synth(self, media: CallMedia, text: str,
+                     speech: AsyncIterator[str] | None = None) -> AsyncIterator[Pcm]:
+        tts = self.engine.tts
         try:
-            async for pcm in self.engine.tts.stream(text):
+            async for pcm in tts.speak(speech) if speech else tts.stream(text):
                 yield pcm
         except TtsError as err:
             media.emit("error", code=err.code, message=str(err))

@@ -133,6 +133,11 @@ class AIAgentService:
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
         """The voice loop's Responder seam."""
-        result = await self.process_query(text, session_id)
+        result = await asyncio.to_thread(self.process_sync, text, session_id)
+        speech = None
+        if self.phraser is not None and result["sources"]:
+            speech = self.phraser.sentences(result["response"],
+                                            self.settings.llm_budget_ms / 1000)
         return Reply(result["response"], result["confidence"], result["intent"],
-                     hitl=result["hitl_triggered"], sources=tuple(result["sources"]))
+                     hitl=result["hitl_triggered"], sources=tuple(result["sources"]),
+                     speech=speech)

@@ -192,10 +192,12 @@ class Bm25Index:
             weights = {g: self._idf(g, n) * qtf for g, qtf in query.items()}
             ceiling = sum(w * (self.k1 + 1) / (1 + self.k1) for w in weights.values()) or 1.0
             scores = self._matrix_scores(weights)
-            ids, rows = self._ids, self._rows
+            ids = self._ids
+            rows: Mapping[str, int] = self._rows
             if self._recent:
                 ids = ids + list(self._recent)
-                rows = ChainMap(rows, {d: len(self._ids) + i for i, d in enumerate(self._recent)})
+                base = len(self._ids)
+                rows = ChainMap(self._rows, {d: base + i for i, d in enumerate(self._recent)})
                 recent = [self._doc_score(weights, grams, avg) for grams in self._recent.values()]
                 scores = np.concatenate([scores, np.asarray(recent, dtype=np.float64)])
         return LexicalScores(ids, np.minimum(1.0, scores / ceiling), rows)

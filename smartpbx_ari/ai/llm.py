@@ -15,10 +15,11 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from smartpbx_ari.ai.tts import SENTENCE_END
 from smartpbx_ari.errors import UserFacingError
 
 _NUMBER = re.compile(r"\d+")
@@ -78,6 +79,15 @@ class Phraser:
 
     async def phrase(self, answer: str, budget_s: float = 1.0, max_tokens: int = 48) -> str:
         """The answer rephrased for speech, or the answer itself (budget, fidelity)."""
+        return " ".join([s async for s in self.sentences(answer, budget_s, max_tokens)])
+
+    async def sentences(self, answer: str, budget_s: float = 1.0,
+                        max_tokens: int = 48) -> AsyncIterator[str]:
+        """The rephrasing sentence by sentence as the model writes it, so speech can
+        start on the first. Each sentence is checked (faithful) before it is yielded;
+        if one fails or the budget runs out before anything was yielded, the stored
+        answer is yielded instead. If the rephrasing said less than the answer (a number
+        of the answer missing), the stored answer follows."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         stop = threading.Event()
@@ -90,16 +100,35 @@ class Phraser:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         worker = loop.run_in_executor(None, work)
-        parts: list[str] = []
         deadline = time.monotonic() + budget_s
+        spoken: list[str] = []
         try:
-            while (token := await asyncio.wait_for(queue.get(),
-                                                   max(0.0, deadline - time.monotonic()))):
-                parts.append(token)
+            async for sentence in _sentences(queue, deadline):
+                if not faithful(sentence, answer):
+                    break
+                spoken.append(sentence)
+                yield sentence
         except TimeoutError:
-            return answer  # out of time: the grounded answer, as stored
+            pass  # out of time: what was said stands, the rest from the stored answer
         finally:
             stop.set()
             await worker
-        text = "".join(parts).strip()
-        return text if faithful(text, answer) else answer
+        said = " ".join(spoken)
+        if not spoken or not set(_NUMBER.findall(answer)) <= set(_NUMBER.findall(said)):
+            yield answer
+
+
+async def _sentences(queue: asyncio.Queue[str | None], deadline: float) -> AsyncIterator[str]:
+    """Complete sentences from a token queue (None ends it) before ``deadline``."""
+    buffer = ""
+    while True:
+        token = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
+        if token is None:
+            break
+        buffer += token
+        *done, buffer = SENTENCE_END.split(buffer)
+        for sentence in done:
+            if sentence.strip():
+                yield sentence.strip()
+    if buffer.strip():
+        yield buffer.strip()

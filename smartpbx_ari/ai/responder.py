@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,9 @@ class Reply:
     intent: str
     hitl: bool = False  # a human should take over
     sources: tuple[str, ...] = field(default=())
+    # what to say, sentence by sentence as it is written (an LLM's rephrasing of
+    # ``text``); None: say ``text``
+    speech: AsyncIterator[str] | None = None
 
 
 class Responder(Protocol):

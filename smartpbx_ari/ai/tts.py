@@ -22,7 +22,7 @@ from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.media.resample import resample
 
 Pcm = npt.NDArray[np.int16]
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 
 
 class TtsError(UserFacingError):
@@ -31,7 +31,7 @@ class TtsError(UserFacingError):
 
 def split_sentences(text: str) -> list[str]:
     """Sentences, so speech can start after the first one is synthesized."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    return [s.strip() for s in SENTENCE_END.split(text.strip()) if s.strip()]
 
 
 class TextToSpeech:
@@ -68,18 +68,34 @@ class TextToSpeech:
 
     async def stream(self, text: str, voice: str = "") -> AsyncIterator[Pcm]:
         """Yield each sentence's audio; the next is synthesized while this one plays."""
-        sentences = split_sentences(text)
-        if not sentences:
-            return
-        pending = asyncio.ensure_future(self.synthesize(sentences[0], voice))
+        async for pcm in self.speak(_each(split_sentences(text)), voice):
+            yield pcm
+
+    async def speak(self, sentences: AsyncIterator[str], voice: str = "") -> AsyncIterator[Pcm]:
+        """Audio of sentences as they come (an LLM's): each is synthesized while the
+        previous one plays."""
+
+        async def next_audio() -> Pcm | None:
+            async for sentence in sentences:
+                if sentence.strip():
+                    return await self.synthesize(sentence, voice)
+            return None
+
+        pending = asyncio.ensure_future(next_audio())
         try:
-            for nxt in [*sentences[1:], None]:
-                audio = await pending
-                if nxt is not None:
-                    pending = asyncio.ensure_future(self.synthesize(nxt, voice))
+            while (audio := await pending) is not None:
+                pending = asyncio.ensure_future(next_audio())
                 yield audio
         finally:
             if not pending.done():
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, TtsError):
                     await pending
+            aclose = getattr(sentences, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+async def _each(items: list[str]) -> AsyncIterator[str]:
+    for item in items:
+        yield item

@@ -45,3 +45,20 @@ def test_a_missing_model_file_is_one_clear_error(settings: Settings) -> None:
 
     with pytest.raises(LlmError, match="agent.llm_model: /nope.gguf does not exist"):
         Phraser("/nope.gguf", settings.cache_dir)
+
+
+async def test_streamed_sentences_are_each_faithful(phraser: Phraser) -> None:
+    said = [s async for s in phraser.sentences(ANSWER, budget_s=10.0)]
+    assert said
+    assert all(s == ANSWER or faithful(s, ANSWER) for s in said)
+
+
+async def test_voice_reply_streams_the_rephrasing(phraser: Phraser, engine: RAGEngine,
+                                                  kb_settings: Settings) -> None:
+    agent = AIAgentService(engine, kb_settings.agent, phraser=phraser)
+    reply = await agent.respond("How do I get a refund?", "llm3")
+    assert reply.speech is not None and not reply.hitl
+    said = [s async for s in reply.speech]
+    assert said and all(s == reply.text or faithful(s, reply.text) for s in said)
+    handed = await agent.respond("What is the capital of France?", "llm4")
+    assert handed.hitl and handed.speech is None

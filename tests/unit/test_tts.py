@@ -59,3 +59,21 @@ def _espeak_children() -> list[int]:
         if name.startswith("espeak") and rest.split()[1] == me:
             found.append(int(proc.name))
     return found
+
+
+async def test_speak_starts_on_the_first_sentence_of_a_slow_source() -> None:
+    tts = TextToSpeech(TtsSettings())
+    second_asked = asyncio.Event()
+
+    async def writer():  # type: ignore[no-untyped-def]
+        yield "First sentence."
+        second_asked.set()
+        await asyncio.sleep(1.0)  # the LLM still writing
+        yield "Second sentence."
+
+    stream = tts.speak(writer())
+    first = await asyncio.wait_for(anext(stream), 0.9)  # before the second exists
+    assert rms(first) > 500
+    assert second_asked.is_set()  # the next sentence is already being waited for
+    rest = [c async for c in stream]
+    assert len(rest) == 1

@@ -52,6 +52,12 @@ class FakeResponder:
 class FakeTts:
     def __init__(self, fail_on: str = "") -> None:
         self.fail_on = fail_on
+        self.spoken: list[str] = []
+
+    async def speak(self, sentences, voice: str = ""):  # type: ignore[no-untyped-def]
+        async for sentence in sentences:
+            self.spoken.append(sentence)
+            yield TONE
 
     async def stream(self, text: str, voice: str = ""):  # type: ignore[no-untyped-def]
         if self.fail_on and self.fail_on in text:
@@ -120,6 +126,30 @@ async def test_tts_failure_is_spoken_as_an_apology(tmp_path: Path) -> None:
                              turns=1, expect=2)
     errors = [e for e in events if e.kind == "error"]
     assert [e.data["code"] for e in errors] == ["tts-failed"]
+
+
+class PhrasingResponder:
+    """An LLM's rephrasing arrives as a stream of sentences."""
+
+    async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
+        async def sentences():  # type: ignore[no-untyped-def]
+            yield "We refund you in five days."
+            await asyncio.sleep(0.05)
+            yield "It goes back to your card."
+
+        return Reply("Refunds are paid within five working days.", 0.9, "refund",
+                     speech=sentences())
+
+
+async def test_a_streamed_rephrasing_is_spoken_sentence_by_sentence(tmp_path: Path) -> None:
+    tts = FakeTts()
+    engine = _engine(FakeStt([Transcript("How do I get a refund?", 0.9, 2.0, 0.3)]), tts)
+    engine.responder = PhrasingResponder()
+    events = await _run_call(engine, _speech(tmp_path), turns=1, expect=1)
+    said = next(e for e in events if e.kind == "said")
+    assert said.data["phrased"] is True
+    assert said.data["text"] == "Refunds are paid within five working days."  # the record
+    assert tts.spoken == ["We refund you in five days.", "It goes back to your card."]
 
 
 def test_espeak_is_installed() -> None:
