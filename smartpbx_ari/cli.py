@@ -82,6 +82,12 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return run_ask(args, settings)
 
 
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.db_cli import run_db
+
+    return run_db(args, settings)
+
+
 def _call(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.telephony.caller_cli import run_call
 
@@ -113,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="one agent turn, as a caller would get it")
     add_ask_arguments(ask)
     ask.set_defaults(handler=_ask)
+
+    from smartpbx_ari.db_cli import add_db_arguments
+
+    db = sub.add_parser("db", help="the database: upgrade (migrations), current, purge")
+    add_db_arguments(db)
+    db.set_defaults(handler=_db)
 
     demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
     demo.set_defaults(handler=_demo)

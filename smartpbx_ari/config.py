@@ -159,6 +159,29 @@ class RagSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    retention_days: int = 90  # transcripts older than this are purged; 0 = keep forever
+    buffer_limit: int = 100_000  # records held in memory while the database is down
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0:
+            raise ConfigError("store.retention_days: must be 0 (keep) or more")
+        if self.buffer_limit < 100:
+            raise ConfigError("store.buffer_limit: must be at least 100")
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    host: str = "127.0.0.1"
+    port: int = 4573
+    enabled: bool = True
+    timezone: str = ""  # business hours' zone (IANA name); "" = the machine's
+
+    def __post_init__(self) -> None:
+        _check_port("agi.port", self.port)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: _home(".local", "share", "smartpbx"))
     cache_dir: Path = field(default_factory=lambda: _home(".cache", "smartpbx"))
@@ -170,6 +193,8 @@ class Settings:
     turn: TurnSettings = field(default_factory=TurnSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     rag: RagSettings = field(default_factory=RagSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    agi: AgiSettings = field(default_factory=AgiSettings)
     database_url: str = ""  # "" = SQLite in the data dir; postgresql+psycopg://... at scale
 
     @property

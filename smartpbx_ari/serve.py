@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import ConversationFactory, StasisApp
 
@@ -35,8 +38,10 @@ async def serve(settings: Settings, conversation: ConversationFactory | None = N
         from smartpbx_ari.voice import build_conversation_factory
 
         conversation = await build_conversation_factory(settings)
-    async with make_ari(settings) as ari:
-        app = StasisApp(settings, ari, conversation=conversation)
+    db = await asyncio.to_thread(Database.from_settings, settings)  # upgrades the schema
+    recorder = CallRecorder(db, settings.store.buffer_limit).start()
+    async with make_ari(settings) as ari, _stopping(recorder):
+        app = StasisApp(settings, ari, conversation=conversation, sinks=[recorder.record])
         runner = asyncio.create_task(app.run(), name="stasis-app")
         log.info("serving Stasis app %r on %s", settings.ari.app, settings.ari_url)
         await stop.wait()
@@ -44,6 +49,14 @@ async def serve(settings: Settings, conversation: ConversationFactory | None = N
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+@contextlib.asynccontextmanager
+async def _stopping(recorder: CallRecorder) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:  # after the calls were handed back: their last events are queued
+        await asyncio.to_thread(recorder.stop)
 
 
 def run_serve(settings: Settings) -> int:

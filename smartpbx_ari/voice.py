@@ -136,14 +136,16 @@ class VoiceConversation:
             return False
         if not transcript.text:
             return False
+        waited = time.monotonic() - utterance.ended_at
+        ended = time.time() - waited  # wall clock, for the record
         media.emit("heard", text=transcript.text, confidence=round(transcript.confidence, 3),
-                   stt_ms=round(transcript.decode_s * 1000),
-                   wait_ms=round((time.monotonic() - utterance.ended_at) * 1000))
+                   stt_ms=round(transcript.decode_s * 1000), wait_ms=round(waited * 1000),
+                   start=round(ended - transcript.audio_s, 3), end=round(ended, 3))
         reply = await self.engine.responder.respond(transcript.text, media.call_id,
                                                     media.language)
         media.emit("said", text=reply.text, intent=reply.intent,
                    confidence=round(reply.confidence, 3), hitl=reply.hitl,
-                   phrased=reply.speech is not None)
+                   phrased=reply.speech is not None, question=transcript.text)
         await self._play(media, self._synth(media, reply.text, reply.speech))
         return reply.hitl
 

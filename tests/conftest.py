@@ -26,7 +26,10 @@ from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.kb_cli import demo_path
+from smartpbx_ari.store import migrate
+from smartpbx_ari.store.db import Database
 from smartpbx_ari.telephony.pbx import LocalPbx
+from tests.fixtures.postgres import LocalPostgres, pg_bin
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -53,6 +56,34 @@ def pbx(settings: Settings, credentials: Credentials) -> Iterator[LocalPbx]:
     yield local
     if started_here:
         local.down()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A private PostgreSQL cluster (Debian's package) on 127.0.0.1, removed at the end.
+
+    There is no skip: without PostgreSQL installed the tests that need it fail.
+    """
+    bindir = pg_bin()
+    assert bindir is not None, "PostgreSQL is not installed: apt-get install postgresql"
+    server = LocalPostgres(bindir)
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        server: LocalPostgres = request.getfixturevalue("postgres")
+        url = server.create_database(f"test_{os.urandom(6).hex()}")
+    database = Database(url)
+    migrate.upgrade(database)
+    yield database
+    database.engine.dispose()
 
 
 @pytest.fixture

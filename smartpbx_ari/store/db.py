@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.errors import UserFacingError
-from smartpbx_ari.store.models import Base
 
 
 class DatabaseError(UserFacingError):
@@ -39,14 +38,10 @@ class Database:
     def from_settings(cls, settings: Settings) -> Database:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = cls(database_url(settings))
-        db.create_all()
-        return db
+        from smartpbx_ari.store.migrate import upgrade  # migrate imports this module
 
-    def create_all(self) -> None:
-        try:
-            Base.metadata.create_all(self.engine)
-        except Exception as err:
-            raise DatabaseError(f"database: cannot reach {safe_url(self.url)}: {err}") from err
+        upgrade(db)
+        return db
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -58,4 +53,5 @@ def _sqlite_pragmas(conn: object, _record: object) -> None:
     cursor = conn.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

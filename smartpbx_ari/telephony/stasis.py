@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -185,8 +185,10 @@ class CallSession:
 
 class StasisApp:
     def __init__(self, settings: Settings, ari: AriClient, events: EventBus | None = None,
-                 conversation: ConversationFactory = DrainConversation) -> None:
+                 conversation: ConversationFactory = DrainConversation,
+                 sinks: Sequence[Callable[[CallEvent], None]] = ()) -> None:
         self.settings = settings
+        self.sinks = list(sinks)  # called with every event, in order (the call record)
         self.ari = ari
         self.events = events or EventBus()
         self.conversation = conversation
@@ -201,6 +203,8 @@ class StasisApp:
 
     def publish(self, event: CallEvent) -> None:
         log.info("%s", event.line())
+        for sink in self.sinks:
+            sink(event)
         self.events.publish(event)
 
     def active_tasks(self) -> list[asyncio.Task[None]]:

@@ -4,6 +4,7 @@ its calls back to the dialplan (the operators' queue) instead of leaving them si
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -13,16 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.models import Call
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+from tests.fixtures.postgres import LocalPostgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def start_serve(log: Path) -> subprocess.Popen[bytes]:
+def start_serve(log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).with_name("smartpbx")
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 60
     while b"ARI WebSocket connected" not in log.read_bytes():
         assert proc.poll() is None, log.read_text()
@@ -85,3 +90,40 @@ async def test_a_controller_killed_mid_call_is_replaced_and_the_caller_goes_to_a
             assert not line.call.ended.is_set()
         finally:
             await asyncio.to_thread(stop, successor)
+
+
+def _utterances(db: Database) -> list[tuple[str, str, str]]:
+    with db.session() as session:
+        return [(c.status, u.speaker, u.text) for c in session.query(Call).all()
+                for u in c.utterances]
+
+
+async def test_kill_9_loses_nothing_already_said(
+    pbx: object, settings: object, dial: Dial, ari: AriClient, postgres: LocalPostgres,
+    tmp_path: Path,
+) -> None:
+    url = postgres.create_database("durable")
+    proc = await asyncio.to_thread(start_serve, tmp_path / "serve.log",
+                                   {"SMARTPBX_DATABASE_URL": url})
+    db = Database(url)
+    caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
+    try:
+        async with caller.dial(dial) as line:
+            await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+            await line.say("How do I get a refund?")
+            async with asyncio.timeout(30):
+                while len(rows := await asyncio.to_thread(_utterances, db)) < 2:  # noqa: ASYNC110 (polls another process's database)
+                    await asyncio.sleep(0.1)
+            proc.kill()  # while the agent is still speaking: nothing gets to clean up
+            proc.wait(10)
+        after = await asyncio.to_thread(_utterances, db)
+        assert after == rows  # what was committed before the kill, all of it
+        assert [(status, speaker) for status, speaker, _ in after] == [
+            ("active", "caller"), ("active", "agent")]  # never ended: it died mid-call
+        assert "refund" in after[0][2].lower()
+    finally:
+        stop(proc)
+        db.engine.dispose()
+        for channel in await ari.channels():  # the orphaned media channel
+            if channel.name.startswith("UnicastRTP/"):
+                await ari.hangup(channel.id)

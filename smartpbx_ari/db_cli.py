@@ -1,0 +1,36 @@
+"""`smartpbx db upgrade|current|purge`: the schema and the retention of call records."""
+
+from __future__ import annotations
+
+import argparse
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.store import migrate
+from smartpbx_ari.store.calls import purge
+from smartpbx_ari.store.db import Database, database_url, safe_url
+
+
+def add_db_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["upgrade", "current", "purge"])
+    parser.add_argument("--days", type=int, default=None,
+                        help="purge: calls older than this (default: store.retention_days)")
+
+
+def run_db(args: argparse.Namespace, settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(database_url(settings))
+    where = safe_url(db.url)
+    if args.action == "current":
+        print(f"db: {where} at revision {migrate.current(db) or 'none'} "
+              f"(head {migrate.head()})")
+        return 0
+    before = migrate.upgrade(db)
+    if args.action == "upgrade":
+        print(f"db: {where} upgraded from {before or 'empty'} to {migrate.head()}")
+        return 0
+    days = settings.store.retention_days if args.days is None else args.days
+    if days <= 0:
+        print("db: retention is 0 (keep forever): nothing purged")
+        return 0
+    print(f"db: purged {purge(db, days)} call(s) older than {days} day(s) from {where}")
+    return 0

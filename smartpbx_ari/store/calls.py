@@ -1,0 +1,61 @@
+"""Reading and purging the call record (blocking: run in a thread from async code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select
+
+from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.models import Call, HitlAlert, Utterance
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    status: str = ""
+    caller: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_calls(db: Database, where: CallFilter, limit: int = 50, offset: int = 0
+               ) -> tuple[int, list[Call]]:
+    """(total matching, one page newest first)."""
+    query = select(Call)
+    if where.status:
+        query = query.where(Call.status == where.status)
+    if where.caller:
+        query = query.where(Call.caller == where.caller)
+    if where.since is not None:
+        query = query.where(Call.start_time >= where.since)
+    if where.until is not None:
+        query = query.where(Call.start_time <= where.until)
+    with db.session() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = session.scalars(query.order_by(Call.start_time.desc(), Call.call_id)
+                               .limit(limit).offset(offset)).all()
+    return int(total), list(page)
+
+
+def get_call(db: Database, call_id: str) -> tuple[Call, list[Utterance]] | None:
+    with db.session() as session:
+        call = session.get(Call, call_id)
+        if call is None:
+            return None
+        return call, list(call.utterances)
+
+
+def purge(db: Database, days: int, now: datetime | None = None) -> int:
+    """Delete calls (their utterances and alerts with them) started more than ``days``
+    days ago; the audit log stays. Returns the number of calls deleted."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    old = select(Call.call_id).where(Call.start_time < cutoff)
+    with db.session() as session:
+        ids = list(session.scalars(old))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            session.execute(delete(Utterance).where(Utterance.call_id.in_(chunk)))
+            session.execute(delete(HitlAlert).where(HitlAlert.call_id.in_(chunk)))
+            session.execute(delete(Call).where(Call.call_id.in_(chunk)))
+    return len(ids)

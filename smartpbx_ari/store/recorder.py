@@ -1,0 +1,230 @@
+"""The call record, written as it happens: a Call row at StasisStart, each utterance when
+it is transcribed (caller) or spoken (agent), HITL alerts, the end.
+
+``record()`` is called on the event loop and only appends to a queue; one writer thread
+commits the queue in order, a small batch per transaction. While the database is down
+the records wait in memory (bounded by ``store.buffer_limit``; past it the oldest are
+dropped and counted) and are written when it is back. Writes are idempotent (an
+utterance is keyed by call and sequence number), so a batch retried after an ambiguous
+failure is never doubled.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from smartpbx_ari.events import CallEvent
+from smartpbx_ari.store.db import Database, safe_url
+from smartpbx_ari.store.models import (
+    AlertStatus,
+    Call,
+    CallStatus,
+    HitlAlert,
+    Speaker,
+    Utterance,
+)
+
+log = logging.getLogger(__name__)
+BATCH = 64
+RETRY_MAX_S = 5.0
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass
+class Record:
+    kind: str  # call | utterance | end | alert
+    call_id: str
+    at: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class CallRecorder:
+    def __init__(self, db: Database, buffer_limit: int = 100_000) -> None:
+        self.db = db
+        self.limit = buffer_limit
+        self.dropped = 0
+        self.written = 0
+        self._queue: collections.deque[Record] = collections.deque()
+        self._seq: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._down_since: float | None = None
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="call-recorder", daemon=True)
+
+    # ---- the event loop's side ----------------------------------------------------
+    def record(self, event: CallEvent) -> None:
+        """Turn a call event into records; never blocks."""
+        for record in self._records(event):
+            with self._cond:
+                if len(self._queue) >= self.limit:
+                    self._queue.popleft()
+                    self.dropped += 1
+                self._queue.append(record)
+                self._cond.notify()
+
+    def _records(self, event: CallEvent) -> list[Record]:
+        d, cid, at = event.data, event.call_id, event.at
+        if event.kind == "started":
+            self._seq[cid] = 0
+            return [Record("call", cid, at, {"caller": d.get("caller", ""),
+                                             "callee": d.get("exten", ""),
+                                             "language": d.get("language", "")})]
+        if event.kind == "heard":
+            start = float(d.get("start", at))
+            return [self._utterance(cid, at, Speaker.CALLER, d, start, float(d.get("end", at)))]
+        if event.kind == "said":
+            out = [self._utterance(cid, at, Speaker.AGENT, d, at, None)]
+            if d.get("hitl"):
+                out.append(Record("alert", cid, at, {
+                    "reason": "human_request" if d.get("intent") == "human_request"
+                    else "low_confidence", "confidence": d.get("confidence"),
+                    "question": d.get("question", "")}))
+            return out
+        if event.kind == "dtmf" and d.get("digit") == "0":
+            return [Record("alert", cid, at, {"reason": "dtmf_0", "confidence": None,
+                                              "question": ""})]
+        if event.kind == "handed_off":
+            return [Record("end", cid, at, {"status": CallStatus.HANDED_OFF,
+                                            "reason": d.get("reason", "")})]
+        if event.kind == "ended":
+            self._seq.pop(cid, None)
+            return [Record("end", cid, at, {"status": CallStatus.COMPLETED,
+                                            "reason": d.get("reason", "")})]
+        return []
+
+    def _utterance(self, cid: str, at: float, speaker: Speaker, d: dict[str, Any],
+                   start: float, end: float | None) -> Record:
+        seq = self._seq.get(cid, 0) + 1
+        self._seq[cid] = seq
+        return Record("utterance", cid, at, {"seq": seq, "speaker": speaker,
+                                             "text": str(d.get("text", "")), "start": start,
+                                             "end": end, "confidence": d.get("confidence")})
+
+    # ---- lifecycle ----------------------------------------------------------------
+    def start(self) -> CallRecorder:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued (up to ``timeout``), then stop the writer."""
+        self.flush(timeout)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # ---- the writer thread ----------------------------------------------------------
+    def _run(self) -> None:
+        delay = 0.2
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+                self._busy = True
+            try:
+                with self.db.session() as session:
+                    for record in batch:
+                        self._write(session, record)
+            except SQLAlchemyError as err:
+                self._down(err)
+                with self._cond:
+                    self._busy = False
+                    self._cond.wait(delay)
+                    if self._stopping:
+                        return
+                delay = min(RETRY_MAX_S, delay * 2)
+                continue
+            delay = 0.2
+            self._up()
+            written = {id(r) for r in batch}  # some may have been dropped meanwhile
+            with self._cond:
+                while self._queue and id(self._queue[0]) in written:
+                    self._queue.popleft()
+                self.written += len(batch)
+                self._busy = False
+                self._cond.notify_all()
+
+    def _down(self, err: Exception) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("database %s unavailable (%s); holding %d record(s) until it is back",
+                        safe_url(self.db.url), type(err).__name__, len(self._queue))
+
+    def _up(self) -> None:
+        if self._down_since is not None:
+            log.info("database back after %.1f s; writing %d held record(s)",
+                     time.monotonic() - self._down_since, len(self._queue))
+            self._down_since = None
+
+    @staticmethod
+    def _write(session: Session, record: Record) -> None:
+        d = record.data
+        call = session.get(Call, record.call_id)
+        if record.kind == "call":
+            if call is None:
+                session.add(Call(call_id=record.call_id, caller=d["caller"], callee=d["callee"],
+                                 language=d["language"], start_time=_at(record.at),
+                                 status=CallStatus.ACTIVE))
+            return
+        if call is None:  # the call's own record was dropped from a full buffer
+            call = Call(call_id=record.call_id, caller="", start_time=_at(record.at))
+            session.add(call)
+            session.flush()
+        if record.kind == "utterance":
+            exists = session.scalar(select(Utterance.id).where(
+                Utterance.call_id == record.call_id, Utterance.seq == d["seq"]))
+            if exists is None:
+                session.add(Utterance(
+                    call_id=record.call_id, seq=d["seq"], speaker=d["speaker"], text=d["text"],
+                    start_time=_at(d["start"]), confidence=d["confidence"],
+                    end_time=_at(d["end"]) if d["end"] is not None else None))
+        elif record.kind == "alert":
+            created = _at(record.at)
+            if session.scalar(select(HitlAlert.id).where(
+                    HitlAlert.call_id == record.call_id, HitlAlert.created_at == created)):
+                return
+            session.add(HitlAlert(call_id=record.call_id, reason=d["reason"],
+                                  question=d["question"], confidence=d["confidence"],
+                                  status=AlertStatus.OPEN, created_at=created))
+        elif record.kind == "end":
+            if d["status"] == CallStatus.HANDED_OFF or call.status == CallStatus.ACTIVE:
+                call.status = d["status"]
+                call.end_reason = str(d["reason"])[:64]
+            if call.end_time is None or d["status"] == CallStatus.COMPLETED:
+                call.end_time = _at(record.at)
+                start = call.start_time if call.start_time.tzinfo else call.start_time.replace(
+                    tzinfo=UTC)
+                call.duration = round((call.end_time - start).total_seconds(), 3)
+
