@@ -19,12 +19,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from smartpbx_ari.ai.knowledge_io import import_file
-from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.rag import CANDIDATES, RAGEngine, expand_query
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.kb_cli import demo_path
 
@@ -80,15 +81,27 @@ def scale(engine: RAGEngine, sizes: list[int], queries: int = 50) -> dict[str, o
                 for n in range(len(engine), size)]
         for start in range(0, len(rows), 1000):
             engine.bulk_upsert(rows[start : start + 1000])
-        times = []
+        engine.search_hits(probes[0], top_k=5)  # warm: the first query builds caches
+        parts: dict[str, list[float]] = {"search": [], "dense": [], "lexical": []}
         for q in probes:
-            started = time.perf_counter()
-            engine.search_hits(q, top_k=5)
-            times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        out[str(size)] = {"p50_ms": round(statistics.median(times), 1),
-                          "p95_ms": round(times[int(len(times) * 0.95) - 1], 1)}
+            _timed(parts["search"], engine.search_hits, q, 5)
+            _timed(parts["dense"], engine._dense, q, 5 * CANDIDATES)
+            _timed(parts["lexical"], engine.lexical.search, expand_query(q, engine.lexicon),
+                   5 * CANDIDATES)
+        out[str(size)] = {name: _percentiles(times) for name, times in parts.items()}
     return out
+
+
+def _timed(into: list[float], fn: Callable[..., object], *args: object) -> None:
+    started = time.perf_counter()
+    fn(*args)
+    into.append((time.perf_counter() - started) * 1000)
+
+
+def _percentiles(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    return {"p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(times[int(len(times) * 0.95) - 1], 1), "max_ms": round(times[-1], 1)}
 
 
 def main() -> int:

@@ -30,6 +30,7 @@ from smartpbx_ari.store.models import (
     Call,
     CallStatus,
     HitlAlert,
+    OperatorPresence,
     Speaker,
     Utterance,
 )
@@ -45,7 +46,7 @@ def _at(epoch: float) -> datetime:
 
 @dataclass
 class Record:
-    kind: str  # call | utterance | end | alert
+    kind: str  # call | utterance | end | alert | cdr | presence
     call_id: str
     at: float
     data: dict[str, Any] = field(default_factory=dict)
@@ -69,12 +70,26 @@ class CallRecorder:
     def record(self, event: CallEvent) -> None:
         """Turn a call event into records; never blocks."""
         for record in self._records(event):
-            with self._cond:
-                if len(self._queue) >= self.limit:
-                    self._queue.popleft()
-                    self.dropped += 1
-                self._queue.append(record)
-                self._cond.notify()
+            self._put(record)
+
+    def presence(self, endpoint: str, state: str, detail: str) -> None:
+        """An operator endpoint's reachability (from AMI)."""
+        self._put(Record("presence", "", time.time(),
+                         {"endpoint": endpoint, "state": state, "detail": detail}))
+
+    def cdr(self, fields: dict[str, str]) -> None:
+        """Asterisk's call-detail record, stored next to the call (by its UniqueID)."""
+        call_id = fields.get("UniqueID", "")
+        if call_id:
+            self._put(Record("cdr", call_id, time.time(), {"cdr": fields}))
+
+    def _put(self, record: Record) -> None:
+        with self._cond:
+            if len(self._queue) >= self.limit:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(record)
+            self._cond.notify()
 
     def _records(self, event: CallEvent) -> list[Record]:
         d, cid, at = event.data, event.call_id, event.at
@@ -191,7 +206,17 @@ class CallRecorder:
     @staticmethod
     def _write(session: Session, record: Record) -> None:
         d = record.data
+        if record.kind == "presence":
+            row = session.get(OperatorPresence, d["endpoint"]) or OperatorPresence(
+                endpoint=d["endpoint"])
+            row.state, row.detail, row.updated_at = d["state"], d["detail"][:128], _at(record.at)
+            session.add(row)
+            return
         call = session.get(Call, record.call_id)
+        if record.kind == "cdr":
+            if call is not None:  # not one of ours (an operator's own call): not kept
+                call.cdr = d["cdr"]
+            return
         if record.kind == "call":
             if call is None:
                 session.add(Call(call_id=record.call_id, caller=d["caller"], callee=d["callee"],

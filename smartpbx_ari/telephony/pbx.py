@@ -60,6 +60,7 @@ def template_values(settings: Settings, creds: Credentials) -> dict[str, str]:
         host=pbx.host, sip_port=str(pbx.sip_port), http_port=str(pbx.http_port),
         ami_port=str(pbx.ami_port), rtp_start=str(pbx.rtp_start), rtp_end=str(pbx.rtp_end),
         ari_user=settings.ari.user, ari_app=settings.ari.app,
+        agi_host=settings.agi.host, agi_port=str(settings.agi.port),
     )
     return values
 

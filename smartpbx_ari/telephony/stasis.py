@@ -69,9 +69,13 @@ class DrainConversation:
 
 
 class CallSession:
-    def __init__(self, app: StasisApp, caller: Channel) -> None:
+    def __init__(self, app: StasisApp, caller: Channel, args: Sequence[str] = ()) -> None:
         self.app = app
         self.caller = caller
+        # Stasis(app,key=value,...) from the dialplan; lang= comes from the FastAGI rules
+        self.options = dict(a.split("=", 1) for a in args if "=" in a)
+        self.language = self.options.get("lang", "") or caller.variables.get(
+            "SMARTPBX_LANGUAGE", "")
         self.call_id = caller.id
         self.ended = asyncio.Event()
         self.end_reason = ""
@@ -117,7 +121,7 @@ class CallSession:
     # ---- lifecycle ----------------------------------------------------------------
     async def run(self) -> None:
         self.app.emit(self.call_id, "started", caller=self.caller.caller_number,
-                      exten=self.caller.exten)
+                      exten=self.caller.exten, language=self.language)
         try:
             await asyncio.wait_for(self._setup(), SETUP_TIMEOUT_S)
             assert self.media is not None
@@ -152,9 +156,8 @@ class CallSession:
         await self.external_ready.wait()  # adding it before its StasisStart gives 422
         await ari.add_channel(bridge.id, self.call_id)
         await ari.add_channel(bridge.id, self.external_id)
-        language = self.caller.variables.get("SMARTPBX_LANGUAGE", "")
         self.media = CallMedia(self.call_id, self.caller, self.endpoint, cfg.format,
-                               self.app.publish, self.request_hand_off, language=language)
+                               self.app.publish, self.request_hand_off, language=self.language)
 
     async def _teardown(self) -> None:
         ari = self.app.ari
@@ -224,17 +227,17 @@ class StasisApp:
             await self.reconcile()
             return
         if isinstance(event, StasisStart) and not event.channel.is_external_media:
-            self._start(event.channel)
+            self._start(event.channel, event.args)
             return
         if isinstance(event, ChannelEvent):
             session = self._routes.get(event.channel.id)
             if session is not None:
                 session.on_event(event)
 
-    def _start(self, caller: Channel) -> None:
+    def _start(self, caller: Channel, args: Sequence[str] = ()) -> None:
         if caller.id in self.sessions or self.stopping:
             return
-        session = CallSession(self, caller)
+        session = CallSession(self, caller, args)
         self.sessions[caller.id] = session
         self._routes[caller.id] = session
         self._routes[session.external_id] = session

@@ -127,3 +127,39 @@ async def test_kill_9_loses_nothing_already_said(
         for channel in await ari.channels():  # the orphaned media channel
             if channel.name.startswith("UnicastRTP/"):
                 await ari.hangup(channel.id)
+
+
+def _record(db: Database) -> tuple[list[Call], dict[str, str]]:
+    from smartpbx_ari.store.models import OperatorPresence
+
+    with db.session() as session:
+        presence = {p.endpoint: p.state for p in session.query(OperatorPresence).all()}
+        return session.query(Call).all(), presence
+
+
+async def test_a_finished_call_has_its_record_cdr_and_the_operators_presence(
+    pbx: object, settings: object, dial: Dial, postgres: LocalPostgres, tmp_path: Path,
+) -> None:
+    url = postgres.create_database("record")
+    proc = await asyncio.to_thread(start_serve, tmp_path / "serve.log",
+                                   {"SMARTPBX_DATABASE_URL": url})
+    db = Database(url)
+    caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
+    try:
+        async with caller.dial(dial) as line:
+            assert await line.wait_voice(line.answered_at, 10) is not None
+        async with asyncio.timeout(15):
+            while True:  # the CDR comes from AMI once Asterisk closes the call
+                calls, presence = await asyncio.to_thread(_record, db)
+                if calls and calls[0].cdr:
+                    break
+                await asyncio.sleep(0.2)
+        [call] = calls
+        assert (call.status, call.end_reason, call.callee) == ("completed", "caller hung up",
+                                                               "1000")
+        assert call.cdr["Disposition"] == "ANSWERED"
+        assert call.cdr["Destination"] == "1000" and call.duration
+        assert {presence[e] for e in ("2001", "2002", "2003")} == {"unavailable"}
+    finally:
+        stop(proc)
+        db.engine.dispose()

@@ -1,0 +1,76 @@
+"""FastAGI routing through the real Asterisk: the dialplan asks our server before
+Stasis; blocked, VIP, closed and language rules each take their path, and with the AGI
+server down the call still reaches the AI (every other e2e test runs that way)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.telephony.agi import AgiServer
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+from smartpbx_ari.telephony.routing import Rule
+from smartpbx_ari.telephony.sip_ua import SipError
+from tests.e2e.conftest import Controller
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+async def rules(settings: Settings) -> AsyncIterator[list[Rule]]:
+    current: list[Rule] = []
+
+    async def load() -> list[Rule]:
+        return list(current)
+
+    server = await AgiServer(load, settings.agi.host, settings.agi.port).start()
+    yield current
+    await server.close()
+
+
+async def test_language_by_dialled_number_reaches_the_stasis_app(
+    rules: list[Rule], controller: Controller, caller: SyntheticCaller, dial: Dial
+) -> None:
+    rules.append(Rule("language", "1000", "ko"))
+    async with caller.dial(dial):
+        started = await controller.until("started")
+    assert started.data["language"] == "ko"
+
+
+async def test_a_blocked_number_is_refused(
+    rules: list[Rule], controller: Controller, caller: SyntheticCaller, dial: Dial
+) -> None:
+    rules.append(Rule("block", "caller"))
+    with pytest.raises(SipError):
+        async with caller.dial(dial):
+            pass
+    assert controller.events.queue.empty()  # never reached the AI
+
+
+async def test_a_vip_goes_straight_to_the_operators(
+    rules: list[Rule], controller: Controller, caller: SyntheticCaller, dial: Dial,
+    ari: AriClient,
+) -> None:
+    rules.append(Rule("vip", "caller"))
+    async with caller.dial(dial):
+        await asyncio.sleep(0.5)
+        [channel] = [c for c in await ari.channels() if c.name.startswith("PJSIP/caller")]
+        assert channel.app_name == "Queue"
+    assert controller.events.queue.empty()
+
+
+async def test_outside_business_hours_the_caller_hears_a_message_and_the_call_ends(
+    rules: list[Rule], controller: Controller, caller: SyntheticCaller, dial: Dial
+) -> None:
+    tomorrow = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[(datetime.now().weekday()
+                                                                  + 1) % 7]
+    rules.append(Rule("hours", "", f"{tomorrow} 09:00-18:00"))
+    async with caller.dial(dial) as line:
+        assert await line.wait_voice(line.answered_at, 5) is not None  # the message
+        await asyncio.wait_for(line.call.ended.wait(), 15)  # then Asterisk hangs up
+    assert controller.events.queue.empty()

@@ -1,0 +1,81 @@
+"""The FastAGI server over a real loopback socket, Asterisk's side played by the test:
+variables in, SET VARIABLE out; an early disconnect or garbage never spins and leaves
+the dialplan's default."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+import pytest
+
+from smartpbx_ari.telephony.agi import AgiServer
+from smartpbx_ari.telephony.routing import Rule
+
+pytestmark = pytest.mark.unit
+HEADERS = ("agi_network: yes\nagi_network_script: route\nagi_request: agi://127.0.0.1/route\n"
+           "agi_channel: PJSIP/caller-00000001\nagi_callerid: {caller}\n"
+           "agi_extension: {exten}\n\n")
+
+
+async def _server(rules: list[Rule] | Exception) -> AgiServer:
+    async def load() -> list[Rule]:
+        if isinstance(rules, Exception):
+            raise rules
+        return rules
+
+    return await AgiServer(load, "127.0.0.1", 0,
+                           clock=lambda: datetime(2026, 11, 23, 10, 0)).start()
+
+
+async def _ask(server: AgiServer, text: str) -> list[str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(text.encode())
+    commands = []
+    while line := await reader.readline():
+        commands.append(line.decode().strip())
+        writer.write(b"200 result=1\n")
+    writer.close()
+    return commands
+
+
+async def test_variables_in_route_and_language_out() -> None:
+    server = await _server([Rule("vip", "01012345678"), Rule("language", "1001", "ko")])
+    try:
+        said = await _ask(server, HEADERS.format(caller="01012345678", exten="1001"))
+        assert said == ['SET VARIABLE SMARTPBX_ROUTE "operators"',
+                        'SET VARIABLE SMARTPBX_LANGUAGE "ko"']
+        said = await _ask(server, HEADERS.format(caller="unknown", exten="1000"))
+        assert said[0] == 'SET VARIABLE SMARTPBX_ROUTE "ai"'
+    finally:
+        await server.close()
+
+
+async def test_rules_unavailable_give_the_ai_path() -> None:
+    server = await _server(ConnectionError("database down"))
+    try:
+        said = await _ask(server, HEADERS.format(caller="1", exten="1000"))
+        assert said[0] == 'SET VARIABLE SMARTPBX_ROUTE "ai"'
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("sent", [b"", b"agi_network: yes\nagi_chan", b"\x00\xff garbage\n\n"])
+async def test_early_disconnect_or_garbage_is_one_line_and_no_spin(
+        sent: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    server = await _server([])
+    try:
+        cpu = time.process_time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(sent)
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 2) == b""  # closed, nothing set
+        writer.close()
+        await asyncio.sleep(0.05)
+        assert server.handled == 1
+        assert time.process_time() - cpu < 0.5  # panoramisk's own reader would spin here
+        warnings = [r for r in caplog.records if r.name == "smartpbx_ari.telephony.agi"]
+        assert len(warnings) == 1 and "keeps its default route" in warnings[0].message
+    finally:
+        await server.close()
