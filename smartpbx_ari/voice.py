@@ -152,8 +152,9 @@ class VoiceConversation:
     async def _synth(self, media: CallMedia, text: str,
                      speech: AsyncIterator[str] | None = None) -> AsyncIterator[Pcm]:
         tts = self.engine.tts
+        voice = tts.voice_for(media.language)
         try:
-            async for pcm in tts.speak(speech) if speech else tts.stream(text):
+            async for pcm in tts.speak(speech, voice) if speech else tts.stream(text, voice):
                 yield pcm
         except TtsError as err:
             media.emit("error", code=err.code, message=str(err))

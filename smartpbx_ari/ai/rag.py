@@ -11,12 +11,14 @@ Korean, which all-MiniLM-L6-v2 barely separates: there the lexical half carries 
 Weights and the 0.3 similarity that separates in-domain from out-of-domain questions come
 from ``scripts/bench_rag.py`` on the paraphrase set.
 Blocking work (models, SQLite, Chroma) runs in a thread; the async methods never block.
+Within a search the lexical query runs in a second thread while the dense one runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatus
 
 MAX_QUESTION = 1000
+_LEXICAL_POOL = ThreadPoolExecutor(2, thread_name_prefix="lexical")
 CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 
@@ -157,9 +160,11 @@ class RAGEngine:
         if not self._rows:
             return []
         want = max(1, top_k) * CANDIDATES
-        dense = self._dense(text, want)
         expanded = expand_query(text, self.lexicon)
-        scores = self.lexical.query(expanded)
+        # the two indexes at once: both release the GIL (torch, numpy)
+        pending = _LEXICAL_POOL.submit(self.lexical.query, expanded)
+        dense = self._dense(text, want)
+        scores = pending.result()
         lexical = dict(scores.top(want))
         w = self.dense_weight(text)
         hits = []

@@ -41,6 +41,13 @@ class TextToSpeech:
         self.settings = settings
         self.rate = rate
 
+    def voice_for(self, language: str) -> str:
+        """The espeak-ng voice of a call's language (from the routing rules): the
+        configured voice for English or no language, else the language's own voice."""
+        if not language or language.split("-")[0] == self.settings.voice.split("-")[0]:
+            return self.settings.voice
+        return language.lower()
+
     async def synthesize(self, text: str, voice: str = "") -> Pcm:
         proc = await asyncio.create_subprocess_exec(
             "espeak-ng", "--stdout", "-v", voice or self.settings.voice,

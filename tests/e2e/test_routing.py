@@ -74,3 +74,16 @@ async def test_outside_business_hours_the_caller_hears_a_message_and_the_call_en
         assert await line.wait_voice(line.answered_at, 5) is not None  # the message
         await asyncio.wait_for(line.call.ended.wait(), 15)  # then Asterisk hangs up
     assert controller.events.queue.empty()
+
+
+async def test_with_the_agi_server_down_the_call_still_reaches_the_ai(
+    controller: Controller, caller: SyntheticCaller, dial: Dial, settings: Settings
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # nothing listens on the AGI port
+        assert probe.connect_ex((settings.agi.host, settings.agi.port)) != 0
+    async with caller.dial(dial) as line:
+        started = await controller.until("started")
+        assert await line.wait_voice(line.answered_at, 5) is not None  # the greeting
+    assert started.data["language"] == ""

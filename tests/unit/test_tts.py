@@ -77,3 +77,11 @@ async def test_speak_starts_on_the_first_sentence_of_a_slow_source() -> None:
     assert second_asked.is_set()  # the next sentence is already being waited for
     rest = [c async for c in stream]
     assert len(rest) == 1
+
+
+async def test_a_korean_call_gets_the_korean_voice() -> None:
+    tts = TextToSpeech(TtsSettings())
+    assert tts.voice_for("") == tts.voice_for("en") == "en-us"
+    assert tts.voice_for("ko") == "ko"
+    korean = await tts.synthesize("배송은 보통 이틀 걸립니다.", tts.voice_for("ko"))
+    assert rms(korean) > 500

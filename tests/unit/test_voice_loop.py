@@ -59,6 +59,9 @@ class FakeTts:
             self.spoken.append(sentence)
             yield TONE
 
+    def voice_for(self, language: str) -> str:
+        return language or "en-us"
+
     async def stream(self, text: str, voice: str = ""):  # type: ignore[no-untyped-def]
         if self.fail_on and self.fail_on in text:
             raise TtsError("tts: espeak-ng failed (1): synthetic")
