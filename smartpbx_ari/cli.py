@@ -50,13 +50,16 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.kb_cli import ensure_demo_knowledge
     from smartpbx_ari.serve import run_serve
     from smartpbx_ari.telephony.pbx import LocalPbx
+    from smartpbx_ari.users_cli import ensure_demo_admin
 
     print(f"demo: {ensure_demo_knowledge(settings)}")
+    print(f"demo: {ensure_demo_admin(settings)}")
     print("demo: starting the local Asterisk (the first time provisions it: about a minute)")
     status = LocalPbx(settings).up()
     print(f"demo: pbx {status.detail}")
     print(DEMO_HELP.format(host=settings.pbx.host, port=settings.pbx.sip_port,
-                           secrets=settings.data_dir / "secrets.toml"))
+                           secrets=settings.data_dir / "secrets.toml",
+                           web=f"http://{settings.web.host}:{settings.web.port}"))
     return run_serve(settings)
 
 
@@ -65,7 +68,8 @@ SmartPBX demo is starting. Then, in another terminal:
   smartpbx call 1000 --say "How do I get a refund?" --say "Which payment methods do you accept?"
 or point a softphone at sip:{host}:{port} (UDP), user 2001 or caller, password
 operator_password / caller_password from {secrets}, and dial 1000 (the AI), 0 (the
-operators' queue) or 600 (echo test). Ctrl-C stops the controller; `smartpbx pbx down`
+operators' queue) or 600 (echo test). The operators' console: {web} (user admin,
+password admin_password from {secrets}). Ctrl-C stops the controller; `smartpbx pbx down`
 stops Asterisk.
 """
 
@@ -86,6 +90,12 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.db_cli import run_db
 
     return run_db(args, settings)
+
+
+def _users(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.users_cli import run_users
+
+    return run_users(args, settings)
 
 
 def _call(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the database: upgrade (migrations), current, purge")
     add_db_arguments(db)
     db.set_defaults(handler=_db)
+
+    from smartpbx_ari.users_cli import add_users_arguments
+
+    users = sub.add_parser("users", help="console users: add (password from stdin), list")
+    add_users_arguments(users)
+    users.set_defaults(handler=_users)
 
     demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
     demo.set_defaults(handler=_demo)

@@ -131,6 +131,9 @@ class AgentSettings:
     llm_model: str = ""  # a GGUF file; "" = the packaged Gemma 3 270M Q4_K_M
     llm_budget_ms: int = 800  # past it, the stored answer is spoken as it is
     min_confidence: float = 0.6
+    # below min_confidence the caller hears a holding phrase while operators are alerted;
+    # an operator's typed answer within this time is spoken, else the call goes to the queue
+    hitl_wait_s: float = 25.0
     apology: str = "Sorry, I had a problem there. Could you say that again?"
 
     def __post_init__(self) -> None:
@@ -182,6 +185,22 @@ class AgiSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    enabled: bool = True
+    token_ttl_s: int = 3600
+    max_body_kb: int = 64  # larger request bodies get 413
+    login_attempts_per_minute: int = 10  # per client address; then 429
+    dev_mode: bool = False  # allows a short JWT secret (never in production)
+
+    def __post_init__(self) -> None:
+        _check_port("web.port", self.port)
+        if self.token_ttl_s < 60:
+            raise ConfigError("web.token_ttl_s: must be at least 60")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: _home(".local", "share", "smartpbx"))
     cache_dir: Path = field(default_factory=lambda: _home(".cache", "smartpbx"))
@@ -195,6 +214,7 @@ class Settings:
     rag: RagSettings = field(default_factory=RagSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     database_url: str = ""  # "" = SQLite in the data dir; postgresql+psycopg://... at scale
 
     @property

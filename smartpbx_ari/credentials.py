@@ -19,6 +19,7 @@ SECRET_NAMES = (
     "caller_password",
     "operator_password",
     "jwt_secret",
+    "admin_password",  # the console's first admin (smartpbx demo creates it)
 )
 
 
@@ -29,6 +30,7 @@ class Credentials:
     caller_password: str
     operator_password: str
     jwt_secret: str
+    admin_password: str
 
     def __repr__(self) -> str:  # never print a secret by accident
         return "Credentials(<redacted>)"

@@ -7,16 +7,23 @@ import contextlib
 import logging
 import signal
 
+from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.llm import Phraser
+from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.events import CallEvent
+from smartpbx_ari.hitl import HitlDesk
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.rules import load_rules
 from smartpbx_ari.telephony.agi import AgiServer
-from smartpbx_ari.telephony.ami import AmiClient
+from smartpbx_ari.telephony.ami import AmiClient, Presence
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.telephony.stasis import ConversationFactory, StasisApp
+from smartpbx_ari.telephony.stasis import StasisApp
+from smartpbx_ari.voice import VoiceConversation, VoiceEngine
+from smartpbx_ari.web.app import WebContext, create_app, start_site
+from smartpbx_ari.web.auth import Tokens
 
 log = logging.getLogger("smartpbx")
 AMI_USER = "smartpbx"  # asterisk-config/manager.conf
@@ -32,39 +39,66 @@ def make_ari(settings: Settings) -> AriClient:
                      settings.ari.reconnect_max_s)
 
 
-async def serve(settings: Settings, conversation: ConversationFactory | None = None) -> None:
+async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; then hand back every call before returning."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if conversation is None:
-        from smartpbx_ari.voice import build_conversation_factory
-
-        conversation = await build_conversation_factory(settings)
+    creds = load_credentials(settings.data_dir)
+    tokens = Tokens(creds.jwt_secret, settings.web.token_ttl_s, settings.web.dev_mode)
     db = await asyncio.to_thread(Database.from_settings, settings)  # upgrades the schema
+    agent = await _agent(settings)
+    desk = HitlDesk(lambda event: None)  # publishes through the app, once it exists
+    voice = await VoiceEngine.load(settings, agent, desk)
     async with contextlib.AsyncExitStack() as stack:
         recorder = CallRecorder(db, settings.store.buffer_limit).start()
         stack.push_async_callback(asyncio.to_thread, recorder.stop)  # runs last
         ari = await stack.enter_async_context(make_ari(settings))
-        app = StasisApp(settings, ari, conversation=conversation, sinks=[recorder.record])
-        ami = await _start_ami(settings, recorder, app)
+        web_ctx = WebContext(settings, db, agent.rag, agent, desk, tokens, recorder)
+        app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
+                        sinks=[recorder.record, desk.observe, web_ctx.metrics.event])
+        desk.publish = app.publish
+        web_ctx.feed.follow(app.events.subscribe(10_000))
+        ami = await _start_ami(settings, creds.ami_secret, recorder, app, web_ctx)
         stack.callback(ami.close)
+        web_ctx.presence = lambda: ami.presence
         if settings.agi.enabled:
             agi = await AgiServer(lambda: asyncio.to_thread(load_rules, db), settings.agi.host,
                                   settings.agi.port, settings.agi.timezone).start()
             stack.push_async_callback(agi.close)
-        runner = asyncio.create_task(app.run(), name="stasis-app")
+        if settings.web.enabled:
+            runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
+            stack.push_async_callback(runner.cleanup)
+        stasis = asyncio.create_task(app.run(), name="stasis-app")
         log.info("serving Stasis app %r on %s", settings.ari.app, settings.ari_url)
         await stop.wait()
         log.info("stopping: handing back %d call(s)", len(app.sessions))
-        runner.cancel()
+        stasis.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await runner
+            await stasis
 
 
-async def _start_ami(settings: Settings, recorder: CallRecorder, app: StasisApp) -> AmiClient:
-    """Presence into the database; CDRs next to their calls; queue events to the bus."""
+async def _agent(settings: Settings) -> AIAgentService:
+    rag = await asyncio.to_thread(RAGEngine.open, settings)
+    phraser = None
+    if settings.agent.llm_phrasing:
+        phraser = await asyncio.to_thread(Phraser, settings.agent.llm_model, settings.cache_dir)
+    return AIAgentService(rag, settings.agent, phraser=phraser)
+
+
+async def _start_ami(settings: Settings, secret: str, recorder: CallRecorder, app: StasisApp,
+                     web_ctx: WebContext) -> AmiClient:
+    """Presence into the database and to the console; CDRs next to their calls; queue
+    events to the bus."""
+    pending: set[asyncio.Task[object]] = set()
+
+    def on_presence(p: Presence) -> None:
+        recorder.presence(p.endpoint, p.state, p.detail)
+        task = asyncio.ensure_future(web_ctx.feed.push(
+            {"type": "presence", "endpoint": p.endpoint, "state": p.state}))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     def on_event(kind: str, fields: dict[str, str]) -> None:
         if kind == "Cdr":
@@ -74,10 +108,8 @@ async def _start_ami(settings: Settings, recorder: CallRecorder, app: StasisApp)
                 "event": kind, "queue": fields.get("Queue", ""),
                 "position": fields.get("Position", "")}))
 
-    creds = load_credentials(settings.data_dir)
-    client = AmiClient(settings.pbx.host, settings.pbx.ami_port, AMI_USER,
-                       creds.ami_secret, on_event=on_event,
-                       on_presence=lambda p: recorder.presence(p.endpoint, p.state, p.detail))
+    client = AmiClient(settings.pbx.host, settings.pbx.ami_port, AMI_USER, secret,
+                       on_event=on_event, on_presence=on_presence)
     return await client.start()
 
 

@@ -23,10 +23,11 @@ import numpy.typing as npt
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
-from smartpbx_ari.ai.responder import Responder
+from smartpbx_ari.ai.responder import Reply, Responder
 from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
 from smartpbx_ari.ai.tts import TextToSpeech, TtsError
 from smartpbx_ari.config import Settings
+from smartpbx_ari.hitl import HitlDesk
 from smartpbx_ari.media import codecs
 from smartpbx_ari.media.jitter import JitterBuffer
 from smartpbx_ari.media.player import PacedPlayer, RtpPacketizer, split_frames
@@ -40,7 +41,7 @@ from smartpbx_ari.media.turn import (
     rms,
 )
 from smartpbx_ari.media.vad import SileroVad, StreamingVad
-from smartpbx_ari.telephony.stasis import CallMedia, ConversationFactory
+from smartpbx_ari.telephony.stasis import CallMedia
 
 log = logging.getLogger(__name__)
 Pcm = npt.NDArray[np.int16]
@@ -67,9 +68,11 @@ class VoiceEngine:
     responder: Responder
     greeting: Pcm
     apology: Pcm
+    desk: HitlDesk | None = None  # without one, an unsure answer hands the call over at once
 
     @classmethod
-    async def load(cls, settings: Settings, responder: Responder | None = None) -> VoiceEngine:
+    async def load(cls, settings: Settings, responder: Responder | None = None,
+                   desk: HitlDesk | None = None) -> VoiceEngine:
         loop = asyncio.get_running_loop()
         stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
         tts = TextToSpeech(settings.tts, RATE)
@@ -83,12 +86,8 @@ class VoiceEngine:
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)
-        return cls(settings, stt, tts, responder, greeting, apology)
+        return cls(settings, stt, tts, responder, greeting, apology, desk)
 
-
-async def build_conversation_factory(settings: Settings) -> ConversationFactory:
-    engine = await VoiceEngine.load(settings)
-    return lambda: VoiceConversation(engine)
 
 
 @dataclass
@@ -122,20 +121,21 @@ class VoiceConversation:
         await self._play(media, _once(self.engine.greeting))
         while True:
             utterance = await self.turns.get()
-            reply_hitl = await self._answer(media, utterance)
-            if reply_hitl:
-                media.hand_off("caller asked for a person")
+            hand_off = await self._answer(media, utterance)
+            if hand_off:
+                media.hand_off(hand_off)
                 return
 
-    async def _answer(self, media: CallMedia, utterance: Utterance) -> bool:
+    async def _answer(self, media: CallMedia, utterance: Utterance) -> str:
+        """One turn; returns why the call must go to the operators, or ""."""
         try:
             transcript = await utterance.transcript
         except SttError as err:
             media.emit("error", code=err.code, message=str(err))
             await self._play(media, _once(self.engine.apology))
-            return False
+            return ""
         if not transcript.text:
-            return False
+            return ""
         waited = time.monotonic() - utterance.ended_at
         ended = time.time() - waited  # wall clock, for the record
         media.emit("heard", text=transcript.text, confidence=round(transcript.confidence, 3),
@@ -146,8 +146,31 @@ class VoiceConversation:
         media.emit("said", text=reply.text, intent=reply.intent,
                    confidence=round(reply.confidence, 3), hitl=reply.hitl,
                    phrased=reply.speech is not None, question=transcript.text)
-        await self._play(media, self._synth(media, reply.text, reply.speech))
-        return reply.hitl
+        if not reply.hitl:
+            await self._play(media, self._synth(media, reply.text, reply.speech))
+            return ""
+        return await self._ask_a_human(media, transcript.text, reply)
+
+    async def _ask_a_human(self, media: CallMedia, question: str, reply: Reply) -> str:
+        """Alert the operators; a caller who asked for a person goes to the queue, an
+        unsure answer waits (holding phrase) for an operator's typed one."""
+        desk = self.engine.desk
+        person = reply.intent == "human_request"
+        alert = desk.raise_alert(media.call_id, "human_request" if person else
+                                 "low_confidence", question, reply.confidence,
+                                 waiting=not person) if desk else None
+        await self._play(media, self._synth(media, reply.text))
+        if person:
+            return "caller asked for a person"
+        if desk is None or alert is None:
+            return "no confident answer"
+        answer = await desk.wait_answer(alert, self.engine.settings.agent.hitl_wait_s)
+        if answer is None:
+            return "no operator answered in time"
+        media.emit("said", text=answer, speaker="operator", operator=alert.accepted_by,
+                   intent=reply.intent, confidence=None, hitl=False, question=question)
+        await self._play(media, self._synth(media, answer))
+        return ""
 
     async def _synth(self, media: CallMedia, text: str,
                      speech: AsyncIterator[str] | None = None) -> AsyncIterator[Pcm]:

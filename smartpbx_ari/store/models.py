@@ -167,6 +167,8 @@ class HitlAlert(Base):
     __tablename__ = "hitl_alerts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(32))  # the live alert's id (unique)
+    __table_args__ = (UniqueConstraint("key", name="uq_hitl_alerts_key"),)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"),
                                          index=True)
     reason: Mapped[str] = mapped_column(String(64))
@@ -174,6 +176,7 @@ class HitlAlert(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN, index=True)
     accepted_by: Mapped[str | None] = mapped_column(String(64))
+    answer: Mapped[str | None] = mapped_column(Text)  # an operator's typed answer
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -188,7 +191,7 @@ class OperatorAction(Base):
     user: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     call_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    alert_id: Mapped[int | None] = mapped_column(Integer)
+    alert_key: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 

@@ -30,6 +30,7 @@ from smartpbx_ari.store.models import (
     Call,
     CallStatus,
     HitlAlert,
+    OperatorAction,
     OperatorPresence,
     Speaker,
     Utterance,
@@ -46,7 +47,7 @@ def _at(epoch: float) -> datetime:
 
 @dataclass
 class Record:
-    kind: str  # call | utterance | end | alert | cdr | presence
+    kind: str  # call | utterance | end | alert | alert_update | cdr | presence | audit
     call_id: str
     at: float
     data: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +84,13 @@ class CallRecorder:
         if call_id:
             self._put(Record("cdr", call_id, time.time(), {"cdr": fields}))
 
+    def audit(self, user: str, action: str, call_id: str = "", alert_key: str = "",
+              **detail: object) -> None:
+        """One line of the operators' audit log: who did what, when."""
+        self._put(Record("audit", call_id, time.time(), {
+            "user": user, "action": action, "alert_key": alert_key or None,
+            "detail": detail or None}))
+
     def _put(self, record: Record) -> None:
         with self._cond:
             if len(self._queue) >= self.limit:
@@ -102,16 +110,15 @@ class CallRecorder:
             start = float(d.get("start", at))
             return [self._utterance(cid, at, Speaker.CALLER, d, start, float(d.get("end", at)))]
         if event.kind == "said":
-            out = [self._utterance(cid, at, Speaker.AGENT, d, at, None)]
-            if d.get("hitl"):
-                out.append(Record("alert", cid, at, {
-                    "reason": "human_request" if d.get("intent") == "human_request"
-                    else "low_confidence", "confidence": d.get("confidence"),
-                    "question": d.get("question", "")}))
-            return out
-        if event.kind == "dtmf" and d.get("digit") == "0":
-            return [Record("alert", cid, at, {"reason": "dtmf_0", "confidence": None,
-                                              "question": ""})]
+            return [self._utterance(cid, at, d.get("speaker", Speaker.AGENT), d, at, None)]
+        if event.kind == "hitl_alert":
+            return [Record("alert", cid, at, {
+                "key": d["alert_id"], "reason": d.get("reason", ""),
+                "question": d.get("question", ""), "confidence": d.get("confidence")})]
+        if event.kind == "alert_update":
+            return [Record("alert_update", cid, at, {
+                "key": d["alert_id"], "status": d["status"], "user": d.get("user", ""),
+                "answer": d.get("text")})]
         if event.kind == "handed_off":
             return [Record("end", cid, at, {"status": CallStatus.HANDED_OFF,
                                             "reason": d.get("reason", "")})]
@@ -212,6 +219,23 @@ class CallRecorder:
             row.state, row.detail, row.updated_at = d["state"], d["detail"][:128], _at(record.at)
             session.add(row)
             return
+        if record.kind == "audit":
+            key = (d["user"], d["action"], _at(record.at))
+            if session.scalar(select(OperatorAction.id).where(
+                    OperatorAction.user == key[0], OperatorAction.action == key[1],
+                    OperatorAction.at == key[2])) is None:
+                session.add(OperatorAction(user=d["user"], action=d["action"], at=key[2],
+                                           call_id=record.call_id or None,
+                                           alert_key=d["alert_key"], detail=d["detail"]))
+            return
+        if record.kind == "alert_update":
+            alert = session.scalar(select(HitlAlert).where(HitlAlert.key == d["key"]))
+            if alert is not None:
+                alert.status, alert.accepted_by = d["status"], d["user"] or alert.accepted_by
+                alert.answer = d["answer"] or alert.answer
+                if d["status"] in (AlertStatus.ANSWERED, AlertStatus.CLOSED):
+                    alert.resolved_at = _at(record.at)
+            return
         call = session.get(Call, record.call_id)
         if record.kind == "cdr":
             if call is not None:  # not one of ours (an operator's own call): not kept
@@ -236,13 +260,12 @@ class CallRecorder:
                     start_time=_at(d["start"]), confidence=d["confidence"],
                     end_time=_at(d["end"]) if d["end"] is not None else None))
         elif record.kind == "alert":
-            created = _at(record.at)
-            if session.scalar(select(HitlAlert.id).where(
-                    HitlAlert.call_id == record.call_id, HitlAlert.created_at == created)):
+            if session.scalar(select(HitlAlert.id).where(HitlAlert.key == d["key"])):
                 return
-            session.add(HitlAlert(call_id=record.call_id, reason=d["reason"],
+            session.add(HitlAlert(key=d["key"], call_id=record.call_id, reason=d["reason"],
                                   question=d["question"], confidence=d["confidence"],
-                                  status=AlertStatus.OPEN, created_at=created))
+                                  status=AlertStatus.OPEN, created_at=_at(record.at)))
+            session.flush()  # an update of it may follow in the same batch
         elif record.kind == "end":
             if d["status"] == CallStatus.HANDED_OFF or call.status == CallStatus.ACTIVE:
                 call.status = d["status"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -105,7 +106,9 @@ class CallSession:
 
     def _on_dtmf(self, digit: str) -> None:
         self.app.emit(self.call_id, "dtmf", digit=digit)
-        if digit == "0":
+        if digit == "0":  # the operators see who is coming to the queue
+            self.app.emit(self.call_id, "hitl_alert", alert_id=secrets.token_hex(8),
+                          reason="dtmf_0", question="", confidence=None, waiting=False)
             self.request_hand_off("caller pressed 0")
 
     def request_hand_off(self, reason: str) -> None:

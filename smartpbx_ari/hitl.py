@@ -1,0 +1,153 @@
+"""The HITL desk: live alerts, who took them, and an operator's typed answer on its way
+to a caller who is still with the AI.
+
+Every alert is a ``hitl_alert`` call event (so the record and the operators' feed see
+it); the desk follows the events it is given (``observe``) and keeps the live ones.
+A low-confidence turn waits here (``wait_answer``) for an operator's text; an alert whose
+caller went to the queue (pressed 0, asked for a person, nobody answered in time) can
+still be accepted but not answered by text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.events import CallEvent
+
+MAX_ANSWER = 1000
+KEEP_S = 3600.0  # finished alerts stay live this long
+
+
+class DeskError(UserFacingError):
+    code = "hitl-conflict"
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Alert:
+    id: str
+    call_id: str
+    reason: str
+    question: str = ""
+    confidence: float | None = None
+    status: str = "open"  # open | accepted | answered | closed
+    accepted_by: str = ""
+    created: float = field(default_factory=time.time)
+    waiting: bool = False  # the caller is on hold for a typed answer
+
+    def as_dict(self) -> dict[str, object]:
+        return {"alert_id": self.id, "call_id": self.call_id, "reason": self.reason,
+                "question": self.question, "confidence": self.confidence,
+                "status": self.status, "accepted_by": self.accepted_by,
+                "created": self.created, "waiting": self.waiting}
+
+
+class HitlDesk:
+    def __init__(self, publish: Callable[[CallEvent], None]) -> None:
+        self.publish = publish
+        self.alerts: dict[str, Alert] = {}
+        self._answers: dict[str, asyncio.Future[str]] = {}
+
+    # ---- the call side --------------------------------------------------------------
+    def raise_alert(self, call_id: str, reason: str, question: str = "",
+                    confidence: float | None = None, waiting: bool = False) -> Alert:
+        alert = Alert(secrets.token_hex(8), call_id, reason, question, confidence,
+                      waiting=waiting)
+        self.alerts[alert.id] = alert
+        if waiting:  # an answer may come while the holding phrase still plays
+            self._answers[alert.id] = asyncio.get_running_loop().create_future()
+        self.publish(CallEvent(call_id, "hitl_alert", {
+            "alert_id": alert.id, "reason": reason, "question": question,
+            "confidence": confidence, "waiting": waiting}, alert.created))
+        return alert
+
+    async def wait_answer(self, alert: Alert, timeout: float) -> str | None:
+        """The operator's text for a waiting ``alert`` within ``timeout`` s, else None."""
+        future = self._answers.get(alert.id)
+        if future is None:
+            return None
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            if future.cancelled():  # the call ended or went to the queue meanwhile
+                return None
+            raise
+        finally:
+            self._answers.pop(alert.id, None)
+            if alert.status in ("open", "accepted"):
+                alert.waiting = False
+
+    def observe(self, event: CallEvent) -> None:
+        """Follow the call events (a sink of the Stasis app)."""
+        d = event.data
+        if event.kind == "hitl_alert" and d["alert_id"] not in self.alerts:
+            self.alerts[d["alert_id"]] = Alert(
+                d["alert_id"], event.call_id, d.get("reason", ""), d.get("question", ""),
+                d.get("confidence"), waiting=bool(d.get("waiting")), created=event.at)
+        elif event.kind in ("ended", "handed_off"):
+            for alert in self.for_call(event.call_id):
+                alert.waiting = False
+                future = self._answers.get(alert.id)
+                if future is not None and not future.done():
+                    future.cancel()
+            if event.kind == "ended":
+                for alert in self.for_call(event.call_id):
+                    if alert.status in ("open", "accepted"):
+                        self._update(alert, "closed", alert.accepted_by or "")
+                self._prune(event.at - KEEP_S)
+
+    def _prune(self, before: float) -> None:
+        """Forget finished alerts older than ``before`` (the database keeps them)."""
+        for alert_id in [a.id for a in self.alerts.values()
+                         if a.status in ("answered", "closed") and a.created < before]:
+            del self.alerts[alert_id]
+
+    # ---- the operators' side -----------------------------------------------------------
+    def open_alerts(self) -> list[Alert]:
+        return [a for a in self.alerts.values() if a.status in ("open", "accepted")]
+
+    def for_call(self, call_id: str) -> list[Alert]:
+        return [a for a in self.alerts.values() if a.call_id == call_id]
+
+    def get(self, alert_id: str) -> Alert:
+        alert = self.alerts.get(alert_id)
+        if alert is None:
+            raise DeskError(f"alert_id: no live alert {alert_id!r}", 404)
+        return alert
+
+    def accept(self, alert_id: str, user: str) -> Alert:
+        alert = self.get(alert_id)
+        if alert.status not in ("open", "accepted"):
+            raise DeskError(f"alert_id: alert {alert_id} is {alert.status} already")
+        if alert.accepted_by and alert.accepted_by != user:
+            raise DeskError(f"alert_id: {alert.accepted_by} has taken alert {alert_id}")
+        self._update(alert, "accepted", user)
+        return alert
+
+    def answer(self, alert_id: str, user: str, text: str) -> Alert:
+        text = " ".join(text.split())
+        if not text or len(text) > MAX_ANSWER:
+            raise DeskError(f"text: 1 to {MAX_ANSWER} characters", 400)
+        alert = self.accept(alert_id, user)
+        future = self._answers.get(alert_id)
+        if future is None or future.done():
+            raise DeskError(f"alert_id: the caller of alert {alert_id} is no longer waiting "
+                            "for a typed answer (queue or hung up)")
+        future.set_result(text)
+        self._update(alert, "answered", user, text=text)
+        return alert
+
+    def _update(self, alert: Alert, status: str, user: str, **extra: object) -> None:
+        alert.status, alert.accepted_by = status, user
+        if status != "accepted":
+            alert.waiting = False
+        self.publish(CallEvent(alert.call_id, "alert_update", {
+            "alert_id": alert.id, "status": status, "user": user, **extra}))

@@ -1,0 +1,128 @@
+"""Live events to the operators' WebSockets: the seed's ConnectionManager and a feed that
+numbers every message, keeps the last ones for replay after a reconnect, and turns call
+events into console messages (call_started, transcript, hitl_alert, alert_update,
+call_ended, queue, presence)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from smartpbx_ari.events import CallEvent, Subscription
+
+log = logging.getLogger(__name__)
+REPLAY = 2000  # messages kept for reconnecting operators
+
+
+class Socket(Protocol):
+    async def send_json(self, data: Any) -> None: ...
+
+
+class ConnectionManager:
+    def __init__(self) -> None:
+        self.connections: dict[str, set[Socket]] = collections.defaultdict(set)
+
+    async def connect(self, operator_id: str, websocket: Socket) -> None:
+        self.connections[operator_id].add(websocket)
+
+    def disconnect(self, operator_id: str, websocket: Socket) -> None:
+        sockets = self.connections.get(operator_id)
+        if sockets is not None:
+            sockets.discard(websocket)
+            if not sockets:
+                del self.connections[operator_id]
+
+    async def send_json(self, operator_id: str, message: dict[str, Any]) -> None:
+        for websocket in list(self.connections.get(operator_id, ())):
+            await self._send(operator_id, websocket, message)
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        await asyncio.gather(*(self._send(op, ws, message)
+                               for op, sockets in list(self.connections.items())
+                               for ws in list(sockets)))
+
+    async def _send(self, operator_id: str, websocket: Socket, message: dict[str, Any]) -> None:
+        try:
+            await asyncio.wait_for(websocket.send_json(message), 5.0)
+        except Exception as err:  # a dead or stuck socket: drop it, never block the rest
+            log.info("ws: dropping a connection of %s (%s)", operator_id, type(err).__name__)
+            self.disconnect(operator_id, websocket)
+
+    @property
+    def count(self) -> int:
+        return sum(len(s) for s in self.connections.values())
+
+
+def message_for(event: CallEvent) -> dict[str, Any] | None:
+    d, base = event.data, {"call_id": event.call_id, "at": event.at}
+    if event.kind == "started":
+        return {"type": "call_started", **base, "caller": d.get("caller", ""),
+                "exten": d.get("exten", ""), "language": d.get("language", "")}
+    if event.kind == "heard":
+        return {"type": "transcript", **base, "speaker": "caller", "text": d.get("text", ""),
+                "confidence": d.get("confidence")}
+    if event.kind == "said":
+        return {"type": "transcript", **base, "speaker": d.get("speaker", "agent"),
+                "text": d.get("text", ""), "confidence": d.get("confidence"),
+                "intent": d.get("intent", "")}
+    if event.kind in ("ended", "handed_off"):
+        return {"type": "call_ended", **base, "reason": d.get("reason", ""),
+                "status": "handed_off" if event.kind == "handed_off" else "ended"}
+    if event.kind == "hitl_alert":
+        return {"type": "hitl_alert", **base, "alert_id": d["alert_id"],
+                "reason": d.get("reason", ""), "question": d.get("question", ""),
+                "confidence": d.get("confidence"), "waiting": d.get("waiting", False)}
+    if event.kind == "alert_update":
+        return {"type": "alert_update", **base, "alert_id": d["alert_id"],
+                "status": d["status"], "user": d.get("user", "")}
+    if event.kind == "queue":
+        return {"type": "queue", **base, "event": d.get("event", ""),
+                "queue": d.get("queue", "")}
+    return None
+
+
+class EventFeed:
+    def __init__(self, manager: ConnectionManager) -> None:
+        self.manager = manager
+        self.buffer: collections.deque[dict[str, Any]] = collections.deque(maxlen=REPLAY)
+        self.last_id = 0
+        self._source: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.on_event: Callable[[CallEvent], None] = lambda e: None
+
+    def follow(self, subscription: Subscription) -> None:
+        """Read call events from the Stasis app's bus (before ``start``)."""
+        self._source = subscription
+
+    async def start(self) -> None:
+        if self._source is not None:
+            self._task = asyncio.create_task(self._pump(self._source), name="ws-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _pump(self, source: Subscription) -> None:
+        while True:
+            event = await source.queue.get()
+            self.on_event(event)
+            message = message_for(event)
+            if message is not None:
+                await self.push(message)
+
+    async def push(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.last_id += 1
+        numbered = {"id": self.last_id, **message}
+        self.buffer.append(numbered)
+        await self.manager.broadcast(numbered)
+        return numbered
+
+    def since(self, last_seen: int) -> list[dict[str, Any]]:
+        """Messages after ``last_seen`` still in the buffer (a reconnect's replay)."""
+        return [m for m in self.buffer if m["id"] > last_seen]

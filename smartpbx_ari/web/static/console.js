@@ -1,0 +1,315 @@
+// SmartPBX operators' console: vanilla JS, no build step. Every text from the server is
+// put in the page with textContent (never as HTML), so a stored "<script>" stays text.
+"use strict";
+
+const state = { token: sessionStorage.getItem("token"), user: sessionStorage.getItem("user"),
+  role: sessionStorage.getItem("role"), lastId: 0, socket: null, retry: 500,
+  alerts: new Map(), calls: new Map() };
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+  }
+  return node;
+}
+
+function toast(message, bad = false) {
+  const box = $("#toast");
+  box.textContent = message;
+  box.className = "show" + (bad ? " bad" : "");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.className = ""; }, 3500);
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, { method, headers: {
+    "Content-Type": "application/json", Authorization: `Bearer ${state.token}` },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await response.json().catch(() => ({}));
+  if (response.status === 401 && path !== "/api/v1/auth/login") logout();
+  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+  return data;
+}
+
+// ---- login ---------------------------------------------------------------------------
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    const data = await api("POST", "/api/v1/auth/login", {
+      email: $("#login-email").value, password: $("#login-password").value });
+    Object.assign(state, { token: data.access_token, user: data.user, role: data.role });
+    for (const key of ["token", "user", "role"]) sessionStorage.setItem(key, state[key]);
+    start();
+  } catch (err) {
+    $("#login-error").textContent = err.message;
+  }
+});
+
+function logout() {
+  sessionStorage.clear();
+  state.token = null;
+  if (state.socket) state.socket.close();
+  location.reload();
+}
+$("#logout").addEventListener("click", logout);
+
+function start() {
+  $("#login").hidden = true;
+  $("#tabs").hidden = false;
+  $("#logout").hidden = false;
+  $("#who").textContent = `${state.user} (${state.role})`;
+  show("live");
+  connect();
+  loadOperators();
+}
+
+// ---- tabs ----------------------------------------------------------------------------
+for (const button of document.querySelectorAll("#tabs button")) {
+  button.addEventListener("click", () => show(button.dataset.tab));
+}
+
+function show(tab) {
+  for (const section of document.querySelectorAll(".tab")) section.hidden = section.id !== tab;
+  for (const button of document.querySelectorAll("#tabs button")) {
+    button.classList.toggle("active", button.dataset.tab === tab);
+  }
+  if (tab === "history") loadHistory();
+  if (tab === "metrics") loadMetrics();
+}
+
+// ---- the live feed -------------------------------------------------------------------
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = `${scheme}://${location.host}/ws/operator/${encodeURIComponent(state.user)}` +
+    `?token=${encodeURIComponent(state.token)}&since=${state.lastId}`;
+  const socket = new WebSocket(url);
+  state.socket = socket;
+  socket.onopen = () => { state.retry = 500; setLink(true); };
+  socket.onmessage = (event) => handle(JSON.parse(event.data));
+  socket.onclose = () => {
+    setLink(false);
+    if (state.token) setTimeout(connect, state.retry = Math.min(state.retry * 2, 10000));
+  };
+}
+
+function setLink(up) {
+  $("#link").textContent = up ? "live" : "offline";
+  $("#link").className = up ? "badge" : "badge off";
+}
+
+function handle(message) {
+  if (message.id) state.lastId = Math.max(state.lastId, message.id);
+  switch (message.type) {
+    case "hello":
+      for (const alert of message.alerts) upsertAlert(alert);
+      break;
+    case "hitl_alert":
+      upsertAlert({ ...message, status: "open", accepted_by: "" });
+      toast(`Alert: ${message.question || message.reason}`);
+      break;
+    case "alert_update": {
+      const alert = state.alerts.get(message.alert_id);
+      if (alert) upsertAlert({ ...alert, status: message.status, accepted_by: message.user });
+      break;
+    }
+    case "call_started": callBox(message.call_id, message.caller); break;
+    case "transcript": addLine(message.call_id, message.speaker, message.text); break;
+    case "call_ended": endCall(message.call_id, message.status, message.reason); break;
+    case "presence": loadOperators(); break;
+    case "answered": toast("Your answer is being spoken to the caller"); break;
+    case "accepted": toast("Alert taken"); break;
+    case "error": toast(message.message, true); break;
+    default: break;
+  }
+}
+
+function upsertAlert(alert) {
+  const live = alert.status === "open" || alert.status === "accepted";
+  state.alerts.set(alert.alert_id, alert);
+  let item = document.querySelector(`li[data-alert-id="${CSS.escape(alert.alert_id)}"]`);
+  if (!live) {
+    if (item) item.remove();
+    state.alerts.delete(alert.alert_id);
+    $("#alert-count").textContent = String(state.alerts.size);
+    return;
+  }
+  const mine = alert.accepted_by === state.user;
+  const taken = alert.accepted_by && !mine;
+  const fresh = el("li", { class: `alert ${alert.status}`, "data-alert-id": alert.alert_id },
+    el("div", {}, el("strong", {}, alert.question || `(${alert.reason})`)),
+    el("div", { class: "meta" }, `${alert.reason}` +
+      (alert.confidence != null ? ` · confidence ${alert.confidence}` : "") +
+      ` · call ${alert.call_id}` + (alert.accepted_by ? ` · taken by ${alert.accepted_by}` : "")));
+  if (!taken && state.role !== "viewer") {
+    const accept = el("button", { class: "accept", type: "button", disabled: mine }, mine ? "Yours" : "Accept");
+    accept.addEventListener("click", () => act(alert, "accept"));
+    fresh.append(accept);
+    if (alert.waiting) {
+      const input = el("input", { class: "answer-text", placeholder: "type the answer for the caller" });
+      const send = el("button", { class: "answer-send", type: "button" }, "Send answer");
+      send.addEventListener("click", () => act(alert, "answer", input.value));
+      fresh.append(el("div", { class: "row" }, input, send));
+    }
+  }
+  if (item) item.replaceWith(fresh); else $("#alerts").prepend(fresh);
+  $("#alert-count").textContent = String(state.alerts.size);
+}
+
+async function act(alert, action, text) {
+  try {
+    const body = action === "answer" ? { text } : undefined;
+    const data = await api("POST", `/api/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, body);
+    upsertAlert(data);
+    toast(action === "answer" ? "Answer sent: it is being spoken to the caller" : "Alert taken");
+  } catch (err) {
+    toast(err.message, true);
+  }
+}
+
+function callBox(callId, caller) {
+  let box = state.calls.get(callId);
+  if (!box) {
+    box = el("div", { class: "call", "data-call-id": callId },
+      el("div", {}, el("strong", {}, caller || "unknown caller"), el("span", { class: "small" }, ` · ${callId}`)),
+      el("div", { class: "transcript" }));
+    state.calls.set(callId, box);
+    $("#calls").prepend(box);
+  }
+  return box;
+}
+
+function addLine(callId, speaker, text) {
+  const lines = callBox(callId).querySelector(".transcript");
+  lines.append(el("div", { class: "transcript-line" },
+    el("span", { class: `speaker speaker-${speaker}` }, speaker), text));
+  lines.scrollTop = lines.scrollHeight;
+}
+
+function endCall(callId, status, reason) {
+  const box = state.calls.get(callId);
+  if (!box) return;
+  box.querySelector(".small").textContent += ` · ${status} (${reason})`;
+  setTimeout(() => { box.remove(); state.calls.delete(callId); }, 60000);
+}
+
+async function loadOperators() {
+  try {
+    const data = await api("GET", "/api/v1/operators");
+    $("#operators").replaceChildren(...data.data.map((op) =>
+      el("li", { class: `presence ${op.state}` }, `${op.endpoint}: ${op.state}`)));
+  } catch (err) { /* shown on the next action */ }
+}
+
+// ---- history -------------------------------------------------------------------------
+$("#history-form").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
+
+async function loadHistory() {
+  const params = new URLSearchParams({ limit: "50" });
+  if ($("#history-caller").value) params.set("caller", $("#history-caller").value);
+  if ($("#history-status").value) params.set("status", $("#history-status").value);
+  try {
+    const data = await api("GET", `/api/v1/calls?${params}`);
+    $("#history-table tbody").replaceChildren(...data.data.map((call) => {
+      const row = el("tr", { class: "clickable" }, el("td", {}, call.start_time || ""),
+        el("td", {}, call.caller), el("td", {}, call.status), el("td", {}, call.duration ?? ""));
+      row.addEventListener("click", () => showTranscript(call.call_id));
+      return row;
+    }));
+  } catch (err) { toast(err.message, true); }
+}
+
+async function showTranscript(callId) {
+  try {
+    const call = await api("GET", `/api/v1/calls/${encodeURIComponent(callId)}`);
+    $("#history-transcript").replaceChildren(el("h3", {}, `${call.caller} → ${call.callee}`),
+      ...call.utterances.map((u) => el("div", { class: "transcript-line" },
+        el("span", { class: `speaker speaker-${u.speaker}` }, u.speaker), u.text)));
+  } catch (err) { toast(err.message, true); }
+}
+
+// ---- knowledge -----------------------------------------------------------------------
+$("#kb-search").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const query = $("#kb-query").value.trim();
+  const path = query ? `/api/v1/knowledge?${new URLSearchParams({ query, top_k: "10" })}` : "/api/v1/knowledge?limit=50";
+  listKnowledge(path, false);
+});
+$("#kb-pending").addEventListener("click", () => listKnowledge("/api/v1/knowledge?status=pending&limit=50", true));
+
+async function listKnowledge(path, candidates) {
+  try {
+    const data = await api("GET", path);
+    $("#kb-results").replaceChildren(...data.data.map((entry) => {
+      const item = el("li", { "data-knowledge-id": entry.id }, el("strong", {}, entry.question),
+        el("div", {}, entry.answer), el("div", { class: "small" }, `${entry.category || ""}` +
+          (entry.similarity != null ? ` · similarity ${entry.similarity}` : "")));
+      if (candidates && state.role !== "viewer") {
+        for (const action of ["approve", "reject"]) {
+          const button = el("button", { type: "button", class: action }, action === "approve" ? "Approve" : "Reject");
+          button.addEventListener("click", async () => {
+            try {
+              await api("POST", `/api/v1/knowledge/${encodeURIComponent(entry.id)}/${action}`);
+              item.remove();
+              toast(action === "approve" ? "Approved: callers get this answer now" : "Rejected");
+            } catch (err) { toast(err.message, true); }
+          });
+          item.append(button);
+        }
+      }
+      return item;
+    }));
+    if (!data.data.length) toast("Nothing found");
+  } catch (err) { toast(err.message, true); }
+}
+
+$("#kb-add").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("POST", "/api/v1/knowledge", { question: $("#kb-question").value,
+      answer: $("#kb-answer").value, category: $("#kb-category").value || "general" });
+    event.target.reset();
+    toast("Entry added");
+  } catch (err) { toast(err.message, true); }
+});
+
+// ---- metrics -------------------------------------------------------------------------
+$("#metrics-refresh").addEventListener("click", loadMetrics);
+$("#metrics-period").addEventListener("change", loadMetrics);
+
+async function loadMetrics() {
+  try {
+    const m = await api("GET", `/api/v1/metrics/performance?period=${$("#metrics-period").value}`);
+    const pct = (x) => (x == null ? "–" : `${Math.round(x * 100)} %`);
+    const figures = [["Calls", m.calls], ["Active", m.active], ["AI resolved", pct(m.ai_resolved_rate)],
+      ["HITL", pct(m.hitl_rate)], ["Handed off", m.handed_off],
+      ["Latency p50", m.latency_ms.p50 ?? "–"], ["Latency p95", m.latency_ms.p95 ?? "–"]];
+    $("#metrics-figures").replaceChildren(...figures.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    drawBars([["p50", m.latency_ms.p50], ["p95", m.latency_ms.p95], ["p99", m.latency_ms.p99]]);
+  } catch (err) { toast(err.message, true); }
+}
+
+function drawBars(bars) {
+  const svg = $("#metrics-chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const top = Math.max(1, ...bars.map(([, v]) => v || 0));
+  svg.replaceChildren();
+  bars.forEach(([label, value], i) => {
+    const width = 340 * (value || 0) / top;
+    const rect = document.createElementNS(ns, "rect");
+    for (const [k, v] of Object.entries({ x: 50, y: 20 + i * 45, width, height: 28, fill: "#2a6fb0" })) rect.setAttribute(k, v);
+    const text = document.createElementNS(ns, "text");
+    text.setAttribute("x", 5); text.setAttribute("y", 40 + i * 45);
+    text.textContent = `${label} ${value == null ? "–" : Math.round(value) + " ms"}`;
+    svg.append(rect, text);
+  });
+}
+
+if (state.token) start();

@@ -1,0 +1,72 @@
+"""WebSocket /ws/operator/{operator_id}?token=JWT[&since=ID]: live events to operators.
+
+In: ``{"type": "ping"}`` -> ``{"type": "pong"}``; ``accept`` / ``answer`` an alert (the
+REST actions, by socket). Out: every feed message (numbered ``id``); on connect, the
+messages missed since ``since`` are replayed first, then a ``hello`` with the live alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.hitl import DeskError
+from smartpbx_ari.web.app import WebContext, ctx
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE = 16 * 1024
+
+
+async def operator_socket(request: web.Request) -> web.StreamResponse:
+    c = ctx(request)
+    claims = c.tokens.verify(request.query.get("token", ""))
+    if claims is None:
+        raise web.HTTPUnauthorized(text="token: a valid access token is required")
+    try:
+        since = int(request.query.get("since", "0"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="since: expected a message id") from None
+    operator_id = request.match_info["operator_id"]
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    for message in c.feed.since(since):
+        await ws.send_json(message)
+    await ws.send_json({"type": "hello", "user": claims.user, "role": claims.role,
+                        "last_id": c.feed.last_id,
+                        "alerts": [a.as_dict() for a in c.desk.open_alerts()]})
+    await c.feed.manager.connect(operator_id, ws)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            reply = _handle(c, claims.user, claims.may("operate"), msg.data)
+            await ws.send_json(reply)
+    finally:
+        c.feed.manager.disconnect(operator_id, ws)
+    return ws
+
+
+def _handle(c: WebContext, user: str, may_operate: bool, raw: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return {"type": "error", "message": "not JSON"}
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "ping":
+        return {"type": "pong"}
+    if kind not in ("accept", "answer"):
+        return {"type": "error", "message": f"type: unknown {kind!r}"}
+    if not may_operate:
+        return {"type": "error", "message": "forbidden: viewers cannot act on alerts"}
+    try:
+        if kind == "accept":
+            alert = c.desk.accept(str(data.get("alert_id", "")), user)
+        else:
+            alert = c.desk.answer(str(data.get("alert_id", "")), user, str(data.get("text", "")))
+    except (DeskError, UserFacingError) as err:
+        return {"type": "error", "message": str(err)}
+    return {"type": f"{kind}ed" if kind == "accept" else "answered", **alert.as_dict()}

@@ -1,0 +1,240 @@
+"""REST /api/v1 over a real loopback port (the seed's API and security tests, and more):
+JWT and roles, calls, knowledge (validation, markup, candidates), the agent, alerts,
+metrics, OpenAPI, errors as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.config import Settings
+from smartpbx_ari.events import CallEvent
+from smartpbx_ari.web.api import ROUTES
+from tests.web_app import PASSWORD, WebUnderTest, make_engine, running_web
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def web_engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, RAGEngine]:
+    return make_engine(tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture
+async def web(web_engine: tuple[Settings, RAGEngine]) -> AsyncIterator[WebUnderTest]:
+    async with running_web(*web_engine) as under_test:
+        yield under_test
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def token(web: WebUnderTest, http: aiohttp.ClientSession, user: str) -> str:
+    async with http.post(f"{web.url}/api/v1/auth/login",
+                         json={"email": f"{user}@example.com", "password": PASSWORD}) as r:
+        assert r.status == 200, await r.text()
+        body = await r.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 600
+    return str(body["access_token"])
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, tok: str | None = None,
+               **kwargs: Any) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+    async with http.request(method, url, headers=headers, **kwargs) as r:
+        body = await r.json() if r.content_type == "application/json" else await r.text()
+        return r.status, body
+
+
+async def test_unauthorized_invalid_expired_and_unsigned_tokens_get_401(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    url = f"{web.url}/api/v1/calls"
+    assert (await call(http, "GET", url))[0] == 401
+    assert (await call(http, "GET", url, "invalid-token"))[0] == 401
+    secret = web.context.tokens._secret
+    expired = jwt.encode({"sub": "ada", "role": "admin", "exp": int(time.time()) - 5},
+                         secret, algorithm="HS256")
+    assert (await call(http, "GET", url, expired))[0] == 401
+    unsigned = jwt.encode({"sub": "ada", "role": "admin", "exp": int(time.time()) + 60},
+                          None, algorithm="none")
+    status, body = await call(http, "GET", url, unsigned)
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+
+
+async def test_wrong_password_and_the_login_rate_limit(web: WebUnderTest,
+                                                       http: aiohttp.ClientSession) -> None:
+    url = f"{web.url}/api/v1/auth/login"
+    status, body = await call(http, "POST", url, json={"email": "ada@example.com",
+                                                       "password": "nope-nope-nope"})
+    assert (status, body["error"]["message"]) == (401, "wrong e-mail or password")
+    limit = web.context.settings.web.login_attempts_per_minute
+    statuses = [(await call(http, "POST", url, json={"email": "x", "password": "y"}))[0]
+                for _ in range(limit)]
+    assert statuses[-1] == 429 and set(statuses[:limit - 1]) == {401}
+
+
+async def test_roles(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    viewer = await token(web, http, "vic")
+    status, body = await call(http, "DELETE", f"{web.url}/api/v1/knowledge/en-refund-how",
+                              viewer)
+    assert status == 403 and "viewer" in body["error"]["message"]
+    assert (await call(http, "GET", f"{web.url}/api/v1/rules", await token(web, http,
+                                                                          "otto")))[0] == 403
+    assert (await call(http, "GET", f"{web.url}/api/v1/knowledge/en-refund-how", viewer)
+            )[0] == 200
+
+
+async def test_calls_list_detail_and_not_found(web: WebUnderTest,
+                                               http: aiohttp.ClientSession) -> None:
+    t0 = time.time()
+    for event in [CallEvent("c-api", "started", {"caller": "1001", "exten": "1000"}, t0),
+                  CallEvent("c-api", "heard", {"text": "Where is my parcel?", "confidence": 0.9,
+                                               "start": t0 + 1, "end": t0 + 2}, t0 + 2.4),
+                  CallEvent("c-api", "said", {"text": "Track it online.", "confidence": 0.8,
+                                              "intent": "delivery_tracking"}, t0 + 2.9)]:
+        web.publish(event)
+    assert web.context.recorder is not None and web.context.recorder.flush(10)
+    tok = await token(web, http, "vic")
+    status, body = await call(http, "GET", f"{web.url}/api/v1/calls", tok, params={"limit": 10})
+    assert status == 200 and body["total"] >= 1 and isinstance(body["data"], list)
+    status, detail = await call(http, "GET", f"{web.url}/api/v1/calls/c-api", tok)
+    assert (status, detail["call_id"], detail["caller"], detail["callee"]) == (
+        200, "c-api", "1001", "1000")
+    assert [(u["speaker"], u["text"]) for u in detail["utterances"]] == [
+        ("caller", "Where is my parcel?"), ("agent", "Track it online.")]
+    for bad in ("nonexistent-id", "1' OR '1'='1"):
+        status, body = await call(http, "GET", f"{web.url}/api/v1/calls/{bad}", tok)
+        assert status == 404 and body["error"]["code"] == "not-found"
+    status, body = await call(http, "GET", f"{web.url}/api/v1/calls", tok,
+                              params={"from": "yesterday"})
+    assert status == 400 and body["error"]["message"].startswith("from:")
+
+
+async def test_knowledge_create_validate_strip_update_delete(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    tok = await token(web, http, "otto")
+    url = f"{web.url}/api/v1/knowledge"
+    payload = {"question": "신제품 있나요?", "answer": "아이폰 16 Pro 있습니다",
+               "category": "상품문의"}
+    status, created = await call(http, "POST", url, tok, json=payload)
+    assert status == 201 and created["question"] == payload["question"] and created["id"]
+    status, body = await call(http, "POST", url, tok, json={"question": "짧은", "answer": "답변",
+                                                           "category": "기타"})
+    assert status == 400 and body["error"]["message"].startswith("question:")
+    status, body = await call(http, "POST", url, tok, json={**payload, "colour": "red"})
+    assert (status, body["error"]["message"]) == (400, "colour: unknown field")
+    status, xss = await call(http, "POST", url, tok, json={
+        "question": "<script>alert('xss')</script>Is <b>gift</b> wrapping free?",
+        "answer": "Test answer", "category": "test"})
+    assert status == 201 and "<script>" not in xss["question"] and "alert" not in xss["question"]
+    assert xss["question"] == "Is gift wrapping free?"
+    status, body = await call(http, "POST", url, tok, data=b"{" + b"x" * 70_000)
+    assert status == 413 and body["error"]["code"] == "too-large"
+    status, body = await call(http, "POST", url, tok, data=b"{not json")
+    assert (status, body["error"]["message"]) == (400, "body: not valid JSON")
+    status, changed = await call(http, "PUT", f"{url}/{created['id']}", tok,
+                                 json={"answer": "아이폰 17 있습니다"})
+    assert status == 200 and changed["answer"] == "아이폰 17 있습니다"
+    status, found = await call(http, "GET", url, tok, params={"query": "신제품", "top_k": 3})
+    assert status == 200 and found["data"][0]["id"] == created["id"]
+    assert (await call(http, "DELETE", f"{url}/{created['id']}", tok))[0] == 200
+    assert (await call(http, "GET", f"{url}/{created['id']}", tok))[0] == 404
+    assert (await call(http, "DELETE", f"{url}/{xss['id']}", tok))[0] == 200
+
+
+async def test_agent_query(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    tok = await token(web, http, "otto")
+    status, body = await call(http, "POST", f"{web.url}/api/v1/agent/query", tok,
+                              json={"query": "How do I get a refund?", "session_id": "s1"})
+    assert status == 200
+    assert set(body) == {"response", "confidence", "intent", "hitl_triggered", "sources"}
+    assert body["sources"] == ["en-refund-how"] and not body["hitl_triggered"]
+
+
+async def test_an_operator_answer_reaches_the_waiting_caller_and_becomes_a_candidate(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    web.publish(CallEvent("c-hitl", "started", {"caller": "1002", "exten": "1000"}))
+    alert = web.context.desk.raise_alert("c-hitl", "low_confidence",
+                                         "Do you sell gift cards?", 0.3, waiting=True)
+    waiting = asyncio.create_task(web.context.desk.wait_answer(alert, 10))
+    otto, olga = await token(web, http, "otto"), await token(web, http, "olga")
+    status, live = await call(http, "GET", f"{web.url}/api/v1/alerts", otto)
+    assert [a["alert_id"] for a in live["data"]] == [alert.id]
+    base = f"{web.url}/api/v1/alerts/{alert.id}"
+    assert (await call(http, "POST", f"{base}/accept", otto))[0] == 200
+    status, body = await call(http, "POST", f"{base}/accept", olga)
+    assert status == 409 and "otto has taken" in body["error"]["message"]
+    status, body = await call(http, "POST", f"{base}/answer", otto,
+                              json={"text": "Yes, <i>gift cards</i> from 10 euros."})
+    assert status == 200 and body["status"] == "answered"
+    assert await waiting == "Yes, gift cards from 10 euros."
+    pending = await call(http, "GET", f"{web.url}/api/v1/knowledge", otto,
+                         params={"status": "pending"})
+    assert [(k["id"], k["source"]) for k in pending[1]["data"]] == [
+        (body["candidate"], "operator_correction")]
+    status, approved = await call(http, "POST",
+                                  f"{web.url}/api/v1/knowledge/{body['candidate']}/approve",
+                                  otto)
+    assert status == 200
+    hits = await web.context.rag.search("Do you sell gift cards?", 1)
+    assert hits[0]["id"] == approved["id"]
+    assert web.context.recorder is not None and web.context.recorder.flush(10)
+    status, log = await call(http, "GET", f"{web.url}/api/v1/audit",
+                             await token(web, http, "ada"))
+    actions = [(a["user"], a["action"]) for a in log["data"]]
+    assert ("otto", "alert_answer") in actions and ("otto", "alert_accept") in actions
+    assert (await call(http, "POST", f"{base}/answer", otto, json={"text": "again"}))[0] == 409
+
+
+async def test_metrics_health_and_openapi(web: WebUnderTest,
+                                          http: aiohttp.ClientSession) -> None:
+    tok = await token(web, http, "vic")
+    status, body = await call(http, "GET", f"{web.url}/api/v1/metrics/performance", tok,
+                              params={"period": "1h"})
+    assert status == 200 and {"calls", "ai_resolved_rate", "hitl_rate", "latency_ms"} <= set(body)
+    assert (await call(http, "GET", f"{web.url}/api/v1/metrics/performance", tok,
+                       params={"period": "forever"}))[0] == 400
+    status, text = await call(http, "GET", f"{web.url}/metrics")
+    assert status == 200 and "smartpbx_http_requests_total{" in text
+    assert (await call(http, "GET", f"{web.url}/healthz"))[1]["status"] == "ok"
+    status, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert documented == {(r.method, r.path) for r in ROUTES}
+    assert doc["openapi"].startswith("3.")
+
+
+async def test_a_failure_inside_is_500_json_without_a_trace(
+        web: WebUnderTest, http: aiohttp.ClientSession,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: object) -> object:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    monkeypatch.setattr(web.context.rag, "search", broken)
+    status, body = await call(http, "GET", f"{web.url}/api/v1/knowledge",
+                              await token(web, http, "vic"), params={"query": "refund"})
+    assert (status, body) == (500, {"error": {"code": "internal", "message": "internal error"}})
+
+
+async def test_console_page_is_served_with_a_strict_policy(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{web.url}/") as r:
+        assert r.status == 200 and "SmartPBX console" in await r.text()
+        assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    async with http.get(f"{web.url}/static/console.js") as r:
+        assert r.status == 200 and "textContent" in await r.text()
+
+
+def test_the_app_is_loopback_by_default(web_engine: tuple[Settings, RAGEngine],
+                                        tmp_path: Path) -> None:
+    assert web_engine[0].web.host == "127.0.0.1"

@@ -1,0 +1,132 @@
+"""WebSocket /ws/operator: ping/pong, alerts broadcast to every operator, transcripts,
+replay of what was missed across a reconnect; the seed's ConnectionManager."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+from unittest.mock import AsyncMock
+
+import aiohttp
+import pytest
+
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.config import Settings
+from smartpbx_ari.events import CallEvent
+from smartpbx_ari.web.feed import ConnectionManager
+from tests.integration.test_api import token
+from tests.web_app import WebUnderTest, make_engine, running_web
+
+pytestmark = [pytest.mark.integration, pytest.mark.ws]
+
+
+@pytest.fixture(scope="module")
+def ws_engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, RAGEngine]:
+    return make_engine(tmp_path_factory.mktemp("ws"))
+
+
+@pytest.fixture
+async def web(ws_engine: tuple[Settings, RAGEngine]) -> AsyncIterator[WebUnderTest]:
+    async with running_web(*ws_engine) as under_test:
+        yield under_test
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def ws_url(web: WebUnderTest, operator: str, tok: str, since: int = 0) -> str:
+    return f"{web.url.replace('http', 'ws')}/ws/operator/{operator}?token={tok}&since={since}"
+
+
+async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        while True:
+            message = await ws.receive_json()
+            if message["type"] == kind:
+                return message
+
+
+async def test_websocket_connection(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    tok = await token(web, http, "otto")
+    async with http.ws_connect(ws_url(web, "op001", tok)) as ws:
+        hello = await next_of(ws, "hello")
+        assert hello["user"] == "otto"
+        await ws.send_str('{"type": "ping"}')
+        assert (await next_of(ws, "pong"))["type"] == "pong"
+        await ws.send_str("not json")
+        assert (await next_of(ws, "error"))["message"] == "not JSON"
+
+
+async def test_a_bad_token_is_refused(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        async with http.ws_connect(ws_url(web, "op001", "forged")):
+            pass
+    assert err.value.status == 401
+
+
+async def test_hitl_alert_broadcast_and_transcripts(web: WebUnderTest,
+                                                    http: aiohttp.ClientSession) -> None:
+    otto, olga = await token(web, http, "otto"), await token(web, http, "olga")
+    async with http.ws_connect(ws_url(web, "op001", otto)) as ws1, \
+            http.ws_connect(ws_url(web, "op002", olga)) as ws2:
+        await next_of(ws1, "hello")
+        await next_of(ws2, "hello")
+        web.publish(CallEvent("c-ws", "started", {"caller": "1003", "exten": "1000"}))
+        web.publish(CallEvent("c-ws", "heard", {"text": "신제품 있나요?", "confidence": 0.9}))
+        alert = web.context.desk.raise_alert("c-ws", "low_confidence", "신제품 있나요?", 0.25,
+                                             waiting=True)
+        for ws in (ws1, ws2):
+            assert (await next_of(ws, "transcript"))["text"] == "신제품 있나요?"
+            got = await next_of(ws, "hitl_alert")
+            assert (got["alert_id"], got["question"], got["confidence"]) == (
+                alert.id, "신제품 있나요?", 0.25)
+        await ws2.send_json({"type": "accept", "alert_id": alert.id})
+        assert (await next_of(ws2, "accepted"))["accepted_by"] == "olga"
+        update = await next_of(ws1, "alert_update")  # the other operator sees it taken
+        assert (update["status"], update["user"]) == ("accepted", "olga")
+        await ws1.send_json({"type": "answer", "alert_id": alert.id, "text": "Yes"})
+        assert "olga has taken" in (await next_of(ws1, "error"))["message"]
+
+
+async def test_websocket_reconnection_replays_what_was_missed(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    tok = await token(web, http, "vic")
+    async with http.ws_connect(ws_url(web, "op003", tok)) as ws:
+        hello = await next_of(ws, "hello")
+        web.publish(CallEvent("c-re", "started", {"caller": "1004", "exten": "1000"}))
+        seen = (await next_of(ws, "call_started"))["id"]
+    # offline: two events happen
+    web.publish(CallEvent("c-re", "heard", {"text": "Hello?", "confidence": 0.8}))
+    web.publish(CallEvent("c-re", "ended", {"reason": "caller hung up"}))
+    await asyncio.sleep(0.2)
+    async with http.ws_connect(ws_url(web, "op003", tok, since=seen)) as ws:
+        missed = [await ws.receive_json() for _ in range(2)]
+        assert [m["type"] for m in missed] == ["transcript", "call_ended"]
+        assert [m["id"] for m in missed] == [seen + 1, seen + 2]
+        assert (await next_of(ws, "hello"))["last_id"] == seen + 2
+        await ws.send_str('{"type": "ping"}')
+        assert (await next_of(ws, "pong"))["type"] == "pong"
+        await ws.send_json({"type": "accept", "alert_id": "x"})
+        assert "viewers" in (await next_of(ws, "error"))["message"]
+    assert hello["last_id"] < seen
+
+
+async def test_hitl_alert_broadcast_with_the_seeds_connection_manager() -> None:
+    manager = ConnectionManager()
+    ws1, ws2 = AsyncMock(), AsyncMock()
+    await manager.connect("op001", ws1)
+    await manager.connect("op002", ws2)
+    alert = {"type": "hitl_alert", "alert_id": "alert_001", "question": "신제품 있나요?",
+             "confidence": 0.25}
+    await manager.broadcast(alert)
+    ws1.send_json.assert_called_once_with(alert)
+    ws2.send_json.assert_called_once_with(alert)
+    ws2.send_json.side_effect = ConnectionResetError  # a dead socket is dropped, not fatal
+    await manager.broadcast(alert)
+    assert manager.count == 1
+    manager.disconnect("op001", ws1)
+    assert manager.count == 0
