@@ -1,0 +1,155 @@
+"""The whole HITL flow in a real browser (Debian's chromium, headless, via selenium and
+chromium-driver) against `smartpbx serve` and the real Asterisk: a synthetic caller asks
+something the knowledge base lacks, the alert appears in the console, the operator types
+an answer, the caller hears it. And a stored "<script>" in a transcript stays text."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.models import Call, Utterance
+from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+from tests.e2e.test_serve import start_serve, stop
+from tests.fixtures.sipp import free_udp_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+PASSWORD = "operator password 1"
+ANSWER = "Yes, we sell gift cards in every store."
+
+
+def _free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def console(pbx: object, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`smartpbx serve` with its own (empty) database and a console port; user otto."""
+    port = _free_tcp_port()
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    env = {"SMARTPBX_DATABASE_URL": url, "SMARTPBX_WEB__PORT": str(port),
+           "SMARTPBX_AGENT__HITL_WAIT_S": "45"}
+    exe = Path(sys.executable).with_name("smartpbx")
+    subprocess.run([str(exe), "users", "add", "otto", "--role", "operator", "--email",
+                    "otto@example.com"], input=PASSWORD + "\n", text=True, check=True,
+                   env={**os.environ, **env}, capture_output=True)
+    proc = start_serve(tmp_path / "serve.log", env)
+    try:
+        yield f"http://127.0.0.1:{port}", url
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "apt-get install chromium chromium-driver"
+    options = Options()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--remote-debugging-port={free_udp_port()}", "--window-size=1280,900"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def login(browser: WebDriver, url: str) -> None:
+    browser.get(url)
+    browser.find_element(By.ID, "login-email").send_keys("otto@example.com")
+    browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    wait = WebDriverWait(browser, 15)
+    wait.until(ec.visibility_of_element_located((By.ID, "live")))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "link"), "live"))
+
+
+def answer_the_alert(browser: WebDriver, question_word: str) -> str:
+    wait = WebDriverWait(browser, 40)
+    alert = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "li.alert.open")))
+    text = alert.text
+    assert question_word in text.lower(), text
+    alert.find_element(By.CSS_SELECTOR, ".answer-text").send_keys(ANSWER)
+    alert.find_element(By.CSS_SELECTOR, ".answer-send").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "toast"), "Answer sent"))
+    return text
+
+
+def operator_line_shown(browser: WebDriver) -> bool:
+    WebDriverWait(browser, 20).until(ec.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, "#calls"), ANSWER))
+    return True
+
+
+async def test_the_operator_answers_in_the_console_and_the_caller_hears_it(
+    console: tuple[str, str], browser: WebDriver, settings: Settings, dial: Dial,
+) -> None:
+    url, _ = console
+    await asyncio.to_thread(login, browser, url)
+    caller = SyntheticCaller(settings)
+    async with caller.dial(dial) as line:
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+        said = await line.say("Do you sell gift cards?")
+        holding = await line.wait_voice(said, 15)  # "let me check with a colleague"
+        assert holding is not None
+        shown = await asyncio.to_thread(answer_the_alert, browser, "gift")
+        assert "low_confidence" in shown
+        assert await asyncio.to_thread(operator_line_shown, browser)
+        # the holding phrase, then (maybe without a pause) the operator's answer
+        end = await line.wait_quiet(holding)
+        heard = await line.transcribe(holding, end)
+        assert "gift card" in heard.lower(), heard
+
+
+def show_call(browser: WebDriver, caller: str) -> str:
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="history"]').click()
+    wait = WebDriverWait(browser, 15)
+    row = wait.until(ec.element_to_be_clickable(
+        (By.XPATH, f"//table[@id='history-table']//tr[td[text()='{caller}']]")))
+    row.click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "history-transcript"), "script"))
+    return str(browser.find_element(By.ID, "history-transcript").text)
+
+
+async def test_a_stored_script_in_a_transcript_renders_as_text(
+    console: tuple[str, str], browser: WebDriver,
+) -> None:
+    url, db_url = console
+    payload = "<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\">"
+    db = Database(db_url)
+    with db.session() as session:
+        session.add(Call(call_id="xss-call", caller="xss-caller", callee="1000",
+                         start_time=datetime.now(UTC), status="completed"))
+        session.flush()
+        session.add(Utterance(call_id="xss-call", seq=1, speaker="caller", text=payload,
+                              start_time=datetime.now(UTC)))
+    db.engine.dispose()
+    await asyncio.to_thread(login, browser, url)
+    shown = await asyncio.to_thread(show_call, browser, "xss-caller")
+    assert payload in shown  # the markup is visible as text ...
+    assert browser.execute_script("return window.pwned === undefined")  # ... and never ran
+    assert not browser.find_elements(By.CSS_SELECTOR, "#history-transcript img, "
+                                                      "#history-transcript script")
