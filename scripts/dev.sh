@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv postgresql)
+APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv postgresql
+              chromium chromium-driver)
 VENV=${SMARTPBX_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_CPU=${SMARTPBX_TORCH:-torch==2.13.0}

@@ -276,7 +276,7 @@ class StasisApp:
                 continue
             if channel.is_external_media and channel.id.endswith(EXTERNAL_SUFFIX):
                 await _quietly(self.ari.hangup(channel.id))
-            elif channel.app_name == "Stasis" and channel.app_data == self.ari.app:
+            elif channel.app_name == "Stasis" and channel.app_data.split(",")[0] == self.ari.app:
                 log.warning("call=%s orphaned in Stasis: back to the dialplan", channel.id)
                 await _quietly(self.ari.continue_in_dialplan(channel.id))
         owned = {s.bridge_id for s in self.sessions.values()}

@@ -31,6 +31,9 @@ def _call_events(call_id: str, t0: float) -> list[CallEvent]:
         CallEvent(call_id, "said", {"text": "Let me find a colleague.", "confidence": 0.2,
                                     "intent": "other", "hitl": True,
                                     "question": "What is the weather?"}, t0 + 6.5),
+        CallEvent(call_id, "hitl_alert", {"alert_id": f"{call_id}-a1", "reason":
+                                          "low_confidence", "question": "What is the weather?",
+                                          "confidence": 0.2, "waiting": True}, t0 + 6.5),
         CallEvent(call_id, "handed_off", {"reason": "caller asked for a person"}, t0 + 8.0),
         CallEvent(call_id, "ended", {"reason": "caller asked for a person"}, t0 + 8.1),
     ]
@@ -62,8 +65,8 @@ def test_a_call_becomes_rows_in_order(db: Database, recorder: CallRecorder) -> N
         assert first.confidence == pytest.approx(0.91)
         assert (first.end_time - first.start_time).total_seconds() == pytest.approx(1.5)
         alert = session.scalars(select(HitlAlert)).one()
-        assert (alert.reason, alert.question, alert.status) == (
-            "low_confidence", "What is the weather?", "open")
+        assert (alert.key, alert.reason, alert.question, alert.status) == (
+            "call-1-a1", "low_confidence", "What is the weather?", "open")
 
 
 def test_writing_a_record_twice_never_doubles_it(db: Database) -> None:
@@ -103,6 +106,7 @@ def test_records_wait_while_postgres_is_stopped_and_are_written_after() -> None:
             call = session.get(Call, "call-3")
             assert call is not None and call.status == "handed_off"
             assert len(call.utterances) == 4
+        db.engine.dispose()
     finally:
         server.remove()
 

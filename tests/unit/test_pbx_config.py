@@ -54,8 +54,11 @@ def test_source_config_holds_no_secret_and_binds_loopback(tmp_path: Path) -> Non
 def test_dialplan_routes(tmp_path: Path) -> None:
     out, _ = _render(tmp_path)
     ext = (out / "extensions.conf").read_text()
-    assert "exten => 1000,1" in ext and "Stasis(${AI_APP})" in ext
+    assert "exten => 1000,1" in ext and "Stasis(${AI_APP},lang=${SMARTPBX_LANGUAGE})" in ext
     assert "AI_APP = smartpbx" in ext
+    assert "AGI_URL = agi://127.0.0.1:4573/route" in ext
+    # the AI path is the default set before AGI: it stands when the AGI server is down
+    assert ext.index("Set(SMARTPBX_ROUTE=ai)") < ext.index("AGI(${AGI_URL})")
     assert "exten => 0,1,Goto(operators,s,1)" in ext
     assert "Queue(operators" in ext
 
