@@ -43,7 +43,7 @@ def _pbx(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.serve import run_serve
 
-    return run_serve(settings)
+    return run_serve(settings, web_only=args.web_only)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with cli: an Asterisk CLI command; with render: a directory")
     pbx.set_defaults(handler=_pbx)
 
-    serve = sub.add_parser("serve", help="run the controller against the local PBX")
+    serve = sub.add_parser("serve", help="run the controller (calls, console, API, FastAGI)")
+    serve.add_argument("--web-only", action="store_true",
+                       help="only the console and API (a web node; no calls)")
     serve.set_defaults(handler=_serve)
 
     from smartpbx_ari.kb_cli import add_kb_arguments

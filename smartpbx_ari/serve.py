@@ -79,6 +79,28 @@ async def serve(settings: Settings) -> None:
             await stasis
 
 
+async def serve_web(settings: Settings) -> None:
+    """The console and API alone (a web node, or load tests): no calls, no AMI/AGI.
+    Events from calls are in-process: a web node shows no live calls of other processes."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    creds = load_credentials(settings.data_dir)
+    tokens = Tokens(creds.jwt_secret, settings.web.token_ttl_s, settings.web.dev_mode)
+    db = await asyncio.to_thread(Database.from_settings, settings)
+    agent = await _agent(settings)
+    recorder = CallRecorder(db, settings.store.buffer_limit).start()
+    web_ctx = WebContext(settings, db, agent.rag, agent, HitlDesk(lambda event: None), tokens,
+                         recorder)
+    runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await asyncio.to_thread(recorder.stop)
+
+
 async def _agent(settings: Settings) -> AIAgentService:
     rag = await asyncio.to_thread(RAGEngine.open, settings)
     phraser = None
@@ -113,7 +135,7 @@ async def _start_ami(settings: Settings, secret: str, recorder: CallRecorder, ap
     return await client.start()
 
 
-def run_serve(settings: Settings) -> int:
+def run_serve(settings: Settings, web_only: bool = False) -> int:
     setup_logging()
-    asyncio.run(serve(settings))
+    asyncio.run(serve_web(settings) if web_only else serve(settings))
     return 0
