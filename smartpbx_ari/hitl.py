@@ -38,7 +38,7 @@ class Alert:
     reason: str
     question: str = ""
     confidence: float | None = None
-    status: str = "open"  # open | accepted | answered | closed
+    status: str = "open"  # open | accepted | answered | taken_over | closed
     accepted_by: str = ""
     created: float = field(default_factory=time.time)
     waiting: bool = False  # the caller is on hold for a typed answer
@@ -107,7 +107,8 @@ class HitlDesk:
     def _prune(self, before: float) -> None:
         """Forget finished alerts older than ``before`` (the database keeps them)."""
         for alert_id in [a.id for a in self.alerts.values()
-                         if a.status in ("answered", "closed") and a.created < before]:
+                         if a.status in ("answered", "taken_over", "closed")
+                         and a.created < before]:
             del self.alerts[alert_id]
 
     # ---- the operators' side -----------------------------------------------------------
@@ -143,6 +144,15 @@ class HitlDesk:
                             "for a typed answer (queue or hung up)")
         future.set_result(text)
         self._update(alert, "answered", user, text=text)
+        return alert
+
+    def take_over(self, alert_id: str, user: str) -> Alert:
+        """The operator takes the call on their phone: a waiting caller stops waiting."""
+        alert = self.accept(alert_id, user)
+        future = self._answers.get(alert_id)
+        if future is not None and not future.done():
+            future.set_result("")  # no text: a human is on the line
+        self._update(alert, "taken_over", user)
         return alert
 
     def _update(self, alert: Alert, status: str, user: str, **extra: object) -> None:

@@ -59,6 +59,7 @@ async def serve(settings: Settings) -> None:
         app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
                         sinks=[recorder.record, desk.observe, web_ctx.metrics.event])
         desk.publish = app.publish
+        web_ctx.calls = app
         web_ctx.feed.follow(app.events.subscribe(10_000))
         ami = await _start_ami(settings, creds.ami_secret, recorder, app, web_ctx)
         stack.callback(ami.close)

@@ -136,6 +136,10 @@ class VoiceConversation:
             return ""
         if not transcript.text:
             return ""
+        if media.operator.is_set():  # an operator has the call: record, do not answer
+            media.emit("heard", text=transcript.text, speaker="call",
+                       confidence=round(transcript.confidence, 3))
+            return ""
         waited = time.monotonic() - utterance.ended_at
         ended = time.time() - waited  # wall clock, for the record
         media.emit("heard", text=transcript.text, confidence=round(transcript.confidence, 3),
@@ -167,6 +171,8 @@ class VoiceConversation:
         answer = await desk.wait_answer(alert, self.engine.settings.agent.hitl_wait_s)
         if answer is None:
             return "no operator answered in time"
+        if not answer:  # taken over: the operator talks to the caller themselves
+            return ""
         media.emit("said", text=answer, speaker="operator", operator=alert.accepted_by,
                    intent=reply.intent, confidence=None, hitl=False, question=question)
         await self._play(media, self._synth(media, answer))

@@ -45,7 +45,8 @@ def make_engine(data_dir: Path) -> tuple[Settings, RAGEngine]:
     engine = RAGEngine.open(settings)
     import_file(engine, demo_path())
     for name, role in USERS.items():
-        add_user(engine.db, name, PASSWORD, role, f"{name}@example.com")
+        add_user(engine.db, name, PASSWORD, role, f"{name}@example.com",
+                 endpoint="2001" if name == "otto" else "")
     return settings, engine
 
 

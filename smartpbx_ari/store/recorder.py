@@ -108,7 +108,8 @@ class CallRecorder:
                                              "language": d.get("language", "")})]
         if event.kind == "heard":
             start = float(d.get("start", at))
-            return [self._utterance(cid, at, Speaker.CALLER, d, start, float(d.get("end", at)))]
+            return [self._utterance(cid, at, d.get("speaker", Speaker.CALLER), d, start,
+                                    float(d.get("end", at)))]
         if event.kind == "said":
             return [self._utterance(cid, at, d.get("speaker", Speaker.AGENT), d, at, None)]
         if event.kind == "hitl_alert":
@@ -233,7 +234,8 @@ class CallRecorder:
             if alert is not None:
                 alert.status, alert.accepted_by = d["status"], d["user"] or alert.accepted_by
                 alert.answer = d["answer"] or alert.answer
-                if d["status"] in (AlertStatus.ANSWERED, AlertStatus.CLOSED):
+                if d["status"] in (AlertStatus.ANSWERED, AlertStatus.TAKEN_OVER,
+                                   AlertStatus.CLOSED):
                     alert.resolved_at = _at(record.at)
             return
         call = session.get(Call, record.call_id)

@@ -119,6 +119,13 @@ class AriClient:
                   "direction": "both"}
         return Channel.from_json(await self.request("POST", "/channels/externalMedia", params))
 
+    async def originate(self, endpoint: str, app_args: str, channel_id: str,
+                        caller_id: str = "", timeout_s: int = 30) -> Channel:
+        """Call ``endpoint`` (e.g. PJSIP/2001) into this Stasis app."""
+        params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
+                  "channelId": channel_id, "callerId": caller_id or None, "timeout": timeout_s}
+        return Channel.from_json(await self.request("POST", "/channels", params))
+
     async def continue_in_dialplan(self, channel_id: str, context: str | None = None,
                                    extension: str | None = None, priority: int | None = None,
                                    ) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from smartpbx_ari.config import Settings
@@ -34,6 +34,7 @@ from smartpbx_ari.telephony.ari_events import (
 
 log = logging.getLogger(__name__)
 EXTERNAL_SUFFIX = "-em"
+OPERATOR_SUFFIX = "-op"
 BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
 
@@ -49,6 +50,8 @@ class CallMedia:
     publish: Callable[[CallEvent], None]
     hand_off: Callable[[str], None]
     language: str = ""
+    # set while an operator's phone is in the call: the AI listens (for the record) only
+    operator: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit(self, kind: str, **data: object) -> None:
         self.publish(CallEvent(self.call_id, kind, dict(data)))
@@ -88,6 +91,8 @@ class CallSession:
         self.endpoint: RtpEndpoint | None = None
         self.stats = RtpStats()
         self.media: CallMedia | None = None
+        self.operator_id = caller.id + OPERATOR_SUFFIX  # the operator's leg, if taken over
+        self.operator_endpoint = ""
 
     # ---- events from the app's reader (never block) -------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -97,12 +102,58 @@ class CallSession:
             if isinstance(event, StasisStart):
                 self.external_ready.set()
             return
+        if event.channel.id == self.operator_id:
+            self._on_operator(event)
+            return
         if isinstance(event, ChannelHangupRequest | ChannelDestroyed):
             self.finish("caller hung up")
         elif isinstance(event, StasisEnd):
             self.finish("caller left")
         elif isinstance(event, ChannelDtmfReceived):
             self._on_dtmf(event.digit)
+
+    # ---- takeover: an operator's phone joins the bridge, the AI goes quiet -----------
+    async def take_over(self, endpoint: str) -> None:
+        if self.media is None or self.bridge_id is None or self.ended.is_set():
+            raise AriError(409, "the call is not with the AI")
+        if self.operator_endpoint:
+            raise AriError(409, f"operator {self.operator_endpoint} has the call already")
+        self.operator_endpoint = endpoint
+        number = self.caller.caller_number or "caller"
+        try:
+            await self.app.ari.originate(f"PJSIP/{endpoint}", f"takeover,{self.call_id}",
+                                         self.operator_id, f'"Caller {number}" <{number}>')
+        except AriError:
+            self.operator_endpoint = ""
+            raise
+
+    async def hand_back(self) -> None:
+        """The operator leaves; the AI answers again."""
+        if self.operator_endpoint:
+            await _quietly(self.app.ari.hangup(self.operator_id))
+
+    def _on_operator(self, event: ChannelEvent) -> None:
+        if isinstance(event, StasisStart):
+            self._spawn(self._join_operator())
+        elif isinstance(event, ChannelHangupRequest | ChannelDestroyed | StasisEnd):
+            if self.media is not None and self.media.operator.is_set():
+                self.media.operator.clear()
+                self.app.emit(self.call_id, "handed_back", endpoint=self.operator_endpoint)
+            elif self.operator_endpoint:
+                self.app.emit(self.call_id, "takeover_failed", endpoint=self.operator_endpoint)
+            self.operator_endpoint = ""
+
+    async def _join_operator(self) -> None:
+        if self.bridge_id is None or self.media is None:
+            return
+        self.media.operator.set()
+        await self.app.ari.add_channel(self.bridge_id, self.operator_id)
+        self.app.emit(self.call_id, "taken_over", endpoint=self.operator_endpoint)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.app._tasks.add(task)
+        task.add_done_callback(self.app._tasks.discard)
 
     def _on_dtmf(self, digit: str) -> None:
         self.app.emit(self.call_id, "dtmf", digit=digit)
@@ -168,6 +219,8 @@ class CallSession:
             self.stats = self.endpoint.stats
             self.endpoint.close()
         await _quietly(ari.hangup(self.external_id))
+        if self.operator_endpoint:
+            await _quietly(ari.hangup(self.operator_id))
         if self.bridge_id is not None:
             await _quietly(ari.destroy_bridge(self.bridge_id))
         if self.port is not None:
@@ -213,6 +266,26 @@ class StasisApp:
             sink(event)
         self.events.publish(event)
 
+    async def take_over(self, call_id: str, endpoint: str) -> None:
+        """Ring ``PJSIP/<endpoint>``; when the operator answers, bridge them with the
+        caller and silence the AI (it keeps transcribing for the record)."""
+        session = self.sessions.get(call_id)
+        if session is None:
+            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+        await session.take_over(endpoint)
+
+    async def hand_back(self, call_id: str) -> None:
+        session = self.sessions.get(call_id)
+        if session is None:
+            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+        await session.hand_back()
+
+    async def hang_up(self, call_id: str) -> None:
+        session = self.sessions.get(call_id)
+        if session is None:
+            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+        session.finish("an operator hung up")
+
     def active_tasks(self) -> list[asyncio.Task[None]]:
         """The task registry: every live call task (a hung-up call leaves none)."""
         return [t for t in self._tasks if not t.done()]
@@ -229,13 +302,12 @@ class StasisApp:
         if isinstance(event, Connected):  # before any event of this connection
             await self.reconcile()
             return
+        routed = self._routes.get(event.channel.id) if isinstance(event, ChannelEvent) else None
+        if routed is not None:  # a leg of a call we run (External Media, an operator)
+            routed.on_event(event)
+            return
         if isinstance(event, StasisStart) and not event.channel.is_external_media:
             self._start(event.channel, event.args)
-            return
-        if isinstance(event, ChannelEvent):
-            session = self._routes.get(event.channel.id)
-            if session is not None:
-                session.on_event(event)
 
     def _start(self, caller: Channel, args: Sequence[str] = ()) -> None:
         if caller.id in self.sessions or self.stopping:
@@ -244,6 +316,7 @@ class StasisApp:
         self.sessions[caller.id] = session
         self._routes[caller.id] = session
         self._routes[session.external_id] = session
+        self._routes[session.operator_id] = session
         task = asyncio.create_task(session.run(), name=f"call:{caller.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -252,6 +325,7 @@ class StasisApp:
         self.sessions.pop(session.call_id, None)
         self._routes.pop(session.call_id, None)
         self._routes.pop(session.external_id, None)
+        self._routes.pop(session.operator_id, None)
 
     async def reconcile(self) -> None:
         """Match Asterisk's state to ours after (re)connecting.
@@ -274,7 +348,8 @@ class StasisApp:
         for channel in channels:
             if channel.id in self._routes:
                 continue
-            if channel.is_external_media and channel.id.endswith(EXTERNAL_SUFFIX):
+            if (channel.is_external_media and channel.id.endswith(EXTERNAL_SUFFIX)) or \
+                    channel.id.endswith(OPERATOR_SUFFIX):  # an operator's leg of a lost call
                 await _quietly(self.ari.hangup(channel.id))
             elif channel.app_name == "Stasis" and channel.app_data.split(",")[0] == self.ari.app:
                 log.warning("call=%s orphaned in Stasis: back to the dialplan", channel.id)

@@ -30,8 +30,8 @@ from smartpbx_ari.store.models import (
     Utterance,
 )
 from smartpbx_ari.store.rules import add_rule
-from smartpbx_ari.store.users import authenticate
-from smartpbx_ari.web.app import WebContext, ctx, read_json
+from smartpbx_ari.store.users import authenticate, get_user
+from smartpbx_ari.web.app import Telephony, WebContext, ctx, read_json
 from smartpbx_ari.web.auth import Claims
 
 CLAIMS = web.RequestKey("claims", Claims)
@@ -315,6 +315,44 @@ async def alert_answer(request: web.Request) -> web.Response:
     return web.json_response({**alert.as_dict(), "candidate": candidate})
 
 
+def _telephony(c: WebContext) -> Telephony:
+    if c.calls is None:
+        raise web.HTTPConflict(text="call_id: this web node does not run calls")
+    return c.calls
+
+
+async def alert_takeover(request: web.Request) -> web.Response:
+    """Ring the operator's own phone and bridge it with the caller; the AI goes quiet."""
+    c, claims = ctx(request), claims_of(request)
+    user = await blocking(get_user, c.db, claims.user)
+    endpoint = user.endpoint if user is not None else ""
+    if not endpoint:
+        raise web.HTTPBadRequest(text="endpoint: your user has no phone "
+                                      "(smartpbx users add NAME --endpoint 2001)")
+    presence = c.presence().get(endpoint)
+    if presence is not None and presence.state != "available":
+        raise web.HTTPConflict(text=f"endpoint: your phone {endpoint} is {presence.state}")
+    alert = c.desk.get(request.match_info["alert_id"])
+    await _telephony(c).take_over(alert.call_id, endpoint)
+    alert = c.desk.take_over(alert.id, claims.user)
+    c.audit(claims, "alert_takeover", alert.call_id, alert.id, endpoint=endpoint)
+    return web.json_response({**alert.as_dict(), "endpoint": endpoint})
+
+
+async def call_handback(request: web.Request) -> web.Response:
+    c, call_id = ctx(request), request.match_info["call_id"]
+    await _telephony(c).hand_back(call_id)
+    c.audit(claims_of(request), "call_handback", call_id)
+    return web.json_response({"call_id": call_id, "with": "ai"})
+
+
+async def call_hangup(request: web.Request) -> web.Response:
+    c, call_id = ctx(request), request.match_info["call_id"]
+    await _telephony(c).hang_up(call_id)
+    c.audit(claims_of(request), "call_hangup", call_id)
+    return web.json_response({"call_id": call_id, "hung_up": True})
+
+
 # ---- metrics and the rest ---------------------------------------------------------
 def _performance(c: WebContext, since: datetime) -> dict[str, Any]:
     with c.db.session() as session:
@@ -460,6 +498,12 @@ ROUTES = [
           "Take an alert (others see it taken)"),
     Route("POST", "/api/v1/alerts/{alert_id}/answer", alert_answer, "operate",
           "Answer a waiting caller by text (spoken to them)", {"text": str}),
+    Route("POST", "/api/v1/alerts/{alert_id}/takeover", alert_takeover, "operate",
+          "Take the call on your own phone (the AI leaves the conversation)"),
+    Route("POST", "/api/v1/calls/{call_id}/handback", call_handback, "operate",
+          "Give the call back to the AI (your phone leaves)"),
+    Route("POST", "/api/v1/calls/{call_id}/hangup", call_hangup, "operate",
+          "Hang up a call"),
     Route("GET", "/api/v1/metrics/performance", performance, "read",
           "Calls, AI-resolved and HITL rates, latency percentiles", query=("period",)),
     Route("GET", "/api/v1/operators", operators, "read", "Operators' phones: presence"),

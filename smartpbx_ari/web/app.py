@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from smartpbx_ari.hitl import DeskError, HitlDesk
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.telephony.ami import Presence
+from smartpbx_ari.telephony.ari import AriError
 from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens
 from smartpbx_ari.web.feed import ConnectionManager, EventFeed
 from smartpbx_ari.web.metrics import Metrics
@@ -46,6 +47,7 @@ class WebContext:
     feed: EventFeed = field(default_factory=lambda: EventFeed(ConnectionManager()))
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10))
+    calls: Telephony | None = None  # the Stasis app: takeover, hand back, hang up
 
     def audit(self, claims: Claims, action: str, call_id: str = "", alert_key: str = "",
               **detail: object) -> None:
@@ -54,6 +56,14 @@ class WebContext:
 
 
 CTX = web.AppKey("ctx", WebContext)
+
+
+class Telephony(Protocol):
+    async def take_over(self, call_id: str, endpoint: str) -> None: ...
+
+    async def hand_back(self, call_id: str) -> None: ...
+
+    async def hang_up(self, call_id: str) -> None: ...
 
 
 def ctx(request: web.Request) -> WebContext:
@@ -81,6 +91,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
                 response.headers[name] = exc.headers[name]
     except DeskError as exc:
         response = error(exc.status, exc.code, str(exc))
+    except AriError as exc:  # the PBX refused: say what it said, as a conflict
+        response = error(409 if exc.status in (409, 422) else 404 if exc.status == 404
+                         else 502, exc.code, exc.message)
     except UserFacingError as exc:
         response = error(400, exc.code, str(exc))
     except Exception:  # logged here, never shown

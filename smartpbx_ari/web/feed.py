@@ -63,8 +63,8 @@ def message_for(event: CallEvent) -> dict[str, Any] | None:
         return {"type": "call_started", **base, "caller": d.get("caller", ""),
                 "exten": d.get("exten", ""), "language": d.get("language", "")}
     if event.kind == "heard":
-        return {"type": "transcript", **base, "speaker": "caller", "text": d.get("text", ""),
-                "confidence": d.get("confidence")}
+        return {"type": "transcript", **base, "speaker": d.get("speaker", "caller"),
+                "text": d.get("text", ""), "confidence": d.get("confidence")}
     if event.kind == "said":
         return {"type": "transcript", **base, "speaker": d.get("speaker", "agent"),
                 "text": d.get("text", ""), "confidence": d.get("confidence"),
@@ -79,6 +79,8 @@ def message_for(event: CallEvent) -> dict[str, Any] | None:
     if event.kind == "alert_update":
         return {"type": "alert_update", **base, "alert_id": d["alert_id"],
                 "status": d["status"], "user": d.get("user", "")}
+    if event.kind in ("taken_over", "handed_back", "takeover_failed"):
+        return {"type": event.kind, **base, "endpoint": d.get("endpoint", "")}
     if event.kind == "queue":
         return {"type": "queue", **base, "event": d.get("event", ""),
                 "queue": d.get("queue", "")}

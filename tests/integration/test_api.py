@@ -197,6 +197,53 @@ async def test_an_operator_answer_reaches_the_waiting_caller_and_becomes_a_candi
     assert (await call(http, "POST", f"{base}/answer", otto, json={"text": "again"}))[0] == 409
 
 
+class FakeTelephony:
+    """The Stasis app's seam for the web (its real side: tests/e2e/test_takeover.py)."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, ...]] = []
+
+    async def take_over(self, call_id: str, endpoint: str) -> None:
+        self.done.append(("take_over", call_id, endpoint))
+
+    async def hand_back(self, call_id: str) -> None:
+        self.done.append(("hand_back", call_id))
+
+    async def hang_up(self, call_id: str) -> None:
+        self.done.append(("hang_up", call_id))
+
+
+async def test_takeover_rings_the_operators_phone_and_frees_the_waiting_turn(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    from smartpbx_ari.telephony.ami import Presence
+
+    telephony = FakeTelephony()
+    presence = {"2001": Presence("2001", "unavailable", "UNAVAILABLE")}
+    web.context.calls, web.context.presence = telephony, lambda: presence
+    alert = web.context.desk.raise_alert("c-take", "low_confidence", "Gift cards?", 0.2,
+                                         waiting=True)
+    waiting = asyncio.create_task(web.context.desk.wait_answer(alert, 10))
+    otto, olga = await token(web, http, "otto"), await token(web, http, "olga")
+    url = f"{web.url}/api/v1/alerts/{alert.id}/takeover"
+    status, body = await call(http, "POST", url, olga)
+    assert status == 400 and body["error"]["message"].startswith("endpoint: your user has no")
+    status, body = await call(http, "POST", url, otto)
+    assert (status, body["error"]["message"]) == (409, "endpoint: your phone 2001 is "
+                                                       "unavailable")
+    presence["2001"] = Presence("2001", "available", "NOT_INUSE")
+    status, body = await call(http, "POST", url, otto)
+    assert (status, body["status"], body["endpoint"]) == (200, "taken_over", "2001")
+    assert await waiting == ""  # the caller stops waiting for text: a human is on
+    for action in ("handback", "hangup"):
+        assert (await call(http, "POST", f"{web.url}/api/v1/calls/c-take/{action}", otto)
+                )[0] == 200
+    assert telephony.done == [("take_over", "c-take", "2001"), ("hand_back", "c-take"),
+                              ("hang_up", "c-take")]
+    web.context.calls = None
+    status, body = await call(http, "POST", f"{web.url}/api/v1/calls/c-take/hangup", otto)
+    assert status == 409 and "does not run calls" in body["error"]["message"]
+
+
 async def test_metrics_health_and_openapi(web: WebUnderTest,
                                           http: aiohttp.ClientSession) -> None:
     tok = await token(web, http, "vic")

@@ -123,6 +123,9 @@ function handle(message) {
     case "call_started": callBox(message.call_id, message.caller); break;
     case "transcript": addLine(message.call_id, message.speaker, message.text); break;
     case "call_ended": endCall(message.call_id, message.status, message.reason); break;
+    case "taken_over": operatorOn(message.call_id, message.endpoint, true); break;
+    case "handed_back": operatorOn(message.call_id, message.endpoint, false); break;
+    case "takeover_failed": toast(`Phone ${message.endpoint} did not answer`, true); break;
     case "presence": loadOperators(); break;
     case "answered": toast("Your answer is being spoken to the caller"); break;
     case "accepted": toast("Alert taken"); break;
@@ -153,6 +156,9 @@ function upsertAlert(alert) {
     accept.addEventListener("click", () => act(alert, "accept"));
     fresh.append(accept);
     if (alert.waiting) {
+      const takeover = el("button", { class: "takeover", type: "button" }, "Take over on my phone");
+      takeover.addEventListener("click", () => act(alert, "takeover"));
+      fresh.append(takeover);
       const input = el("input", { class: "answer-text", placeholder: "type the answer for the caller" });
       const send = el("button", { class: "answer-send", type: "button" }, "Send answer");
       send.addEventListener("click", () => act(alert, "answer", input.value));
@@ -168,7 +174,9 @@ async function act(alert, action, text) {
     const body = action === "answer" ? { text } : undefined;
     const data = await api("POST", `/api/v1/alerts/${encodeURIComponent(alert.alert_id)}/${action}`, body);
     upsertAlert(data);
-    toast(action === "answer" ? "Answer sent: it is being spoken to the caller" : "Alert taken");
+    toast({ answer: "Answer sent: it is being spoken to the caller",
+      takeover: "Your phone is ringing: answer it to talk to the caller",
+      accept: "Alert taken" }[action]);
   } catch (err) {
     toast(err.message, true);
   }
@@ -191,6 +199,23 @@ function addLine(callId, speaker, text) {
   lines.append(el("div", { class: "transcript-line" },
     el("span", { class: `speaker speaker-${speaker}` }, speaker), text));
   lines.scrollTop = lines.scrollHeight;
+}
+
+function operatorOn(callId, endpoint, on) {
+  const box = callBox(callId);
+  box.querySelector(".handback")?.remove();
+  addLine(callId, "system", on ? `operator phone ${endpoint} joined; the AI is listening only`
+    : `operator phone ${endpoint} left; the AI answers again`);
+  if (on && state.role !== "viewer") {
+    const back = el("button", { class: "handback", type: "button" }, "Hand back to the AI");
+    back.addEventListener("click", async () => {
+      try {
+        await api("POST", `/api/v1/calls/${encodeURIComponent(callId)}/handback`);
+        toast("Handed back to the AI");
+      } catch (err) { toast(err.message, true); }
+    });
+    box.append(back);
+  }
 }
 
 function endCall(callId, status, reason) {

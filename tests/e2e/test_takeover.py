@@ -1,0 +1,62 @@
+"""Takeover through the real Asterisk: an operator's phone (our SIP UA, registered as
+2001) is rung through ARI, bridged with the caller, and the AI goes quiet but keeps
+transcribing; when the operator hangs up, the AI answers again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import Credentials
+from smartpbx_ari.media.resample import resample
+from smartpbx_ari.telephony.ari import AriError
+from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
+from smartpbx_ari.telephony.phone import SipPhone
+from tests.e2e.conftest import Controller
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
+
+
+async def test_an_operator_takes_the_call_and_hands_it_back(
+    controller: Controller, caller: SyntheticCaller, dial: Dial, settings: Settings,
+    credentials: Credentials,
+) -> None:
+    server = (settings.pbx.host, settings.pbx.sip_port)
+    async with SipPhone.register(server, "2001", credentials.operator_password) as phone, \
+            caller.dial(dial) as line:
+        started = await controller.until("started")
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+        await controller.app.take_over(started.call_id, "2001")
+        with pytest.raises(AriError, match="has the call already"):
+            await controller.app.take_over(started.call_id, "2002")
+        answered = await phone.incoming(15)
+        assert (await controller.until("taken_over")).data["endpoint"] == "2001"
+        # the operator speaks; the caller hears the operator
+        speech = await caller.tts.synthesize("Hello, this is Anna from the shop.")
+        rate = answered.rtp.codec.sample_rate
+        pcm = speech if rate == 16000 else resample(speech, 16000, rate).astype(np.int16)
+        spoke = asyncio.get_running_loop().time()
+        await answered.rtp.play(pcm)
+        heard_at = await line.wait_voice(spoke, 5)
+        assert heard_at is not None, "the caller did not hear the operator"
+        assert "shop" in (await line.transcribe(heard_at, await line.wait_quiet(heard_at))).lower()
+        # the caller speaks: transcribed for the record (the bridge mixes both voices),
+        # never answered by the AI
+        await line.say("Thank you Anna.")
+        heard = await controller.until("heard")
+        assert heard.data["speaker"] == "call"
+        await asyncio.sleep(1.5)
+        later = []
+        while not controller.events.queue.empty():
+            later.append(controller.events.queue.get_nowait())
+        assert {e.kind for e in later} <= {"heard"}  # no "said": the AI stayed quiet
+        assert {e.data["speaker"] for e in later} <= {"call"}
+        # the operator hangs up: the AI is back
+        await phone.hangup()
+        assert (await controller.until("handed_back")).data["endpoint"] == "2001"
+        said_at = await line.say("How do I get a refund?")
+        assert (await controller.until("said")).data["intent"] == "refund"
+        assert await line.wait_voice(said_at, 10) is not None
