@@ -1,0 +1,62 @@
+"""Tokens (HS256 only, required claims, expiry), the weak-secret refusal, role rights,
+the login rate limiter, markup stripping."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from smartpbx_ari.web.api import plain
+from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens, WeakSecretError
+
+pytestmark = pytest.mark.unit
+SECRET = "s" * 40
+
+
+def test_issue_and_verify() -> None:
+    tokens = Tokens(SECRET, 60)
+    assert tokens.verify(tokens.issue("ada", "admin")) == Claims("ada", "admin")
+    assert Tokens("t" * 40, 60).verify(tokens.issue("ada", "admin")) is None  # other key
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": "ada", "role": "admin"},  # no exp
+    {"sub": "ada", "role": "root", "exp": int(time.time()) + 60},  # unknown role
+    {"sub": "ada", "role": "admin", "exp": int(time.time()) - 1},  # expired
+])
+def test_bad_claims_are_refused(claims: dict[str, object]) -> None:
+    assert Tokens(SECRET, 60).verify(jwt.encode(claims, SECRET, algorithm="HS256")) is None
+
+
+def test_other_algorithms_are_refused() -> None:
+    claims = {"sub": "ada", "role": "admin", "exp": int(time.time()) + 60}
+    long_key = SECRET * 2  # HS512 wants 64 bytes
+    assert Tokens(long_key, 60).verify(jwt.encode(claims, long_key, algorithm="HS512")) is None
+    assert Tokens(SECRET, 60).verify(jwt.encode(claims, None, algorithm="none")) is None
+
+
+def test_a_weak_secret_stops_start_up_unless_dev_mode() -> None:
+    with pytest.raises(WeakSecretError, match="has 5 characters, at least 32"):
+        Tokens("short", 60)
+    assert Tokens("short", 60, dev_mode=True).verify("x") is None
+
+
+def test_rights_by_role() -> None:
+    assert Claims("v", "viewer").may("read") and not Claims("v", "viewer").may("edit_knowledge")
+    assert Claims("o", "operator").may("operate") and not Claims("o", "operator").may("admin")
+    assert Claims("a", "admin").may("admin")
+
+
+def test_rate_limiter_window() -> None:
+    limiter = RateLimiter(2, window_s=10)
+    assert limiter.allow("ip", now=0) == 0 and limiter.allow("ip", now=1) == 0
+    assert limiter.allow("ip", now=2) == pytest.approx(8)
+    assert limiter.allow("other", now=2) == 0
+    assert limiter.allow("ip", now=10.5) == 0  # the first attempt left the window
+
+
+def test_plain_strips_markup_and_scripts() -> None:
+    assert plain("<b>Hi</b> <script>alert(1)</script>there &amp; you") == "Hi there & you"
+    assert plain("a < b > c") == "a b c"
