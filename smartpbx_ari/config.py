@@ -193,9 +193,14 @@ class WebSettings:
     max_body_kb: int = 64  # larger request bodies get 413
     login_attempts_per_minute: int = 10  # per client address; then 429
     dev_mode: bool = False  # allows a short JWT secret (never in production)
+    # "local": live events stay in this process; "postgres": shared with other processes
+    # (web nodes) through LISTEN/NOTIFY on database_url (which must be PostgreSQL)
+    events: str = "local"
 
     def __post_init__(self) -> None:
         _check_port("web.port", self.port)
+        if self.events not in ("local", "postgres"):
+            raise ConfigError("web.events: 'local' or 'postgres'")
         if self.token_ttl_s < 60:
             raise ConfigError("web.token_ttl_s: must be at least 60")
 

@@ -10,7 +10,7 @@ import signal
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
-from smartpbx_ari.config import Settings
+from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.events import CallEvent
 from smartpbx_ari.hitl import HitlDesk
@@ -24,6 +24,7 @@ from smartpbx_ari.telephony.stasis import StasisApp
 from smartpbx_ari.voice import VoiceConversation, VoiceEngine
 from smartpbx_ari.web.app import WebContext, create_app, start_site
 from smartpbx_ari.web.auth import Tokens
+from smartpbx_ari.web.relay import PgRelay
 
 log = logging.getLogger("smartpbx")
 AMI_USER = "smartpbx"  # asterisk-config/manager.conf
@@ -56,6 +57,7 @@ async def serve(settings: Settings) -> None:
         stack.push_async_callback(asyncio.to_thread, recorder.stop)  # runs last
         ari = await stack.enter_async_context(make_ari(settings))
         web_ctx = WebContext(settings, db, agent.rag, agent, desk, tokens, recorder)
+        web_ctx.feed.relay = _relay(settings)
         app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
                         sinks=[recorder.record, desk.observe, web_ctx.metrics.event])
         desk.publish = app.publish
@@ -94,12 +96,22 @@ async def serve_web(settings: Settings) -> None:
     recorder = CallRecorder(db, settings.store.buffer_limit).start()
     web_ctx = WebContext(settings, db, agent.rag, agent, HitlDesk(lambda event: None), tokens,
                          recorder)
+    web_ctx.feed.relay = _relay(settings)
     runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
         await asyncio.to_thread(recorder.stop)
+
+
+def _relay(settings: Settings) -> PgRelay | None:
+    if settings.web.events != "postgres":
+        return None
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError("web.events: 'postgres' needs database_url = "
+                          "postgresql+psycopg://... (the events travel through it)")
+    return PgRelay(settings.database_url)
 
 
 async def _agent(settings: Settings) -> AIAgentService:

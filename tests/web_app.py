@@ -21,6 +21,7 @@ from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.users import add_user
 from smartpbx_ari.web.app import WebContext, create_app, start_site
 from smartpbx_ari.web.auth import Tokens
+from smartpbx_ari.web.feed import Relay
 
 PASSWORD = "correct horse battery"
 USERS = {"ada": "admin", "otto": "operator", "olga": "operator", "vic": "viewer"}
@@ -51,14 +52,15 @@ def make_engine(data_dir: Path) -> tuple[Settings, RAGEngine]:
 
 
 @asynccontextmanager
-async def running_web(settings: Settings, engine: RAGEngine, port: int = 0
-                      ) -> AsyncIterator[WebUnderTest]:
+async def running_web(settings: Settings, engine: RAGEngine, port: int = 0,
+                      relay: Relay | None = None) -> AsyncIterator[WebUnderTest]:
     recorder = CallRecorder(engine.db).start()
     bus = EventBus()
     desk = HitlDesk(lambda e: None)
     context = WebContext(settings, engine.db, engine, AIAgentService(engine, settings.agent),
                          desk, Tokens(secrets.token_urlsafe(48), 600), recorder)
     context.feed.follow(bus.subscribe(10_000))
+    context.feed.relay = relay
     runner = await start_site(create_app(context), "127.0.0.1", port)
     under_test = WebUnderTest(f"http://127.0.0.1:{runner.addresses[0][1]}", context, bus)
     desk.publish = under_test.publish

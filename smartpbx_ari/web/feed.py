@@ -9,13 +9,21 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from smartpbx_ari.events import CallEvent, Subscription
 
 log = logging.getLogger(__name__)
 REPLAY = 2000  # messages kept for reconnecting operators
+
+
+class Relay(Protocol):
+    async def start(self, deliver: Callable[[dict[str, Any]], Awaitable[object]]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, message: dict[str, Any]) -> None: ...
 
 
 class Socket(Protocol):
@@ -95,6 +103,7 @@ class EventFeed:
         self._source: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.on_event: Callable[[CallEvent], None] = lambda e: None
+        self.relay: Relay | None = None  # other processes' feeds (PostgreSQL NOTIFY)
 
     def follow(self, subscription: Subscription) -> None:
         """Read call events from the Stasis app's bus (before ``start``)."""
@@ -103,8 +112,16 @@ class EventFeed:
     async def start(self) -> None:
         if self._source is not None:
             self._task = asyncio.create_task(self._pump(self._source), name="ws-feed")
+        if self.relay is not None:
+            await self.relay.start(self._relayed)
+
+    async def _relayed(self, message: dict[str, Any]) -> None:
+        message.pop("id", None)
+        await self.push(message, relay=False)
 
     async def stop(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -118,11 +135,13 @@ class EventFeed:
             if message is not None:
                 await self.push(message)
 
-    async def push(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def push(self, message: dict[str, Any], relay: bool = True) -> dict[str, Any]:
         self.last_id += 1
         numbered = {"id": self.last_id, **message}
         self.buffer.append(numbered)
         await self.manager.broadcast(numbered)
+        if relay and self.relay is not None:
+            await self.relay.publish(message)
         return numbered
 
     def since(self, last_seen: int) -> list[dict[str, Any]]:

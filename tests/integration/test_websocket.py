@@ -4,6 +4,7 @@ replay of what was missed across a reconnect; the seed's ConnectionManager."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 from unittest.mock import AsyncMock
@@ -15,6 +16,8 @@ from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallEvent
 from smartpbx_ari.web.feed import ConnectionManager
+from smartpbx_ari.web.relay import PgRelay
+from tests.fixtures.postgres import LocalPostgres
 from tests.integration.test_api import token
 from tests.web_app import WebUnderTest, make_engine, running_web
 
@@ -130,3 +133,27 @@ async def test_hitl_alert_broadcast_with_the_seeds_connection_manager() -> None:
     assert manager.count == 1
     manager.disconnect("op001", ws1)
     assert manager.count == 0
+
+
+async def test_two_processes_share_live_events_through_postgres(
+        ws_engine: tuple[Settings, RAGEngine], postgres: LocalPostgres,
+        http: aiohttp.ClientSession) -> None:
+    """A controller's alert reaches an operator connected to another web node."""
+    url = postgres.create_database(f"relay_{secrets.token_hex(4)}")
+    controller_relay, node_relay = PgRelay(url), PgRelay(url)
+    async with running_web(*ws_engine, relay=controller_relay) as controller, \
+            running_web(*ws_engine, relay=node_relay) as node:
+        await asyncio.wait_for(node_relay.listening.wait(), 10)
+        await asyncio.wait_for(controller_relay.listening.wait(), 10)
+        tok = await token(node, http, "otto")
+        async with http.ws_connect(ws_url(node, "op009", tok)) as ws:
+            await next_of(ws, "hello")
+            controller.publish(CallEvent("c-relay", "started", {"caller": "1005"}))
+            alert = controller.context.desk.raise_alert("c-relay", "low_confidence",
+                                                        "배송비 얼마예요?", 0.3)
+            started = await next_of(ws, "call_started")
+            got = await next_of(ws, "hitl_alert")
+            assert (started["call_id"], got["alert_id"]) == ("c-relay", alert.id)
+            assert got["id"] == started["id"] + 1  # numbered by the node's own feed
+        assert controller_relay.received == 0  # nothing came back to its sender
+        assert node_relay.received >= 2
