@@ -124,14 +124,19 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--scale", default="", help="sizes for search timing, e.g. 1000,10000")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the knowledge base here and reuse it on the next run "
+                        "(default: a temporary dir)")
     parser.add_argument("--filler", choices=["zipf", "narrow"], default="zipf",
                         help="synthetic entries: English words by frequency (default) or a "
                         "30-word worst case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(environ={"SMARTPBX_DATA_DIR": tmp})
+        data_dir = args.data_dir or Path(tmp)
+        settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir)})
         engine = RAGEngine.open(settings)
-        import_file(engine, demo_path())
+        if not len(engine):
+            import_file(engine, demo_path())
         threshold = args.threshold or SIMILARITY_THRESHOLD
         result: dict[str, object] = {"threshold": threshold}
         result["dev"] = quality(engine, threshold, PARAPHRASES)

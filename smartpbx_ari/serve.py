@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import ConfigError, Settings
-from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.events import CallEvent
 from smartpbx_ari.hitl import HitlDesk
 from smartpbx_ari.store.db import Database
@@ -42,22 +43,13 @@ def make_ari(settings: Settings) -> AriClient:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; then hand back every call before returning."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     creds = load_credentials(settings.data_dir)
-    tokens = Tokens(creds.jwt_secret, settings.web.token_ttl_s, settings.web.dev_mode)
-    db = await asyncio.to_thread(Database.from_settings, settings)  # upgrades the schema
-    agent = await _agent(settings)
-    desk = HitlDesk(lambda event: None)  # publishes through the app, once it exists
-    voice = await VoiceEngine.load(settings, agent, desk)
-    async with contextlib.AsyncExitStack() as stack:
-        recorder = CallRecorder(db, settings.store.buffer_limit).start()
-        stack.push_async_callback(asyncio.to_thread, recorder.stop)  # runs last
+    async with _web_context(settings, creds) as web_ctx, contextlib.AsyncExitStack() as stack:
+        desk, recorder = web_ctx.desk, web_ctx.recorder
+        assert recorder is not None
+        voice = await VoiceEngine.load(settings, web_ctx.agent, desk)
         ari = await stack.enter_async_context(make_ari(settings))
-        web_ctx = WebContext(settings, db, agent.rag, agent, desk, tokens, recorder)
-        web_ctx.feed.relay = _relay(settings)
         app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
                         sinks=[recorder.record, desk.observe, web_ctx.metrics.event])
         desk.publish = app.publish
@@ -67,7 +59,8 @@ async def serve(settings: Settings) -> None:
         stack.callback(ami.close)
         web_ctx.presence = lambda: ami.presence
         if settings.agi.enabled:
-            agi = await AgiServer(lambda: asyncio.to_thread(load_rules, db), settings.agi.host,
+            agi = await AgiServer(lambda: asyncio.to_thread(load_rules, web_ctx.db),
+                                  settings.agi.host,
                                   settings.agi.port, settings.agi.timezone).start()
             stack.push_async_callback(agi.close)
         if settings.web.enabled:
@@ -83,13 +76,28 @@ async def serve(settings: Settings) -> None:
 
 
 async def serve_web(settings: Settings) -> None:
-    """The console and API alone (a web node, or load tests): no calls, no AMI/AGI.
-    Events from calls are in-process: a web node shows no live calls of other processes."""
+    """The console and API alone (a web node, or load tests): no calls, no AMI/AGI."""
+    stop = _stop_on_signals()
+    async with _web_context(settings, load_credentials(settings.data_dir)) as web_ctx:
+        runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    creds = load_credentials(settings.data_dir)
+    return stop
+
+
+@contextlib.asynccontextmanager
+async def _web_context(settings: Settings, creds: Credentials) -> AsyncIterator[WebContext]:
+    """The database (schema upgraded), the agent, the call recorder (stopped last, after
+    the calls were handed back) and the HITL desk (publishing once an app is given)."""
     tokens = Tokens(creds.jwt_secret, settings.web.token_ttl_s, settings.web.dev_mode)
     db = await asyncio.to_thread(Database.from_settings, settings)
     agent = await _agent(settings)
@@ -97,11 +105,9 @@ async def serve_web(settings: Settings) -> None:
     web_ctx = WebContext(settings, db, agent.rag, agent, HitlDesk(lambda event: None), tokens,
                          recorder)
     web_ctx.feed.relay = _relay(settings)
-    runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
     try:
-        await stop.wait()
+        yield web_ctx
     finally:
-        await runner.cleanup()
         await asyncio.to_thread(recorder.stop)
 
 

@@ -113,6 +113,7 @@ class RAGEngine:
         self.lexical = Bm25Index()
         self.lexicon = load_lexicon(settings.lexicon)
         self._rows: dict[str, Knowledge] = {}
+        self._count: int | None = None  # Chroma's entry count, reset by every write
         self._load_lexical()
 
     def approved(self) -> list[Knowledge]:
@@ -189,7 +190,7 @@ class RAGEngine:
 
     def _dense(self, text: str, n: int) -> dict[str, float]:
         vector = self.embedder.encode([text])
-        count = min(n, self.collection.count())
+        count = min(n, self._indexed())
         if count == 0:
             return {}
         result = self.collection.query(query_embeddings=vector, n_results=count,
@@ -197,6 +198,12 @@ class RAGEngine:
         ids, distances = result["ids"][0], result["distances"][0]
         return {i: float(np.clip(1.0 - dist, 0.0, 1.0)) for i, dist in zip(ids, distances,
                                                                            strict=True)}
+
+    def _indexed(self) -> int:
+        """Entries in Chroma; counting costs ~8 ms at 100k, so it is kept between writes."""
+        if self._count is None:
+            self._count = int(self.collection.count())
+        return self._count
 
     def bulk_upsert(self, items: list[dict[str, Any]]) -> list[str]:
         """Store many entries, then index the approved ones in one embedding batch."""
@@ -234,6 +241,7 @@ class RAGEngine:
         vectors = self.embedder.encode([index_text(r) for r in rows])
         self.collection.upsert(ids=[r.id for r in rows], embeddings=vectors,
                                metadatas=[{"category": r.category} for r in rows])
+        self._count = None
         for row in rows:
             self._index_lexical(row)
 
@@ -254,6 +262,7 @@ class RAGEngine:
             if row is not None:
                 session.delete(row)
         self.collection.delete(ids=[knowledge_id])
+        self._count = None
         self.lexical.remove(knowledge_id)
         return self._rows.pop(knowledge_id, None) is not None or row is not None
 
@@ -268,6 +277,7 @@ class RAGEngine:
         stale = self.collection.get(include=[])["ids"]
         if stale:
             self.collection.delete(ids=stale)
+        self._count = None
         self._load_lexical()
         rows = list(self._rows.values())
         for start in range(0, len(rows), batch):

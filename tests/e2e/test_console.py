@@ -28,25 +28,17 @@ from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call, Utterance
 from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
 from tests.e2e.test_serve import start_serve, stop
-from tests.fixtures.sipp import free_udp_port
+from tests.fixtures.ports import free_tcp_port, free_udp_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PASSWORD = "operator password 1"
 ANSWER = "Yes, we sell gift cards in every store."
 
 
-def _free_tcp_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def console(pbx: object, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`smartpbx serve` with its own (empty) database and a console port; user otto."""
-    port = _free_tcp_port()
+    port = free_tcp_port()
     url = f"sqlite:///{tmp_path / 'console.db'}"
     env = {"SMARTPBX_DATABASE_URL": url, "SMARTPBX_WEB__PORT": str(port),
            "SMARTPBX_AGENT__HITL_WAIT_S": "45"}

@@ -98,14 +98,23 @@ def _utterances(db: Database) -> list[tuple[str, str, str]]:
                 for u in c.utterances]
 
 
-async def test_kill_9_loses_nothing_already_said(
-    pbx: object, settings: object, dial: Dial, ari: AriClient, postgres: LocalPostgres,
-    tmp_path: Path,
-) -> None:
-    url = postgres.create_database("durable")
-    proc = await asyncio.to_thread(start_serve, tmp_path / "serve.log",
-                                   {"SMARTPBX_DATABASE_URL": url})
+@pytest.fixture
+def pg_serve(pbx: object, postgres: LocalPostgres, tmp_path: Path
+             ) -> Iterator[tuple[subprocess.Popen[bytes], Database]]:
+    """`smartpbx serve` writing to a fresh PostgreSQL database."""
+    url = postgres.create_database(f"serve_{os.urandom(4).hex()}")
+    proc = start_serve(tmp_path / "serve.log", {"SMARTPBX_DATABASE_URL": url})
     db = Database(url)
+    yield proc, db
+    stop(proc)
+    db.engine.dispose()
+
+
+async def test_kill_9_loses_nothing_already_said(
+    pg_serve: tuple[subprocess.Popen[bytes], Database], settings: object, dial: Dial,
+    ari: AriClient,
+) -> None:
+    proc, db = pg_serve
     caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
     try:
         async with caller.dial(dial) as line:
@@ -122,8 +131,6 @@ async def test_kill_9_loses_nothing_already_said(
             ("active", "caller"), ("active", "agent")]  # never ended: it died mid-call
         assert len(after[0][2].split()) >= 3  # what tiny.en heard ("How do I get a refund?")
     finally:
-        stop(proc)
-        db.engine.dispose()
         for channel in await ari.channels():  # the orphaned media channel
             if channel.name.startswith("UnicastRTP/"):
                 await ari.hangup(channel.id)
@@ -138,28 +145,21 @@ def _record(db: Database) -> tuple[list[Call], dict[str, str]]:
 
 
 async def test_a_finished_call_has_its_record_cdr_and_the_operators_presence(
-    pbx: object, settings: object, dial: Dial, postgres: LocalPostgres, tmp_path: Path,
+    pg_serve: tuple[subprocess.Popen[bytes], Database], settings: object, dial: Dial,
 ) -> None:
-    url = postgres.create_database("record")
-    proc = await asyncio.to_thread(start_serve, tmp_path / "serve.log",
-                                   {"SMARTPBX_DATABASE_URL": url})
-    db = Database(url)
+    _, db = pg_serve
     caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
-    try:
-        async with caller.dial(dial) as line:
-            assert await line.wait_voice(line.answered_at, 10) is not None
-        async with asyncio.timeout(15):
-            while True:  # the CDR comes from AMI once Asterisk closes the call
-                calls, presence = await asyncio.to_thread(_record, db)
-                if calls and calls[0].cdr:
-                    break
-                await asyncio.sleep(0.2)
-        [call] = calls
-        assert (call.status, call.end_reason, call.callee) == ("completed", "caller hung up",
-                                                               "1000")
-        assert call.cdr["Disposition"] == "ANSWERED"
-        assert call.cdr["Destination"] == "1000" and call.duration
-        assert {presence[e] for e in ("2001", "2002", "2003")} == {"unavailable"}
-    finally:
-        stop(proc)
-        db.engine.dispose()
+    async with caller.dial(dial) as line:
+        assert await line.wait_voice(line.answered_at, 10) is not None
+    async with asyncio.timeout(15):
+        while True:  # the CDR comes from AMI once Asterisk closes the call
+            calls, presence = await asyncio.to_thread(_record, db)
+            if calls and calls[0].cdr:
+                break
+            await asyncio.sleep(0.2)
+    [call] = calls
+    assert (call.status, call.end_reason, call.callee) == ("completed", "caller hung up",
+                                                           "1000")
+    assert call.cdr["Disposition"] == "ANSWERED"
+    assert call.cdr["Destination"] == "1000" and call.duration
+    assert {presence[e] for e in ("2001", "2002", "2003")} == {"unavailable"}

@@ -60,3 +60,7 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
         said_at = await line.say("How do I get a refund?")
         assert (await controller.until("said")).data["intent"] == "refund"
         assert await line.wait_voice(said_at, 10) is not None
+        # an operator hangs the call up from the console
+        await controller.app.hang_up(started.call_id)
+        assert (await controller.until("ended")).data["reason"] == "an operator hung up"
+        await asyncio.wait_for(line.call.ended.wait(), 5)  # the caller got a BYE

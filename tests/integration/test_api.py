@@ -34,12 +34,6 @@ async def web(web_engine: tuple[Settings, RAGEngine]) -> AsyncIterator[WebUnderT
         yield under_test
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def token(web: WebUnderTest, http: aiohttp.ClientSession, user: str) -> str:
     async with http.post(f"{web.url}/api/v1/auth/login",
                          json={"email": f"{user}@example.com", "password": PASSWORD}) as r:

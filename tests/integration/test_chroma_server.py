@@ -4,7 +4,6 @@ on loopback, stopped by its own PID."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,21 +17,16 @@ from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import RAGEngine, open_collection
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.kb_cli import demo_path
+from tests.fixtures.ports import free_tcp_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
     assert chroma, "the chroma CLI comes with the chromadb package"
-    port = _free_port()
+    port = free_tcp_port()
     log = tmp_path_factory.mktemp("chroma-log") / "chroma.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma")),

@@ -35,12 +35,6 @@ async def web(ws_engine: tuple[Settings, RAGEngine]) -> AsyncIterator[WebUnderTe
         yield under_test
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def ws_url(web: WebUnderTest, operator: str, tok: str, since: int = 0) -> str:
     return f"{web.url.replace('http', 'ws')}/ws/operator/{operator}?token={tok}&since={since}"
 

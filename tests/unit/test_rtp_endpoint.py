@@ -9,7 +9,7 @@ import pytest
 
 from smartpbx_ari.media.endpoint import PortPool, RtpEndpoint
 from smartpbx_ari.media.rtp import PT_PCMU, PT_SLIN16, RtpPacket
-from tests.fixtures.sipp import free_udp_port
+from tests.fixtures.ports import free_udp_port
 
 pytestmark = pytest.mark.unit
 
