@@ -20,9 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from smartpbx_ari.ai.agent import AIAgentService
-from smartpbx_ari.ai.llm import Phraser
-from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.responder import Reply, Responder
 from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
 from smartpbx_ari.ai.tts import TextToSpeech, TtsError
@@ -71,23 +68,15 @@ class VoiceEngine:
     desk: HitlDesk | None = None  # without one, an unsure answer hands the call over at once
 
     @classmethod
-    async def load(cls, settings: Settings, responder: Responder | None = None,
+    async def load(cls, settings: Settings, responder: Responder,
                    desk: HitlDesk | None = None) -> VoiceEngine:
         loop = asyncio.get_running_loop()
         stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
         tts = TextToSpeech(settings.tts, RATE)
-        if responder is None:
-            rag = await loop.run_in_executor(None, RAGEngine.open, settings)
-            phraser = None
-            if settings.agent.llm_phrasing:
-                phraser = await loop.run_in_executor(
-                    None, Phraser, settings.agent.llm_model, settings.cache_dir)
-            responder = AIAgentService(rag, settings.agent, phraser=phraser)
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)
         return cls(settings, stt, tts, responder, greeting, apology, desk)
-
 
 
 @dataclass
