@@ -327,11 +327,11 @@ function drawBars(bars) {
   const top = Math.max(1, ...bars.map(([, v]) => v || 0));
   svg.replaceChildren();
   bars.forEach(([label, value], i) => {
-    const width = 340 * (value || 0) / top;
+    const width = 400 * (value || 0) / top;  // the label above its bar
     const rect = document.createElementNS(ns, "rect");
-    for (const [k, v] of Object.entries({ x: 50, y: 20 + i * 45, width, height: 28, fill: "#2a6fb0" })) rect.setAttribute(k, v);
+    for (const [k, v] of Object.entries({ x: 5, y: 22 + i * 48, width, height: 18, fill: "#2a6fb0" })) rect.setAttribute(k, v);
     const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", 5); text.setAttribute("y", 40 + i * 45);
+    text.setAttribute("x", 5); text.setAttribute("y", 16 + i * 48);
     text.textContent = `${label} ${value == null ? "–" : Math.round(value) + " ms"}`;
     svg.append(rect, text);
   });
