@@ -124,6 +124,8 @@ class TurnSettings:
 @dataclass(frozen=True)
 class AgentSettings:
     greeting: str = "Hello, this is the SmartPBX assistant. How can I help you?"
+    # the greeting of calls routed as Korean (FastAGI language rule)
+    greeting_ko: str = "안녕하세요, SmartPBX 상담원입니다. 무엇을 도와드릴까요?"
     intents: str = ""  # a YAML of intent -> example phrases; "" = the packaged set
     # The LLM may rephrase a stored answer (never adds facts). Off on calls by default:
     # Gemma 3 270M takes ~0.6 s per rephrasing on 2 cores, more than the whole latency budget.

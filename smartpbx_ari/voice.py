@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,10 @@ class VoiceEngine:
     greeting: Pcm
     apology: Pcm
     desk: HitlDesk | None = None  # without one, an unsure answer hands the call over at once
+    greetings: dict[str, Pcm] = field(default_factory=dict)  # by call language (routing)
+
+    def greeting_for(self, language: str) -> Pcm:
+        return self.greetings.get(language.split("-")[0], self.greeting)
 
     @classmethod
     async def load(cls, settings: Settings, responder: Responder,
@@ -76,7 +80,8 @@ class VoiceEngine:
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)
-        return cls(settings, stt, tts, responder, greeting, apology, desk)
+        korean = await tts.synthesize(settings.agent.greeting_ko, tts.voice_for("ko"))
+        return cls(settings, stt, tts, responder, greeting, apology, desk, {"ko": korean})
 
 
 @dataclass
@@ -107,7 +112,7 @@ class VoiceConversation:
 
     # ---- talking ------------------------------------------------------------------
     async def _talk(self, media: CallMedia) -> None:
-        await self._play(media, _once(self.engine.greeting))
+        await self._play(media, _once(self.engine.greeting_for(media.language)))
         while True:
             utterance = await self.turns.get()
             hand_off = await self._answer(media, utterance)

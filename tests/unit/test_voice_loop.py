@@ -158,3 +158,13 @@ async def test_a_streamed_rephrasing_is_spoken_sentence_by_sentence(tmp_path: Pa
 def test_espeak_is_installed() -> None:
     out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True)
     assert "eSpeak NG" in out.stdout
+
+
+def test_a_call_routed_as_korean_is_greeted_in_korean() -> None:
+    engine = _engine(FakeStt([]), FakeTts())
+    korean = TONE[:640]
+    engine.greetings = {"ko": korean}
+    assert engine.greeting_for("ko") is korean
+    assert engine.greeting_for("ko-KR") is korean
+    assert engine.greeting_for("") is engine.greeting
+    assert engine.greeting_for("ja") is engine.greeting  # no greeting of its own: default
