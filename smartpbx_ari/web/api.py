@@ -77,10 +77,6 @@ def claims_of(request: web.Request) -> Claims:
     return request[CLAIMS]
 
 
-async def blocking(function: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.to_thread(function, *args)
-
-
 # ---- auth -------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
@@ -89,7 +85,7 @@ async def login(request: web.Request) -> web.Response:
         raise web.HTTPTooManyRequests(text="too many login attempts; wait and retry",
                                       headers={"Retry-After": str(int(wait) + 1)})
     body = await read_json(request, {"email": str, "password": str}, ("email", "password"))
-    user = await blocking(authenticate, c.db, body["email"], body["password"])
+    user = await asyncio.to_thread(authenticate, c.db, body["email"], body["password"])
     if user is None:
         raise web.HTTPUnauthorized(text="wrong e-mail or password")
     return web.json_response({"access_token": c.tokens.issue(user.name, user.role),
@@ -138,12 +134,12 @@ async def calls(request: web.Request) -> web.Response:
     where = CallFilter(status=request.query.get("status", ""),
                        caller=request.query.get("caller", ""),
                        since=_when(request, "from"), until=_when(request, "to"))
-    total, page = await blocking(list_calls, ctx(request).db, where, limit, offset)
+    total, page = await asyncio.to_thread(list_calls, ctx(request).db, where, limit, offset)
     return web.json_response({"total": total, "data": [call_summary(c) for c in page]})
 
 
 async def call_detail(request: web.Request) -> web.Response:
-    found = await blocking(get_call, ctx(request).db, request.match_info["call_id"])
+    found = await asyncio.to_thread(get_call, ctx(request).db, request.match_info["call_id"])
     if found is None:
         raise web.HTTPNotFound(text="call_id: no such call")
     call, utterances = found
@@ -225,7 +221,7 @@ async def knowledge(request: web.Request) -> web.Response:
     if status not in ("approved", "pending"):
         raise web.HTTPBadRequest(text="status: approved or pending")
     limit, offset = _page(request)
-    total, rows = await blocking(_list_knowledge, c, status, limit, offset)
+    total, rows = await asyncio.to_thread(_list_knowledge, c, status, limit, offset)
     return web.json_response({"total": total, "data": rows})
 
 
@@ -234,11 +230,11 @@ async def knowledge_create(request: web.Request) -> web.Response:
     body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS, ("question", "answer")))
     knowledge_id = await c.rag.upsert(body)
     c.audit(claims_of(request), "knowledge_create", knowledge=knowledge_id)
-    return web.json_response(await blocking(_load_knowledge, c, knowledge_id), status=201)
+    return web.json_response(await asyncio.to_thread(_load_knowledge, c, knowledge_id), status=201)
 
 
 async def knowledge_get(request: web.Request) -> web.Response:
-    row = await blocking(_load_knowledge, ctx(request), request.match_info["id"])
+    row = await asyncio.to_thread(_load_knowledge, ctx(request), request.match_info["id"])
     if row is None:
         raise web.HTTPNotFound(text="id: no such entry")
     return web.json_response(row)
@@ -247,13 +243,13 @@ async def knowledge_get(request: web.Request) -> web.Response:
 async def knowledge_update(request: web.Request) -> web.Response:
     c = ctx(request)
     knowledge_id = request.match_info["id"]
-    current = await blocking(_load_knowledge, c, knowledge_id)
+    current = await asyncio.to_thread(_load_knowledge, c, knowledge_id)
     if current is None:
         raise web.HTTPNotFound(text="id: no such entry")
     body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS), partial=True)
     await c.rag.upsert({**current, **body, "id": knowledge_id})
     c.audit(claims_of(request), "knowledge_update", knowledge=knowledge_id)
-    return web.json_response(await blocking(_load_knowledge, c, knowledge_id))
+    return web.json_response(await asyncio.to_thread(_load_knowledge, c, knowledge_id))
 
 
 async def knowledge_delete(request: web.Request) -> web.Response:
@@ -267,14 +263,14 @@ async def knowledge_delete(request: web.Request) -> web.Response:
 
 async def knowledge_approve(request: web.Request) -> web.Response:
     c = ctx(request)
-    outcome = await blocking(learning.approve, c.rag, request.match_info["id"])
+    outcome = await asyncio.to_thread(learning.approve, c.rag, request.match_info["id"])
     c.audit(claims_of(request), "knowledge_approve", knowledge=outcome.id)
     return web.json_response({"id": outcome.id, "merged_into": outcome.merged_into})
 
 
 async def knowledge_reject(request: web.Request) -> web.Response:
     c = ctx(request)
-    await blocking(learning.reject, c.rag, request.match_info["id"])
+    await asyncio.to_thread(learning.reject, c.rag, request.match_info["id"])
     c.audit(claims_of(request), "knowledge_reject", knowledge=request.match_info["id"])
     return web.json_response({"rejected": request.match_info["id"]})
 
@@ -308,7 +304,7 @@ async def alert_answer(request: web.Request) -> web.Response:
     candidate = None
     if alert.question:  # learning: the caller's question and the operator's answer
         try:
-            outcome = await blocking(learning.file_candidate, c.rag, alert.question, text)
+            outcome = await asyncio.to_thread(learning.file_candidate, c.rag, alert.question, text)
             candidate = outcome.id
         except KnowledgeError:
             candidate = None
@@ -324,7 +320,7 @@ def _telephony(c: WebContext) -> Telephony:
 async def alert_takeover(request: web.Request) -> web.Response:
     """Ring the operator's own phone and bridge it with the caller; the AI goes quiet."""
     c, claims = ctx(request), claims_of(request)
-    user = await blocking(get_user, c.db, claims.user)
+    user = await asyncio.to_thread(get_user, c.db, claims.user)
     endpoint = user.endpoint if user is not None else ""
     if not endpoint:
         raise web.HTTPBadRequest(text="endpoint: your user has no phone "
@@ -392,7 +388,7 @@ async def performance(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="period: like 15m, 1h, 24h or 7d")
     seconds = int(period[:-1]) * unit
     since = datetime.now(UTC) - timedelta(seconds=seconds)
-    figures = await blocking(_performance, ctx(request), since)
+    figures = await asyncio.to_thread(_performance, ctx(request), since)
     return web.json_response({"period": period, **figures})
 
 
@@ -412,14 +408,14 @@ def _rules(c: WebContext) -> list[dict[str, Any]]:
 
 
 async def rules(request: web.Request) -> web.Response:
-    return web.json_response({"data": await blocking(_rules, ctx(request))})
+    return web.json_response({"data": await asyncio.to_thread(_rules, ctx(request))})
 
 
 async def rule_create(request: web.Request) -> web.Response:
     c = ctx(request)
     body = await read_json(request, {"kind": str, "pattern": str, "value": str,
                                      "priority": int, "note": str}, ("kind",))
-    rule_id = await blocking(add_rule, c.db, body["kind"], body.get("pattern", ""),
+    rule_id = await asyncio.to_thread(add_rule, c.db, body["kind"], body.get("pattern", ""),
                              body.get("value", ""), body.get("priority", 100),
                              plain(body.get("note", "")))
     c.audit(claims_of(request), "rule_create", rule=rule_id, kind=body["kind"])
@@ -437,7 +433,7 @@ def _delete_rule(c: WebContext, rule_id: int) -> bool:
 async def rule_delete(request: web.Request) -> web.Response:
     c = ctx(request)
     raw = request.match_info["id"]
-    if not raw.isdigit() or not await blocking(_delete_rule, c, int(raw)):
+    if not raw.isdigit() or not await asyncio.to_thread(_delete_rule, c, int(raw)):
         raise web.HTTPNotFound(text="id: no such rule")
     c.audit(claims_of(request), "rule_delete", rule=int(raw))
     return web.json_response({"deleted": int(raw)})
@@ -453,7 +449,7 @@ def _audit(c: WebContext, limit: int, offset: int) -> list[dict[str, Any]]:
 
 async def audit(request: web.Request) -> web.Response:
     limit, offset = _page(request)
-    return web.json_response({"data": await blocking(_audit, ctx(request), limit, offset)})
+    return web.json_response({"data": await asyncio.to_thread(_audit, ctx(request), limit, offset)})
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -46,8 +46,11 @@ class WebContext:
     presence: Callable[[], dict[str, Presence]] = dict
     feed: EventFeed = field(default_factory=lambda: EventFeed(ConnectionManager()))
     metrics: Metrics = field(default_factory=Metrics)
-    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10))
+    limiter: RateLimiter = field(init=False)  # logins per client address, from settings
     calls: Telephony | None = None  # the Stasis app: takeover, hand back, hang up
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.settings.web.login_attempts_per_minute)
 
     def audit(self, claims: Claims, action: str, call_id: str = "", alert_key: str = "",
               **detail: object) -> None:
@@ -118,7 +121,6 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 def create_app(context: WebContext) -> web.Application:
     from smartpbx_ari.web import api, ws
 
-    context.limiter = RateLimiter(context.settings.web.login_attempts_per_minute)
     app = web.Application(middlewares=[headers_middleware, errors_middleware],
                           client_max_size=context.settings.web.max_body_kb * 1024)
     app[CTX] = context
