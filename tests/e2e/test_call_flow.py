@@ -95,14 +95,18 @@ async def test_barge_in_stops_the_answer_at_once(
 async def test_sipp_third_party_call_receives_answer_audio(
     controller: Controller, ari: AriClient, credentials: object, audio_dir: Path
 ) -> None:
-    wav = speak_wav("Which payment methods do you accept?", audio_dir / "q.wav", ulaw=True)
+    # at 8 kHz mu-law tiny.en hears "Which payment methods ..." as "which statement
+    # methods ..." in about 1 of 5 runs (then rightly handed over); this phrase it hears
+    # the same way under shifted, scaled and noisy renderings (16 of 16)
+    wav = speak_wav("Can I pay by credit card?", audio_dir / "q.wav", ulaw=True)
     password = credentials.caller_password  # type: ignore[attr-defined]
     sipp = asyncio.create_task(asyncio.to_thread(
         run_rtp_stream_call, audio_dir, "1000", wav, password,
         pause_ms=5000, stream_ms=wav_frames(wav) // 8, tail_ms=7000))
     started = await controller.until("started")
+    heard = await controller.until("heard", 20)
     said = await controller.until("said", 20)
-    assert said.data["intent"] == "payment"
+    assert said.data["intent"] == "payment", (heard.data, said.data)
     before = await _tx_packets(ari, started.call_id)
     await asyncio.sleep(2.0)
     after = await _tx_packets(ari, started.call_id)
