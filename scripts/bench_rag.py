@@ -24,12 +24,12 @@ from pathlib import Path
 
 import yaml
 
+from smartpbx_ari.ai.agent import SEPARATING_SIMILARITY
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import CANDIDATES, RAGEngine, expand_query
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.kb_cli import demo_path
 
-SIMILARITY_THRESHOLD = 0.3  # fused similarity that separates in-domain from the rest
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 PARAPHRASES = FIXTURES / "rag_paraphrases.yaml"  # the dev set: tuned on
 HELD_OUT = FIXTURES / "rag_heldout.yaml"  # written blind, never tuned on
@@ -137,7 +137,7 @@ def main() -> int:
         engine = RAGEngine.open(settings)
         if not len(engine):
             import_file(engine, demo_path())
-        threshold = args.threshold or SIMILARITY_THRESHOLD
+        threshold = args.threshold or SEPARATING_SIMILARITY
         result: dict[str, object] = {"threshold": threshold}
         result["dev"] = quality(engine, threshold, PARAPHRASES)
         result["held_out"] = quality(engine, threshold, HELD_OUT)

@@ -4,7 +4,7 @@ The agent never invents: an answer is a stored, approved knowledge entry, or a h
 phrase with a hand-over to a person (HITL). Words in the caller's question cannot change
 that, because nothing the caller says is ever executed or turned into instructions.
 Confidence is the fused retrieval similarity mapped linearly so that the similarity that
-separates in-domain from out-of-domain questions on the paraphrase bench (0.3) lands on
+separates in-domain from out-of-domain questions on the paraphrase bench (0.43) lands on
 the hand-over threshold (``agent.min_confidence``, 0.6).
 """
 
@@ -24,8 +24,8 @@ from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.config import AgentSettings
 from smartpbx_ari.data import read_text
 
-SEPARATING_SIMILARITY = 0.3  # from scripts/bench_rag.py
-SLOPE = 1.6  # similarity 0.55 and above -> confidence 1.0
+SEPARATING_SIMILARITY = 0.43  # from scripts/bench_rag.py, on the dev set
+SLOPE = 1.6  # similarity 0.68 and above -> confidence 1.0
 INTENT_MIN = 0.35  # lexical intent score below this is "other"
 MEMORY_TURNS = 6
 FOLLOW_UP_WORDS = 5  # only a short utterance is read as a follow-up of the last question

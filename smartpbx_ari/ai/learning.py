@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from smartpbx_ari.ai.lexical import Bm25Index
-from smartpbx_ari.ai.rag import KnowledgeError, RAGEngine, validate_question
+from smartpbx_ari.ai.rag import MAX_ALTERNATES, KnowledgeError, RAGEngine, validate_question
 from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatus
 
 DUPLICATE = 0.75  # fused similarity (or lexical score among candidates) that means "same"
@@ -51,12 +51,16 @@ def _pending_twin(engine: RAGEngine, question: str) -> str | None:
 
 
 def approve(engine: RAGEngine, knowledge_id: str) -> Outcome:
-    """Index a candidate; if an approved entry asks the same, correct that one instead."""
+    """Index a candidate; if an approved entry asks the same, correct that one instead
+    (the caller's words become one more way to ask it)."""
     row = _candidate(engine, knowledge_id)
     hits = engine.search_hits(row.question, top_k=1)
     if hits and hits[0].similarity >= DUPLICATE:
         target = hits[0].id
+        known = engine.entry(target)
+        alternates = [*(known.alternates or ()), row.question] if known else []
         engine.upsert_sync({**_fields(row), "id": target, "question": hits[0].question,
+                            "alternates": alternates[-MAX_ALTERNATES:],
                             "status": KnowledgeStatus.APPROVED})
         engine.delete_sync(knowledge_id)
         return Outcome(target, merged_into=target)

@@ -3,13 +3,16 @@
 SQL rows are the source of truth; Chroma (dense, sentence-transformers) and an in-memory
 BM25 over character n-grams (lexical) are indexes, rebuildable from SQL (``reindex``).
 
-Both indexes see question and answer. Fusion: candidates are the union of both indexes'
+Each phrasing of an entry is indexed apart: the question under the entry's id, each
+alternate (another way callers ask it) under ``<id>#alt<n>``, each with the answer (a
+caller often asks with its words; and equal lengths keep BM25 fair to short phrasings);
+an entry scores as its best phrasing. Fusion: candidates are the union of both indexes'
 top hits; each gets ``similarity = w * dense + (1 - w) * lexical`` with ``dense`` the
 cosine (clipped to 0..1) and ``lexical`` the normalized BM25 of the query expanded by the
 domain lexicon. ``w`` is ``rag.dense_weight`` (0.6), or ``rag.dense_weight_ko`` (0.2) for
 Korean, which all-MiniLM-L6-v2 barely separates: there the lexical half carries it.
-Weights and the 0.3 similarity that separates in-domain from out-of-domain questions come
-from ``scripts/bench_rag.py`` on the paraphrase set.
+Weights and the 0.43 similarity that separates in-domain from out-of-domain questions
+(``agent.SEPARATING_SIMILARITY``) come from ``scripts/bench_rag.py`` on the dev set.
 Blocking work (models, SQLite, Chroma) runs in a thread; the async methods never block.
 Within a search the lexical query runs in a second thread while the dense one runs.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,8 @@ from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatus
 
 MAX_QUESTION = 1000
+MAX_ALTERNATES = 50
+ALT = "#alt"  # a phrasing's index id: <entry id>#alt<n>
 _LEXICAL_POOL = ThreadPoolExecutor(2, thread_name_prefix="lexical")
 CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
 _HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -96,6 +102,41 @@ def index_text(row: Knowledge) -> str:
     return f"{row.question} {row.answer}"
 
 
+def phrasings(row: Knowledge) -> list[tuple[str, str]]:
+    """(index id, text) of each phrasing of an entry."""
+    return [(row.id, index_text(row)), *((f"{row.id}{ALT}{n}", f"{text} {row.answer}")
+                                         for n, text in enumerate(row.alternates or (), 1))]
+
+
+def entry_id(index_id: str) -> str:
+    return index_id.split(ALT, 1)[0]
+
+
+def best_per_entry(scored: Iterable[tuple[str, float]]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for index_id, score in scored:
+        key = entry_id(index_id)
+        best[key] = max(score, best.get(key, score))
+    return best
+
+
+def validate_alternates(value: Any, question: str) -> list[str]:
+    """Other ways to ask: a list (or a ``|``-separated string, as in CSV) of questions."""
+    if value is None or value == "":
+        return []
+    items = value.split("|") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise KnowledgeError("alternates: expected a list of questions")
+    out: list[str] = []
+    for n, item in enumerate(items):
+        text = validate_question(str(item), f"alternates[{n}]")
+        if text != question and text not in out:
+            out.append(text)
+    if len(out) > MAX_ALTERNATES:
+        raise KnowledgeError(f"alternates: {len(out)} questions, at most {MAX_ALTERNATES}")
+    return out
+
+
 def validate_question(question: str, field: str = "question") -> str:
     text = " ".join(question.split())
     if not text:
@@ -113,11 +154,16 @@ class RAGEngine:
         self.lexical = Bm25Index()
         self.lexicon = load_lexicon(settings.lexicon)
         self._rows: dict[str, Knowledge] = {}
+        self._phrasings = 0  # indexed phrasings of the approved entries
         self._count: int | None = None  # Chroma's entry count, reset by every write
         self._load_lexical()
 
     def approved(self) -> list[Knowledge]:
         return list(self._rows.values())
+
+    def entry(self, knowledge_id: str) -> Knowledge | None:
+        """An approved (searchable) entry."""
+        return self._rows.get(knowledge_id)
 
     def __len__(self) -> int:
         """Approved (searchable) entries."""
@@ -134,13 +180,24 @@ class RAGEngine:
             rows = session.scalars(select(Knowledge).where(
                 Knowledge.status == KnowledgeStatus.APPROVED)).all()
         self.lexical = Bm25Index()
-        self._rows = {}
+        self._rows, self._phrasings = {}, 0
         for row in rows:
             self._index_lexical(row)
 
     def _index_lexical(self, row: Knowledge) -> None:
+        self._unindex_lexical(row.id)
         self._rows[row.id] = row
-        self.lexical.add(row.id, index_text(row))
+        for index_id, text in phrasings(row):
+            self.lexical.add(index_id, text)
+        self._phrasings += len(row.phrasings)
+
+    def _unindex_lexical(self, knowledge_id: str) -> Knowledge | None:
+        old = self._rows.pop(knowledge_id, None)
+        if old is not None:
+            for index_id, _text in phrasings(old):
+                self.lexical.remove(index_id)
+            self._phrasings -= len(old.phrasings)
+        return old
 
     # ---- the seed's async API -----------------------------------------------------
     async def search(self, query: str, top_k: int = 5,
@@ -160,13 +217,14 @@ class RAGEngine:
         text = validate_question(query, "query")
         if not self._rows:
             return []
-        want = max(1, top_k) * CANDIDATES
+        # enough phrasings that about top_k * CANDIDATES entries come back from each index
+        want = -(-max(1, top_k) * CANDIDATES * self._phrasings // len(self._rows))
         expanded = expand_query(text, self.lexicon)
         # the two indexes at once: both release the GIL (torch, numpy)
         pending = _LEXICAL_POOL.submit(self.lexical.query, expanded)
         dense = self._dense(text, want)
         scores = pending.result()
-        lexical = dict(scores.top(want))
+        lexical = best_per_entry(scores.top(want))
         w = self.dense_weight(text)
         hits = []
         for doc_id in set(dense) | set(lexical):
@@ -174,7 +232,9 @@ class RAGEngine:
             if row is None:
                 continue  # in Chroma but not approved in SQL: drift, see check_drift()
             d = dense.get(doc_id, 0.0)
-            lx = lexical.get(doc_id, scores.get(doc_id))
+            lx = lexical.get(doc_id)
+            if lx is None:
+                lx = max(scores.get(index_id) for index_id, _text in phrasings(row))
             hits.append(Hit(doc_id, row.question, row.answer, row.category,
                             w * d + (1 - w) * lx, d, lx))
         hits.sort(key=lambda h: h.similarity, reverse=True)
@@ -196,8 +256,8 @@ class RAGEngine:
         result = self.collection.query(query_embeddings=vector, n_results=count,
                                        include=["distances"])
         ids, distances = result["ids"][0], result["distances"][0]
-        return {i: float(np.clip(1.0 - dist, 0.0, 1.0)) for i, dist in zip(ids, distances,
-                                                                           strict=True)}
+        return best_per_entry((i, float(np.clip(1.0 - dist, 0.0, 1.0)))
+                              for i, dist in zip(ids, distances, strict=True))
 
     def _indexed(self) -> int:
         """Entries in Chroma; counting costs ~8 ms at 100k, so it is kept between writes."""
@@ -221,13 +281,16 @@ class RAGEngine:
 
     def _store(self, qa: dict[str, Any]) -> Knowledge:
         question = validate_question(str(qa.get("question", "")))
+        alternates = validate_alternates(qa.get("alternates"), question)
+        if ALT in str(qa.get("id") or ""):
+            raise KnowledgeError(f"id: must not contain {ALT!r}")
         answer = " ".join(str(qa.get("answer", "")).split())
         if not answer:
             raise KnowledgeError("answer: must not be empty")
         with self.db.session() as session:
             row = session.get(Knowledge, qa["id"]) if qa.get("id") else None
             row = row or Knowledge(id=qa.get("id") or None)
-            row.question, row.answer = question, answer
+            row.question, row.alternates, row.answer = question, alternates, answer
             row.category = str(qa.get("category") or "general")
             row.language = str(qa.get("language") or "en")
             row.source = KnowledgeSource(qa.get("source") or KnowledgeSource.MANUAL)
@@ -238,9 +301,19 @@ class RAGEngine:
         return row
 
     def _index(self, rows: list[Knowledge]) -> None:
-        vectors = self.embedder.encode([index_text(r) for r in rows])
-        self.collection.upsert(ids=[r.id for r in rows], embeddings=vectors,
-                               metadatas=[{"category": r.category} for r in rows])
+        ids, texts, metadatas, stale = [], [], [], []
+        for row in rows:
+            old = self._rows.get(row.id)
+            if old is not None:  # alternates it no longer has
+                stale += [i for i, _text in phrasings(old)[len(row.phrasings):]]
+            for index_id, text in phrasings(row):
+                ids.append(index_id)
+                texts.append(text)
+                metadatas.append({"category": row.category})
+        if stale:
+            self.collection.delete(ids=stale)
+        self.collection.upsert(ids=ids, embeddings=self.embedder.encode(texts),
+                               metadatas=metadatas)
         self._count = None
         for row in rows:
             self._index_lexical(row)
@@ -259,18 +332,23 @@ class RAGEngine:
     def delete_sync(self, knowledge_id: str) -> bool:
         with self.db.session() as session:
             row = session.get(Knowledge, knowledge_id)
+            ids = {knowledge_id}
             if row is not None:
+                ids.update(i for i, _text in phrasings(row))
                 session.delete(row)
-        self.collection.delete(ids=[knowledge_id])
+        indexed = self._unindex_lexical(knowledge_id)
+        if indexed is not None:
+            ids.update(i for i, _text in phrasings(indexed))
+        self.collection.delete(ids=sorted(ids))
         self._count = None
-        self.lexical.remove(knowledge_id)
-        return self._rows.pop(knowledge_id, None) is not None or row is not None
+        return indexed is not None or row is not None
 
     def check_drift(self) -> tuple[set[str], set[str]]:
-        """(approved in SQL but not indexed, indexed but not approved in SQL)."""
+        """Entries (missing a phrasing in the index, with index rows SQL does not have)."""
         indexed = set(self.collection.get(include=[])["ids"])
-        approved = set(self._rows)
-        return approved - indexed, indexed - approved
+        expected = {i for row in self._rows.values() for i, _text in phrasings(row)}
+        return ({entry_id(i) for i in expected - indexed},
+                {entry_id(i) for i in indexed - expected})
 
     def reindex(self, batch: int = 500) -> int:
         """Rebuild both indexes from SQL (the source of truth)."""

@@ -53,6 +53,8 @@ class Knowledge(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True,
                                     default=lambda: uuid.uuid4().hex)
     question: Mapped[str] = mapped_column(Text)
+    # other ways callers ask it: each is searched like the question itself
+    alternates: Mapped[list[str] | None] = mapped_column(JSON)
     answer: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(64), default="general")
     language: Mapped[str] = mapped_column(String(8), default="en")
@@ -64,8 +66,14 @@ class Knowledge(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now,
                                                  onupdate=_now)
 
-    def as_dict(self) -> dict[str, str]:
-        return {"id": self.id, "question": self.question, "answer": self.answer,
+    @property
+    def phrasings(self) -> list[str]:
+        """The question, then its alternates."""
+        return [self.question, *(self.alternates or ())]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "question": self.question,
+                "alternates": list(self.alternates or ()), "answer": self.answer,
                 "category": self.category, "language": self.language,
                 "source": str(self.source), "status": str(self.status)}
 

@@ -175,12 +175,17 @@ def plain(text: str) -> str:
     return " ".join("".join(parser.parts).replace("<", " ").replace(">", " ").split())
 
 
-KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "answer": str, "category": str,
-                                     "language": str}
+KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "answer": str,
+                                     "category": str, "language": str}
 
 
 def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
-    out = {k: plain(v) for k, v in body.items()}
+    out: dict[str, Any] = {k: plain(v) for k, v in body.items() if k != "alternates"}
+    if "alternates" in body:
+        for n, item in enumerate(body["alternates"]):
+            if not isinstance(item, str):
+                raise web.HTTPBadRequest(text=f"alternates[{n}]: expected str")
+        out["alternates"] = [plain(item) for item in body["alternates"]]
     if ("question" in out or not partial) and len(out.get("question", "")) < MIN_QUESTION:
         raise web.HTTPBadRequest(text=f"question: at least {MIN_QUESTION} characters "
                                  "(markup removed)")

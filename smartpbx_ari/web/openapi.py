@@ -6,6 +6,12 @@ import re
 from typing import Any
 
 TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _schema(kind: type) -> dict[str, Any]:
+    if kind is list:  # the API's lists are lists of strings
+        return {"type": "array", "items": {"type": "string"}}
+    return {"type": TYPES[kind]}
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -28,7 +34,7 @@ def document(routes: list[Any]) -> dict[str, Any]:
         if route.body:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"type": "object", "additionalProperties": False, "properties": {
-                    k: {"type": TYPES[t]} for k, t in route.body.items()}}}}}
+                    k: _schema(t) for k, t in route.body.items()}}}}}
         if route.right:
             op["security"] = [{"bearer": []}]
             op["x-required-right"] = route.right

@@ -133,6 +133,13 @@ async def test_knowledge_create_validate_strip_update_delete(
         "answer": "Test answer", "category": "test"})
     assert status == 201 and "<script>" not in xss["question"] and "alert" not in xss["question"]
     assert xss["question"] == "Is gift wrapping free?"
+    status, body = await call(http, "POST", url, tok, json={**payload, "alternates": [3]})
+    assert (status, body["error"]["message"]) == (400, "alternates[0]: expected str")
+    status, body = await call(http, "POST", url, tok, json={**payload, "alternates": "a"})
+    assert (status, body["error"]["message"]) == (400, "alternates: expected list")
+    status, changed = await call(http, "PUT", f"{url}/{xss['id']}", tok, json={
+        "alternates": ["Do you <i>wrap</i> presents?<script>x()</script>"]})
+    assert status == 200 and changed["alternates"] == ["Do you wrap presents?"]
     status, body = await call(http, "POST", url, tok, data=b"{" + b"x" * 70_000)
     assert status == 413 and body["error"]["code"] == "too-large"
     status, body = await call(http, "POST", url, tok, data=b"{not json")

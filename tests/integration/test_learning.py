@@ -40,6 +40,15 @@ def test_approving_a_near_duplicate_corrects_the_existing_entry(engine: RAGEngin
         assert engine.search_hits("Which payment methods do you accept?", 1)[0].answer == (
             "We accept cards, bank transfer and PayPal.")
         assert not [r for r in learning.pending(engine) if r.id == outcome.id]
+        assert engine.entry("en-payment-methods").alternates == before.alternates  # type: ignore[union-attr]
+        # asked in other words: the caller's words become one more way to ask it
+        again = learning.file_candidate(engine, "Which payment methods do you accept please?",
+                                        "We accept cards and PayPal.", "payment")
+        assert learning.approve(engine, again.id).merged_into == "en-payment-methods"
+        merged = engine.entry("en-payment-methods")
+        assert merged is not None and merged.question == before.question
+        assert merged.alternates == [*(before.alternates or ()),
+                                     "Which payment methods do you accept please?"]
     finally:
         engine.upsert_sync(before.as_dict())
 

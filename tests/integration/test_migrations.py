@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, Table, inspect
 
 from smartpbx_ari.cli import main
 from smartpbx_ari.store import migrate
@@ -36,10 +36,15 @@ def test_downgrade_to_nothing_and_back(db: Database) -> None:
 
 def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    Knowledge.__table__.create(db.engine)  # what create_all made before migrations
-    with db.session() as session:
-        session.add(Knowledge(id="k1", question="Old question?", answer="Kept.",
-                              created_at=datetime.now(UTC)))
+    # what create_all made before migrations: the knowledge table as in 0001
+    old = Table("knowledge", MetaData(), *(c._copy() for c in Knowledge.__table__.columns
+                                           if c.name != "alternates"))
+    with db.engine.begin() as conn:
+        old.create(conn)
+        conn.execute(old.insert().values(id="k1", question="Old question?", answer="Kept.",
+                                         category="general", language="en", source="manual",
+                                         status="approved", created_at=datetime.now(UTC),
+                                         updated_at=datetime.now(UTC)))
     assert migrate.upgrade(db) == "0001"
     assert migrate.current(db) == migrate.head()
     with db.session() as session:

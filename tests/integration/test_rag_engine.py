@@ -49,10 +49,11 @@ async def test_bad_questions_name_the_field(engine: RAGEngine) -> None:
 def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
                                                              tmp_path: Path) -> None:
     csv = tmp_path / "kb.csv"
-    csv.write_text("question,answer,category\n"
-                   "Do you gift wrap?,Yes for two dollars.,product_inquiry\n"
-                   ",no question,x\n"
-                   "Do you gift wrap?,Yes for three dollars.,product_inquiry\n", "utf-8")
+    csv.write_text("question,answer,category,alternates\n"
+                   "Do you gift wrap?,Yes for two dollars.,product_inquiry,\n"
+                   ",no question,x,\n"
+                   "Do you gift wrap?,Yes for three dollars.,product_inquiry,"
+                   "Can you wrap it as a present?|Gift wrapping available?\n", "utf-8")
     jsonl = tmp_path / "kb.jsonl"
     jsonl.write_text('{"question": "Do you sell gift cards?", "answer": "Yes, online."}\n'
                      'not json\n[1]\n', "utf-8")
@@ -60,6 +61,9 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
         report = import_file(engine, csv)
         assert (report.added, report.updated) == (1, 1)
         assert report.skipped == [(3, "question: must not be empty")]
+        wrapped = engine.entry(engine.find_id("Do you gift wrap?") or "")
+        assert wrapped is not None and wrapped.alternates == [
+            "Can you wrap it as a present?", "Gift wrapping available?"]
         report = import_file(engine, jsonl)
         assert report.added == 1
         assert [line for line, _ in report.skipped] == [2, 3]
@@ -68,6 +72,43 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
             knowledge_id = engine.find_id(question)
             if knowledge_id:
                 engine.delete_sync(knowledge_id)
+
+
+def test_an_entry_is_found_by_its_alternates_and_forgets_removed_ones(
+        engine: RAGEngine) -> None:
+    qa = {"id": "test-alternates", "question": "Do you offer student discounts?",
+          "alternates": ["I'm at university, is there a cheaper price for me?",
+                         "Any reductions for pupils?"],
+          "answer": "Students get ten percent off with a valid card.", "category": "payment"}
+    asked = "I'm at university, is there a cheaper price for me?"
+    try:
+        engine.upsert_sync(qa)
+        assert engine.search_hits(asked, 1)[0].id == "test-alternates"
+        assert engine.search_hits("Any reductions for pupils?", 1)[0].id == "test-alternates"
+        assert engine.check_drift() == (set(), set())  # phrasings count as their entry
+        engine.upsert_sync({**qa, "alternates": ["Any reductions for pupils?"]})
+        indexed = set(engine.collection.get(include=[])["ids"])
+        assert {"test-alternates", "test-alternates#alt1"} <= indexed
+        assert "test-alternates#alt2" not in indexed
+        assert engine.lexical.query(asked).get("test-alternates#alt2") == 0.0
+    finally:
+        assert engine.delete_sync("test-alternates")
+    assert not {i for i in engine.collection.get(include=[])["ids"]
+                if i.startswith("test-alternates")}
+    assert all(h.id != "test-alternates" for h in engine.search_hits(asked, 5))
+
+
+def test_bad_alternates_name_the_field(engine: RAGEngine) -> None:
+    base = {"question": "Do you offer student discounts?", "answer": "Yes."}
+    with pytest.raises(KnowledgeError, match=r"alternates\[1\]: must not be empty"):
+        engine.upsert_sync({**base, "alternates": ["Student price?", "  "]})
+    with pytest.raises(KnowledgeError, match="alternates: expected a list"):
+        engine.upsert_sync({**base, "alternates": {"a": 1}})
+    with pytest.raises(KnowledgeError, match="alternates: 51 questions, at most 50"):
+        engine.upsert_sync({**base, "alternates": [f"Student price {n}?" for n in range(51)]})
+    with pytest.raises(KnowledgeError, match="id: must not contain '#alt'"):
+        engine.upsert_sync({**base, "id": "x#alt1"})
+    assert engine.find_id(base["question"]) is None  # nothing half-stored
 
 
 def test_drift_is_detected_and_reindex_repairs_it(engine: RAGEngine) -> None:

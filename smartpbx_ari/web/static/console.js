@@ -273,7 +273,8 @@ async function listKnowledge(path, candidates) {
   try {
     const data = await api("GET", path);
     $("#kb-results").replaceChildren(...data.data.map((entry) => {
-      const item = el("li", { "data-knowledge-id": entry.id }, el("strong", {}, entry.question),
+      const also = (entry.alternates || []).length ? el("div", { class: "small" }, `also asked as: ${entry.alternates.join(" · ")}`) : "";
+      const item = el("li", { "data-knowledge-id": entry.id }, el("strong", {}, entry.question), also,
         el("div", {}, entry.answer), el("div", { class: "small" }, `${entry.category || ""}` +
           (entry.similarity != null ? ` · similarity ${entry.similarity}` : "")));
       if (candidates && state.role !== "viewer") {
@@ -298,7 +299,8 @@ async function listKnowledge(path, candidates) {
 $("#kb-add").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    await api("POST", "/api/v1/knowledge", { question: $("#kb-question").value,
+    const alternates = $("#kb-alternates").value.split("\n").map((line) => line.trim()).filter(Boolean);
+    await api("POST", "/api/v1/knowledge", { question: $("#kb-question").value, alternates,
       answer: $("#kb-answer").value, category: $("#kb-category").value || "general" });
     event.target.reset();
     toast("Entry added");
