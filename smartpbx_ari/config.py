@@ -137,6 +137,7 @@ class AgentSettings:
     # an operator's typed answer within this time is spoken, else the call goes to the queue
     hitl_wait_s: float = 25.0
     apology: str = "Sorry, I had a problem there. Could you say that again?"
+    apology_ko: str = "죄송합니다, 잘 듣지 못했습니다. 다시 한 번 말씀해 주시겠어요?"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence <= 1.0:

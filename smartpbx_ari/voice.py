@@ -66,10 +66,15 @@ class VoiceEngine:
     greeting: Pcm
     apology: Pcm
     desk: HitlDesk | None = None  # without one, an unsure answer hands the call over at once
-    greetings: dict[str, Pcm] = field(default_factory=dict)  # by call language (routing)
+    # other languages' greeting and apology, by call language (routing)
+    greetings: dict[str, Pcm] = field(default_factory=dict)
+    apologies: dict[str, Pcm] = field(default_factory=dict)
 
     def greeting_for(self, language: str) -> Pcm:
         return self.greetings.get(language.split("-")[0], self.greeting)
+
+    def apology_for(self, language: str) -> Pcm:
+        return self.apologies.get(language.split("-")[0], self.apology)
 
     @classmethod
     async def load(cls, settings: Settings, responder: Responder,
@@ -80,8 +85,10 @@ class VoiceEngine:
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)
-        korean = await tts.synthesize(settings.agent.greeting_ko, tts.voice_for("ko"))
-        return cls(settings, stt, tts, responder, greeting, apology, desk, {"ko": korean})
+        korean = tts.voice_for("ko")
+        return cls(settings, stt, tts, responder, greeting, apology, desk,
+                   {"ko": await tts.synthesize(settings.agent.greeting_ko, korean)},
+                   {"ko": await tts.synthesize(settings.agent.apology_ko, korean)})
 
 
 @dataclass
@@ -126,7 +133,7 @@ class VoiceConversation:
             transcript = await utterance.transcript
         except SttError as err:
             media.emit("error", code=err.code, message=str(err))
-            await self._play(media, _once(self.engine.apology))
+            await self._play(media, _once(self.engine.apology_for(media.language)))
             return ""
         if not transcript.text:
             return ""
@@ -181,7 +188,7 @@ class VoiceConversation:
                 yield pcm
         except TtsError as err:
             media.emit("error", code=err.code, message=str(err))
-            yield self.engine.apology
+            yield self.engine.apology_for(media.language)
 
     @property
     def playback_rms(self) -> float:

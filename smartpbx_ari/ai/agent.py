@@ -93,22 +93,27 @@ class AIAgentService:
                 result["response"], self.settings.llm_budget_ms / 1000)
         return result
 
-    def process_sync(self, query: str, session_id: str) -> dict[str, Any]:
+    def process_sync(self, query: str, session_id: str, language: str = "") -> dict[str, Any]:
+        """One turn. ``language``: the call's (routing), which also keeps the knowledge
+        to that language; without it the question's script decides the holding phrase."""
         text = validate_question(query, "query")
-        language = "ko" if any("\uac00" <= c <= "\ud7a3" for c in text) else "en"
+        only = language.split("-")[0].lower()
+        if only not in HOLDING:
+            only = ""
+        spoken = only or ("ko" if any("\uac00" <= c <= "\ud7a3" for c in text) else "en")
         intent, _ = self.intents.classify(text)
-        result = self._answer(text, language, intent, session_id)
+        result = self._answer(text, spoken, intent, session_id, only)
         self.sessions.setdefault(session_id, Session()).turns.append(
             Turn(text, result["response"], tuple(result["sources"])))
         return result
 
-    def _answer(self, text: str, language: str, intent: str, session_id: str
-                ) -> dict[str, Any]:
+    def _answer(self, text: str, language: str, intent: str, session_id: str,
+                only: str) -> dict[str, Any]:
         if intent == "human_request":
             return self._hand_over(language, intent, 1.0)
-        hits = self.rag.search_hits(text, top_k=3)
+        hits = self.rag.search_hits(text, top_k=3, language=only)
         if not hits or calibrate(hits[0].similarity) < self.settings.min_confidence:
-            hits = self._with_context(text, session_id) or hits
+            hits = self._with_context(text, session_id, only) or hits
         confidence = calibrate(hits[0].similarity) if hits else 0.0
         if confidence < self.settings.min_confidence:
             return self._hand_over(language, intent, confidence)
@@ -117,13 +122,13 @@ class AIAgentService:
                 "intent": CATEGORY_INTENTS.get(top.category, intent),
                 "hitl_triggered": False, "sources": [top.id]}
 
-    def _with_context(self, text: str, session_id: str) -> list[Any]:
+    def _with_context(self, text: str, session_id: str, only: str) -> list[Any]:
         """A follow-up ("how many days do I have?") is read with the last question."""
         session = self.sessions.get(session_id)
         if session is None or not session.turns or len(text.split()) > FOLLOW_UP_WORDS:
             return []
         last = session.turns[-1]
-        hits = self.rag.search_hits(f"{last.question} {text}", top_k=3)
+        hits = self.rag.search_hits(f"{last.question} {text}", top_k=3, language=only)
         return [h for h in hits if calibrate(h.similarity) >= self.settings.min_confidence]
 
     @staticmethod
@@ -133,7 +138,7 @@ class AIAgentService:
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
         """The voice loop's Responder seam."""
-        result = await asyncio.to_thread(self.process_sync, text, session_id)
+        result = await asyncio.to_thread(self.process_sync, text, session_id, language)
         speech = None
         if self.phraser is not None and result["sources"]:
             speech = self.phraser.sentences(result["response"],

@@ -212,13 +212,17 @@ class RAGEngine:
         return await asyncio.to_thread(self.delete_sync, knowledge_id)
 
     # ---- blocking implementations -------------------------------------------------
-    def search_hits(self, query: str, top_k: int = 5,
-                    threshold: float | None = None) -> list[Hit]:
+    def search_hits(self, query: str, top_k: int = 5, threshold: float | None = None,
+                    language: str = "") -> list[Hit]:
+        """Best entries first; ``language`` (a call's, e.g. "ko") keeps only its entries."""
         text = validate_question(query, "query")
         if not self._rows:
             return []
+        language = language.split("-")[0].lower()
         # enough phrasings that about top_k * CANDIDATES entries come back from each index
-        want = -(-max(1, top_k) * CANDIDATES * self._phrasings // len(self._rows))
+        # (twice that when entries of other languages are left out afterwards)
+        want = -(-max(1, top_k) * CANDIDATES * (2 if language else 1) * self._phrasings
+                 // len(self._rows))
         expanded = expand_query(text, self.lexicon)
         # the two indexes at once: both release the GIL (torch, numpy)
         pending = _LEXICAL_POOL.submit(self.lexical.query, expanded)
@@ -231,6 +235,8 @@ class RAGEngine:
             row = self._rows.get(doc_id)
             if row is None:
                 continue  # in Chroma but not approved in SQL: drift, see check_drift()
+            if language and row.language != language:
+                continue
             d = dense.get(doc_id, 0.0)
             lx = lexical.get(doc_id)
             if lx is None:

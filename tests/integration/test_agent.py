@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smartpbx_ari.ai.agent import SEPARATING_SIMILARITY, AIAgentService, calibrate
+from smartpbx_ari.ai.agent import HOLDING, SEPARATING_SIMILARITY, AIAgentService, calibrate
 from smartpbx_ari.ai.rag import KnowledgeError, RAGEngine
 from smartpbx_ari.config import Settings
 
@@ -55,6 +55,16 @@ async def test_instructions_in_a_question_change_no_rule(agent: AIAgentService,
         assert result["response"] in stored
     for leaked in ("1000", "password", "비밀번호", "admin"):
         assert leaked not in result["response"]
+
+
+async def test_a_korean_call_gets_korean_knowledge_and_a_korean_holding_phrase(
+        agent: AIAgentService) -> None:
+    reply = await agent.respond("What is the capital of France?", "s-ko", "ko")
+    assert reply.hitl and reply.text == HOLDING["ko"]
+    reply = await agent.respond("환불 받고 싶어요", "s-ko2", "ko")
+    assert reply.sources == ("ko-refund-how",) and not reply.hitl
+    reply = await agent.respond("환불 받고 싶어요", "s-en", "en")  # no English entry says it
+    assert reply.hitl and reply.text == HOLDING["en"]
 
 
 async def test_korean_answer(agent: AIAgentService) -> None:

@@ -26,6 +26,13 @@ async def test_korean_is_found_by_its_lexical_half(engine: RAGEngine) -> None:
     assert "환불" in results[0]["answer"]
 
 
+def test_a_call_language_keeps_the_knowledge_to_that_language(engine: RAGEngine) -> None:
+    mixed = "refund 환불"
+    assert {h.id[:3] for h in engine.search_hits(mixed, 6)} == {"en-", "ko-"}
+    assert {h.id[:3] for h in engine.search_hits(mixed, 6, language="ko-KR")} == {"ko-"}
+    assert {h.id[:3] for h in engine.search_hits(mixed, 6, language="en")} == {"en-"}
+
+
 async def test_threshold_filters(engine: RAGEngine) -> None:
     assert await engine.search("What is the capital of France?", threshold=0.3) == []
 

@@ -160,7 +160,7 @@ def test_espeak_is_installed() -> None:
     assert "eSpeak NG" in out.stdout
 
 
-def test_a_call_routed_as_korean_is_greeted_in_korean() -> None:
+def test_a_call_routed_as_korean_is_greeted_and_apologised_to_in_korean() -> None:
     engine = _engine(FakeStt([]), FakeTts())
     korean = TONE[:640]
     engine.greetings = {"ko": korean}
@@ -168,3 +168,6 @@ def test_a_call_routed_as_korean_is_greeted_in_korean() -> None:
     assert engine.greeting_for("ko-KR") is korean
     assert engine.greeting_for("") is engine.greeting
     assert engine.greeting_for("ja") is engine.greeting  # no greeting of its own: default
+    sorry = TONE[:480]
+    engine.apologies = {"ko": sorry}
+    assert engine.apology_for("ko-KR") is sorry and engine.apology_for("en") is engine.apology
