@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Retrieval quality and speed of the knowledge base, on the paraphrase set.
+"""Retrieval quality and speed of the knowledge base, on the paraphrase sets.
 
 Imports the demo knowledge base into a temporary data dir, then prints recall@1 and MRR
-(English and Korean apart), the out-of-domain hand-over rate at the agent's threshold,
-and, with --scale, search p95 at growing sizes (synthetic filler entries).
+(English and Korean apart) and the out-of-domain hand-over rate at the agent's threshold
+on three paraphrase sets (dev: tuned on; validation: chose between designs; held-out:
+measured only), and, with --scale, search p95 at growing sizes (synthetic entries).
 Targets: recall@1 >= 0.95 (en), >= 0.90 (ko); >= 0.95 of out-of-domain handed over;
 search p95 <= 20 ms at 100,000 entries.
 
@@ -32,6 +33,7 @@ from smartpbx_ari.kb_cli import demo_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 PARAPHRASES = FIXTURES / "rag_paraphrases.yaml"  # the dev set: tuned on
+VALIDATION = FIXTURES / "rag_validation.yaml"  # written blind; chose between designs
 HELD_OUT = FIXTURES / "rag_heldout.yaml"  # written blind, never tuned on
 
 
@@ -86,7 +88,9 @@ def scale(engine: RAGEngine, sizes: list[int], filler: str,
     """Search p50/p95 (ms) after growing the knowledge base with synthetic entries."""
     rng = random.Random(7)
     data = yaml.safe_load(PARAPHRASES.read_text("utf-8"))
-    probes = [q for qs in data["in_domain"].values() for q in qs][:queries]
+    by_lang = {lang: [q for key, qs in data["in_domain"].items() if key.startswith(lang)
+                      for q in qs] for lang in ("en", "ko")}
+    probes = by_lang["en"][: queries // 2] + by_lang["ko"][: queries - queries // 2]
     words, weights = zipf_words() if filler == "zipf" else (NARROW_WORDS, None)
     out: dict[str, object] = {"filler": filler}
     for size in sizes:
@@ -97,13 +101,18 @@ def scale(engine: RAGEngine, sizes: list[int], filler: str,
         for start in range(0, len(rows), 1000):
             engine.bulk_upsert(rows[start : start + 1000])
         engine.search_hits(probes[0], top_k=5)  # warm: the first query builds caches
-        parts: dict[str, list[float]] = {"search": [], "dense": [], "lexical": []}
+        parts: dict[str, list[float]] = {"search": [], "search_en": [], "search_ko": [],
+                                         "dense": [], "multilingual": [], "lexical": []}
         for q in probes:
+            korean = q in by_lang["ko"]
             _timed(parts["search"], engine.search_hits, q, 5)
-            _timed(parts["dense"], engine._dense, q, 5 * CANDIDATES)
+            parts["search_ko" if korean else "search_en"].append(parts["search"][-1])
+            _timed(parts["dense"], engine.dense.query, q, 5 * CANDIDATES)
+            if korean and engine.multilingual:
+                _timed(parts["multilingual"], engine.multilingual.query, q, 5 * CANDIDATES)
             _timed(parts["lexical"], engine.lexical.search, expand_query(q, engine.lexicon),
                    5 * CANDIDATES)
-        out[str(size)] = {name: _percentiles(times) for name, times in parts.items()}
+        out[str(size)] = {name: _percentiles(times) for name, times in parts.items() if times}
     return out
 
 
@@ -140,6 +149,7 @@ def main() -> int:
         threshold = args.threshold or SEPARATING_SIMILARITY
         result: dict[str, object] = {"threshold": threshold}
         result["dev"] = quality(engine, threshold, PARAPHRASES)
+        result["validation"] = quality(engine, threshold, VALIDATION)
         result["held_out"] = quality(engine, threshold, HELD_OUT)
         if args.scale:
             result["search"] = scale(engine, [int(n) for n in args.scale.split(",")],

@@ -150,14 +150,22 @@ class RagSettings:
     chroma_url: str = ""  # "" = PersistentClient in <data_dir>/chroma; or http://host:port
     collection: str = "knowledge"
     dense_weight: float = 0.6  # fused similarity = w * dense + (1 - w) * lexical
-    dense_weight_ko: float = 0.2  # Korean: the packaged English embedding model barely helps
+    dense_weight_ko: float = 0.1  # Korean: the packaged English embedding model barely helps
+    # a second, multilingual embedding model for Korean questions ("" = none): the packaged
+    # Universal Sentence Encoder multilingual v3
+    multilingual_model: str = "use-multilingual"
+    multilingual_weight_ko: float = 0.3  # Korean: w * dense + m * multilingual + rest lexical
     lexicon: str = ""  # a YAML domain lexicon for query expansion; "" = the packaged one
     top_k: int = 5
 
     def __post_init__(self) -> None:
-        for key in ("dense_weight", "dense_weight_ko"):
+        for key in ("dense_weight", "dense_weight_ko", "multilingual_weight_ko"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"rag.{key}: must be between 0 and 1")
+        if self.dense_weight_ko + self.multilingual_weight_ko > 1.0:
+            raise ConfigError("rag.multilingual_weight_ko: with rag.dense_weight_ko at most 1")
+        if self.multilingual_model not in ("", "use-multilingual"):
+            raise ConfigError("rag.multilingual_model: \"use-multilingual\" or \"\" (none)")
         if len(self.collection) < 3:
             raise ConfigError("rag.collection: needs at least 3 characters (Chroma)")
         if self.top_k < 1:

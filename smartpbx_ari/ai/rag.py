@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 from sqlalchemy import select
 
-from smartpbx_ari.ai.embeddings import Embedder
+from smartpbx_ari.ai.embeddings import Embedder, MultilingualEmbedder
 from smartpbx_ari.ai.lexical import Bm25Index
 from smartpbx_ari.config import RagSettings, Settings
 from smartpbx_ari.data import read_text
@@ -42,7 +42,7 @@ from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatu
 MAX_QUESTION = 1000
 MAX_ALTERNATES = 50
 ALT = "#alt"  # a phrasing's index id: <entry id>#alt<n>
-_LEXICAL_POOL = ThreadPoolExecutor(2, thread_name_prefix="lexical")
+_POOL = ThreadPoolExecutor(2, thread_name_prefix="rag")  # the lexical and multilingual halves
 CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 
@@ -66,7 +66,7 @@ class Hit:
                 "category": self.category, "similarity": round(self.similarity, 4)}
 
 
-def open_collection(settings: Settings) -> Any:
+def open_collection(settings: Settings, suffix: str = "") -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -78,7 +78,8 @@ def open_collection(settings: Settings) -> Any:
         path = Path(settings.data_dir) / "chroma"
         path.mkdir(parents=True, exist_ok=True)
         client = chromadb.PersistentClient(path=str(path), settings=chroma)
-    return client.get_or_create_collection(settings.rag.collection, embedding_function=None,
+    return client.get_or_create_collection(settings.rag.collection + suffix,
+                                           embedding_function=None,
                                            metadata={"hnsw:space": "cosine"})
 
 
@@ -120,6 +121,55 @@ def best_per_entry(scored: Iterable[tuple[str, float]]) -> dict[str, float]:
     return best
 
 
+def questions(row: Knowledge) -> list[tuple[str, str]]:
+    """(index id, text) of each phrasing, the question alone (the multilingual index)."""
+    return [(row.id, row.question), *((f"{row.id}{ALT}{n}", text)
+                                      for n, text in enumerate(row.alternates or (), 1))]
+
+
+class VectorIndex:
+    """One embedding model and its Chroma collection; phrasing ids, entry scores."""
+
+    def __init__(self, embedder: Any, collection: Any,
+                 texts: Callable[[Knowledge], list[tuple[str, str]]]) -> None:
+        self.embedder, self.collection, self.texts = embedder, collection, texts
+        self._count: int | None = None  # counting costs ~8 ms at 100k: kept between writes
+
+    def query(self, text: str, n: int) -> dict[str, float]:
+        """Entry id -> cosine of its best phrasing (clipped to 0..1), of the n nearest."""
+        if self._count is None:
+            self._count = int(self.collection.count())
+        if min(n, self._count) == 0:
+            return {}
+        result = self.collection.query(query_embeddings=self.embedder.encode([text]),
+                                       n_results=min(n, self._count), include=["distances"])
+        ids, distances = result["ids"][0], result["distances"][0]
+        return best_per_entry((i, float(np.clip(1.0 - dist, 0.0, 1.0)))
+                              for i, dist in zip(ids, distances, strict=True))
+
+    def upsert(self, rows: list[Knowledge], stale: list[str]) -> None:
+        pairs = [pair for row in rows for pair in self.texts(row)]
+        if stale:
+            self.collection.delete(ids=stale)
+        self.collection.upsert(ids=[i for i, _ in pairs],
+                               embeddings=self.embedder.encode([t for _, t in pairs]),
+                               metadatas=[{"category": row.category} for row in rows
+                                          for _ in self.texts(row)])
+        self._count = None
+
+    def delete(self, ids: list[str]) -> None:
+        self.collection.delete(ids=ids)
+        self._count = None
+
+    def ids(self) -> set[str]:
+        return set(self.collection.get(include=[])["ids"])
+
+    def clear(self) -> None:
+        stale = list(self.ids())
+        if stale:
+            self.delete(stale)
+
+
 def validate_alternates(value: Any, question: str) -> list[str]:
     """Other ways to ask: a list (or a ``|``-separated string, as in CSV) of questions."""
     if value is None or value == "":
@@ -148,15 +198,26 @@ def validate_question(question: str, field: str = "question") -> str:
 
 class RAGEngine:
     def __init__(self, db: Database, embedder: Embedder, collection: Any,
-                 settings: RagSettings) -> None:
-        self.db, self.embedder, self.collection = db, embedder, collection
-        self.settings = settings
+                 settings: RagSettings, multilingual: VectorIndex | None = None) -> None:
+        self.db, self.settings = db, settings
+        self.dense = VectorIndex(embedder, collection, phrasings)
+        self.multilingual = multilingual  # Korean questions' second dense half
         self.lexical = Bm25Index()
         self.lexicon = load_lexicon(settings.lexicon)
         self._rows: dict[str, Knowledge] = {}
         self._phrasings = 0  # indexed phrasings of the approved entries
-        self._count: int | None = None  # Chroma's entry count, reset by every write
         self._load_lexical()
+
+    @property
+    def collection(self) -> Any:
+        return self.dense.collection
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.dense.embedder  # type: ignore[no-any-return]
+
+    def _vector_indexes(self) -> list[VectorIndex]:
+        return [self.dense] + ([self.multilingual] if self.multilingual else [])
 
     def approved(self) -> list[Knowledge]:
         return list(self._rows.values())
@@ -171,9 +232,13 @@ class RAGEngine:
 
     @classmethod
     def open(cls, settings: Settings, db: Database | None = None) -> RAGEngine:
-        """Blocking: loads the embedding model and the indexes (run it in a thread)."""
+        """Blocking: loads the embedding models and the indexes (run it in a thread)."""
+        multilingual = None
+        if settings.rag.multilingual_model:
+            multilingual = VectorIndex(MultilingualEmbedder(),
+                                       open_collection(settings, "-multilingual"), questions)
         return cls(db or Database.from_settings(settings), Embedder(settings.rag.embedding_model),
-                   open_collection(settings), settings.rag)
+                   open_collection(settings), settings.rag, multilingual)
 
     def _load_lexical(self) -> None:
         with self.db.session() as session:
@@ -224,14 +289,17 @@ class RAGEngine:
         want = -(-max(1, top_k) * CANDIDATES * (2 if language else 1) * self._phrasings
                  // len(self._rows))
         expanded = expand_query(text, self.lexicon)
-        # the two indexes at once: both release the GIL (torch, numpy)
-        pending = _LEXICAL_POOL.submit(self.lexical.query, expanded)
-        dense = self._dense(text, want)
+        w, m = self.weights(text)
+        # the indexes at once: all release the GIL (torch, numpy)
+        pending = _POOL.submit(self.lexical.query, expanded)
+        other = _POOL.submit(self.multilingual.query, text, want) if (
+            m and self.multilingual) else None
+        dense = self.dense.query(text, want)
         scores = pending.result()
         lexical = best_per_entry(scores.top(want))
-        w = self.dense_weight(text)
+        multilingual = other.result() if other else {}
         hits = []
-        for doc_id in set(dense) | set(lexical):
+        for doc_id in set(dense) | set(lexical) | set(multilingual):
             row = self._rows.get(doc_id)
             if row is None:
                 continue  # in Chroma but not approved in SQL: drift, see check_drift()
@@ -241,35 +309,21 @@ class RAGEngine:
             lx = lexical.get(doc_id)
             if lx is None:
                 lx = max(scores.get(index_id) for index_id, _text in phrasings(row))
+            u = multilingual.get(doc_id, 0.0)
             hits.append(Hit(doc_id, row.question, row.answer, row.category,
-                            w * d + (1 - w) * lx, d, lx))
+                            w * d + m * u + (1 - w - m) * lx, d, lx))
         hits.sort(key=lambda h: h.similarity, reverse=True)
         if threshold is not None:
             hits = [h for h in hits if h.similarity >= threshold]
         return hits[:top_k]
 
-    def dense_weight(self, text: str) -> float:
-        """The embedding model's say; less for Korean, which all-MiniLM barely separates."""
+    def weights(self, text: str) -> tuple[float, float]:
+        """(dense, multilingual) weights of a question; the lexical half has the rest.
+        Korean leans on the lexical and multilingual halves: all-MiniLM barely separates it."""
         if _HANGUL.search(text):
-            return self.settings.dense_weight_ko
-        return self.settings.dense_weight
-
-    def _dense(self, text: str, n: int) -> dict[str, float]:
-        vector = self.embedder.encode([text])
-        count = min(n, self._indexed())
-        if count == 0:
-            return {}
-        result = self.collection.query(query_embeddings=vector, n_results=count,
-                                       include=["distances"])
-        ids, distances = result["ids"][0], result["distances"][0]
-        return best_per_entry((i, float(np.clip(1.0 - dist, 0.0, 1.0)))
-                              for i, dist in zip(ids, distances, strict=True))
-
-    def _indexed(self) -> int:
-        """Entries in Chroma; counting costs ~8 ms at 100k, so it is kept between writes."""
-        if self._count is None:
-            self._count = int(self.collection.count())
-        return self._count
+            m = self.settings.multilingual_weight_ko if self.multilingual else 0.0
+            return self.settings.dense_weight_ko, m
+        return self.settings.dense_weight, 0.0
 
     def bulk_upsert(self, items: list[dict[str, Any]]) -> list[str]:
         """Store many entries, then index the approved ones in one embedding batch."""
@@ -307,20 +361,13 @@ class RAGEngine:
         return row
 
     def _index(self, rows: list[Knowledge]) -> None:
-        ids, texts, metadatas, stale = [], [], [], []
+        stale = []  # alternates an entry no longer has
         for row in rows:
             old = self._rows.get(row.id)
-            if old is not None:  # alternates it no longer has
+            if old is not None:
                 stale += [i for i, _text in phrasings(old)[len(row.phrasings):]]
-            for index_id, text in phrasings(row):
-                ids.append(index_id)
-                texts.append(text)
-                metadatas.append({"category": row.category})
-        if stale:
-            self.collection.delete(ids=stale)
-        self.collection.upsert(ids=ids, embeddings=self.embedder.encode(texts),
-                               metadatas=metadatas)
-        self._count = None
+        for index in self._vector_indexes():
+            index.upsert(rows, stale)
         for row in rows:
             self._index_lexical(row)
 
@@ -345,25 +392,28 @@ class RAGEngine:
         indexed = self._unindex_lexical(knowledge_id)
         if indexed is not None:
             ids.update(i for i, _text in phrasings(indexed))
-        self.collection.delete(ids=sorted(ids))
-        self._count = None
+        for index in self._vector_indexes():
+            index.delete(sorted(ids))
         return indexed is not None or row is not None
 
     def check_drift(self) -> tuple[set[str], set[str]]:
-        """Entries (missing a phrasing in the index, with index rows SQL does not have)."""
-        indexed = set(self.collection.get(include=[])["ids"])
+        """Entries (missing a phrasing in an index, with index rows SQL does not have)."""
         expected = {i for row in self._rows.values() for i, _text in phrasings(row)}
-        return ({entry_id(i) for i in expected - indexed},
-                {entry_id(i) for i in indexed - expected})
+        missing: set[str] = set()
+        stale: set[str] = set()
+        for index in self._vector_indexes():
+            indexed = index.ids()
+            missing |= {entry_id(i) for i in expected - indexed}
+            stale |= {entry_id(i) for i in indexed - expected}
+        return missing, stale
 
     def reindex(self, batch: int = 500) -> int:
-        """Rebuild both indexes from SQL (the source of truth)."""
-        stale = self.collection.get(include=[])["ids"]
-        if stale:
-            self.collection.delete(ids=stale)
-        self._count = None
+        """Rebuild every index from SQL (the source of truth)."""
+        for index in self._vector_indexes():
+            index.clear()
         self._load_lexical()
         rows = list(self._rows.values())
         for start in range(0, len(rows), batch):
-            self._index(rows[start : start + batch])
+            for index in self._vector_indexes():
+                index.upsert(rows[start : start + batch], [])
         return len(rows)

@@ -26,6 +26,22 @@ async def test_korean_is_found_by_its_lexical_half(engine: RAGEngine) -> None:
     assert "환불" in results[0]["answer"]
 
 
+def test_the_multilingual_half_bridges_korean_words_the_entry_does_not_use(
+        engine: RAGEngine) -> None:
+    question = "환불 처리 기간"  # "refund processing time": no word of it is the entry's
+    assert engine.multilingual is not None
+    scores = engine.multilingual.query(question, 20)
+    assert sorted(scores, key=scores.__getitem__)[-2:] == ["en-refund-how", "ko-refund-how"]
+    assert engine.search_hits(question, 1)[0].id == "ko-refund-how"
+    assert engine.weights(question) == (0.1, 0.3)
+    assert engine.weights("How do I pay?") == (0.6, 0.0)  # English: all-MiniLM's
+    half, engine.multilingual = engine.multilingual, None
+    try:  # without it, the lexical half alone is misled by the shared words
+        assert engine.search_hits(question, 1)[0].id != "ko-refund-how"
+    finally:
+        engine.multilingual = half
+
+
 def test_a_call_language_keeps_the_knowledge_to_that_language(engine: RAGEngine) -> None:
     mixed = "refund 환불"
     assert {h.id[:3] for h in engine.search_hits(mixed, 6)} == {"en-", "ko-"}

