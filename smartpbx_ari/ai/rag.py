@@ -237,7 +237,8 @@ class RAGEngine:
         if settings.rag.multilingual_model:
             multilingual = VectorIndex(MultilingualEmbedder(),
                                        open_collection(settings, "-multilingual"), questions)
-        return cls(db or Database.from_settings(settings), Embedder(settings.rag.embedding_model),
+        return cls(db or Database.from_settings(settings),
+                   Embedder(settings.rag.embedding_model, settings.cache_dir),
                    open_collection(settings), settings.rag, multilingual)
 
     def _load_lexical(self) -> None:

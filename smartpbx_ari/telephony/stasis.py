@@ -266,6 +266,9 @@ class StasisApp:
             sink(event)
         self.events.publish(event)
 
+    def has_call(self, call_id: str) -> bool:
+        return call_id in self.sessions
+
     async def take_over(self, call_id: str, endpoint: str) -> None:
         """Ring ``PJSIP/<endpoint>``; when the operator answers, bridge them with the
         caller and silence the AI (it keeps transcribing for the record)."""

@@ -7,7 +7,6 @@ permission checks and the OpenAPI document are all made from it.
 from __future__ import annotations
 
 import asyncio
-import html.parser
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from smartpbx_ari.ai import learning
-from smartpbx_ari.ai.rag import KnowledgeError
 from smartpbx_ari.store.calls import CallFilter, get_call, list_calls
 from smartpbx_ari.store.models import (
     Call,
@@ -30,9 +28,11 @@ from smartpbx_ari.store.models import (
     Utterance,
 )
 from smartpbx_ari.store.rules import add_rule
-from smartpbx_ari.store.users import authenticate, get_user
-from smartpbx_ari.web.app import Telephony, WebContext, ctx, read_json
+from smartpbx_ari.store.users import authenticate
+from smartpbx_ari.web import actions
+from smartpbx_ari.web.app import WebContext, ctx, read_json
 from smartpbx_ari.web.auth import Claims
+from smartpbx_ari.web.text import plain
 
 CLAIMS = web.RequestKey("claims", Claims)
 MIN_QUESTION = 5
@@ -149,32 +149,6 @@ async def call_detail(request: web.Request) -> web.Response:
 
 
 # ---- knowledge --------------------------------------------------------------------
-class _TextOnly(html.parser.HTMLParser):
-    """Markup out, text kept; a script's or style's content goes with its tags."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._skip += tag in ("script", "style")
-
-    def handle_endtag(self, tag: str) -> None:
-        self._skip -= tag in ("script", "style") and self._skip > 0
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def plain(text: str) -> str:
-    parser = _TextOnly()
-    parser.feed(text)
-    parser.close()
-    return " ".join("".join(parser.parts).replace("<", " ").replace(">", " ").split())
-
-
 KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "answer": str,
                                      "category": str, "language": str}
 
@@ -294,64 +268,30 @@ async def alerts(request: web.Request) -> web.Response:
 
 
 async def alert_accept(request: web.Request) -> web.Response:
-    c, claims = ctx(request), claims_of(request)
-    alert = c.desk.accept(request.match_info["alert_id"], claims.user)
-    c.audit(claims, "alert_accept", alert.call_id, alert.id)
-    return web.json_response(alert.as_dict())
+    return await _act(request, "alert_accept", {"alert_id": request.match_info["alert_id"]})
 
 
 async def alert_answer(request: web.Request) -> web.Response:
-    c, claims = ctx(request), claims_of(request)
     body = await read_json(request, {"text": str}, ("text",))
-    text = plain(body["text"])
-    alert = c.desk.answer(request.match_info["alert_id"], claims.user, text)
-    c.audit(claims, "alert_answer", alert.call_id, alert.id, text=text)
-    candidate = None
-    if alert.question:  # learning: the caller's question and the operator's answer
-        try:
-            outcome = await asyncio.to_thread(learning.file_candidate, c.rag, alert.question, text)
-            candidate = outcome.id
-        except KnowledgeError:
-            candidate = None
-    return web.json_response({**alert.as_dict(), "candidate": candidate})
-
-
-def _telephony(c: WebContext) -> Telephony:
-    if c.calls is None:
-        raise web.HTTPConflict(text="call_id: this web node does not run calls")
-    return c.calls
+    return await _act(request, "alert_answer", {"alert_id": request.match_info["alert_id"],
+                                                "text": plain(body["text"])})
 
 
 async def alert_takeover(request: web.Request) -> web.Response:
-    """Ring the operator's own phone and bridge it with the caller; the AI goes quiet."""
-    c, claims = ctx(request), claims_of(request)
-    user = await asyncio.to_thread(get_user, c.db, claims.user)
-    endpoint = user.endpoint if user is not None else ""
-    if not endpoint:
-        raise web.HTTPBadRequest(text="endpoint: your user has no phone "
-                                      "(smartpbx users add NAME --endpoint 2001)")
-    presence = c.presence().get(endpoint)
-    if presence is not None and presence.state != "available":
-        raise web.HTTPConflict(text=f"endpoint: your phone {endpoint} is {presence.state}")
-    alert = c.desk.get(request.match_info["alert_id"])
-    await _telephony(c).take_over(alert.call_id, endpoint)
-    alert = c.desk.take_over(alert.id, claims.user)
-    c.audit(claims, "alert_takeover", alert.call_id, alert.id, endpoint=endpoint)
-    return web.json_response({**alert.as_dict(), "endpoint": endpoint})
+    return await _act(request, "alert_takeover", {"alert_id": request.match_info["alert_id"]})
 
 
 async def call_handback(request: web.Request) -> web.Response:
-    c, call_id = ctx(request), request.match_info["call_id"]
-    await _telephony(c).hand_back(call_id)
-    c.audit(claims_of(request), "call_handback", call_id)
-    return web.json_response({"call_id": call_id, "with": "ai"})
+    return await _act(request, "call_handback", {"call_id": request.match_info["call_id"]})
 
 
 async def call_hangup(request: web.Request) -> web.Response:
-    c, call_id = ctx(request), request.match_info["call_id"]
-    await _telephony(c).hang_up(call_id)
-    c.audit(claims_of(request), "call_hangup", call_id)
-    return web.json_response({"call_id": call_id, "hung_up": True})
+    return await _act(request, "call_hangup", {"call_id": request.match_info["call_id"]})
+
+
+async def _act(request: web.Request, name: str, args: dict[str, Any]) -> web.Response:
+    status, body = await actions.run(ctx(request), claims_of(request), name, args)
+    return web.json_response(body, status=status)
 
 
 # ---- metrics and the rest ---------------------------------------------------------

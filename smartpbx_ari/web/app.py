@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -28,6 +28,9 @@ from smartpbx_ari.telephony.ari import AriError
 from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens
 from smartpbx_ari.web.feed import ConnectionManager, EventFeed
 from smartpbx_ari.web.metrics import Metrics
+
+if TYPE_CHECKING:
+    from smartpbx_ari.web.actions import RemoteActions
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +51,8 @@ class WebContext:
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter = field(init=False)  # logins per client address, from settings
     calls: Telephony | None = None  # the Stasis app: takeover, hand back, hang up
+    # other nodes' alerts and calls, through the relay (set when the feed has one)
+    remote: RemoteActions | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.web.login_attempts_per_minute)
@@ -62,6 +67,8 @@ CTX = web.AppKey("ctx", WebContext)
 
 
 class Telephony(Protocol):
+    def has_call(self, call_id: str) -> bool: ...
+
     async def take_over(self, call_id: str, endpoint: str) -> None: ...
 
     async def hand_back(self, call_id: str) -> None: ...
@@ -77,13 +84,9 @@ def error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+def error_for(exc: Exception, where: str) -> web.Response:
+    """The JSON error response for a failure (an unexpected one is logged, never shown)."""
+    if isinstance(exc, web.HTTPException):
         code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method",
                 413: "too-large", 429: "rate-limited"}.get(exc.status, "bad-request")
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") \
@@ -92,16 +95,28 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         for name in ("Retry-After", "Allow"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
-    except DeskError as exc:
-        response = error(exc.status, exc.code, str(exc))
-    except AriError as exc:  # the PBX refused: say what it said, as a conflict
-        response = error(409 if exc.status in (409, 422) else 404 if exc.status == 404
-                         else 502, exc.code, exc.message)
-    except UserFacingError as exc:
-        response = error(400, exc.code, str(exc))
-    except Exception:  # logged here, never shown
-        log.exception("web: %s %s failed", request.method, request.path)
-        response = error(500, "internal", "internal error")
+        return response
+    if isinstance(exc, DeskError):
+        return error(exc.status, exc.code, str(exc))
+    if isinstance(exc, AriError):  # the PBX refused: say what it said, as a conflict
+        return error(409 if exc.status in (409, 422) else 404 if exc.status == 404
+                     else 502, exc.code, exc.message)
+    if isinstance(exc, UserFacingError):
+        return error(400, exc.code, str(exc))
+    log.error("web: %s failed", where, exc_info=exc)
+    return error(500, "internal", "internal error")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_for(exc, f"{request.method} {request.path}")
+    except Exception as exc:
+        response = error_for(exc, f"{request.method} {request.path}")
     ctx(request).metrics.request(request, response.status)
     return response
 
@@ -139,7 +154,13 @@ async def console(request: web.Request) -> web.StreamResponse:
 
 
 async def _start_feed(app: web.Application) -> None:
-    await app[CTX].feed.start()
+    c = app[CTX]
+    if c.feed.relay is not None and c.remote is None:
+        from smartpbx_ari.web.actions import RemoteActions, execute
+
+        c.remote = RemoteActions(c.feed.relay, lambda *args: execute(c, *args))
+        c.feed.requests = c.remote.received
+    await c.feed.start()
 
 
 async def _stop_feed(app: web.Application) -> None:

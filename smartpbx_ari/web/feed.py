@@ -104,6 +104,8 @@ class EventFeed:
         self._task: asyncio.Task[None] | None = None
         self.on_event: Callable[[CallEvent], None] = lambda e: None
         self.relay: Relay | None = None  # other processes' feeds (PostgreSQL NOTIFY)
+        # actions asked of, or answered by, another process (web/actions.py): not events
+        self.requests: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     def follow(self, subscription: Subscription) -> None:
         """Read call events from the Stasis app's bus (before ``start``)."""
@@ -116,6 +118,10 @@ class EventFeed:
             await self.relay.start(self._relayed)
 
     async def _relayed(self, message: dict[str, Any]) -> None:
+        if message.get("type") in ("action", "action_reply"):
+            if self.requests is not None:
+                await self.requests(message)
+            return
         message.pop("id", None)
         await self.push(message, relay=False)
 

@@ -1,8 +1,9 @@
 """WebSocket /ws/operator/{operator_id}?token=JWT[&since=ID]: live events to operators.
 
 In: ``{"type": "ping"}`` -> ``{"type": "pong"}``; ``accept`` / ``answer`` an alert (the
-REST actions, by socket). Out: every feed message (numbered ``id``); on connect, the
-messages missed since ``since`` are replayed first, then a ``hello`` with the live alerts.
+REST actions by socket: the same checks, audit and learning). Out: every feed message
+(numbered ``id``); on connect, the messages missed since ``since`` are replayed first,
+then a ``hello`` with the live alerts.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from smartpbx_ari.errors import UserFacingError
-from smartpbx_ari.hitl import DeskError
+from smartpbx_ari.web import actions
 from smartpbx_ari.web.app import WebContext, ctx
+from smartpbx_ari.web.auth import Claims
+from smartpbx_ari.web.text import plain
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 16 * 1024
@@ -43,14 +45,13 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            reply = _handle(c, claims.user, claims.may("operate"), msg.data)
-            await ws.send_json(reply)
+            await ws.send_json(await _handle(c, claims, msg.data))
     finally:
         c.feed.manager.disconnect(operator_id, ws)
     return ws
 
 
-def _handle(c: WebContext, user: str, may_operate: bool, raw: str) -> dict[str, Any]:
+async def _handle(c: WebContext, claims: Claims, raw: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
@@ -60,13 +61,12 @@ def _handle(c: WebContext, user: str, may_operate: bool, raw: str) -> dict[str, 
         return {"type": "pong"}
     if kind not in ("accept", "answer"):
         return {"type": "error", "message": f"type: unknown {kind!r}"}
-    if not may_operate:
+    if not claims.may("operate"):
         return {"type": "error", "message": "forbidden: viewers cannot act on alerts"}
-    try:
-        if kind == "accept":
-            alert = c.desk.accept(str(data.get("alert_id", "")), user)
-        else:
-            alert = c.desk.answer(str(data.get("alert_id", "")), user, str(data.get("text", "")))
-    except (DeskError, UserFacingError) as err:
-        return {"type": "error", "message": str(err)}
-    return {"type": f"{kind}ed" if kind == "accept" else "answered", **alert.as_dict()}
+    args = {"alert_id": str(data.get("alert_id", ""))}
+    if kind == "answer":
+        args["text"] = plain(str(data.get("text", "")))
+    status, body = await actions.run(c, claims, f"alert_{kind}", args)
+    if status != 200:
+        return {"type": "error", "message": body["error"]["message"]}
+    return {"type": "accepted" if kind == "accept" else "answered", **body}

@@ -204,6 +204,9 @@ class FakeTelephony:
     def __init__(self) -> None:
         self.done: list[tuple[str, ...]] = []
 
+    def has_call(self, call_id: str) -> bool:
+        return True
+
     async def take_over(self, call_id: str, endpoint: str) -> None:
         self.done.append(("take_over", call_id, endpoint))
 

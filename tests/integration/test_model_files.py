@@ -49,3 +49,30 @@ def test_multilingual_vectors_are_normalized_and_cross_lingual() -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     same, other = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert same > other + 0.2  # the Korean twin is nearer than an English non-answer
+
+
+def test_a_question_is_embedded_through_onnx_the_same_as_through_torch(
+        tmp_path: Path) -> None:
+    fast = Embedder(cache_dir=tmp_path)
+    assert fast._onnx is not None and list((tmp_path / "onnx").glob("*.onnx"))
+    questions = ["How do I get a refund?", "환불은 어떻게 받나요?"]
+    batch = fast.encode(questions)  # batches: torch
+    for n, question in enumerate(questions):
+        single = fast.encode([question])  # one question: onnxruntime
+        assert single.shape == (1, fast.dimension) and single.dtype == np.float32
+        assert float(single[0] @ batch[n]) > 0.9999
+    again = Embedder(cache_dir=tmp_path)  # the export is reused
+    assert len(list((tmp_path / "onnx").glob("*"))) == 1 and again._onnx is not None
+
+
+def test_no_onnx_path_means_torch_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    from smartpbx_ari.ai import embeddings
+
+    def broken(model: object, target: Path) -> None:
+        raise RuntimeError("no exporter here")
+
+    monkeypatch.setattr(embeddings, "_export", broken)
+    slow = Embedder(cache_dir=tmp_path)
+    assert slow._onnx is None and "no ONNX query path" in caplog.text
+    assert slow.encode(["How do I get a refund?"]).shape == (1, slow.dimension)

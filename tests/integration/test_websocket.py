@@ -18,7 +18,7 @@ from smartpbx_ari.events import CallEvent
 from smartpbx_ari.web.feed import ConnectionManager
 from smartpbx_ari.web.relay import PgRelay
 from tests.fixtures.postgres import LocalPostgres
-from tests.integration.test_api import token
+from tests.integration.test_api import call, token
 from tests.web_app import WebUnderTest, make_engine, running_web
 
 pytestmark = [pytest.mark.integration, pytest.mark.ws]
@@ -151,3 +151,42 @@ async def test_two_processes_share_live_events_through_postgres(
             assert got["id"] == started["id"] + 1  # numbered by the node's own feed
         assert controller_relay.received == 0  # nothing came back to its sender
         assert node_relay.received >= 2
+
+
+async def test_an_operator_on_another_node_acts_on_the_controllers_alert(
+        ws_engine: tuple[Settings, RAGEngine], postgres: LocalPostgres,
+        http: aiohttp.ClientSession) -> None:
+    """A web-only node forwards accept / answer to the process holding the alert; that
+    process decides (conflicts included) and the waiting caller gets the text."""
+    url = postgres.create_database(f"actions_{secrets.token_hex(4)}")
+    controller_relay, node_relay = PgRelay(url), PgRelay(url)
+    async with running_web(*ws_engine, relay=controller_relay) as controller, \
+            running_web(*ws_engine, relay=node_relay) as node:
+        await asyncio.wait_for(node_relay.listening.wait(), 10)
+        await asyncio.wait_for(controller_relay.listening.wait(), 10)
+        assert node.context.remote is not None
+        node.context.remote.timeout = 1.0
+        desk = controller.context.desk
+        alert = desk.raise_alert("c-remote", "low_confidence", "Do you sell gift cards?", 0.3,
+                                 waiting=True)
+        assert alert.id not in node.context.desk.alerts  # held by the controller only
+        waiting = asyncio.create_task(desk.wait_answer(alert, 10))
+        otto, olga = await token(node, http, "otto"), await token(node, http, "olga")
+        base = f"{node.url}/api/v1/alerts/{alert.id}"
+        status, body = await call(http, "POST", f"{base}/accept", otto)
+        assert (status, body["accepted_by"]) == (200, "otto") and alert.accepted_by == "otto"
+        status, body = await call(http, "POST", f"{base}/accept", olga)
+        assert status == 409 and body["error"]["message"] == (
+            f"alert_id: otto has taken alert {alert.id}")
+        async with http.ws_connect(ws_url(node, "op010", otto)) as ws:
+            await next_of(ws, "hello")
+            await ws.send_json({"type": "answer", "alert_id": alert.id,
+                                "text": "Yes, in every <b>store</b>."})
+            answered = await next_of(ws, "answered")
+        assert answered["status"] == "answered" and answered["candidate"]
+        assert await waiting == "Yes, in every store."
+        status, body = await call(http, "POST", f"{node.url}/api/v1/alerts/nope/accept", otto)
+        assert status == 404 and body["error"]["message"] == (
+            "alert_id: 'nope' is not live on any node")
+        status, body = await call(http, "POST", f"{node.url}/api/v1/calls/c-gone/hangup", otto)
+        assert status == 404 and "call_id: 'c-gone'" in body["error"]["message"]

@@ -8,8 +8,8 @@ import time
 import jwt
 import pytest
 
-from smartpbx_ari.web.api import plain
 from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens, WeakSecretError
+from smartpbx_ari.web.text import plain
 
 pytestmark = pytest.mark.unit
 SECRET = "s" * 40
