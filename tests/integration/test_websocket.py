@@ -129,64 +129,67 @@ async def test_hitl_alert_broadcast_with_the_seeds_connection_manager() -> None:
     assert manager.count == 0
 
 
-async def test_two_processes_share_live_events_through_postgres(
-        ws_engine: tuple[Settings, RAGEngine], postgres: LocalPostgres,
-        http: aiohttp.ClientSession) -> None:
-    """A controller's alert reaches an operator connected to another web node."""
+@pytest.fixture
+async def two_nodes(ws_engine: tuple[Settings, RAGEngine], postgres: LocalPostgres
+                    ) -> AsyncIterator[tuple[WebUnderTest, WebUnderTest]]:
+    """A controller and a web-only node sharing events through PostgreSQL."""
     url = postgres.create_database(f"relay_{secrets.token_hex(4)}")
     controller_relay, node_relay = PgRelay(url), PgRelay(url)
     async with running_web(*ws_engine, relay=controller_relay) as controller, \
             running_web(*ws_engine, relay=node_relay) as node:
         await asyncio.wait_for(node_relay.listening.wait(), 10)
         await asyncio.wait_for(controller_relay.listening.wait(), 10)
-        tok = await token(node, http, "otto")
-        async with http.ws_connect(ws_url(node, "op009", tok)) as ws:
-            await next_of(ws, "hello")
-            controller.publish(CallEvent("c-relay", "started", {"caller": "1005"}))
-            alert = controller.context.desk.raise_alert("c-relay", "low_confidence",
-                                                        "배송비 얼마예요?", 0.3)
-            started = await next_of(ws, "call_started")
-            got = await next_of(ws, "hitl_alert")
-            assert (started["call_id"], got["alert_id"]) == ("c-relay", alert.id)
-            assert got["id"] == started["id"] + 1  # numbered by the node's own feed
-        assert controller_relay.received == 0  # nothing came back to its sender
-        assert node_relay.received >= 2
+        yield controller, node
+
+
+async def test_two_processes_share_live_events_through_postgres(
+        two_nodes: tuple[WebUnderTest, WebUnderTest], http: aiohttp.ClientSession) -> None:
+    """A controller's alert reaches an operator connected to another web node."""
+    controller, node = two_nodes
+    controller_relay, node_relay = controller.context.feed.relay, node.context.feed.relay
+    assert isinstance(controller_relay, PgRelay) and isinstance(node_relay, PgRelay)
+    tok = await token(node, http, "otto")
+    async with http.ws_connect(ws_url(node, "op009", tok)) as ws:
+        await next_of(ws, "hello")
+        controller.publish(CallEvent("c-relay", "started", {"caller": "1005"}))
+        alert = controller.context.desk.raise_alert("c-relay", "low_confidence",
+                                                    "배송비 얼마예요?", 0.3)
+        started = await next_of(ws, "call_started")
+        got = await next_of(ws, "hitl_alert")
+        assert (started["call_id"], got["alert_id"]) == ("c-relay", alert.id)
+        assert got["id"] == started["id"] + 1  # numbered by the node's own feed
+    assert controller_relay.received == 0  # nothing came back to its sender
+    assert node_relay.received >= 2
 
 
 async def test_an_operator_on_another_node_acts_on_the_controllers_alert(
-        ws_engine: tuple[Settings, RAGEngine], postgres: LocalPostgres,
-        http: aiohttp.ClientSession) -> None:
+        two_nodes: tuple[WebUnderTest, WebUnderTest], http: aiohttp.ClientSession) -> None:
     """A web-only node forwards accept / answer to the process holding the alert; that
     process decides (conflicts included) and the waiting caller gets the text."""
-    url = postgres.create_database(f"actions_{secrets.token_hex(4)}")
-    controller_relay, node_relay = PgRelay(url), PgRelay(url)
-    async with running_web(*ws_engine, relay=controller_relay) as controller, \
-            running_web(*ws_engine, relay=node_relay) as node:
-        await asyncio.wait_for(node_relay.listening.wait(), 10)
-        await asyncio.wait_for(controller_relay.listening.wait(), 10)
-        assert node.context.remote is not None
-        node.context.remote.timeout = 1.0
-        desk = controller.context.desk
-        alert = desk.raise_alert("c-remote", "low_confidence", "Do you sell gift cards?", 0.3,
-                                 waiting=True)
-        assert alert.id not in node.context.desk.alerts  # held by the controller only
-        waiting = asyncio.create_task(desk.wait_answer(alert, 10))
-        otto, olga = await token(node, http, "otto"), await token(node, http, "olga")
-        base = f"{node.url}/api/v1/alerts/{alert.id}"
-        status, body = await call(http, "POST", f"{base}/accept", otto)
-        assert (status, body["accepted_by"]) == (200, "otto") and alert.accepted_by == "otto"
-        status, body = await call(http, "POST", f"{base}/accept", olga)
-        assert status == 409 and body["error"]["message"] == (
-            f"alert_id: otto has taken alert {alert.id}")
-        async with http.ws_connect(ws_url(node, "op010", otto)) as ws:
-            await next_of(ws, "hello")
-            await ws.send_json({"type": "answer", "alert_id": alert.id,
-                                "text": "Yes, in every <b>store</b>."})
-            answered = await next_of(ws, "answered")
-        assert answered["status"] == "answered" and answered["candidate"]
-        assert await waiting == "Yes, in every store."
-        status, body = await call(http, "POST", f"{node.url}/api/v1/alerts/nope/accept", otto)
-        assert status == 404 and body["error"]["message"] == (
-            "alert_id: 'nope' is not live on any node")
-        status, body = await call(http, "POST", f"{node.url}/api/v1/calls/c-gone/hangup", otto)
-        assert status == 404 and "call_id: 'c-gone'" in body["error"]["message"]
+    controller, node = two_nodes
+    assert node.context.remote is not None
+    node.context.remote.timeout = 1.0
+    desk = controller.context.desk
+    alert = desk.raise_alert("c-remote", "low_confidence", "Do you sell gift cards?", 0.3,
+                             waiting=True)
+    assert alert.id not in node.context.desk.alerts  # held by the controller only
+    waiting = asyncio.create_task(desk.wait_answer(alert, 10))
+    otto, olga = await token(node, http, "otto"), await token(node, http, "olga")
+    base = f"{node.url}/api/v1/alerts/{alert.id}"
+    status, body = await call(http, "POST", f"{base}/accept", otto)
+    assert (status, body["accepted_by"]) == (200, "otto") and alert.accepted_by == "otto"
+    status, body = await call(http, "POST", f"{base}/accept", olga)
+    assert status == 409 and body["error"]["message"] == (
+        f"alert_id: otto has taken alert {alert.id}")
+    async with http.ws_connect(ws_url(node, "op010", otto)) as ws:
+        await next_of(ws, "hello")
+        await ws.send_json({"type": "answer", "alert_id": alert.id,
+                            "text": "Yes, in every <b>store</b>."})
+        answered = await next_of(ws, "answered")
+    assert answered["status"] == "answered" and answered["candidate"]
+    assert await waiting == "Yes, in every store."
+    status, body = await call(http, "POST", f"{node.url}/api/v1/alerts/nope/accept", otto)
+    assert status == 404 and body["error"]["message"] == (
+        "alert_id: 'nope' is not live on any node")
+    status, body = await call(http, "POST", f"{node.url}/api/v1/calls/c-gone/hangup", otto)
+    assert status == 404 and "call_id: 'c-gone'" in body["error"]["message"]
