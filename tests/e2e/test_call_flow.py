@@ -25,7 +25,7 @@ async def test_two_questions_in_one_call_hear_the_right_answers(
     controller: Controller, caller: SyntheticCaller, dial: Dial
 ) -> None:
     report = await caller.conversation(
-        dial, ["How do I get a refund?", "Which payment methods do you accept?"])
+        dial, ["Can I get a refund?", "Which payment methods do you accept?"])
     assert report.greeting_ms is not None
     assert "assistant" in report.greeting.lower()
     refund, payment = report.turns
@@ -57,7 +57,7 @@ async def test_hangup_mid_answer_leaves_no_channel_bridge_or_task(
 ) -> None:
     async with caller.dial(dial) as line:
         await line.wait_quiet(await line.wait_voice(line.answered_at, 5) or 0)
-        spoken = await line.say("How do I get a refund?")
+        spoken = await line.say("Can I get a refund?")
         assert await line.wait_voice(spoken, 10) is not None
         await asyncio.sleep(0.5)  # hang up in the middle of the answer
     ended = await controller.until("ended")
@@ -75,7 +75,7 @@ async def test_barge_in_stops_the_answer_at_once(
 ) -> None:
     async with caller.dial(dial) as line:
         await line.wait_quiet(await line.wait_voice(line.answered_at, 5) or 0)
-        spoken = await line.say("How do I get a refund?")
+        spoken = await line.say("Can I get a refund?")
         answer = await line.wait_voice(spoken, 10)
         assert answer is not None
         interruption = await line.speech("Stop, and tell me about payment.")

@@ -57,7 +57,7 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
         # the operator hangs up: the AI is back
         await phone.hangup()
         assert (await controller.until("handed_back")).data["endpoint"] == "2001"
-        said_at = await line.say("How do I get a refund?")
+        said_at = await line.say("Can I get a refund?")
         assert (await controller.until("said")).data["intent"] == "refund"
         assert await line.wait_voice(said_at, 10) is not None
         # an operator hangs the call up from the console
