@@ -92,6 +92,12 @@ ACTIONS: dict[str, Callable[[WebContext, Claims, Body], Awaitable[Body]]] = {
     "call_handback": hand_back, "call_hangup": hang_up}
 
 
+def live_alerts(c: WebContext) -> list[Body]:
+    """This process's open alerts, then those other processes hold (through the relay)."""
+    own = [a.as_dict() for a in c.desk.open_alerts()]
+    return own + [a for a in c.feed.others.open_alerts() if a["alert_id"] not in c.desk.alerts]
+
+
 def holds(c: WebContext, args: Body) -> bool:
     if "alert_id" in args:
         return args["alert_id"] in c.desk.alerts

@@ -263,7 +263,7 @@ async def agent_query(request: web.Request) -> web.Response:
 
 # ---- HITL -------------------------------------------------------------------------
 async def alerts(request: web.Request) -> web.Response:
-    live = [a.as_dict() for a in ctx(request).desk.open_alerts()]
+    live = actions.live_alerts(ctx(request))
     return web.json_response({"total": len(live), "data": live})
 
 

@@ -95,6 +95,38 @@ def message_for(event: CallEvent) -> dict[str, Any] | None:
     return None
 
 
+class AlertMirror:
+    """Other processes' live alerts, as their relayed feed messages tell (the process that
+    raised an alert holds it; this is what a web node lists)."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, dict[str, Any]] = {}
+
+    def follow(self, message: dict[str, Any]) -> None:
+        kind, alert_id = message.get("type"), message.get("alert_id")
+        if kind == "hitl_alert" and isinstance(alert_id, str):
+            self.alerts[alert_id] = {
+                "alert_id": alert_id, "call_id": message.get("call_id", ""),
+                "reason": message.get("reason", ""), "question": message.get("question", ""),
+                "confidence": message.get("confidence"), "status": "open", "accepted_by": "",
+                "created": message.get("at"), "waiting": bool(message.get("waiting"))}
+        elif kind == "alert_update" and alert_id in self.alerts:
+            if message.get("status") == "accepted":
+                self.alerts[alert_id].update(status="accepted", accepted_by=message.get("user"))
+            else:  # answered, taken over, closed: no longer live
+                del self.alerts[alert_id]
+        elif kind == "call_ended":
+            for key in [k for k, a in self.alerts.items()
+                        if a["call_id"] == message.get("call_id")]:
+                if message.get("status") == "ended":
+                    del self.alerts[key]
+                else:  # handed to the queue: still open, nobody waits for a typed answer
+                    self.alerts[key]["waiting"] = False
+
+    def open_alerts(self) -> list[dict[str, Any]]:
+        return list(self.alerts.values())
+
+
 class EventFeed:
     def __init__(self, manager: ConnectionManager) -> None:
         self.manager = manager
@@ -106,6 +138,7 @@ class EventFeed:
         self.relay: Relay | None = None  # other processes' feeds (PostgreSQL NOTIFY)
         # actions asked of, or answered by, another process (web/actions.py): not events
         self.requests: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.others = AlertMirror()  # other processes' live alerts
 
     def follow(self, subscription: Subscription) -> None:
         """Read call events from the Stasis app's bus (before ``start``)."""
@@ -123,6 +156,7 @@ class EventFeed:
                 await self.requests(message)
             return
         message.pop("id", None)
+        self.others.follow(message)
         await self.push(message, relay=False)
 
     async def stop(self) -> None:

@@ -39,7 +39,7 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
         await ws.send_json(message)
     await ws.send_json({"type": "hello", "user": claims.user, "role": claims.role,
                         "last_id": c.feed.last_id,
-                        "alerts": [a.as_dict() for a in c.desk.open_alerts()]})
+                        "alerts": actions.live_alerts(c)})
     await c.feed.manager.connect(operator_id, ws)
     try:
         async for msg in ws:

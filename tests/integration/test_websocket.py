@@ -15,7 +15,7 @@ import pytest
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallEvent
-from smartpbx_ari.web.feed import ConnectionManager
+from smartpbx_ari.web.feed import AlertMirror, ConnectionManager
 from smartpbx_ari.web.relay import PgRelay
 from tests.fixtures.postgres import LocalPostgres
 from tests.integration.test_api import call, token
@@ -175,9 +175,12 @@ async def test_an_operator_on_another_node_acts_on_the_controllers_alert(
     assert alert.id not in node.context.desk.alerts  # held by the controller only
     waiting = asyncio.create_task(desk.wait_answer(alert, 10))
     otto, olga = await token(node, http, "otto"), await token(node, http, "olga")
+    listed = await _listed_on(node, http, otto, alert.id, "open")
+    assert (listed["question"], listed["waiting"]) == ("Do you sell gift cards?", True)
     base = f"{node.url}/api/v1/alerts/{alert.id}"
     status, body = await call(http, "POST", f"{base}/accept", otto)
     assert (status, body["accepted_by"]) == (200, "otto") and alert.accepted_by == "otto"
+    assert (await _listed_on(node, http, otto, alert.id, "accepted"))["accepted_by"] == "otto"
     status, body = await call(http, "POST", f"{base}/accept", olga)
     assert status == 409 and body["error"]["message"] == (
         f"alert_id: otto has taken alert {alert.id}")
@@ -188,8 +191,40 @@ async def test_an_operator_on_another_node_acts_on_the_controllers_alert(
         answered = await next_of(ws, "answered")
     assert answered["status"] == "answered" and answered["candidate"]
     assert await waiting == "Yes, in every store."
+    await _listed_on(node, http, otto, alert.id, None)  # answered: no longer live
     status, body = await call(http, "POST", f"{node.url}/api/v1/alerts/nope/accept", otto)
     assert status == 404 and body["error"]["message"] == (
         "alert_id: 'nope' is not live on any node")
     status, body = await call(http, "POST", f"{node.url}/api/v1/calls/c-gone/hangup", otto)
     assert status == 404 and "call_id: 'c-gone'" in body["error"]["message"]
+
+
+async def _listed_on(node: WebUnderTest, http: aiohttp.ClientSession, tok: str,
+                     alert_id: str, status: str | None) -> dict[str, Any]:
+    """The alert as ``node`` lists it once it shows ``status`` (None: once it is gone)."""
+    async with asyncio.timeout(5):
+        while True:
+            code, body = await call(http, "GET", f"{node.url}/api/v1/alerts", tok)
+            assert code == 200
+            found = {a["alert_id"]: a for a in body["data"]}.get(alert_id)
+            if (found or {}).get("status") == status or (status is None and found is None):
+                return found or {}
+            await asyncio.sleep(0.05)
+
+
+def test_other_nodes_alerts_follow_their_feed() -> None:
+    mirror = AlertMirror()
+    for n, call_id in enumerate(("c1", "c2", "c3")):
+        mirror.follow({"type": "hitl_alert", "call_id": call_id, "alert_id": f"a{n}",
+                       "question": "Gift cards?", "waiting": True, "at": 1.0})
+    mirror.follow({"type": "alert_update", "alert_id": "a0", "status": "accepted",
+                   "user": "otto"})
+    mirror.follow({"type": "call_ended", "call_id": "c2", "status": "handed_off"})
+    mirror.follow({"type": "call_ended", "call_id": "c3", "status": "ended"})
+    listed = {a["alert_id"]: a for a in mirror.open_alerts()}
+    assert set(listed) == {"a0", "a1"}
+    assert (listed["a0"]["status"], listed["a0"]["accepted_by"]) == ("accepted", "otto")
+    assert listed["a1"]["waiting"] is False  # in the queue: open, nobody waits for text
+    mirror.follow({"type": "alert_update", "alert_id": "a0", "status": "answered",
+                   "user": "otto"})
+    assert [a["alert_id"] for a in mirror.open_alerts()] == ["a1"]
