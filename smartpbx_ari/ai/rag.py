@@ -148,13 +148,12 @@ class VectorIndex:
                               for i, dist in zip(ids, distances, strict=True))
 
     def upsert(self, rows: list[Knowledge], stale: list[str]) -> None:
-        pairs = [pair for row in rows for pair in self.texts(row)]
+        items = [(i, text, row.category) for row in rows for i, text in self.texts(row)]
         if stale:
             self.collection.delete(ids=stale)
-        self.collection.upsert(ids=[i for i, _ in pairs],
-                               embeddings=self.embedder.encode([t for _, t in pairs]),
-                               metadatas=[{"category": row.category} for row in rows
-                                          for _ in self.texts(row)])
+        self.collection.upsert(ids=[i for i, _, _ in items],
+                               embeddings=self.embedder.encode([t for _, t, _ in items]),
+                               metadatas=[{"category": c} for _, _, c in items])
         self._count = None
 
     def delete(self, ids: list[str]) -> None:
@@ -255,14 +254,14 @@ class RAGEngine:
         self._rows[row.id] = row
         for index_id, text in phrasings(row):
             self.lexical.add(index_id, text)
-        self._phrasings += len(row.phrasings)
+        self._phrasings += 1 + len(row.alternates or ())
 
     def _unindex_lexical(self, knowledge_id: str) -> Knowledge | None:
         old = self._rows.pop(knowledge_id, None)
         if old is not None:
             for index_id, _text in phrasings(old):
                 self.lexical.remove(index_id)
-            self._phrasings -= len(old.phrasings)
+            self._phrasings -= 1 + len(old.alternates or ())
         return old
 
     # ---- the seed's async API -----------------------------------------------------
@@ -366,7 +365,7 @@ class RAGEngine:
         for row in rows:
             old = self._rows.get(row.id)
             if old is not None:
-                stale += [i for i, _text in phrasings(old)[len(row.phrasings):]]
+                stale += [i for i, _text in phrasings(old)[len(phrasings(row)):]]
         for index in self._vector_indexes():
             index.upsert(rows, stale)
         for row in rows:

@@ -66,11 +66,6 @@ class Knowledge(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now,
                                                  onupdate=_now)
 
-    @property
-    def phrasings(self) -> list[str]:
-        """The question, then its alternates."""
-        return [self.question, *(self.alternates or ())]
-
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "question": self.question,
                 "alternates": list(self.alternates or ()), "answer": self.answer,
