@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
-from smartpbx_ari.events import CallEvent
-from smartpbx_ari.hitl import HitlDesk
+from smartpbx_ari.events import QueueChanged
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.rules import load_rules
@@ -22,7 +24,6 @@ from smartpbx_ari.telephony.agi import AgiServer
 from smartpbx_ari.telephony.ami import AmiClient, Presence
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
-from smartpbx_ari.voice import VoiceConversation, VoiceEngine
 from smartpbx_ari.web.app import WebContext, create_app, start_site
 from smartpbx_ari.web.auth import Tokens
 from smartpbx_ari.web.relay import PgRelay
@@ -145,9 +146,9 @@ async def _start_ami(settings: Settings, secret: str, recorder: CallRecorder, ap
         if kind == "Cdr":
             recorder.cdr(fields)
         elif fields.get("Uniqueid") in app.sessions or kind.startswith("Queue"):
-            app.events.publish(CallEvent(fields.get("Uniqueid", ""), "queue", {
-                "event": kind, "queue": fields.get("Queue", ""),
-                "position": fields.get("Position", "")}))
+            app.events.publish(QueueChanged(call_id=fields.get("Uniqueid", ""), event=kind,
+                                            queue=fields.get("Queue", ""),
+                                            position=fields.get("Position", "")))
 
     client = AmiClient(settings.pbx.host, settings.pbx.ami_port, AMI_USER, secret,
                        on_event=on_event, on_presence=on_presence)

@@ -23,7 +23,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from smartpbx_ari.events import CallEvent
+from smartpbx_ari.events import (
+    AlertRaised,
+    AlertUpdated,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    HandedOff,
+    Heard,
+    Said,
+)
 from smartpbx_ari.store.db import Database, safe_url
 from smartpbx_ari.store.models import (
     AlertStatus,
@@ -32,7 +41,6 @@ from smartpbx_ari.store.models import (
     HitlAlert,
     OperatorAction,
     OperatorPresence,
-    Speaker,
     Utterance,
 )
 
@@ -100,42 +108,44 @@ class CallRecorder:
             self._cond.notify()
 
     def _records(self, event: CallEvent) -> list[Record]:
-        d, cid, at = event.data, event.call_id, event.at
-        if event.kind == "started":
-            self._seq[cid] = 0
-            return [Record("call", cid, at, {"caller": d.get("caller", ""),
-                                             "callee": d.get("exten", ""),
-                                             "language": d.get("language", "")})]
-        if event.kind == "heard":
-            start = float(d.get("start", at))
-            return [self._utterance(cid, at, d.get("speaker", Speaker.CALLER), d, start,
-                                    float(d.get("end", at)))]
-        if event.kind == "said":
-            return [self._utterance(cid, at, d.get("speaker", Speaker.AGENT), d, at, None)]
-        if event.kind == "hitl_alert":
-            return [Record("alert", cid, at, {
-                "key": d["alert_id"], "reason": d.get("reason", ""),
-                "question": d.get("question", ""), "confidence": d.get("confidence")})]
-        if event.kind == "alert_update":
-            return [Record("alert_update", cid, at, {
-                "key": d["alert_id"], "status": d["status"], "user": d.get("user", ""),
-                "answer": d.get("text")})]
-        if event.kind == "handed_off":
-            return [Record("end", cid, at, {"status": CallStatus.HANDED_OFF,
-                                            "reason": d.get("reason", "")})]
-        if event.kind == "ended":
-            self._seq.pop(cid, None)
-            return [Record("end", cid, at, {"status": CallStatus.COMPLETED,
-                                            "reason": d.get("reason", "")})]
+        cid, at = event.call_id, event.at
+        match event:
+            case CallStarted():
+                self._seq[cid] = 0
+                return [Record("call", cid, at, {"caller": event.caller, "callee": event.exten,
+                                                 "language": event.language})]
+            case Heard():
+                start = event.start if event.start is not None else at
+                end = event.end if event.end is not None else at
+                return [self._utterance(cid, at, event.speaker, event.text,
+                                        event.confidence, start, end)]
+            case Said():
+                return [self._utterance(cid, at, event.speaker, event.text,
+                                        event.confidence, at, None)]
+            case AlertRaised():
+                return [Record("alert", cid, at, {
+                    "key": event.alert_id, "reason": event.reason,
+                    "question": event.question, "confidence": event.confidence})]
+            case AlertUpdated():
+                return [Record("alert_update", cid, at, {
+                    "key": event.alert_id, "status": event.status, "user": event.user,
+                    "answer": event.text})]
+            case HandedOff():
+                return [Record("end", cid, at, {"status": CallStatus.HANDED_OFF,
+                                                "reason": event.reason})]
+            case CallEnded():
+                self._seq.pop(cid, None)
+                return [Record("end", cid, at, {"status": CallStatus.COMPLETED,
+                                                "reason": event.reason})]
         return []
 
-    def _utterance(self, cid: str, at: float, speaker: Speaker, d: dict[str, Any],
-                   start: float, end: float | None) -> Record:
+    def _utterance(self, cid: str, at: float, speaker: str, text: str,
+                   confidence: float | None, start: float, end: float | None) -> Record:
         seq = self._seq.get(cid, 0) + 1
         self._seq[cid] = seq
-        return Record("utterance", cid, at, {"seq": seq, "speaker": speaker,
-                                             "text": str(d.get("text", "")), "start": start,
-                                             "end": end, "confidence": d.get("confidence")})
+        return Record("utterance", cid, at, {"seq": seq, "speaker": speaker, "text": text,
+                                             "start": start, "end": end,
+                                             "confidence": confidence})
 
     # ---- lifecycle ----------------------------------------------------------------
     def start(self) -> CallRecorder:

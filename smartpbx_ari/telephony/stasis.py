@@ -13,12 +13,26 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from smartpbx_ari.call.control import CallNotFound
+from smartpbx_ari.call.ports import CallPort, Conversation, Pcm
 from smartpbx_ari.config import Settings
-from smartpbx_ari.events import CallEvent, EventBus
+from smartpbx_ari.events import (
+    AlertRaised,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    DtmfReceived,
+    EventBus,
+    HandedBack,
+    HandedOff,
+    TakenOver,
+    TakeoverFailed,
+)
 from smartpbx_ari.media import codecs
 from smartpbx_ari.media.endpoint import PortPool, RtpEndpoint, RtpStats
+from smartpbx_ari.media.receiver import RtpReceiver
 from smartpbx_ari.telephony.ari import AriClient, AriError
 from smartpbx_ari.telephony.ari_events import (
     AriEvent,
@@ -41,24 +55,23 @@ SETUP_TIMEOUT_S = 5.0
 
 @dataclass
 class CallMedia:
-    """What a conversation needs of its call: audio in and out, and control."""
+    """The call's :class:`CallPort`: its External Media endpoint, receiver and controls."""
 
     call_id: str
-    caller: Channel
-    endpoint: RtpEndpoint
     codec: str
+    endpoint: RtpEndpoint
+    receiver: RtpReceiver
     publish: Callable[[CallEvent], None]
     hand_off: Callable[[str], None]
     language: str = ""
     # set while an operator's phone is in the call: the AI listens (for the record) only
     operator: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def emit(self, kind: str, **data: object) -> None:
-        self.publish(CallEvent(self.call_id, kind, dict(data)))
+    async def recv(self) -> Pcm:
+        return await self.receiver.recv()
 
-
-class Conversation(Protocol):
-    async def run(self, media: CallMedia) -> None: ...
+    def send(self, packet: bytes) -> None:
+        self.endpoint.send(packet)
 
 
 ConversationFactory = Callable[[], Conversation]
@@ -67,9 +80,9 @@ ConversationFactory = Callable[[], Conversation]
 class DrainConversation:
     """No AI: consume the caller's audio (counted in the endpoint's stats)."""
 
-    async def run(self, media: CallMedia) -> None:
+    async def run(self, port: CallPort) -> None:
         while True:
-            await media.endpoint.queue.get()
+            await port.recv()
 
 
 class CallSession:
@@ -138,9 +151,11 @@ class CallSession:
         elif isinstance(event, ChannelHangupRequest | ChannelDestroyed | StasisEnd):
             if self.media is not None and self.media.operator.is_set():
                 self.media.operator.clear()
-                self.app.emit(self.call_id, "handed_back", endpoint=self.operator_endpoint)
+                self.app.publish(HandedBack(call_id=self.call_id,
+                                            endpoint=self.operator_endpoint))
             elif self.operator_endpoint:
-                self.app.emit(self.call_id, "takeover_failed", endpoint=self.operator_endpoint)
+                self.app.publish(TakeoverFailed(call_id=self.call_id,
+                                                endpoint=self.operator_endpoint))
             self.operator_endpoint = ""
 
     async def _join_operator(self) -> None:
@@ -148,7 +163,7 @@ class CallSession:
             return
         self.media.operator.set()
         await self.app.ari.add_channel(self.bridge_id, self.operator_id)
-        self.app.emit(self.call_id, "taken_over", endpoint=self.operator_endpoint)
+        self.app.publish(TakenOver(call_id=self.call_id, endpoint=self.operator_endpoint))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -156,10 +171,10 @@ class CallSession:
         task.add_done_callback(self.app._tasks.discard)
 
     def _on_dtmf(self, digit: str) -> None:
-        self.app.emit(self.call_id, "dtmf", digit=digit)
+        self.app.publish(DtmfReceived(call_id=self.call_id, digit=digit))
         if digit == "0":  # the operators see who is coming to the queue
-            self.app.emit(self.call_id, "hitl_alert", alert_id=secrets.token_hex(8),
-                          reason="dtmf_0", question="", confidence=None, waiting=False)
+            self.app.publish(AlertRaised(call_id=self.call_id, alert_id=secrets.token_hex(8),
+                                         reason="dtmf_0"))
             self.request_hand_off("caller pressed 0")
 
     def request_hand_off(self, reason: str) -> None:
@@ -174,8 +189,8 @@ class CallSession:
 
     # ---- lifecycle ----------------------------------------------------------------
     async def run(self) -> None:
-        self.app.emit(self.call_id, "started", caller=self.caller.caller_number,
-                      exten=self.caller.exten, language=self.language)
+        self.app.publish(CallStarted(call_id=self.call_id, caller=self.caller.caller_number,
+                                     exten=self.caller.exten, language=self.language))
         try:
             await asyncio.wait_for(self._setup(), SETUP_TIMEOUT_S)
             assert self.media is not None
@@ -197,7 +212,7 @@ class CallSession:
     async def _setup(self) -> None:
         ari, cfg = self.app.ari, self.app.settings.media
         await ari.answer(self.call_id)
-        self.app.emit(self.call_id, "answered")
+        self.app.publish(CallAnswered(call_id=self.call_id))
         bridge = await ari.create_bridge("mixing", name=BRIDGE_PREFIX + self.call_id)
         self.bridge_id = bridge.id
         self.port = self.app.ports.acquire()
@@ -210,7 +225,8 @@ class CallSession:
         await self.external_ready.wait()  # adding it before its StasisStart gives 422
         await ari.add_channel(bridge.id, self.call_id)
         await ari.add_channel(bridge.id, self.external_id)
-        self.media = CallMedia(self.call_id, self.caller, self.endpoint, cfg.format,
+        self.media = CallMedia(self.call_id, cfg.format, self.endpoint,
+                               RtpReceiver(self.endpoint.queue, cfg.format),
                                self.app.publish, self.request_hand_off, language=self.language)
 
     async def _teardown(self) -> None:
@@ -226,9 +242,10 @@ class CallSession:
         if self.port is not None:
             self.app.ports.release(self.port)
         await self._release_caller()
-        self.app.emit(self.call_id, "ended", reason=self.end_reason,
-                      rx_packets=self.stats.rx_packets, rx_bytes=self.stats.rx_payload_bytes,
-                      tx_packets=self.stats.tx_packets)
+        self.app.publish(CallEnded(call_id=self.call_id, reason=self.end_reason,
+                                   rx_packets=self.stats.rx_packets,
+                                   rx_bytes=self.stats.rx_payload_bytes,
+                                   tx_packets=self.stats.tx_packets))
         self.app.forget(self)
 
     async def _release_caller(self) -> None:
@@ -237,7 +254,7 @@ class CallSession:
             return
         if self.hand_off or self.app.stopping:
             await _quietly(self.app.ari.continue_in_dialplan(self.call_id))
-            self.app.emit(self.call_id, "handed_off", reason=self.end_reason)
+            self.app.publish(HandedOff(call_id=self.call_id, reason=self.end_reason))
         else:
             await _quietly(self.app.ari.hangup(self.call_id))
 
@@ -257,9 +274,6 @@ class StasisApp:
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
 
-    def emit(self, call_id: str, kind: str, **data: object) -> None:
-        self.publish(CallEvent(call_id, kind, dict(data)))
-
     def publish(self, event: CallEvent) -> None:
         log.info("%s", event.line())
         for sink in self.sinks:
@@ -274,19 +288,19 @@ class StasisApp:
         caller and silence the AI (it keeps transcribing for the record)."""
         session = self.sessions.get(call_id)
         if session is None:
-            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+            raise CallNotFound(call_id)
         await session.take_over(endpoint)
 
     async def hand_back(self, call_id: str) -> None:
         session = self.sessions.get(call_id)
         if session is None:
-            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+            raise CallNotFound(call_id)
         await session.hand_back()
 
     async def hang_up(self, call_id: str) -> None:
         session = self.sessions.get(call_id)
         if session is None:
-            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+            raise CallNotFound(call_id)
         session.finish("an operator hung up")
 
     def active_tasks(self) -> list[asyncio.Task[None]]:

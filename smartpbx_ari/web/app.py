@@ -18,9 +18,9 @@ from aiohttp import web
 
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.hitl import DeskError, HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.errors import UserFacingError
-from smartpbx_ari.hitl import DeskError, HitlDesk
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.telephony.ami import Presence

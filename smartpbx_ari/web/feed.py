@@ -12,7 +12,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from smartpbx_ari.events import CallEvent, Subscription
+from smartpbx_ari.events import (
+    AlertRaised,
+    AlertUpdated,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    HandedOff,
+    Heard,
+    OperatorLeg,
+    QueueChanged,
+    Said,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 REPLAY = 2000  # messages kept for reconnecting operators
@@ -66,32 +78,33 @@ class ConnectionManager:
 
 
 def message_for(event: CallEvent) -> dict[str, Any] | None:
-    d, base = event.data, {"call_id": event.call_id, "at": event.at}
-    if event.kind == "started":
-        return {"type": "call_started", **base, "caller": d.get("caller", ""),
-                "exten": d.get("exten", ""), "language": d.get("language", "")}
-    if event.kind == "heard":
-        return {"type": "transcript", **base, "speaker": d.get("speaker", "caller"),
-                "text": d.get("text", ""), "confidence": d.get("confidence")}
-    if event.kind == "said":
-        return {"type": "transcript", **base, "speaker": d.get("speaker", "agent"),
-                "text": d.get("text", ""), "confidence": d.get("confidence"),
-                "intent": d.get("intent", "")}
-    if event.kind in ("ended", "handed_off"):
-        return {"type": "call_ended", **base, "reason": d.get("reason", ""),
-                "status": "handed_off" if event.kind == "handed_off" else "ended"}
-    if event.kind == "hitl_alert":
-        return {"type": "hitl_alert", **base, "alert_id": d["alert_id"],
-                "reason": d.get("reason", ""), "question": d.get("question", ""),
-                "confidence": d.get("confidence"), "waiting": d.get("waiting", False)}
-    if event.kind == "alert_update":
-        return {"type": "alert_update", **base, "alert_id": d["alert_id"],
-                "status": d["status"], "user": d.get("user", "")}
-    if event.kind in ("taken_over", "handed_back", "takeover_failed"):
-        return {"type": event.kind, **base, "endpoint": d.get("endpoint", "")}
-    if event.kind == "queue":
-        return {"type": "queue", **base, "event": d.get("event", ""),
-                "queue": d.get("queue", "")}
+    """The console's message for a call event (None: the console does not show it)."""
+    base = {"call_id": event.call_id, "at": event.at}
+    match event:
+        case CallStarted():
+            return {"type": "call_started", **base, "caller": event.caller,
+                    "exten": event.exten, "language": event.language}
+        case Heard():
+            return {"type": "transcript", **base, "speaker": event.speaker,
+                    "text": event.text, "confidence": event.confidence}
+        case Said():
+            return {"type": "transcript", **base, "speaker": event.speaker,
+                    "text": event.text, "confidence": event.confidence,
+                    "intent": event.intent}
+        case CallEnded() | HandedOff():
+            return {"type": "call_ended", **base, "reason": event.reason,
+                    "status": event.kind.value}
+        case AlertRaised():
+            return {"type": "hitl_alert", **base, "alert_id": event.alert_id,
+                    "reason": event.reason, "question": event.question,
+                    "confidence": event.confidence, "waiting": event.waiting}
+        case AlertUpdated():
+            return {"type": "alert_update", **base, "alert_id": event.alert_id,
+                    "status": event.status, "user": event.user}
+        case OperatorLeg():
+            return {"type": event.kind.value, **base, "endpoint": event.endpoint}
+        case QueueChanged():
+            return {"type": "queue", **base, "event": event.event, "queue": event.queue}
     return None
 
 

@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEvent, Subscription
@@ -18,7 +21,8 @@ from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.stasis import StasisApp
-from smartpbx_ari.voice import VoiceConversation, VoiceEngine
+
+E = TypeVar("E", bound=CallEvent)
 
 
 @dataclass
@@ -27,11 +31,11 @@ class Controller:
     events: Subscription
     engine: VoiceEngine
 
-    async def until(self, kind: str, timeout: float = 20.0) -> CallEvent:
+    async def until(self, kind: type[E], timeout: float = 20.0) -> E:
         async with asyncio.timeout(timeout):
             while True:
                 event = await self.events.next(timeout)
-                if event.kind == kind:
+                if isinstance(event, kind):
                     return event
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from smartpbx_ari.events import BargedIn, CallEnded, CallStarted, HandedOff, Heard, Said
 from smartpbx_ari.media.turn import rms
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.caller import VOICE_RMS, Dial, SyntheticCaller
@@ -33,7 +34,7 @@ async def test_two_questions_in_one_call_hear_the_right_answers(
     assert "refund" in refund.heard.lower()
     assert "payment method" in refund.heard.lower()
     assert "card" in payment.heard.lower()
-    heard = [(await controller.until("said")).data["intent"] for _ in range(2)]
+    heard = [(await controller.until(Said)).intent for _ in range(2)]
     assert heard == ["refund", "payment"]
 
 
@@ -41,15 +42,15 @@ async def test_pressing_zero_hands_the_caller_to_the_operators_queue(
     controller: Controller, caller: SyntheticCaller, dial: Dial, ari: AriClient
 ) -> None:
     async with caller.dial(dial) as line:
-        started = await controller.until("started")
+        started = await controller.until(CallStarted)
         await line.wait_voice(line.answered_at, 5)
         await line.call.send_dtmf("0")
-        handed = await controller.until("handed_off")
-        assert handed.data["reason"] == "caller pressed 0"
+        handed = await controller.until(HandedOff)
+        assert handed.reason == "caller pressed 0"
         await asyncio.sleep(0.5)
         channel = await ari.channel(started.call_id)
         assert channel.app_name == "Queue"  # the dialplan took it on, not silence
-    await controller.until("ended")
+    await controller.until(CallEnded)
 
 
 async def test_hangup_mid_answer_leaves_no_channel_bridge_or_task(
@@ -60,8 +61,8 @@ async def test_hangup_mid_answer_leaves_no_channel_bridge_or_task(
         spoken = await line.say("Can I get a refund?")
         assert await line.wait_voice(spoken, 10) is not None
         await asyncio.sleep(0.5)  # hang up in the middle of the answer
-    ended = await controller.until("ended")
-    assert ended.data["reason"] == "caller hung up"
+    ended = await controller.until(CallEnded)
+    assert ended.reason == "caller hung up"
     await asyncio.sleep(0.2)
     assert controller.app.active_tasks() == []
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("call:")]
@@ -82,14 +83,14 @@ async def test_barge_in_stops_the_answer_at_once(
         await asyncio.sleep(1.0)
         interrupt_at = time.monotonic()
         await line.play(interruption)
-        barge = await controller.until("barge_in", 5)
+        barge = await controller.until(BargedIn, 5)
         assert barge.call_id
         last_voice = max(t for t, pcm in line.call.rtp.received
                          if interrupt_at <= t < interrupt_at + 1.0 and _loud(pcm))
         stopped_ms = (last_voice - interrupt_at) * 1000
         assert stopped_ms <= 150, f"answer went on {stopped_ms:.0f} ms into the caller's speech"
-        heard = await controller.until("heard")  # the interruption is the next turn
-        assert "payment" in str(heard.data["text"]).lower()
+        heard = await controller.until(Heard)  # the interruption is the next turn
+        assert "payment" in heard.text.lower()
 
 
 async def test_sipp_third_party_call_receives_answer_audio(
@@ -103,10 +104,10 @@ async def test_sipp_third_party_call_receives_answer_audio(
     sipp = asyncio.create_task(asyncio.to_thread(
         run_rtp_stream_call, audio_dir, "1000", wav, password,
         pause_ms=5000, stream_ms=wav_frames(wav) // 8, tail_ms=7000))
-    started = await controller.until("started")
-    heard = await controller.until("heard", 20)
-    said = await controller.until("said", 20)
-    assert said.data["intent"] == "payment", (heard.data, said.data)
+    started = await controller.until(CallStarted)
+    heard = await controller.until(Heard, 20)
+    said = await controller.until(Said, 20)
+    assert said.intent == "payment", (heard, said)
     before = await _tx_packets(ari, started.call_id)
     await asyncio.sleep(2.0)
     after = await _tx_packets(ari, started.call_id)
@@ -127,13 +128,13 @@ async def test_asking_for_a_person_hands_the_call_over(
     controller: Controller, caller: SyntheticCaller, dial: Dial, ari: AriClient
 ) -> None:
     async with caller.dial(dial) as line:
-        started = await controller.until("started")
+        started = await controller.until(CallStarted)
         await line.wait_quiet(await line.wait_voice(line.answered_at, 5) or 0)
         await line.say("I want to talk to a person.")
-        said = await controller.until("said")
-        assert said.data["intent"] == "human_request" and said.data["hitl"] is True
-        handed = await controller.until("handed_off")
-        assert handed.data["reason"] == "caller asked for a person"
+        said = await controller.until(Said)
+        assert said.intent == "human_request" and said.hitl is True
+        handed = await controller.until(HandedOff)
+        assert handed.reason == "caller asked for a person"
         await asyncio.sleep(0.5)
         assert (await ari.channel(started.call_id)).app_name == "Queue"
 

@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 
 from smartpbx_ari.config import Settings
+from smartpbx_ari.events import CallStarted
 from smartpbx_ari.telephony.agi import AgiServer
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
@@ -38,8 +39,8 @@ async def test_language_by_dialled_number_reaches_the_stasis_app(
 ) -> None:
     rules.append(Rule("language", "1000", "ko"))
     async with caller.dial(dial):
-        started = await controller.until("started")
-    assert started.data["language"] == "ko"
+        started = await controller.until(CallStarted)
+    assert started.language == "ko"
 
 
 async def test_a_blocked_number_is_refused(
@@ -84,6 +85,6 @@ async def test_with_the_agi_server_down_the_call_still_reaches_the_ai(
     with socket.socket() as probe:  # nothing listens on the AGI port
         assert probe.connect_ex((settings.agi.host, settings.agi.port)) != 0
     async with caller.dial(dial) as line:
-        started = await controller.until("started")
+        started = await controller.until(CallStarted)
         assert await line.wait_voice(line.answered_at, 5) is not None  # the greeting
-    assert started.data["language"] == ""
+    assert started.language == ""

@@ -11,6 +11,7 @@ import pytest
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
+from smartpbx_ari.events import CallEnded, CallStarted, HandedBack, Heard, Said, TakenOver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.telephony.ari import AriError
 from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
@@ -27,13 +28,13 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
     server = (settings.pbx.host, settings.pbx.sip_port)
     async with SipPhone.register(server, "2001", credentials.operator_password) as phone, \
             caller.dial(dial) as line:
-        started = await controller.until("started")
+        started = await controller.until(CallStarted)
         await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
         await controller.app.take_over(started.call_id, "2001")
         with pytest.raises(AriError, match="has the call already"):
             await controller.app.take_over(started.call_id, "2002")
         answered = await phone.incoming(15)
-        assert (await controller.until("taken_over")).data["endpoint"] == "2001"
+        assert (await controller.until(TakenOver)).endpoint == "2001"
         # the operator speaks; the caller hears the operator
         speech = await caller.tts.synthesize("Hello, this is Anna from the shop.")
         rate = answered.rtp.codec.sample_rate
@@ -46,21 +47,21 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
         # the caller speaks: transcribed for the record (the bridge mixes both voices),
         # never answered by the AI
         await line.say("Thank you Anna.")
-        heard = await controller.until("heard")
-        assert heard.data["speaker"] == "call"
+        heard = await controller.until(Heard)
+        assert heard.speaker == "call"
         await asyncio.sleep(1.5)
         later = []
         while not controller.events.queue.empty():
             later.append(controller.events.queue.get_nowait())
-        assert {e.kind for e in later} <= {"heard"}  # no "said": the AI stayed quiet
-        assert {e.data["speaker"] for e in later} <= {"call"}
+        # no "said": the AI stayed quiet
+        assert all(isinstance(e, Heard) and e.speaker == "call" for e in later), later
         # the operator hangs up: the AI is back
         await phone.hangup()
-        assert (await controller.until("handed_back")).data["endpoint"] == "2001"
+        assert (await controller.until(HandedBack)).endpoint == "2001"
         said_at = await line.say("Can I get a refund?")
-        assert (await controller.until("said")).data["intent"] == "refund"
+        assert (await controller.until(Said)).intent == "refund"
         assert await line.wait_voice(said_at, 10) is not None
         # an operator hangs the call up from the console
         await controller.app.hang_up(started.call_id)
-        assert (await controller.until("ended")).data["reason"] == "an operator hung up"
+        assert (await controller.until(CallEnded)).reason == "an operator hung up"
         await asyncio.wait_for(line.call.ended.wait(), 5)  # the caller got a BYE

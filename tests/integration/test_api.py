@@ -16,7 +16,7 @@ import pytest
 
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
-from smartpbx_ari.events import CallEvent
+from smartpbx_ari.events import CallStarted, Heard, Said
 from smartpbx_ari.web.api import ROUTES
 from tests.web_app import PASSWORD, WebUnderTest, make_engine, running_web
 
@@ -92,11 +92,11 @@ async def test_roles(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
 async def test_calls_list_detail_and_not_found(web: WebUnderTest,
                                                http: aiohttp.ClientSession) -> None:
     t0 = time.time()
-    for event in [CallEvent("c-api", "started", {"caller": "1001", "exten": "1000"}, t0),
-                  CallEvent("c-api", "heard", {"text": "Where is my parcel?", "confidence": 0.9,
-                                               "start": t0 + 1, "end": t0 + 2}, t0 + 2.4),
-                  CallEvent("c-api", "said", {"text": "Track it online.", "confidence": 0.8,
-                                              "intent": "delivery_tracking"}, t0 + 2.9)]:
+    for event in [CallStarted(call_id="c-api", at=t0, caller="1001", exten="1000"),
+                  Heard(call_id="c-api", at=t0 + 2.4, text="Where is my parcel?",
+                        confidence=0.9, start=t0 + 1, end=t0 + 2),
+                  Said(call_id="c-api", at=t0 + 2.9, text="Track it online.", confidence=0.8,
+                       intent="delivery_tracking")]:
         web.publish(event)
     assert web.context.recorder is not None and web.context.recorder.flush(10)
     tok = await token(web, http, "vic")
@@ -165,7 +165,7 @@ async def test_agent_query(web: WebUnderTest, http: aiohttp.ClientSession) -> No
 
 async def test_an_operator_answer_reaches_the_waiting_caller_and_becomes_a_candidate(
         web: WebUnderTest, http: aiohttp.ClientSession) -> None:
-    web.publish(CallEvent("c-hitl", "started", {"caller": "1002", "exten": "1000"}))
+    web.publish(CallStarted(call_id="c-hitl", caller="1002", exten="1000"))
     alert = web.context.desk.raise_alert("c-hitl", "low_confidence",
                                          "Do you sell gift cards?", 0.3, waiting=True)
     waiting = asyncio.create_task(web.context.desk.wait_answer(alert, 10))

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from smartpbx_ari.events import CallEvent
+from smartpbx_ari.events import (
+    AlertRaised,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    HandedOff,
+    Heard,
+    Said,
+)
 from smartpbx_ari.store import migrate
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call, HitlAlert, Utterance
@@ -21,21 +29,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.db]
 
 def _call_events(call_id: str, t0: float) -> list[CallEvent]:
     return [
-        CallEvent(call_id, "started", {"caller": "1001", "exten": "1000"}, t0),
-        CallEvent(call_id, "heard", {"text": "How do I get a refund?", "confidence": 0.91,
-                                     "start": t0 + 1.0, "end": t0 + 2.5}, t0 + 2.9),
-        CallEvent(call_id, "said", {"text": "Refunds take five days.", "confidence": 0.8,
-                                    "intent": "refund", "hitl": False}, t0 + 3.0),
-        CallEvent(call_id, "heard", {"text": "What is the weather?", "confidence": 0.88,
-                                     "start": t0 + 5.0, "end": t0 + 6.0}, t0 + 6.4),
-        CallEvent(call_id, "said", {"text": "Let me find a colleague.", "confidence": 0.2,
-                                    "intent": "other", "hitl": True,
-                                    "question": "What is the weather?"}, t0 + 6.5),
-        CallEvent(call_id, "hitl_alert", {"alert_id": f"{call_id}-a1", "reason":
-                                          "low_confidence", "question": "What is the weather?",
-                                          "confidence": 0.2, "waiting": True}, t0 + 6.5),
-        CallEvent(call_id, "handed_off", {"reason": "caller asked for a person"}, t0 + 8.0),
-        CallEvent(call_id, "ended", {"reason": "caller asked for a person"}, t0 + 8.1),
+        CallStarted(call_id=call_id, at=t0, caller="1001", exten="1000"),
+        Heard(call_id=call_id, at=t0 + 2.9, text="How do I get a refund?", confidence=0.91,
+              start=t0 + 1.0, end=t0 + 2.5),
+        Said(call_id=call_id, at=t0 + 3.0, text="Refunds take five days.", confidence=0.8,
+             intent="refund"),
+        Heard(call_id=call_id, at=t0 + 6.4, text="What is the weather?", confidence=0.88,
+              start=t0 + 5.0, end=t0 + 6.0),
+        Said(call_id=call_id, at=t0 + 6.5, text="Let me find a colleague.", confidence=0.2,
+             intent="other", hitl=True, question="What is the weather?"),
+        AlertRaised(call_id=call_id, at=t0 + 6.5, alert_id=f"{call_id}-a1",
+                    reason="low_confidence", question="What is the weather?", confidence=0.2,
+                    waiting=True),
+        HandedOff(call_id=call_id, at=t0 + 8.0, reason="caller asked for a person"),
+        CallEnded(call_id=call_id, at=t0 + 8.1, reason="caller asked for a person"),
     ]
 
 
@@ -115,5 +122,5 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them() -> None:
     db = Database("postgresql+psycopg://nobody:x@127.0.0.1:1/none")
     recorder = CallRecorder(db, buffer_limit=100)  # not started: nothing drains it
     for n in range(150):
-        recorder.record(CallEvent("call-4", "heard", {"text": f"turn {n}"}))
+        recorder.record(Heard(call_id="call-4", text=f"turn {n}"))
     assert (recorder.pending, recorder.dropped) == (100, 50)

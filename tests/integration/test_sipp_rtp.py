@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
-from smartpbx_ari.events import CallEvent, Subscription
+from smartpbx_ari.events import CallEnded, CallEvent, CallStarted, Subscription
 from smartpbx_ari.media import codecs
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
@@ -21,11 +22,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SAMPLES_PER_8K_FRAME = 160  # SIPp streams the 8 kHz WAV in 20 ms frames
 
+E = TypeVar("E", bound=CallEvent)
 
-async def _until(sub: Subscription, kind: str, timeout: float = 20.0) -> CallEvent:
+
+async def _until(sub: Subscription, kind: type[E], timeout: float = 20.0) -> E:
     while True:
         event = await sub.next(timeout)
-        if event.kind == kind:
+        if isinstance(event, kind):
             return event
 
 
@@ -44,16 +47,16 @@ async def test_sipp_call_reaches_stasis_and_audio_arrives_as_rtp(
             run_rtp_stream_call, audio_dir, "1000", wav, credentials.caller_password,
             pause_ms=1000, stream_ms=samples // 8, tail_ms=600)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        started = await _until(sub, "started")
-        assert started.data["exten"] == "1000"
-        assert started.data["caller"] == "caller"
-        ended = await _until(sub, "ended")
+        started = await _until(sub, CallStarted)
+        assert started.exten == "1000"
+        assert started.caller == "caller"
+        ended = await _until(sub, CallEnded)
         assert ended.call_id == started.call_id
         # RTP carries whole 20 ms frames (the last, partial one padded), each re-encoded
         # by Asterisk into the External Media format.
         frame_bytes = codecs.codec(settings.media.format).frame_bytes
         expected = -(-samples // SAMPLES_PER_8K_FRAME) * frame_bytes
-        assert abs(int(ended.data["rx_bytes"]) - expected) <= frame_bytes, (ended.data, expected)
+        assert abs(ended.rx_bytes - expected) <= frame_bytes, (ended, expected)
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):

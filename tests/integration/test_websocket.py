@@ -14,7 +14,7 @@ import pytest
 
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
-from smartpbx_ari.events import CallEvent
+from smartpbx_ari.events import CallEnded, CallStarted, Heard
 from smartpbx_ari.web.feed import AlertMirror, ConnectionManager
 from smartpbx_ari.web.relay import PgRelay
 from tests.fixtures.postgres import LocalPostgres
@@ -72,8 +72,8 @@ async def test_hitl_alert_broadcast_and_transcripts(web: WebUnderTest,
             http.ws_connect(ws_url(web, "op002", olga)) as ws2:
         await next_of(ws1, "hello")
         await next_of(ws2, "hello")
-        web.publish(CallEvent("c-ws", "started", {"caller": "1003", "exten": "1000"}))
-        web.publish(CallEvent("c-ws", "heard", {"text": "신제품 있나요?", "confidence": 0.9}))
+        web.publish(CallStarted(call_id="c-ws", caller="1003", exten="1000"))
+        web.publish(Heard(call_id="c-ws", text="신제품 있나요?", confidence=0.9))
         alert = web.context.desk.raise_alert("c-ws", "low_confidence", "신제품 있나요?", 0.25,
                                              waiting=True)
         for ws in (ws1, ws2):
@@ -94,11 +94,11 @@ async def test_websocket_reconnection_replays_what_was_missed(
     tok = await token(web, http, "vic")
     async with http.ws_connect(ws_url(web, "op003", tok)) as ws:
         hello = await next_of(ws, "hello")
-        web.publish(CallEvent("c-re", "started", {"caller": "1004", "exten": "1000"}))
+        web.publish(CallStarted(call_id="c-re", caller="1004", exten="1000"))
         seen = (await next_of(ws, "call_started"))["id"]
     # offline: two events happen
-    web.publish(CallEvent("c-re", "heard", {"text": "Hello?", "confidence": 0.8}))
-    web.publish(CallEvent("c-re", "ended", {"reason": "caller hung up"}))
+    web.publish(Heard(call_id="c-re", text="Hello?", confidence=0.8))
+    web.publish(CallEnded(call_id="c-re", reason="caller hung up"))
     await asyncio.sleep(0.2)
     async with http.ws_connect(ws_url(web, "op003", tok, since=seen)) as ws:
         missed = [await ws.receive_json() for _ in range(2)]
@@ -151,7 +151,7 @@ async def test_two_processes_share_live_events_through_postgres(
     tok = await token(node, http, "otto")
     async with http.ws_connect(ws_url(node, "op009", tok)) as ws:
         await next_of(ws, "hello")
-        controller.publish(CallEvent("c-relay", "started", {"caller": "1005"}))
+        controller.publish(CallStarted(call_id="c-relay", caller="1005"))
         alert = controller.context.desk.raise_alert("c-relay", "low_confidence",
                                                     "배송비 얼마예요?", 0.3)
         started = await next_of(ws, "call_started")

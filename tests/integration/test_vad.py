@@ -11,7 +11,7 @@ import pytest
 
 from smartpbx_ari.media.vad import WINDOW, SileroVad, StreamingVad, VadWindow, shared_session
 
-pytestmark = [pytest.mark.unit, pytest.mark.ai]
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
 SENTENCE = "Hello, I would like to book an appointment for next Tuesday afternoon, please."
 

@@ -1,8 +1,9 @@
 """The HITL desk: live alerts, who took them, and an operator's typed answer on its way
 to a caller who is still with the AI.
 
-Every alert is a ``hitl_alert`` call event (so the record and the operators' feed see
-it); the desk follows the events it is given (``observe``) and keeps the live ones.
+Every alert is an ``AlertRaised`` call event (so the record and the operators' feed see
+it); the desk follows the events it is given (``observe``: alerts raised elsewhere, e.g.
+the caller pressing 0, and the call's end) and keeps the live ones.
 A low-confidence turn waits here (``wait_answer``) for an operator's text; an alert whose
 caller went to the queue (pressed 0, asked for a person, nobody answered in time) can
 still be accepted but not answered by text.
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smartpbx_ari.errors import UserFacingError
-from smartpbx_ari.events import CallEvent
+from smartpbx_ari.events import AlertRaised, AlertUpdated, CallEnded, CallEvent, HandedOff
 
 MAX_ANSWER = 1000
 KEEP_S = 3600.0  # finished alerts stay live this long
@@ -64,9 +65,9 @@ class HitlDesk:
         self.alerts[alert.id] = alert
         if waiting:  # an answer may come while the holding phrase still plays
             self._answers[alert.id] = asyncio.get_running_loop().create_future()
-        self.publish(CallEvent(call_id, "hitl_alert", {
-            "alert_id": alert.id, "reason": reason, "question": question,
-            "confidence": confidence, "waiting": waiting}, alert.created))
+        self.publish(AlertRaised(call_id=call_id, at=alert.created, alert_id=alert.id,
+                                 reason=reason, question=question, confidence=confidence,
+                                 waiting=waiting))
         return alert
 
     async def wait_answer(self, alert: Alert, timeout: float) -> str | None:
@@ -87,22 +88,26 @@ class HitlDesk:
 
     def observe(self, event: CallEvent) -> None:
         """Follow the call events (a sink of the Stasis app)."""
-        d = event.data
-        if event.kind == "hitl_alert" and d["alert_id"] not in self.alerts:
-            self.alerts[d["alert_id"]] = Alert(
-                d["alert_id"], event.call_id, d.get("reason", ""), d.get("question", ""),
-                d.get("confidence"), waiting=bool(d.get("waiting")), created=event.at)
-        elif event.kind in ("ended", "handed_off"):
-            for alert in self.for_call(event.call_id):
-                alert.waiting = False
-                future = self._answers.get(alert.id)
-                if future is not None and not future.done():
-                    future.cancel()
-            if event.kind == "ended":
-                for alert in self.for_call(event.call_id):
-                    if alert.status in ("open", "accepted"):
-                        self._update(alert, "closed", alert.accepted_by or "")
-                self._prune(event.at - KEEP_S)
+        match event:
+            case AlertRaised() if event.alert_id not in self.alerts:
+                self.alerts[event.alert_id] = Alert(
+                    event.alert_id, event.call_id, event.reason, event.question,
+                    event.confidence, waiting=event.waiting, created=event.at)
+            case HandedOff() | CallEnded():
+                self._stop_waiting(event.call_id)
+                if isinstance(event, CallEnded):
+                    for alert in self.for_call(event.call_id):
+                        if alert.status in ("open", "accepted"):
+                            self._update(alert, "closed", alert.accepted_by or "")
+                    self._prune(event.at - KEEP_S)
+
+    def _stop_waiting(self, call_id: str) -> None:
+        """The call left the AI: nobody waits for a typed answer any more."""
+        for alert in self.for_call(call_id):
+            alert.waiting = False
+            future = self._answers.get(alert.id)
+            if future is not None and not future.done():
+                future.cancel()
 
     def _prune(self, before: float) -> None:
         """Forget finished alerts older than ``before`` (the database keeps them)."""
@@ -155,9 +160,9 @@ class HitlDesk:
         self._update(alert, "taken_over", user)
         return alert
 
-    def _update(self, alert: Alert, status: str, user: str, **extra: object) -> None:
+    def _update(self, alert: Alert, status: str, user: str, text: str | None = None) -> None:
         alert.status, alert.accepted_by = status, user
         if status != "accepted":
             alert.waiting = False
-        self.publish(CallEvent(alert.call_id, "alert_update", {
-            "alert_id": alert.id, "status": status, "user": user, **extra}))
+        self.publish(AlertUpdated(call_id=alert.call_id, alert_id=alert.id, status=status,
+                                  user=user, text=text))

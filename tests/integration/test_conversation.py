@@ -1,4 +1,5 @@
-"""The voice loop at its narrow seams: a fake STT/TTS, real VAD and turn taking.
+"""The voice loop at its narrow seams: a fake STT/TTS and call port, the real Silero VAD,
+espeak-ng speech, real turn taking.
 
 A failing stage must not end the call: the caller hears an apology, the next turn works.
 """
@@ -6,7 +7,9 @@ A failing stage must not end the call: the caller hears an apology, the next tur
 from __future__ import annotations
 
 import asyncio
+import collections
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +18,15 @@ import pytest
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
+from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.config import load_settings
-from smartpbx_ari.events import CallEvent
+from smartpbx_ari.events import CallEvent, Said, StageFailed
 from smartpbx_ari.media import codecs
-from smartpbx_ari.media.endpoint import RtpEndpoint
 from smartpbx_ari.media.rtp import RtpPacket
-from smartpbx_ari.telephony.ari_events import Channel
-from smartpbx_ari.telephony.stasis import CallMedia
-from smartpbx_ari.voice import VoiceConversation, VoiceEngine
 from tests.fixtures.audio import read_pcm16, speak_wav
 
-pytestmark = [pytest.mark.unit, pytest.mark.ai]
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
 TONE = (3000 * np.sin(2 * np.pi * 440 * np.arange(3200) / 16000)).astype(np.int16)
 
 
@@ -80,36 +81,55 @@ def _speech(tmp_path: Path) -> np.ndarray:
     return np.frombuffer(data, "<i2").astype(np.int16)
 
 
+@dataclass
+class FakePort:
+    """A call's port of plain lists: 20 ms mu-law frames in, RTP datagrams out."""
+
+    frames: collections.deque[np.ndarray]
+    expect: int  # "said" and "error" events to wait for
+    call_id: str = "c1"
+    codec: str = "ulaw"
+    language: str = ""
+    operator: asyncio.Event = field(default_factory=asyncio.Event)
+    events: list[CallEvent] = field(default_factory=list)
+    sent: list[bytes] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def recv(self) -> np.ndarray:
+        if self.frames:
+            return self.frames.popleft()
+        await asyncio.sleep(0.02)  # the caller is silent
+        return np.zeros(160, np.int16)
+
+    def send(self, packet: bytes) -> None:
+        self.sent.append(packet)
+
+    def publish(self, event: CallEvent) -> None:
+        self.events.append(event)
+        if sum(isinstance(e, Said | StageFailed) for e in self.events) >= self.expect:
+            self.done.set()
+
+    def hand_off(self, reason: str) -> None:
+        raise AssertionError(f"unexpected hand-off: {reason}")
+
+
 async def _run_call(engine: VoiceEngine, speech: np.ndarray, turns: int,
                     expect: int) -> list[CallEvent]:
-    events: list[CallEvent] = []
-    endpoint = RtpEndpoint(codecs.codec("ulaw").payload_type, 1000, "127.0.0.1")
-    sent: list[bytes] = []
-    endpoint.send = sent.append  # type: ignore[method-assign]
-    media = CallMedia("c1", Channel(id="c1"), endpoint, "ulaw", events.append, lambda r: None)
     silence = np.zeros(8000, np.int16)
     audio = np.concatenate([silence, *([speech, silence, silence] * turns)])
-    for n, start in enumerate(range(0, len(audio) - 159, 160)):
-        payload = codecs.ulaw_encode(audio[start : start + 160])
-        endpoint.queue.put_nowait(RtpPacket(payload_type=0, sequence_number=n,
-                                            timestamp=n * 160, payload=payload))
-    done = asyncio.Event()
-
-    def publish(event: CallEvent) -> None:
-        events.append(event)
-        if sum(e.kind in ("said", "error") for e in events) >= expect:
-            done.set()
-
-    media.publish = publish
-    talk = asyncio.create_task(VoiceConversation(engine).run(media))
+    frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
+                               for i in range(0, len(audio) - 159, 160))
+    port = FakePort(frames, expect)
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
     async with asyncio.timeout(20):
-        await done.wait()
+        await port.done.wait()
     await asyncio.sleep(0.3)
     talk.cancel()
     with pytest.raises(asyncio.CancelledError):
         await talk
-    assert sent, "nothing was played"
-    return events
+    assert port.sent, "nothing was played"
+    assert RtpPacket.parse(port.sent[0]).payload_type == 0  # mu-law, as the call's codec
+    return port.events
 
 
 async def test_stt_failure_becomes_an_apology_and_the_next_turn_works(tmp_path: Path) -> None:
@@ -118,8 +138,8 @@ async def test_stt_failure_becomes_an_apology_and_the_next_turn_works(tmp_path: 
     events = await _run_call(_engine(stt, FakeTts()), _speech(tmp_path), turns=2, expect=2)
     kinds = [e.kind for e in events if e.kind in ("error", "heard", "said")]
     assert kinds == ["error", "heard", "said"]
-    assert events[[e.kind for e in events].index("error")].data["code"] == "stt-failed"
-    assert next(e for e in events if e.kind == "said").data["intent"] == "refund"
+    assert next(e for e in events if isinstance(e, StageFailed)).code == "stt-failed"
+    assert next(e for e in events if isinstance(e, Said)).intent == "refund"
 
 
 async def test_tts_failure_is_spoken_as_an_apology(tmp_path: Path) -> None:
@@ -127,8 +147,8 @@ async def test_tts_failure_is_spoken_as_an_apology(tmp_path: Path) -> None:
     stt = FakeStt([question])
     events = await _run_call(_engine(stt, FakeTts(fail_on="Refunds")), _speech(tmp_path),
                              turns=1, expect=2)
-    errors = [e for e in events if e.kind == "error"]
-    assert [e.data["code"] for e in errors] == ["tts-failed"]
+    errors = [e for e in events if isinstance(e, StageFailed)]
+    assert [e.code for e in errors] == ["tts-failed"]
 
 
 class PhrasingResponder:
@@ -149,9 +169,9 @@ async def test_a_streamed_rephrasing_is_spoken_sentence_by_sentence(tmp_path: Pa
     engine = _engine(FakeStt([Transcript("How do I get a refund?", 0.9, 2.0, 0.3)]), tts)
     engine.responder = PhrasingResponder()
     events = await _run_call(engine, _speech(tmp_path), turns=1, expect=1)
-    said = next(e for e in events if e.kind == "said")
-    assert said.data["phrased"] is True
-    assert said.data["text"] == "Refunds are paid within five working days."  # the record
+    said = next(e for e in events if isinstance(e, Said))
+    assert said.phrased is True
+    assert said.text == "Refunds are paid within five working days."  # the record
     assert tts.spoken == ["We refund you in five days.", "It goes back to your card."]
 
 

@@ -13,7 +13,7 @@ from smartpbx_ari.ai.tts import TextToSpeech, split_sentences
 from smartpbx_ari.config import TtsSettings
 from smartpbx_ari.media.turn import rms
 
-pytestmark = [pytest.mark.unit, pytest.mark.ai]
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
 
 def test_split_sentences() -> None:

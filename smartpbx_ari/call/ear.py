@@ -1,0 +1,178 @@
+"""Per-call listening, sans-IO: the caller's PCM frames and our playback's state in,
+decisions out (hold, resume or stop our playback; start, drop or finish a transcript).
+
+``Ear.hear(pcm, playback)`` scores the VAD, takes turns and decides barge-in, and returns
+what to do; it starts no task and touches no player, so it is tested like
+``TurnDetector``: frames in, a list of events out. The conversation acts on them.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from smartpbx_ari.config import TurnSettings
+from smartpbx_ari.media.resample import Resampler
+from smartpbx_ari.media.turn import (
+    BargeInDetector,
+    SpeechEnded,
+    SpeechStarted,
+    TurnDetector,
+    TurnEvent,
+    UtteranceTooShort,
+    rms,
+)
+from smartpbx_ari.media.vad import VadWindow
+
+Pcm = npt.NDArray[np.int16]
+RATE = 16000  # VAD, STT and TTS work at 16 kHz
+PREROLL_S = 0.3
+FRAME_S = 0.02
+# A hold is cheap and undone in HOLD_MAX_S, so it trusts the line's echo cancellation
+# (residual echo ~16 dB down); stopping needs the VAD *and* 6 dB (BargeInDetector's
+# echo_ratio, the ITU-T G.168 hybrid minimum), so our own echo can pause us, never cut us.
+HOLD_ECHO_RATIO = 0.15
+HOLD_RMS = 400.0  # a caller this loud (well above line noise) holds our playback ...
+HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
+
+
+class Vad(Protocol):
+    def process(self, chunk: Pcm) -> list[VadWindow]: ...
+
+
+@dataclass(frozen=True)
+class Playback:
+    """What we are sending the caller right now."""
+
+    playing: bool = False
+    held: bool = False
+    level: float = 0.0  # rms of our last few frames sent: the echo reference
+
+
+@dataclass(frozen=True)
+class HoldPlayback:
+    """The caller is loud over our answer: pause it while the VAD decides."""
+
+
+@dataclass(frozen=True)
+class ResumePlayback:
+    """A cough or a click: go on talking."""
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    """The caller talks over our answer: stop it."""
+
+
+@dataclass(frozen=True)
+class StartTranscript:
+    """Eager: the caller paused long enough that transcribing may start now."""
+
+    audio: Pcm
+
+
+@dataclass(frozen=True)
+class DropTranscript:
+    """The caller went on (or the utterance was too short): the eager transcript is moot."""
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """The caller's turn is over: answer it (with the eager transcript, if one runs)."""
+
+    audio: Pcm
+
+
+EarEvent = HoldPlayback | ResumePlayback | BargeIn | StartTranscript | DropTranscript | TurnEnded
+
+
+class Ear:
+    def __init__(self, settings: TurnSettings, vad: Vad, rate: int = RATE) -> None:
+        t = settings
+        self.vad = vad
+        self.turn = TurnDetector(t.start_speech_ms / 1000, t.end_silence_ms / 1000,
+                                 t.min_utterance_ms / 1000, t.max_utterance_ms / 1000)
+        self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
+        self.eager_s = t.eager_silence_ms / 1000
+        self.up = Resampler(rate, RATE) if rate != RATE else None
+        self.recent: collections.deque[Pcm] = collections.deque(maxlen=int(PREROLL_S / FRAME_S))
+        self.capture: list[Pcm] | None = None
+        self.silence_s = 0.0
+        self.held_s = 0.0
+        self.eager = False  # a StartTranscript is out for the current utterance
+
+    def hear(self, pcm: Pcm, playback: Playback) -> list[EarEvent]:
+        """One frame of the caller's audio (at the codec's rate)."""
+        if self.up is not None:
+            pcm = self.up.process(pcm)
+        self.recent.append(pcm)
+        if self.capture is not None:
+            self.capture.append(pcm)
+        level = rms(pcm)
+        out: list[EarEvent] = []
+        for window in self.vad.process(pcm):
+            speech, playback = self._gate(window.duration_s, window.is_speech, level,
+                                          playback, out)
+            self._track_silence(window.duration_s, speech, out)
+            for event in self.turn.process(window.duration_s, speech):
+                self._on_turn(event, out)
+        return out
+
+    def _gate(self, seconds: float, is_speech: bool, level: float, playback: Playback,
+              out: list[EarEvent]) -> tuple[bool, Playback]:
+        """While we talk, only a confirmed barge-in counts as the caller's speech.
+
+        The echo gate (the caller louder than half our own recent playback) keeps our
+        voice, echoed back by the line, from interrupting us. Silero is slow on unvoiced
+        onsets ("s", "t"), so a loud line first *holds* the answer at once and the VAD
+        then stops it or lets it go on. Returns the speech decision and the playback
+        state after what was decided."""
+        if not playback.playing:
+            self.barge.reset()
+            self.held_s = 0.0
+            return is_speech, playback
+        if not playback.held and level >= max(HOLD_RMS, playback.level * HOLD_ECHO_RATIO):
+            out.append(HoldPlayback())  # loud: pause now, the VAD decides within HOLD_MAX_S
+            playback = Playback(playback.playing, True, playback.level)
+        if self.barge.process(seconds, is_speech, level, playback.level):
+            out.append(BargeIn())
+        elif playback.held:
+            self.held_s += seconds
+            if self.held_s >= HOLD_MAX_S:  # a cough or a click: go on talking
+                self.held_s = 0.0
+                out.append(ResumePlayback())
+                playback = Playback(playback.playing, False, playback.level)
+        return is_speech and self.barge.triggered, playback
+
+    def _track_silence(self, seconds: float, speech: bool, out: list[EarEvent]) -> None:
+        if not self.turn.in_speech:
+            return
+        if speech:
+            self.silence_s = 0.0
+            self._drop_eager(out)
+            return
+        self.silence_s += seconds
+        if not self.eager and self.silence_s >= self.eager_s and self.capture:
+            self.eager = True
+            out.append(StartTranscript(np.concatenate(self.capture)))
+
+    def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
+        if isinstance(event, SpeechStarted):
+            self.capture = list(self.recent)
+            self.silence_s = 0.0
+        elif isinstance(event, SpeechEnded):
+            audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)
+            out.append(TurnEnded(audio))
+            self.eager, self.capture = False, None
+        elif isinstance(event, UtteranceTooShort):
+            self._drop_eager(out)
+            self.capture = None
+
+    def _drop_eager(self, out: list[EarEvent]) -> None:
+        if self.eager:
+            out.append(DropTranscript())
+            self.eager = False

@@ -1,0 +1,53 @@
+"""The models every call shares (loaded once): STT, TTS, the responder, the VAD, and the
+greetings and apologies already spoken, by call language."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from smartpbx_ari.ai.responder import Responder
+from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.call.ear import RATE, Pcm
+from smartpbx_ari.call.hitl import HitlDesk
+from smartpbx_ari.config import Settings
+from smartpbx_ari.media.vad import SileroVad, StreamingVad
+
+
+@dataclass
+class VoiceEngine:
+    settings: Settings
+    stt: SpeechToText
+    tts: TextToSpeech
+    responder: Responder
+    greeting: Pcm
+    apology: Pcm
+    desk: HitlDesk | None = None  # without one, an unsure answer hands the call over at once
+    # other languages' greeting and apology, by call language (routing)
+    greetings: dict[str, Pcm] = field(default_factory=dict)
+    apologies: dict[str, Pcm] = field(default_factory=dict)
+
+    def greeting_for(self, language: str) -> Pcm:
+        return self.greetings.get(language.split("-")[0], self.greeting)
+
+    def apology_for(self, language: str) -> Pcm:
+        return self.apologies.get(language.split("-")[0], self.apology)
+
+    def vad(self) -> StreamingVad:
+        """A call's own VAD state over the shared Silero session."""
+        return StreamingVad(SileroVad(self.settings.turn.vad_threshold))
+
+    @classmethod
+    async def load(cls, settings: Settings, responder: Responder,
+                   desk: HitlDesk | None = None) -> VoiceEngine:
+        loop = asyncio.get_running_loop()
+        stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
+        tts = TextToSpeech(settings.tts, RATE)
+        await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
+        greeting = await tts.synthesize(settings.agent.greeting)
+        apology = await tts.synthesize(settings.agent.apology)
+        korean = tts.voice_for("ko")
+        return cls(settings, stt, tts, responder, greeting, apology, desk,
+                   {"ko": await tts.synthesize(settings.agent.greeting_ko, korean)},
+                   {"ko": await tts.synthesize(settings.agent.apology_ko, korean)})

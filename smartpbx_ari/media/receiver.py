@@ -1,0 +1,56 @@
+"""One call's inbound audio: RTP packets in (the endpoint's bounded queue), 20 ms PCM out.
+
+The receiver owns reordering (jitter buffer), decoding and silence fill, in the shape of
+aiortc's ``RTCRtpReceiver`` -> ``MediaStreamTrack.recv()``: ``await recv()`` gives the
+next frame of the caller's audio. A pause in the caller's RTP (DTX, or a peer that sends
+nothing while silent) comes out as silence, or a turn would never end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import numpy as np
+import numpy.typing as npt
+
+from . import codecs
+from .jitter import JitterBuffer, JitterStats
+from .rtp import RtpPacket
+
+Pcm = npt.NDArray[np.int16]
+FRAME_S = 0.02
+SILENCE_FILL_S = 0.06  # a gap this long in the caller's RTP is heard as silence
+
+
+class RtpReceiver:
+    def __init__(self, packets: asyncio.Queue[RtpPacket], codec_name: str, depth: int = 3,
+                 silence_fill_s: float = SILENCE_FILL_S) -> None:
+        self.codec = codecs.codec(codec_name)
+        self._packets = packets
+        self._jitter = JitterBuffer(depth)
+        self._decode = codecs.decoder(codec_name)
+        self._silence = np.zeros(self.codec.samples_per_frame, np.int16)
+        self._fill_s = silence_fill_s
+        self._fill_frames = max(1, round(silence_fill_s / FRAME_S))
+        self._ready: deque[Pcm] = deque()
+
+    @property
+    def stats(self) -> JitterStats:
+        return self._jitter.stats
+
+    async def recv(self) -> Pcm:
+        """The next frame of the caller's audio (returns at once while frames are ready)."""
+        while not self._ready:
+            await self._refill()
+        return self._ready.popleft()
+
+    async def _refill(self) -> None:
+        try:
+            async with asyncio.timeout(self._fill_s):
+                packet = await self._packets.get()
+        except TimeoutError:
+            self._ready.extend(self._decode(p.payload) for p in self._jitter.flush())
+            self._ready.extend([self._silence] * self._fill_frames)
+            return
+        self._ready.extend(self._decode(p.payload) for p in self._jitter.push(packet))

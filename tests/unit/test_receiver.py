@@ -1,0 +1,61 @@
+"""The RTP receiver: packets in any order in, the caller's audio in order out, silence
+when the caller's RTP pauses."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.media import codecs
+from smartpbx_ari.media.receiver import RtpReceiver
+from smartpbx_ari.media.rtp import RtpPacket
+
+pytestmark = pytest.mark.unit
+
+
+def _packet(seq: int, level: int) -> RtpPacket:
+    pcm = np.full(160, level, np.int16)
+    return RtpPacket(payload_type=0, sequence_number=seq, timestamp=seq * 160,
+                     payload=codecs.ulaw_encode(pcm))
+
+
+async def test_reordered_packets_come_out_in_order() -> None:
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    for seq in (0, 2, 1, 3, 4):
+        queue.put_nowait(_packet(seq, 100 * (seq + 1)))
+    receiver = RtpReceiver(queue, "ulaw", depth=3)
+    levels = [int(np.median(await receiver.recv())) for _ in range(5)]
+    assert levels == sorted(levels) and len(set(levels)) == 5
+    assert receiver.stats.reordered == 1
+
+
+async def test_a_pause_in_the_rtp_is_heard_as_silence() -> None:
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    receiver = RtpReceiver(queue, "ulaw", silence_fill_s=0.04)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    frame = await receiver.recv()
+    assert loop.time() - t0 >= 0.035
+    assert frame.shape == (160,) and not frame.any()
+    assert not (await receiver.recv()).any()  # 40 ms of silence: two frames
+
+
+async def test_a_held_packet_is_flushed_when_the_rtp_pauses() -> None:
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    queue.put_nowait(_packet(10, 500))
+    queue.put_nowait(_packet(12, 700))  # 11 missing: 12 waits in the jitter buffer
+    receiver = RtpReceiver(queue, "ulaw", depth=3, silence_fill_s=0.02)
+    heard = [int(np.median(await receiver.recv())) for _ in range(3)]
+    assert heard[0] > 0 and heard[1] > heard[0] and heard[2] == 0
+
+
+async def test_wideband_frames_are_decoded_at_16_khz() -> None:
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    g722 = codecs.codec("g722")
+    payload = codecs.encoder("g722")(np.zeros(g722.samples_per_frame, np.int16))
+    queue.put_nowait(RtpPacket(payload_type=9, sequence_number=1, timestamp=0,
+                               payload=payload))
+    receiver = RtpReceiver(queue, "g722")
+    assert (await receiver.recv()).shape == (320,)
