@@ -59,7 +59,8 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
         await phone.hangup()
         assert (await controller.until(HandedBack)).endpoint == "2001"
         said_at = await line.say("Can I get a refund?")
-        assert (await controller.until(Said)).intent == "refund"
+        said = await controller.until(Said)
+        assert said.intent == "refund", said  # shows what was heard
         assert await line.wait_voice(said_at, 10) is not None
         # an operator hangs the call up from the console
         await controller.app.hang_up(started.call_id)
