@@ -27,7 +27,8 @@ import yaml
 
 from smartpbx_ari.ai.agent import SEPARATING_SIMILARITY
 from smartpbx_ari.ai.knowledge_io import import_file
-from smartpbx_ari.ai.rag import CANDIDATES, RAGEngine, expand_query
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.retrieval import CANDIDATES, expand_query
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.kb_cli import demo_path
 
@@ -107,10 +108,11 @@ def scale(engine: RAGEngine, sizes: list[int], filler: str,
             korean = q in by_lang["ko"]
             _timed(parts["search"], engine.search_hits, q, 5)
             parts["search_ko" if korean else "search_en"].append(parts["search"][-1])
-            _timed(parts["dense"], engine.dense.query, q, 5 * CANDIDATES)
-            if korean and engine.multilingual:
-                _timed(parts["multilingual"], engine.multilingual.query, q, 5 * CANDIDATES)
-            _timed(parts["lexical"], engine.lexical.search, expand_query(q, engine.lexicon),
+            indexes = engine.retriever
+            _timed(parts["dense"], indexes.dense.query, q, 5 * CANDIDATES)
+            if korean and indexes.multilingual:
+                _timed(parts["multilingual"], indexes.multilingual.query, q, 5 * CANDIDATES)
+            _timed(parts["lexical"], indexes.lexical.search, expand_query(q, indexes.lexicon),
                    5 * CANDIDATES)
         out[str(size)] = {name: _percentiles(times) for name, times in parts.items() if times}
     return out

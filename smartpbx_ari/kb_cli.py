@@ -47,7 +47,12 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.phrase or settings.agent.llm_phrasing:
         phraser = Phraser(settings.agent.llm_model, settings.cache_dir)
     agent = AIAgentService(RAGEngine.open(settings), settings.agent, phraser=phraser)
-    result = asyncio.run(agent.process_query(args.query, args.session))
+
+    async def ask() -> dict[str, object]:
+        reply = await agent.respond(args.query, args.session)
+        return (await reply.written()).as_dict()
+
+    result = asyncio.run(ask())
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -83,7 +88,7 @@ def run_kb(args: argparse.Namespace, settings: Settings) -> int:
                       f"       {h['answer']}")
         return 0
     if args.kb_action == "reindex":
-        drift = engine.check_drift()
+        drift = engine.retriever.check_drift()
         print(f"kb: {len(drift[0])} missing from the index, {len(drift[1])} stale in it")
         print(f"kb: reindexed {engine.reindex()} entries")
         return 0
@@ -93,13 +98,14 @@ def run_kb(args: argparse.Namespace, settings: Settings) -> int:
 def _review(engine: object, args: argparse.Namespace) -> int:
     from smartpbx_ari.ai import learning
     from smartpbx_ari.ai.rag import RAGEngine
+    from smartpbx_ari.store.knowledge import pending_entries
 
     assert isinstance(engine, RAGEngine)
     if args.kb_action == "export":
-        for row in engine.approved():
+        for row in engine.retriever.approved():
             print(json.dumps(row.as_dict(), ensure_ascii=False))
     elif args.kb_action == "review":
-        for row in learning.pending(engine):
+        for row in pending_entries(engine.db):
             print(f"{row.id}  [{row.category}] {row.question}\n    -> {row.answer}")
     elif args.kb_action == "approve":
         outcome = learning.approve(engine, args.id)

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import yaml
 
+from smartpbx_ari.ai.language import base_language, written_language
 from smartpbx_ari.ai.lexical import Bm25Index
 from smartpbx_ari.ai.llm import Phraser
-from smartpbx_ari.ai.rag import RAGEngine, expand_query, validate_question
+from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.responder import Reply
+from smartpbx_ari.ai.retrieval import Hit, expand_query
 from smartpbx_ari.config import AgentSettings
 from smartpbx_ari.data import read_text
+from smartpbx_ari.store.knowledge import validate_question
 
 SEPARATING_SIMILARITY = 0.43  # from scripts/bench_rag.py, on the dev set
 SLOPE = 1.6  # similarity 0.68 and above -> confidence 1.0
@@ -79,70 +81,64 @@ class Session:
 
 
 class AIAgentService:
+    """The :class:`~smartpbx_ari.ai.responder.Responder` of calls, the REST route and the CLI."""
+
     def __init__(self, rag: RAGEngine, settings: AgentSettings,
                  intents: dict[str, list[str]] | None = None,
                  phraser: Phraser | None = None) -> None:
         self.rag, self.settings, self.phraser = rag, settings, phraser
-        self.intents = IntentClassifier(intents or load_intents(settings.intents), rag.lexicon)
+        self.retriever = rag.retriever
+        self.intents = IntentClassifier(intents or load_intents(settings.intents),
+                                        self.retriever.lexicon)
         self.sessions: dict[str, Session] = {}
 
-    async def process_query(self, query: str, session_id: str) -> dict[str, Any]:
-        result = await asyncio.to_thread(self.process_sync, query, session_id)
-        if self.phraser is not None and result["sources"]:
-            result["response"] = await self.phraser.phrase(
-                result["response"], self.settings.llm_budget_ms / 1000)
-        return result
+    async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
+        """One turn (:meth:`answer` in a thread); with a phraser, a grounded answer also
+        comes as ``speech``, the LLM's rephrasing sentence by sentence."""
+        reply = await asyncio.to_thread(self.answer, text, session_id, language)
+        if self.phraser is None or not reply.sources:
+            return reply
+        return replace(reply, speech=self.phraser.sentences(
+            reply.text, self.settings.llm_budget_ms / 1000))
 
-    def process_sync(self, query: str, session_id: str, language: str = "") -> dict[str, Any]:
-        """One turn. ``language``: the call's (routing), which also keeps the knowledge
-        to that language; without it the question's script decides the holding phrase."""
+    def answer(self, query: str, session_id: str, language: str = "") -> Reply:
+        """Blocking: one turn. ``language``: the call's (routing), which also keeps the
+        knowledge to that language; without it the question's script decides the
+        holding phrase."""
         text = validate_question(query, "query")
-        only = language.split("-")[0].lower()
+        only = base_language(language)
         if only not in HOLDING:
             only = ""
-        spoken = only or ("ko" if any("\uac00" <= c <= "\ud7a3" for c in text) else "en")
+        spoken = only or written_language(text)
         intent, _ = self.intents.classify(text)
-        result = self._answer(text, spoken, intent, session_id, only)
+        reply = self._answer(text, spoken, intent, session_id, only)
         self.sessions.setdefault(session_id, Session()).turns.append(
-            Turn(text, result["response"], tuple(result["sources"])))
-        return result
+            Turn(text, reply.text, reply.sources))
+        return reply
 
     def _answer(self, text: str, language: str, intent: str, session_id: str,
-                only: str) -> dict[str, Any]:
+                only: str) -> Reply:
         if intent == "human_request":
             return self._hand_over(language, intent, 1.0)
-        hits = self.rag.search_hits(text, top_k=3, language=only)
+        hits = self.retriever.search(text, top_k=3, language=only)
         if not hits or calibrate(hits[0].similarity) < self.settings.min_confidence:
             hits = self._with_context(text, session_id, only) or hits
         confidence = calibrate(hits[0].similarity) if hits else 0.0
         if confidence < self.settings.min_confidence:
             return self._hand_over(language, intent, confidence)
         top = hits[0]
-        return {"response": top.answer, "confidence": round(confidence, 3),
-                "intent": CATEGORY_INTENTS.get(top.category, intent),
-                "hitl_triggered": False, "sources": [top.id]}
+        return Reply(top.answer, round(confidence, 3),
+                     CATEGORY_INTENTS.get(top.category, intent), sources=(top.id,))
 
-    def _with_context(self, text: str, session_id: str, only: str) -> list[Any]:
+    def _with_context(self, text: str, session_id: str, only: str) -> list[Hit]:
         """A follow-up ("how many days do I have?") is read with the last question."""
         session = self.sessions.get(session_id)
         if session is None or not session.turns or len(text.split()) > FOLLOW_UP_WORDS:
             return []
         last = session.turns[-1]
-        hits = self.rag.search_hits(f"{last.question} {text}", top_k=3, language=only)
+        hits = self.retriever.search(f"{last.question} {text}", top_k=3, language=only)
         return [h for h in hits if calibrate(h.similarity) >= self.settings.min_confidence]
 
     @staticmethod
-    def _hand_over(language: str, intent: str, confidence: float) -> dict[str, Any]:
-        return {"response": HOLDING[language], "confidence": round(confidence, 3),
-                "intent": intent, "hitl_triggered": True, "sources": []}
-
-    async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
-        """The voice loop's Responder seam."""
-        result = await asyncio.to_thread(self.process_sync, text, session_id, language)
-        speech = None
-        if self.phraser is not None and result["sources"]:
-            speech = self.phraser.sentences(result["response"],
-                                            self.settings.llm_budget_ms / 1000)
-        return Reply(result["response"], result["confidence"], result["intent"],
-                     hitl=result["hitl_triggered"], sources=tuple(result["sources"]),
-                     speech=speech)
+    def _hand_over(language: str, intent: str, confidence: float) -> Reply:
+        return Reply(HOLDING[language], round(confidence, 3), intent, hitl=True)

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from smartpbx_ari.ai.rag import KnowledgeError, RAGEngine
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.store.knowledge import KnowledgeError, find_id, has_entry
 
 Row = tuple[int, dict[str, Any] | str]  # (line, fields) or (line, why it is unreadable)
 
@@ -94,8 +95,8 @@ def import_file(engine: RAGEngine, path: Path,
 def _import_row(engine: RAGEngine, row: dict[str, Any], line: int,
                 report: ImportReport) -> None:
     given = str(row.get("id") or "")
-    existing = (given if given and engine.has(given) else None) or engine.find_id(
-        str(row.get("question", "")))
+    existing = (given if given and has_entry(engine.db, given) else None) or find_id(
+        engine.db, str(row.get("question", "")))
     try:
         engine.upsert_sync({**row, "id": given or existing})
     except (KnowledgeError, ValueError) as err:

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from smartpbx_ari.ai.lexical import Bm25Index
-from smartpbx_ari.ai.rag import MAX_ALTERNATES, KnowledgeError, RAGEngine, validate_question
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.store.knowledge import (
+    MAX_ALTERNATES,
+    KnowledgeError,
+    get_entry,
+    pending_entries,
+    validate_question,
+)
 from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatus
 
 DUPLICATE = 0.75  # fused similarity (or lexical score among candidates) that means "same"
@@ -19,15 +24,6 @@ DUPLICATE = 0.75  # fused similarity (or lexical score among candidates) that me
 class Outcome:
     id: str
     merged_into: str | None = None  # set when a near duplicate absorbed it
-
-
-def pending(engine: RAGEngine) -> list[Knowledge]:
-    with engine.db.session() as session:
-        rows = session.scalars(select(Knowledge).where(
-            Knowledge.status == KnowledgeStatus.PENDING).order_by(Knowledge.created_at)).all()
-        for row in rows:
-            session.expunge(row)
-    return list(rows)
 
 
 def file_candidate(engine: RAGEngine, question: str, answer: str,
@@ -44,7 +40,7 @@ def file_candidate(engine: RAGEngine, question: str, answer: str,
 
 def _pending_twin(engine: RAGEngine, question: str) -> str | None:
     index = Bm25Index()
-    for row in pending(engine):
+    for row in pending_entries(engine.db):
         index.add(row.id, row.question)
     hits = index.search(question, top_k=1)
     return hits[0][0] if hits and hits[0][1] >= DUPLICATE else None
@@ -57,7 +53,7 @@ def approve(engine: RAGEngine, knowledge_id: str) -> Outcome:
     hits = engine.search_hits(row.question, top_k=1)
     if hits and hits[0].similarity >= DUPLICATE:
         target = hits[0].id
-        known = engine.entry(target)
+        known = engine.retriever.entry(target)
         alternates = [*(known.alternates or ()), row.question] if known else []
         engine.upsert_sync({**_fields(row), "id": target, "question": hits[0].question,
                             "alternates": alternates[-MAX_ALTERNATES:],
@@ -75,10 +71,7 @@ def reject(engine: RAGEngine, knowledge_id: str) -> None:
 
 
 def _candidate(engine: RAGEngine, knowledge_id: str) -> Knowledge:
-    with engine.db.session() as session:
-        row = session.get(Knowledge, knowledge_id)
-        if row is not None:
-            session.expunge(row)
+    row = get_entry(engine.db, knowledge_id)
     if row is None or row.status != KnowledgeStatus.PENDING:
         raise KnowledgeError(f"id: no pending candidate {knowledge_id!r}")
     return row

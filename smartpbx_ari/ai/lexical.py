@@ -28,6 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from smartpbx_ari.ai.language import is_hangul
+
 _WORD = re.compile(r"\w+")
 NGRAMS = (2, 3, 4)
 # Question frames that carry no topic: without them "회원 탈퇴는 어떻게 하나요?" no
@@ -42,7 +44,6 @@ could would will how what when which who where it this that with at please there
 # "환불", "택배". Longest first; a stem keeps at least two syllables.
 PARTICLES = sorted("은 는 이 가 을 를 에 에서 에게 으로 로 도 만 까지 부터 의 와 과 랑 이랑 "
                    "한테 께서 이나 나 요".split(), key=len, reverse=True)
-_HANGUL_END = re.compile("[\uac00-\ud7a3]$")
 PENDING_LIMIT = 256  # changes kept out of the matrix before a compaction
 SMALL = 5000  # below this many entries, compact at every change
 
@@ -62,7 +63,7 @@ def ngrams(text: str) -> Counter[str]:
 
 
 def strip_particle(word: str) -> str:
-    if not _HANGUL_END.search(word):
+    if not is_hangul(word[-1:]):
         return word
     for particle in PARTICLES:
         if word.endswith(particle) and len(word) - len(particle) >= 2:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import numpy.typing as npt
 
+from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.config import TtsSettings
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.media.resample import resample
@@ -44,7 +45,7 @@ class TextToSpeech:
     def voice_for(self, language: str) -> str:
         """The espeak-ng voice of a call's language (from the routing rules): the
         configured voice for English or no language, else the language's own voice."""
-        if not language or language.split("-")[0] == self.settings.voice.split("-")[0]:
+        if not language or base_language(language) == base_language(self.settings.voice):
             return self.settings.voice
         return language.lower()
 

@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 
+from smartpbx_ari.ai.language import is_language_tag
 from smartpbx_ari.errors import UserFacingError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KINDS = ("block", "vip", "hours", "language")
 _HOURS = re.compile(r"^\s*([a-z,\-]+)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$",
                     re.IGNORECASE)
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2})?$")
 _PATTERN = re.compile(r"^[\w+*?#\[\]\-.@]{1,64}$")  # numbers; SIP users are words
 
 
@@ -86,7 +86,7 @@ def validate_rule(kind: str, pattern: str, value: str) -> Rule:
         raise RuleError(f"pattern: {pattern!r} is not a number, a SIP user or a pattern")
     if kind == "hours":
         parse_hours(value)
-    if kind == "language" and not _LANGUAGE.match(value):
+    if kind == "language" and not is_language_tag(value):
         raise RuleError(f"value: {value!r} is not a language code (en, ko, en-US)")
     return Rule(kind, pattern, value)
 

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from smartpbx_ari.ai import learning
-from smartpbx_ari.ai.rag import KnowledgeError
+from smartpbx_ari.store.knowledge import KnowledgeError
 from smartpbx_ari.store.users import get_user
 from smartpbx_ari.web.app import Telephony, WebContext, error_for
 from smartpbx_ari.web.auth import Claims

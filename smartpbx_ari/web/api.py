@@ -14,15 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from smartpbx_ari.ai import learning
 from smartpbx_ari.store.calls import CallFilter, get_call, list_calls
+from smartpbx_ari.store.knowledge import entry_dict, list_entries
 from smartpbx_ari.store.models import (
     Call,
     HitlAlert,
-    Knowledge,
-    KnowledgeStatus,
     OperatorAction,
     RoutingRule,
     Utterance,
@@ -168,22 +167,6 @@ def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, An
     return out
 
 
-def _load_knowledge(c: WebContext, knowledge_id: str) -> dict[str, str] | None:
-    with c.db.session() as session:
-        row = session.get(Knowledge, knowledge_id)
-        return row.as_dict() if row is not None else None
-
-
-def _list_knowledge(c: WebContext, status: str, limit: int, offset: int
-                    ) -> tuple[int, list[dict[str, str]]]:
-    query = select(Knowledge).where(Knowledge.status == KnowledgeStatus(status))
-    with c.db.session() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Knowledge.created_at.desc(), Knowledge.id)
-                               .limit(limit).offset(offset)).all()
-        return int(total), [r.as_dict() for r in rows]
-
-
 async def knowledge(request: web.Request) -> web.Response:
     c = ctx(request)
     query = request.query.get("query", "").strip()
@@ -200,7 +183,7 @@ async def knowledge(request: web.Request) -> web.Response:
     if status not in ("approved", "pending"):
         raise web.HTTPBadRequest(text="status: approved or pending")
     limit, offset = _page(request)
-    total, rows = await asyncio.to_thread(_list_knowledge, c, status, limit, offset)
+    total, rows = await asyncio.to_thread(list_entries, c.db, status, limit, offset)
     return web.json_response({"total": total, "data": rows})
 
 
@@ -209,11 +192,11 @@ async def knowledge_create(request: web.Request) -> web.Response:
     body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS, ("question", "answer")))
     knowledge_id = await c.rag.upsert(body)
     c.audit(claims_of(request), "knowledge_create", knowledge=knowledge_id)
-    return web.json_response(await asyncio.to_thread(_load_knowledge, c, knowledge_id), status=201)
+    return web.json_response(await asyncio.to_thread(entry_dict, c.db, knowledge_id), status=201)
 
 
 async def knowledge_get(request: web.Request) -> web.Response:
-    row = await asyncio.to_thread(_load_knowledge, ctx(request), request.match_info["id"])
+    row = await asyncio.to_thread(entry_dict, ctx(request).db, request.match_info["id"])
     if row is None:
         raise web.HTTPNotFound(text="id: no such entry")
     return web.json_response(row)
@@ -222,13 +205,13 @@ async def knowledge_get(request: web.Request) -> web.Response:
 async def knowledge_update(request: web.Request) -> web.Response:
     c = ctx(request)
     knowledge_id = request.match_info["id"]
-    current = await asyncio.to_thread(_load_knowledge, c, knowledge_id)
+    current = await asyncio.to_thread(entry_dict, c.db, knowledge_id)
     if current is None:
         raise web.HTTPNotFound(text="id: no such entry")
     body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS), partial=True)
     await c.rag.upsert({**current, **body, "id": knowledge_id})
     c.audit(claims_of(request), "knowledge_update", knowledge=knowledge_id)
-    return web.json_response(await asyncio.to_thread(_load_knowledge, c, knowledge_id))
+    return web.json_response(await asyncio.to_thread(entry_dict, c.db, knowledge_id))
 
 
 async def knowledge_delete(request: web.Request) -> web.Response:
@@ -258,7 +241,8 @@ async def knowledge_reject(request: web.Request) -> web.Response:
 async def agent_query(request: web.Request) -> web.Response:
     body = await read_json(request, {"query": str, "session_id": str}, ("query",))
     session = body.get("session_id") or f"api-{claims_of(request).user}"
-    return web.json_response(await ctx(request).agent.process_query(body["query"], session))
+    reply = await ctx(request).agent.respond(body["query"], session)
+    return web.json_response((await reply.written()).as_dict())
 
 
 # ---- HITL -------------------------------------------------------------------------

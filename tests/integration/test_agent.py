@@ -3,11 +3,14 @@ an invention; intents in English and Korean; per-session memory; bad input."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from smartpbx_ari.ai.agent import HOLDING, SEPARATING_SIMILARITY, AIAgentService, calibrate
-from smartpbx_ari.ai.rag import KnowledgeError, RAGEngine
+from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
+from smartpbx_ari.store.knowledge import KnowledgeError
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
@@ -17,9 +20,14 @@ def agent(engine: RAGEngine, kb_settings: Settings) -> AIAgentService:
     return AIAgentService(engine, kb_settings.agent)
 
 
-async def test_process_query_returns_the_seed_dict(agent: AIAgentService,
-                                                   engine: RAGEngine) -> None:
-    result = await agent.process_query("How do I get a refund?", "s1")
+async def ask(agent: AIAgentService, query: str, session_id: str) -> dict[str, Any]:
+    """The seed's ``process_query`` dict, as the REST route makes it."""
+    return (await agent.respond(query, session_id)).as_dict()
+
+
+async def test_a_reply_as_a_dict_is_the_seed_dict(agent: AIAgentService,
+                                                  engine: RAGEngine) -> None:
+    result = await ask(agent, "How do I get a refund?", "s1")
     assert set(result) == {"response", "confidence", "intent", "hitl_triggered", "sources"}
     assert result["intent"] == "refund" and not result["hitl_triggered"]
     assert result["confidence"] >= 0.6
@@ -29,13 +37,13 @@ async def test_process_query_returns_the_seed_dict(agent: AIAgentService,
 
 @pytest.mark.parametrize("query", ["I want to talk to a person", "상담원 연결해 주세요"])
 async def test_asking_for_a_human_hands_over(agent: AIAgentService, query: str) -> None:
-    result = await agent.process_query(query, "s2")
+    result = await ask(agent, query, "s2")
     assert result["intent"] == "human_request" and result["hitl_triggered"]
 
 
 async def test_out_of_domain_is_handed_over(agent: AIAgentService) -> None:
-    await agent.process_query("How do I get a refund?", "s3")
-    result = await agent.process_query("What is the capital of France?", "s3")
+    await ask(agent, "How do I get a refund?", "s3")
+    result = await ask(agent, "What is the capital of France?", "s3")
     assert result["hitl_triggered"] and result["confidence"] < 0.6
     assert result["sources"] == []
 
@@ -47,7 +55,7 @@ async def test_out_of_domain_is_handed_over(agent: AIAgentService) -> None:
 ])
 async def test_instructions_in_a_question_change_no_rule(agent: AIAgentService,
                                                          engine: RAGEngine, query: str) -> None:
-    result = await agent.process_query(query, f"inject-{hash(query)}")
+    result = await ask(agent, query, f"inject-{hash(query)}")
     stored = {h.answer for h in engine.search_hits(query, top_k=len(engine))}
     if result["hitl_triggered"]:
         assert result["sources"] == []
@@ -68,7 +76,7 @@ async def test_a_korean_call_gets_korean_knowledge_and_a_korean_holding_phrase(
 
 
 async def test_korean_answer(agent: AIAgentService) -> None:
-    result = await agent.process_query("환불 받고 싶어요", "s4")
+    result = await ask(agent, "환불 받고 싶어요", "s4")
     assert not result["hitl_triggered"] and "환불" in result["response"]
 
 
@@ -80,18 +88,18 @@ async def test_korean_answer(agent: AIAgentService) -> None:
 async def test_a_follow_up_is_read_with_the_previous_question(
     agent: AIAgentService, first: str, follow_up: str, expected: str
 ) -> None:
-    alone = await agent.process_query(follow_up, f"fresh-{expected}")
+    alone = await ask(agent, follow_up, f"fresh-{expected}")
     assert alone["hitl_triggered"]  # on its own the follow-up means nothing
-    await agent.process_query(first, f"call-{expected}")
-    result = await agent.process_query(follow_up, f"call-{expected}")
+    await ask(agent, first, f"call-{expected}")
+    result = await ask(agent, follow_up, f"call-{expected}")
     assert result["sources"] == [expected] and not result["hitl_triggered"]
 
 
 async def test_empty_and_oversized_queries_name_the_field(agent: AIAgentService) -> None:
     with pytest.raises(KnowledgeError, match="query: must not be empty"):
-        await agent.process_query("  ", "s6")
+        await ask(agent, "  ", "s6")
     with pytest.raises(KnowledgeError, match="query: 2000 characters"):
-        await agent.process_query("x" * 2000, "s6")
+        await ask(agent, "x" * 2000, "s6")
 
 
 def test_calibration_puts_the_separating_similarity_on_the_threshold() -> None:

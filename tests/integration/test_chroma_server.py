@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from smartpbx_ari.ai.dense import open_collection
 from smartpbx_ari.ai.knowledge_io import import_file
-from smartpbx_ari.ai.rag import RAGEngine, open_collection
+from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.kb_cli import demo_path
 from tests.fixtures.ports import free_tcp_port
@@ -59,7 +60,7 @@ def test_search_and_drift_through_a_chroma_server(chroma_url: str,
     assert engine.search_hits("How can I get my money back?", 1)[0].id == "en-refund-how"
     # the server holds the vectors: one per phrasing (20 questions, 8 alternates each)
     assert open_collection(settings).count() == 20 * 9
-    engine.collection.delete(ids=["en-refund-how"])
-    assert engine.check_drift() == ({"en-refund-how"}, set())
+    engine.retriever.dense.collection.delete(ids=["en-refund-how"])
+    assert engine.retriever.check_drift() == ({"en-refund-how"}, set())
     assert engine.reindex() == 20
-    assert engine.check_drift() == (set(), set())
+    assert engine.retriever.check_drift() == (set(), set())

@@ -33,11 +33,12 @@ async def test_out_of_budget_speaks_the_stored_answer(phraser: Phraser) -> None:
 async def test_agent_with_phrasing_stays_grounded(phraser: Phraser, engine: RAGEngine,
                                                   kb_settings: Settings) -> None:
     agent = AIAgentService(engine, kb_settings.agent, phraser=phraser)
-    result = await agent.process_query("How do I get a refund?", "llm")
+    reply = await agent.respond("How do I get a refund?", "llm")
+    result = (await reply.written()).as_dict()
     stored = engine.search_hits("How do I get a refund?", 1)[0].answer
     assert result["response"] == stored or faithful(result["response"], stored)
-    handed = await agent.process_query("What is the capital of France?", "llm2")
-    assert handed["hitl_triggered"]  # a hand-over is never sent to the LLM
+    handed = await agent.respond("What is the capital of France?", "llm2")
+    assert handed.hitl and handed.speech is None  # a hand-over is never sent to the LLM
 
 
 def test_a_missing_model_file_is_one_clear_error(settings: Settings) -> None:

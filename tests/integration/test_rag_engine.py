@@ -1,4 +1,5 @@
-"""RAGEngine with the real packaged embedding model, a real Chroma and SQLite (tmp dirs)."""
+"""RAGEngine (SQL rows and the hybrid retriever) with the real packaged embedding model,
+a real Chroma and SQLite (tmp dirs)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from smartpbx_ari.ai.knowledge_io import import_file
-from smartpbx_ari.ai.rag import KnowledgeError, RAGEngine
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.store.knowledge import KnowledgeError, find_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai, pytest.mark.db]
 
@@ -29,17 +31,17 @@ async def test_korean_is_found_by_its_lexical_half(engine: RAGEngine) -> None:
 def test_the_multilingual_half_bridges_korean_words_the_entry_does_not_use(
         engine: RAGEngine) -> None:
     question = "환불 처리 기간"  # "refund processing time": no word of it is the entry's
-    assert engine.multilingual is not None
-    scores = engine.multilingual.query(question, 20)
+    assert engine.retriever.multilingual is not None
+    scores = engine.retriever.multilingual.query(question, 20)
     assert sorted(scores, key=scores.__getitem__)[-2:] == ["en-refund-how", "ko-refund-how"]
     assert engine.search_hits(question, 1)[0].id == "ko-refund-how"
-    assert engine.weights(question) == (0.1, 0.3)
-    assert engine.weights("How do I pay?") == (0.6, 0.0)  # English: all-MiniLM's
-    half, engine.multilingual = engine.multilingual, None
+    assert engine.retriever.weights(question) == (0.1, 0.3)
+    assert engine.retriever.weights("How do I pay?") == (0.6, 0.0)  # English: all-MiniLM's
+    half, engine.retriever.multilingual = engine.retriever.multilingual, None
     try:  # without it, the lexical half alone is misled by the shared words
         assert engine.search_hits(question, 1)[0].id != "ko-refund-how"
     finally:
-        engine.multilingual = half
+        engine.retriever.multilingual = half
 
 
 def test_a_call_language_keeps_the_knowledge_to_that_language(engine: RAGEngine) -> None:
@@ -84,7 +86,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
         report = import_file(engine, csv)
         assert (report.added, report.updated) == (1, 1)
         assert report.skipped == [(3, "question: must not be empty")]
-        wrapped = engine.entry(engine.find_id("Do you gift wrap?") or "")
+        wrapped = engine.retriever.entry(find_id(engine.db, "Do you gift wrap?") or "")
         assert wrapped is not None and wrapped.alternates == [
             "Can you wrap it as a present?", "Gift wrapping available?"]
         report = import_file(engine, jsonl)
@@ -92,7 +94,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
         assert [line for line, _ in report.skipped] == [2, 3]
     finally:  # the knowledge base is shared by the session's other tests
         for question in ("Do you gift wrap?", "Do you sell gift cards?"):
-            knowledge_id = engine.find_id(question)
+            knowledge_id = find_id(engine.db, question)
             if knowledge_id:
                 engine.delete_sync(knowledge_id)
 
@@ -108,15 +110,15 @@ def test_an_entry_is_found_by_its_alternates_and_forgets_removed_ones(
         engine.upsert_sync(qa)
         assert engine.search_hits(asked, 1)[0].id == "test-alternates"
         assert engine.search_hits("Any reductions for pupils?", 1)[0].id == "test-alternates"
-        assert engine.check_drift() == (set(), set())  # phrasings count as their entry
+        assert engine.retriever.check_drift() == (set(), set())  # phrasings count as their entry
         engine.upsert_sync({**qa, "alternates": ["Any reductions for pupils?"]})
-        indexed = set(engine.collection.get(include=[])["ids"])
+        indexed = set(engine.retriever.dense.collection.get(include=[])["ids"])
         assert {"test-alternates", "test-alternates#alt1"} <= indexed
         assert "test-alternates#alt2" not in indexed
-        assert engine.lexical.query(asked).get("test-alternates#alt2") == 0.0
+        assert engine.retriever.lexical.query(asked).get("test-alternates#alt2") == 0.0
     finally:
         assert engine.delete_sync("test-alternates")
-    assert not {i for i in engine.collection.get(include=[])["ids"]
+    assert not {i for i in engine.retriever.dense.collection.get(include=[])["ids"]
                 if i.startswith("test-alternates")}
     assert all(h.id != "test-alternates" for h in engine.search_hits(asked, 5))
 
@@ -131,15 +133,15 @@ def test_bad_alternates_name_the_field(engine: RAGEngine) -> None:
         engine.upsert_sync({**base, "alternates": [f"Student price {n}?" for n in range(51)]})
     with pytest.raises(KnowledgeError, match="id: must not contain '#alt'"):
         engine.upsert_sync({**base, "id": "x#alt1"})
-    assert engine.find_id(base["question"]) is None  # nothing half-stored
+    assert find_id(engine.db, base["question"]) is None  # nothing half-stored
 
 
 def test_drift_is_detected_and_reindex_repairs_it(engine: RAGEngine) -> None:
-    engine.collection.delete(ids=["en-refund-how"])
-    missing, stale = engine.check_drift()
+    engine.retriever.dense.collection.delete(ids=["en-refund-how"])
+    missing, stale = engine.retriever.check_drift()
     assert missing == {"en-refund-how"} and stale == set()
     assert engine.reindex() == len(engine)
-    assert engine.check_drift() == (set(), set())
+    assert engine.retriever.check_drift() == (set(), set())
 
 
 def test_kb_cli_imports_and_prints_one_json_list(tmp_path: Path) -> None:
@@ -167,7 +169,7 @@ def test_bulk_upsert_indexes_in_one_batch(engine: RAGEngine) -> None:
     try:
         assert engine.bulk_upsert(items) == ["bulk-0", "bulk-1"]
         assert engine.search_hits("student discounts", 1)[0].id == "bulk-0"
-        assert engine.check_drift() == (set(), set())
+        assert engine.retriever.check_drift() == (set(), set())
     finally:
         for item in items:
             engine.delete_sync(str(item["id"]))

@@ -1,0 +1,238 @@
+"""HybridRetriever: the approved entries' indexes and their fusion into ranked hits.
+
+Three indexes, all rebuildable from the SQL rows (``store/knowledge.py``): a dense one
+(Chroma, sentence-transformers), for Korean questions a multilingual dense one, and an
+in-memory BM25 over character n-grams (lexical). Each phrasing of an entry is indexed
+apart: the question under the entry's id, each alternate (another way callers ask it)
+under ``<id>#alt<n>``, each with the answer (a caller often asks with its words; and
+equal lengths keep BM25 fair to short phrasings); an entry scores as its best phrasing.
+Fusion: candidates are the union of the indexes' top hits; each gets ``similarity =
+w * dense + m * multilingual + (1 - w - m) * lexical`` with ``dense`` the cosine (clipped
+to 0..1) and ``lexical`` the normalized BM25 of the query expanded by the domain lexicon.
+``w`` is ``rag.dense_weight`` (0.6), or ``rag.dense_weight_ko`` for Korean, which
+all-MiniLM-L6-v2 barely separates: there the lexical and multilingual halves carry it.
+Weights and the 0.43 similarity that separates in-domain from out-of-domain questions
+(``agent.SEPARATING_SIMILARITY``) come from ``scripts/bench_rag.py`` on the dev set.
+Blocking (models, Chroma): run it in a thread. Within a search the lexical and the
+multilingual queries run in threads of their own while the dense one runs.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from smartpbx_ari.ai.dense import VectorIndex, best_per_entry, entry_id, open_collection
+from smartpbx_ari.ai.embeddings import Embedder, MultilingualEmbedder
+from smartpbx_ari.ai.language import base_language, is_korean
+from smartpbx_ari.ai.lexical import Bm25Index
+from smartpbx_ari.config import RagSettings, Settings
+from smartpbx_ari.data import read_text
+from smartpbx_ari.store.knowledge import ALT, KnowledgeError
+from smartpbx_ari.store.models import Knowledge
+
+_POOL = ThreadPoolExecutor(2, thread_name_prefix="rag")  # the lexical and multilingual halves
+CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    question: str
+    answer: str
+    category: str
+    similarity: float
+    dense: float
+    lexical: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "question": self.question, "answer": self.answer,
+                "category": self.category, "similarity": round(self.similarity, 4)}
+
+
+def load_lexicon(path: str = "") -> dict[str, list[str]]:
+    data = yaml.safe_load(read_text(path, "lexicon.yaml")) or {}
+    if not isinstance(data, dict):
+        raise KnowledgeError("rag.lexicon: expected a mapping of word -> [synonyms]")
+    return {str(k): [str(v) for v in vs or ()] for k, vs in data.items()}
+
+
+def expand_query(text: str, lexicon: dict[str, list[str]]) -> str:
+    """Add the knowledge base's word for each synonym the caller used."""
+    lower = text.lower()
+    extra = [word for word, synonyms in lexicon.items()
+             if word not in lower and any(s in lower for s in synonyms)]
+    return " ".join([text, *extra])
+
+
+def phrasings(row: Knowledge) -> list[tuple[str, str]]:
+    """(index id, text) of each phrasing of an entry, with the answer (its words are
+    searchable too: a caller often asks with them)."""
+    return [(row.id, f"{row.question} {row.answer}"),
+            *((f"{row.id}{ALT}{n}", f"{text} {row.answer}")
+              for n, text in enumerate(row.alternates or (), 1))]
+
+
+def questions(row: Knowledge) -> list[tuple[str, str]]:
+    """(index id, text) of each phrasing, the question alone (the multilingual index)."""
+    return [(row.id, row.question), *((f"{row.id}{ALT}{n}", text)
+                                      for n, text in enumerate(row.alternates or (), 1))]
+
+
+class HybridRetriever:
+    """The indexes of the approved entries (kept in step by the caller) and fusion."""
+
+    def __init__(self, dense: VectorIndex, settings: RagSettings,
+                 multilingual: VectorIndex | None = None) -> None:
+        self.dense, self.settings = dense, settings
+        self.multilingual = multilingual  # Korean questions' second dense half
+        self.lexical = Bm25Index()
+        self.lexicon = load_lexicon(settings.lexicon)
+        self._rows: dict[str, Knowledge] = {}
+        self._phrasings = 0  # indexed phrasings of the approved entries
+
+    @classmethod
+    def open(cls, settings: Settings) -> HybridRetriever:
+        """Blocking: loads the embedding models and opens the Chroma collections."""
+        multilingual = None
+        if settings.rag.multilingual_model:
+            multilingual = VectorIndex(MultilingualEmbedder(),
+                                       open_collection(settings, "-multilingual"), questions)
+        dense = VectorIndex(Embedder(settings.rag.embedding_model, settings.cache_dir),
+                            open_collection(settings), phrasings)
+        return cls(dense, settings.rag, multilingual)
+
+    def vector_indexes(self) -> list[VectorIndex]:
+        return [self.dense] + ([self.multilingual] if self.multilingual else [])
+
+    def approved(self) -> list[Knowledge]:
+        return list(self._rows.values())
+
+    def entry(self, knowledge_id: str) -> Knowledge | None:
+        """An approved (searchable) entry."""
+        return self._rows.get(knowledge_id)
+
+    def __len__(self) -> int:
+        """Approved (searchable) entries."""
+        return len(self._rows)
+
+    def search(self, text: str, top_k: int = 5, threshold: float | None = None,
+               language: str = "") -> list[Hit]:
+        """Best entries first for a validated question; ``language`` (a call's, e.g.
+        "ko") keeps only its entries."""
+        if not self._rows:
+            return []
+        language = base_language(language)
+        # enough phrasings that about top_k * CANDIDATES entries come back from each index
+        # (twice that when entries of other languages are left out afterwards)
+        want = -(-max(1, top_k) * CANDIDATES * (2 if language else 1) * self._phrasings
+                 // len(self._rows))
+        expanded = expand_query(text, self.lexicon)
+        w, m = self.weights(text)
+        # the indexes at once: all release the GIL (torch, numpy)
+        pending = _POOL.submit(self.lexical.query, expanded)
+        other = _POOL.submit(self.multilingual.query, text, want) if (
+            m and self.multilingual) else None
+        dense = self.dense.query(text, want)
+        scores = pending.result()
+        lexical = best_per_entry(scores.top(want))
+        multilingual = other.result() if other else {}
+        hits = []
+        for doc_id in set(dense) | set(lexical) | set(multilingual):
+            row = self._rows.get(doc_id)
+            if row is None:
+                continue  # in Chroma but not approved in SQL: drift, see check_drift()
+            if language and row.language != language:
+                continue
+            d = dense.get(doc_id, 0.0)
+            lx = lexical.get(doc_id)
+            if lx is None:
+                lx = max(scores.get(index_id) for index_id, _text in phrasings(row))
+            u = multilingual.get(doc_id, 0.0)
+            hits.append(Hit(doc_id, row.question, row.answer, row.category,
+                            w * d + m * u + (1 - w - m) * lx, d, lx))
+        hits.sort(key=lambda h: h.similarity, reverse=True)
+        if threshold is not None:
+            hits = [h for h in hits if h.similarity >= threshold]
+        return hits[:top_k]
+
+    def weights(self, text: str) -> tuple[float, float]:
+        """(dense, multilingual) weights of a question; the lexical half has the rest.
+        Korean leans on the lexical and multilingual halves: all-MiniLM barely separates it."""
+        if is_korean(text):
+            m = self.settings.multilingual_weight_ko if self.multilingual else 0.0
+            return self.settings.dense_weight_ko, m
+        return self.settings.dense_weight, 0.0
+
+    def load(self, rows: list[Knowledge]) -> None:
+        """The lexical index and the entries from the approved rows (the dense indexes
+        persist in Chroma)."""
+        self.lexical = Bm25Index()
+        self._rows, self._phrasings = {}, 0
+        for row in rows:
+            self._index_lexical(row)
+
+    def index(self, rows: list[Knowledge]) -> None:
+        """Add or replace approved entries in every index."""
+        stale = []  # alternates an entry no longer has
+        for row in rows:
+            old = self._rows.get(row.id)
+            if old is not None:
+                stale += [i for i, _text in phrasings(old)[len(phrasings(row)):]]
+        for index in self.vector_indexes():
+            index.upsert(rows, stale)
+        for row in rows:
+            self._index_lexical(row)
+
+    def remove(self, knowledge_id: str, stored: Knowledge | None = None) -> bool:
+        """Take an entry out of every index, with each phrasing its row (``stored``) had;
+        True if it was indexed."""
+        ids = {knowledge_id}
+        if stored is not None:
+            ids.update(i for i, _text in phrasings(stored))
+        indexed = self._unindex_lexical(knowledge_id)
+        if indexed is not None:
+            ids.update(i for i, _text in phrasings(indexed))
+        for index in self.vector_indexes():
+            index.delete(sorted(ids))
+        return indexed is not None
+
+    def _index_lexical(self, row: Knowledge) -> None:
+        self._unindex_lexical(row.id)
+        self._rows[row.id] = row
+        for index_id, text in phrasings(row):
+            self.lexical.add(index_id, text)
+        self._phrasings += 1 + len(row.alternates or ())
+
+    def _unindex_lexical(self, knowledge_id: str) -> Knowledge | None:
+        old = self._rows.pop(knowledge_id, None)
+        if old is not None:
+            for index_id, _text in phrasings(old):
+                self.lexical.remove(index_id)
+            self._phrasings -= 1 + len(old.alternates or ())
+        return old
+
+    def check_drift(self) -> tuple[set[str], set[str]]:
+        """Entries (missing a phrasing in an index, with index rows SQL does not have)."""
+        expected = {i for row in self._rows.values() for i, _text in phrasings(row)}
+        missing: set[str] = set()
+        stale: set[str] = set()
+        for index in self.vector_indexes():
+            indexed = index.ids()
+            missing |= {entry_id(i) for i in expected - indexed}
+            stale |= {entry_id(i) for i in indexed - expected}
+        return missing, stale
+
+    def rebuild(self, rows: list[Knowledge], batch: int = 500) -> int:
+        """Every index anew from the approved rows (SQL, the source of truth)."""
+        for index in self.vector_indexes():
+            index.clear()
+        self.load(rows)
+        rows = list(self._rows.values())
+        for start in range(0, len(rows), batch):
+            for index in self.vector_indexes():
+                index.upsert(rows[start : start + batch], [])
+        return len(rows)

@@ -1,0 +1,30 @@
+"""A Reply: the seed's dict for the REST route and the CLI, its speech joined for text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from smartpbx_ari.ai.responder import Reply
+
+pytestmark = pytest.mark.unit
+
+
+def test_as_dict_is_the_seed_dict() -> None:
+    reply = Reply("Five days.", 0.812, "refund", sources=("en-refund-how",))
+    assert reply.as_dict() == {"response": "Five days.", "confidence": 0.812,
+                               "intent": "refund", "hitl_triggered": False,
+                               "sources": ["en-refund-how"]}
+    assert Reply("Please hold.", 0.2, "other", hitl=True).as_dict()["hitl_triggered"]
+
+
+async def test_written_joins_the_speech() -> None:
+    async def speech() -> AsyncIterator[str]:
+        for sentence in ("We refund.", "Within five days."):
+            yield sentence
+
+    plain = Reply("Refunds take five days.", 0.9, "refund")
+    assert await plain.written() is plain
+    written = await Reply("Refunds take five days.", 0.9, "refund", speech=speech()).written()
+    assert written.text == "We refund. Within five days." and written.speech is None
