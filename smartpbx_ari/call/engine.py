@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.responder import Responder
 from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
@@ -29,10 +30,10 @@ class VoiceEngine:
     apologies: dict[str, Pcm] = field(default_factory=dict)
 
     def greeting_for(self, language: str) -> Pcm:
-        return self.greetings.get(language.split("-")[0], self.greeting)
+        return self.greetings.get(base_language(language), self.greeting)
 
     def apology_for(self, language: str) -> Pcm:
-        return self.apologies.get(language.split("-")[0], self.apology)
+        return self.apologies.get(base_language(language), self.apology)
 
     def vad(self) -> StreamingVad:
         """A call's own VAD state over the shared Silero session."""
