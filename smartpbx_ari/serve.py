@@ -15,7 +15,7 @@ from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.events import CallEvent
 from smartpbx_ari.hitl import HitlDesk
-from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.rules import load_rules
 from smartpbx_ari.telephony.agi import AgiServer
@@ -99,7 +99,7 @@ async def _web_context(settings: Settings, creds: Credentials) -> AsyncIterator[
     """The database (schema upgraded), the agent, the call recorder (stopped last, after
     the calls were handed back) and the HITL desk (publishing once an app is given)."""
     tokens = Tokens(creds.jwt_secret, settings.web.token_ttl_s, settings.web.dev_mode)
-    db = await asyncio.to_thread(Database.from_settings, settings)
+    db = await asyncio.to_thread(open_database, settings)
     agent = await _agent(settings)
     recorder = CallRecorder(db, settings.store.buffer_limit).start()
     web_ctx = WebContext(settings, db, agent.rag, agent, HitlDesk(lambda event: None), tokens,

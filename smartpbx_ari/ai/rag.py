@@ -37,6 +37,7 @@ from smartpbx_ari.config import RagSettings, Settings
 from smartpbx_ari.data import read_text
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatus
 
 MAX_QUESTION = 1000
@@ -236,7 +237,7 @@ class RAGEngine:
         if settings.rag.multilingual_model:
             multilingual = VectorIndex(MultilingualEmbedder(),
                                        open_collection(settings, "-multilingual"), questions)
-        return cls(db or Database.from_settings(settings),
+        return cls(db or open_database(settings),
                    Embedder(settings.rag.embedding_model, settings.cache_dir),
                    open_collection(settings), settings.rag, multilingual)
 
