@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.control import Presence
 from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.events import CallEvent
@@ -19,7 +20,7 @@ from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.rules import load_rules
 from smartpbx_ari.telephony.agi import AgiServer
-from smartpbx_ari.telephony.ami import AmiClient, Presence
+from smartpbx_ari.telephony.ami import AmiClient
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
 from smartpbx_ari.voice import VoiceConversation, VoiceEngine

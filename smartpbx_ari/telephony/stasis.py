@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from smartpbx_ari.call.control import CallNotFound
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallEvent, EventBus
 from smartpbx_ari.media import codecs
@@ -274,19 +275,19 @@ class StasisApp:
         caller and silence the AI (it keeps transcribing for the record)."""
         session = self.sessions.get(call_id)
         if session is None:
-            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+            raise CallNotFound(call_id)
         await session.take_over(endpoint)
 
     async def hand_back(self, call_id: str) -> None:
         session = self.sessions.get(call_id)
         if session is None:
-            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+            raise CallNotFound(call_id)
         await session.hand_back()
 
     async def hang_up(self, call_id: str) -> None:
         session = self.sessions.get(call_id)
         if session is None:
-            raise AriError(404, f"call_id: no call {call_id!r} with the AI")
+            raise CallNotFound(call_id)
         session.finish("an operator hung up")
 
     def active_tasks(self) -> list[asyncio.Task[None]]:

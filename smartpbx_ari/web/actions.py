@@ -21,8 +21,9 @@ from aiohttp import web
 
 from smartpbx_ari.ai import learning
 from smartpbx_ari.ai.rag import KnowledgeError
+from smartpbx_ari.call.control import Telephony
 from smartpbx_ari.store.users import get_user
-from smartpbx_ari.web.app import Telephony, WebContext, error_for
+from smartpbx_ari.web.app import WebContext, error_for
 from smartpbx_ari.web.auth import Claims
 from smartpbx_ari.web.feed import Relay
 

@@ -12,19 +12,18 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.control import Presence, Telephony, TelephonyError
 from smartpbx_ari.config import Settings
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.hitl import DeskError, HitlDesk
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
-from smartpbx_ari.telephony.ami import Presence
-from smartpbx_ari.telephony.ari import AriError
 from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens
 from smartpbx_ari.web.feed import ConnectionManager, EventFeed
 from smartpbx_ari.web.metrics import Metrics
@@ -66,16 +65,6 @@ class WebContext:
 CTX = web.AppKey("ctx", WebContext)
 
 
-class Telephony(Protocol):
-    def has_call(self, call_id: str) -> bool: ...
-
-    async def take_over(self, call_id: str, endpoint: str) -> None: ...
-
-    async def hand_back(self, call_id: str) -> None: ...
-
-    async def hang_up(self, call_id: str) -> None: ...
-
-
 def ctx(request: web.Request) -> WebContext:
     return request.app[CTX]
 
@@ -98,7 +87,7 @@ def error_for(exc: Exception, where: str) -> web.Response:
         return response
     if isinstance(exc, DeskError):
         return error(exc.status, exc.code, str(exc))
-    if isinstance(exc, AriError):  # the PBX refused: say what it said, as a conflict
+    if isinstance(exc, TelephonyError):  # the PBX refused: say what it said, as a conflict
         return error(409 if exc.status in (409, 422) else 404 if exc.status == 404
                      else 502, exc.code, exc.message)
     if isinstance(exc, UserFacingError):

@@ -15,6 +15,7 @@ import jwt
 import pytest
 
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.control import Presence
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallEvent
 from smartpbx_ari.web.api import ROUTES
@@ -219,8 +220,6 @@ class FakeTelephony:
 
 async def test_takeover_rings_the_operators_phone_and_frees_the_waiting_turn(
         web: WebUnderTest, http: aiohttp.ClientSession) -> None:
-    from smartpbx_ari.telephony.ami import Presence
-
     telephony = FakeTelephony()
     presence = {"2001": Presence("2001", "unavailable", "UNAVAILABLE")}
     web.context.calls, web.context.presence = telephony, lambda: presence
