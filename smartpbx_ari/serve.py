@@ -24,8 +24,9 @@ from smartpbx_ari.telephony.ami import AmiClient
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
 from smartpbx_ari.voice import VoiceConversation, VoiceEngine
-from smartpbx_ari.web.app import WebContext, create_app, start_site
+from smartpbx_ari.web.app import create_app, start_site
 from smartpbx_ari.web.auth import Tokens
+from smartpbx_ari.web.context import WebContext
 from smartpbx_ari.web.relay import PgRelay
 
 log = logging.getLogger("smartpbx")

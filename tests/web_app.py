@@ -19,8 +19,9 @@ from smartpbx_ari.hitl import HitlDesk
 from smartpbx_ari.kb_cli import demo_path
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.users import add_user
-from smartpbx_ari.web.app import WebContext, create_app, start_site
+from smartpbx_ari.web.app import create_app, start_site
 from smartpbx_ari.web.auth import Tokens
+from smartpbx_ari.web.context import WebContext
 from smartpbx_ari.web.feed import Relay
 
 PASSWORD = "correct horse battery"
