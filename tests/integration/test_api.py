@@ -19,7 +19,7 @@ from smartpbx_ari.call.control import Presence
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallEvent
 from smartpbx_ari.web.api import ROUTES
-from tests.web_app import PASSWORD, WebUnderTest, make_engine, running_web
+from tests.fixtures.web_app import PASSWORD, WebUnderTest, make_engine, running_web
 
 pytestmark = [pytest.mark.integration]
 
