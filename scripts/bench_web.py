@@ -39,12 +39,12 @@ def free_port() -> int:
 def prepare(data_dir: Path, password: str) -> None:
     from smartpbx_ari.config import load_settings
     from smartpbx_ari.kb_cli import ensure_demo_knowledge
-    from smartpbx_ari.store.db import Database
+    from smartpbx_ari.store.migrate import open_database
     from smartpbx_ari.store.users import add_user
 
     settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir)})
     ensure_demo_knowledge(settings)
-    db = Database.from_settings(settings)
+    db = open_database(settings)
     for n in range(1, 101):
         add_user(db, f"load{n}", password, "operator", f"load{n}@example.com")
     db.engine.dispose()

@@ -11,21 +11,23 @@ from collections.abc import AsyncIterator
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.control import Presence
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.events import QueueChanged
-from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.rules import load_rules
 from smartpbx_ari.telephony.agi import AgiServer
-from smartpbx_ari.telephony.ami import AmiClient, Presence
+from smartpbx_ari.telephony.ami import AmiClient
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
-from smartpbx_ari.web.app import WebContext, create_app, start_site
+from smartpbx_ari.web.app import create_app, start_site
 from smartpbx_ari.web.auth import Tokens
+from smartpbx_ari.web.context import WebContext
 from smartpbx_ari.web.relay import PgRelay
 
 log = logging.getLogger("smartpbx")
@@ -100,7 +102,7 @@ async def _web_context(settings: Settings, creds: Credentials) -> AsyncIterator[
     """The database (schema upgraded), the agent, the call recorder (stopped last, after
     the calls were handed back) and the HITL desk (publishing once an app is given)."""
     tokens = Tokens(creds.jwt_secret, settings.web.token_ttl_s, settings.web.dev_mode)
-    db = await asyncio.to_thread(Database.from_settings, settings)
+    db = await asyncio.to_thread(open_database, settings)
     agent = await _agent(settings)
     recorder = CallRecorder(db, settings.store.buffer_limit).start()
     web_ctx = WebContext(settings, db, agent.rag, agent, HitlDesk(lambda event: None), tokens,

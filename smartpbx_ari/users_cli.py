@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
-from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.models import User
 from smartpbx_ari.store.users import add_user, get_user
 
@@ -26,7 +26,7 @@ def add_users_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_users(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database.from_settings(settings)
+    db = open_database(settings)
     if args.action == "list":
         with db.session() as session:
             for user in session.scalars(select(User).order_by(User.name)):
@@ -47,7 +47,7 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
 def ensure_demo_admin(settings: Settings) -> str:
     """The demo's console login: user ``admin``, password ``admin_password`` of the
     secrets file (or SMARTPBX_SECRET_ADMIN_PASSWORD)."""
-    db = Database.from_settings(settings)
+    db = open_database(settings)
     if get_user(db, DEMO_ADMIN) is None:
         add_user(db, DEMO_ADMIN, load_credentials(settings.data_dir).admin_password, "admin",
                  endpoint="2001")

@@ -20,6 +20,7 @@ from smartpbx_ari.store.knowledge import (
     save_entry,
     validate_question,
 )
+from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.models import KnowledgeStatus
 
 
@@ -32,7 +33,7 @@ class RAGEngine:
     def open(cls, settings: Settings, db: Database | None = None) -> RAGEngine:
         """Blocking: loads the embedding models and the indexes (run it in a thread)."""
         retriever = HybridRetriever.open(settings)
-        return cls(db or Database.from_settings(settings), retriever)
+        return cls(db or open_database(settings), retriever)
 
     def __len__(self) -> int:
         """Approved (searchable) entries."""

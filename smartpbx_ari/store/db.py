@@ -34,15 +34,6 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = cls(database_url(settings))
-        from smartpbx_ari.store.migrate import upgrade  # migrate imports this module
-
-        upgrade(db)
-        return db
-
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():

@@ -1,4 +1,5 @@
-"""Alembic migrations, run from code: ``smartpbx db upgrade``; serve and demo run it too.
+"""Alembic migrations, run from code: ``smartpbx db upgrade``, and ``open_database`` (which
+serve, the knowledge base and the user commands open the database with).
 
 A database made before migrations existed (the knowledge table only, by create_all) is
 stamped at revision 0001 first, then upgraded like any other.
@@ -16,9 +17,18 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from smartpbx_ari.store.db import Database, DatabaseError, safe_url
+from smartpbx_ari.config import Settings
+from smartpbx_ari.store.db import Database, DatabaseError, database_url, safe_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def open_database(settings: Settings) -> Database:
+    """The configured database (the data dir made if missing), upgraded to the head."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(database_url(settings))
+    upgrade(db)
+    return db
 
 
 def _config(connection: Connection) -> Config:

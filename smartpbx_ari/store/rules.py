@@ -17,6 +17,13 @@ def load_rules(db: Database) -> list[Rule]:
         return [Rule(r.kind, r.pattern, r.value, r.priority) for r in rows]
 
 
+def list_rules(db: Database) -> list[RoutingRule]:
+    """Every rule, enabled or not, by priority."""
+    with db.session() as session:
+        return list(session.scalars(select(RoutingRule).order_by(RoutingRule.priority,
+                                                                 RoutingRule.id)))
+
+
 def add_rule(db: Database, kind: str, pattern: str = "", value: str = "",
              priority: int = 100, note: str = "") -> int:
     """Store a rule after validating it (RuleError names the bad field)."""
@@ -27,3 +34,12 @@ def add_rule(db: Database, kind: str, pattern: str = "", value: str = "",
         session.add(row)
         session.flush()
         return row.id
+
+
+def delete_rule(db: Database, rule_id: int) -> bool:
+    """False when there is no such rule."""
+    with db.session() as session:
+        row = session.get(RoutingRule, rule_id)
+        if row is not None:
+            session.delete(row)
+        return row is not None

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from panoramisk import Manager
 
+from smartpbx_ari.call.control import Presence
 from smartpbx_ari.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,6 @@ QUEUE_EVENTS = ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon",
 
 class AmiError(UserFacingError):
     code = "ami-failed"
-
-
-@dataclass(frozen=True)
-class Presence:
-    endpoint: str
-    state: str  # available | busy | unavailable | unknown
-    detail: str  # Asterisk's device state
 
 
 PresenceSink = Callable[[Presence], None]

@@ -17,21 +17,20 @@ from typing import Any
 
 import aiohttp
 
-from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.call.control import TelephonyError
 from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Connected, parse_event
 
 log = logging.getLogger(__name__)
 
 
-class AriError(UserFacingError):
+class AriError(TelephonyError):
     """A REST call failed: carries the HTTP status and Asterisk's own message."""
 
     code = "ari-error"
 
     def __init__(self, status: int, message: str, method: str = "", path: str = "") -> None:
-        super().__init__(f"ARI {method} {path} -> {status}: {message}")
-        self.status = status
-        self.message = message
+        super().__init__(status, message)
+        self.args = (f"ARI {method} {path} -> {status}: {message}",)  # str(): the whole call
 
 
 def backoff_delays(base: float = 0.2, cap: float = 10.0) -> Iterator[float]:

@@ -15,20 +15,18 @@ import asyncio
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
 from smartpbx_ari.ai import learning
+from smartpbx_ari.call.control import Telephony
 from smartpbx_ari.store.knowledge import KnowledgeError
 from smartpbx_ari.store.users import get_user
-from smartpbx_ari.web.app import Telephony, WebContext, error_for
 from smartpbx_ari.web.auth import Claims
+from smartpbx_ari.web.context import Body, Result, WebContext, error_for
 from smartpbx_ari.web.feed import Relay
 
 REMOTE_TIMEOUT_S = 5.0
-Body = dict[str, Any]
-Result = tuple[int, Body]  # HTTP status, JSON body
 
 
 async def accept(c: WebContext, claims: Claims, args: Body) -> Body:

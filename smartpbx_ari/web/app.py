@@ -7,104 +7,18 @@ OpenAPI document, so the three cannot disagree. Every error is JSON
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from smartpbx_ari.ai.agent import AIAgentService
-from smartpbx_ari.ai.rag import RAGEngine
-from smartpbx_ari.call.hitl import DeskError, HitlDesk
-from smartpbx_ari.config import Settings
-from smartpbx_ari.errors import UserFacingError
-from smartpbx_ari.store.db import Database
-from smartpbx_ari.store.recorder import CallRecorder
-from smartpbx_ari.telephony.ami import Presence
-from smartpbx_ari.telephony.ari import AriError
-from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens
-from smartpbx_ari.web.feed import ConnectionManager, EventFeed
-from smartpbx_ari.web.metrics import Metrics
-
-if TYPE_CHECKING:
-    from smartpbx_ari.web.actions import RemoteActions
+from smartpbx_ari.web import api, ws
+from smartpbx_ari.web.actions import RemoteActions, execute
+from smartpbx_ari.web.context import CTX, WebContext, ctx, error_for
+from smartpbx_ari.web.route import Handler, guarded
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class WebContext:
-    settings: Settings
-    db: Database
-    rag: RAGEngine
-    agent: AIAgentService
-    desk: HitlDesk
-    tokens: Tokens
-    recorder: CallRecorder | None = None
-    presence: Callable[[], dict[str, Presence]] = dict
-    feed: EventFeed = field(default_factory=lambda: EventFeed(ConnectionManager()))
-    metrics: Metrics = field(default_factory=Metrics)
-    limiter: RateLimiter = field(init=False)  # logins per client address, from settings
-    calls: Telephony | None = None  # the Stasis app: takeover, hand back, hang up
-    # other nodes' alerts and calls, through the relay (set when the feed has one)
-    remote: RemoteActions | None = None
-
-    def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.settings.web.login_attempts_per_minute)
-
-    def audit(self, claims: Claims, action: str, call_id: str = "", alert_key: str = "",
-              **detail: object) -> None:
-        if self.recorder is not None:
-            self.recorder.audit(claims.user, action, call_id, alert_key, **detail)
-
-
-CTX = web.AppKey("ctx", WebContext)
-
-
-class Telephony(Protocol):
-    def has_call(self, call_id: str) -> bool: ...
-
-    async def take_over(self, call_id: str, endpoint: str) -> None: ...
-
-    async def hand_back(self, call_id: str) -> None: ...
-
-    async def hang_up(self, call_id: str) -> None: ...
-
-
-def ctx(request: web.Request) -> WebContext:
-    return request.app[CTX]
-
-
-def error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def error_for(exc: Exception, where: str) -> web.Response:
-    """The JSON error response for a failure (an unexpected one is logged, never shown)."""
-    if isinstance(exc, web.HTTPException):
-        code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method",
-                413: "too-large", 429: "rate-limited"}.get(exc.status, "bad-request")
-        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") \
-            else exc.reason
-        response = error(exc.status, code, message)
-        for name in ("Retry-After", "Allow"):
-            if name in exc.headers:
-                response.headers[name] = exc.headers[name]
-        return response
-    if isinstance(exc, DeskError):
-        return error(exc.status, exc.code, str(exc))
-    if isinstance(exc, AriError):  # the PBX refused: say what it said, as a conflict
-        return error(409 if exc.status in (409, 422) else 404 if exc.status == 404
-                     else 502, exc.code, exc.message)
-    if isinstance(exc, UserFacingError):
-        return error(400, exc.code, str(exc))
-    log.error("web: %s failed", where, exc_info=exc)
-    return error(500, "internal", "internal error")
 
 
 @web.middleware
@@ -134,13 +48,11 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def create_app(context: WebContext) -> web.Application:
-    from smartpbx_ari.web import api, ws
-
     app = web.Application(middlewares=[headers_middleware, errors_middleware],
                           client_max_size=context.settings.web.max_body_kb * 1024)
     app[CTX] = context
     for route in api.ROUTES:
-        app.router.add_route(route.method, route.path, api.guarded(route))
+        app.router.add_route(route.method, route.path, guarded(route))
     app.router.add_get("/ws/operator/{operator_id}", ws.operator_socket)
     app.router.add_get("/", console)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
@@ -156,38 +68,13 @@ async def console(request: web.Request) -> web.StreamResponse:
 async def _start_feed(app: web.Application) -> None:
     c = app[CTX]
     if c.feed.relay is not None and c.remote is None:
-        from smartpbx_ari.web.actions import RemoteActions, execute
-
-        c.remote = RemoteActions(c.feed.relay, lambda *args: execute(c, *args))
-        c.feed.requests = c.remote.received
+        remote = RemoteActions(c.feed.relay, lambda *args: execute(c, *args))
+        c.remote, c.feed.requests = remote, remote.received
     await c.feed.start()
 
 
 async def _stop_feed(app: web.Application) -> None:
     await app[CTX].feed.stop()
-
-
-async def read_json(request: web.Request, fields: Mapping[str, type],
-                    required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The JSON body: an object with only ``fields`` (each of its type), ``required``
-    present; else 400 naming the field."""
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="body: not valid JSON") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="body: expected a JSON object")
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise web.HTTPBadRequest(text=f"{unknown[0]}: unknown field")
-    for name in required:
-        if name not in body:
-            raise web.HTTPBadRequest(text=f"{name}: required")
-    for name, value in body.items():
-        kind = fields[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise web.HTTPBadRequest(text=f"{name}: expected {kind.__name__}")
-    return body
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from smartpbx_ari.web import actions
-from smartpbx_ari.web.app import WebContext, ctx
 from smartpbx_ari.web.auth import Claims
+from smartpbx_ari.web.context import WebContext, ctx
 from smartpbx_ari.web.text import plain
 
 log = logging.getLogger(__name__)

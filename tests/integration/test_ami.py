@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from smartpbx_ari.call.control import Presence
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
-from smartpbx_ari.telephony.ami import AmiClient, AmiError, Presence
+from smartpbx_ari.telephony.ami import AmiClient, AmiError
 from smartpbx_ari.telephony.pbx import LocalPbx
 from tests.fixtures.sipp import register
 

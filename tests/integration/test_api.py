@@ -15,10 +15,11 @@ import jwt
 import pytest
 
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.control import Presence
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallStarted, Heard, Said
 from smartpbx_ari.web.api import ROUTES
-from tests.web_app import PASSWORD, WebUnderTest, make_engine, running_web
+from tests.fixtures.web_app import PASSWORD, WebUnderTest, make_engine, running_web
 
 pytestmark = [pytest.mark.integration]
 
@@ -219,8 +220,6 @@ class FakeTelephony:
 
 async def test_takeover_rings_the_operators_phone_and_frees_the_waiting_turn(
         web: WebUnderTest, http: aiohttp.ClientSession) -> None:
-    from smartpbx_ari.telephony.ami import Presence
-
     telephony = FakeTelephony()
     presence = {"2001": Presence("2001", "unavailable", "UNAVAILABLE")}
     web.context.calls, web.context.presence = telephony, lambda: presence

@@ -1,5 +1,6 @@
 """The seed's database tests, on SQLite and on a real PostgreSQL: Call and its transcript
-(utterances), date-range queries, factories, purge, the record's ordering."""
+(utterances), date-range queries, factories, purge, the record's ordering; the figures,
+routing rules and audit log the API reads."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from smartpbx_ari.store import stats
+from smartpbx_ari.store.audit import list_actions
 from smartpbx_ari.store.calls import CallFilter, get_call, list_calls, purge
 from smartpbx_ari.store.db import Database
-from smartpbx_ari.store.models import Call, Knowledge, OperatorAction, Utterance
+from smartpbx_ari.store.models import Call, HitlAlert, Knowledge, OperatorAction, Utterance
+from smartpbx_ari.store.rules import add_rule, delete_rule, list_rules
 from tests.fixtures.factories import CallFactory, KnowledgeFactory, UtteranceFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.db]
@@ -100,3 +104,41 @@ def test_purge_deletes_old_calls_with_their_transcript_and_keeps_the_audit(
         assert session.scalar(select(func.count()).select_from(Utterance)) == 0
         assert session.scalar(select(func.count()).select_from(OperatorAction)) == 1
     assert purge(db, days=30) == 0
+
+
+def test_performance_counts_rates_and_reply_latency(db: Database) -> None:
+    now = datetime.now(UTC)
+    with db.session() as session:
+        done = Call(caller="1", status="completed", start_time=now)
+        handed = Call(caller="2", status="handed_off", start_time=now)
+        session.add_all([done, handed, Call(caller="3", start_time=now - timedelta(days=2))])
+        session.flush()
+        session.add_all([
+            Utterance(call_id=done.call_id, seq=1, speaker="caller", text="hi",
+                      start_time=now, end_time=now + timedelta(seconds=1)),
+            Utterance(call_id=done.call_id, seq=2, speaker="agent", text="hello",
+                      start_time=now + timedelta(seconds=1.8)),
+            HitlAlert(key="k1", call_id=handed.call_id, reason="low_confidence")])
+    figures = stats.performance(db, now - timedelta(hours=1))
+    assert {k: figures[k] for k in ("calls", "active", "ai_resolved_rate", "hitl_rate",
+                                    "handed_off")} == {
+        "calls": 2, "active": 0, "ai_resolved_rate": 0.5, "hitl_rate": 0.5, "handed_off": 1}
+    assert figures["latency_ms"] == {"p50": 800.0, "p95": 800.0, "p99": 800.0, "samples": 1}
+    assert stats.performance(db, now + timedelta(hours=1))["ai_resolved_rate"] is None
+
+
+def test_rules_listed_by_priority_and_deleted(db: Database) -> None:
+    late = add_rule(db, "block", "1666", priority=200)
+    early = add_rule(db, "vip", "1777", priority=10, note="the boss")
+    assert [(r.id, r.note) for r in list_rules(db)] == [(early, "the boss"), (late, "")]
+    assert delete_rule(db, late) and not delete_rule(db, late)
+    assert [r.id for r in list_rules(db)] == [early]
+
+
+def test_audit_log_newest_first(db: Database) -> None:
+    now = datetime.now(UTC)
+    with db.session() as session:
+        session.add_all([OperatorAction(user="ada", action=f"a{n}", at=now + timedelta(n))
+                         for n in range(3)])
+    assert [a.action for a in list_actions(db, limit=2)] == ["a2", "a1"]
+    assert [a.action for a in list_actions(db, limit=2, offset=2)] == ["a0"]

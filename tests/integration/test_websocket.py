@@ -18,8 +18,8 @@ from smartpbx_ari.events import CallEnded, CallStarted, Heard
 from smartpbx_ari.web.feed import AlertMirror, ConnectionManager
 from smartpbx_ari.web.relay import PgRelay
 from tests.fixtures.postgres import LocalPostgres
+from tests.fixtures.web_app import WebUnderTest, make_engine, running_web
 from tests.integration.test_api import call, token
-from tests.web_app import WebUnderTest, make_engine, running_web
 
 pytestmark = [pytest.mark.integration, pytest.mark.ws]
 

@@ -1,0 +1,120 @@
+"""What every part of the web app shares: the context, the request's JSON body, errors as JSON.
+
+The bottom of ``web/``: the app, the routes, the actions and the socket import this module,
+never each other upwards. Every error is JSON ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.control import Presence, Telephony, TelephonyError
+from smartpbx_ari.call.hitl import DeskError, HitlDesk
+from smartpbx_ari.config import Settings
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.recorder import CallRecorder
+from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens
+from smartpbx_ari.web.feed import ConnectionManager, EventFeed
+from smartpbx_ari.web.metrics import Metrics
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+Result = tuple[int, Body]  # HTTP status, JSON body
+
+
+class Remote(Protocol):
+    """Actions on alerts and calls that other nodes hold (web/actions.py RemoteActions)."""
+
+    async def request(self, name: str, claims: Claims, args: Body) -> Result: ...
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    db: Database
+    rag: RAGEngine
+    agent: AIAgentService
+    desk: HitlDesk
+    tokens: Tokens
+    recorder: CallRecorder | None = None
+    presence: Callable[[], dict[str, Presence]] = dict
+    feed: EventFeed = field(default_factory=lambda: EventFeed(ConnectionManager()))
+    metrics: Metrics = field(default_factory=Metrics)
+    limiter: RateLimiter = field(init=False)  # logins per client address, from settings
+    calls: Telephony | None = None  # the Stasis app: takeover, hand back, hang up
+    # other nodes' alerts and calls, through the relay (set when the feed has one)
+    remote: Remote | None = None
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.settings.web.login_attempts_per_minute)
+
+    def audit(self, claims: Claims, action: str, call_id: str = "", alert_key: str = "",
+              **detail: object) -> None:
+        if self.recorder is not None:
+            self.recorder.audit(claims.user, action, call_id, alert_key, **detail)
+
+
+CTX = web.AppKey("ctx", WebContext)
+
+
+def ctx(request: web.Request) -> WebContext:
+    return request.app[CTX]
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def error_for(exc: Exception, where: str) -> web.Response:
+    """The JSON error response for a failure (an unexpected one is logged, never shown)."""
+    if isinstance(exc, web.HTTPException):
+        code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method",
+                413: "too-large", 429: "rate-limited"}.get(exc.status, "bad-request")
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") \
+            else exc.reason
+        response = error(exc.status, code, message)
+        for name in ("Retry-After", "Allow"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    if isinstance(exc, DeskError):
+        return error(exc.status, exc.code, str(exc))
+    if isinstance(exc, TelephonyError):  # the PBX refused: say what it said, as a conflict
+        return error(409 if exc.status in (409, 422) else 404 if exc.status == 404
+                     else 502, exc.code, exc.message)
+    if isinstance(exc, UserFacingError):
+        return error(400, exc.code, str(exc))
+    log.error("web: %s failed", where, exc_info=exc)
+    return error(500, "internal", "internal error")
+
+
+async def read_json(request: web.Request, fields: Mapping[str, type],
+                    required: tuple[str, ...] = ()) -> Body:
+    """The JSON body: an object with only ``fields`` (each of its type), ``required``
+    present; else 400 naming the field."""
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body: expected a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise web.HTTPBadRequest(text=f"{unknown[0]}: unknown field")
+    for name in required:
+        if name not in body:
+            raise web.HTTPBadRequest(text=f"{name}: required")
+    for name, value in body.items():
+        kind = fields[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise web.HTTPBadRequest(text=f"{name}: expected {kind.__name__}")
+    return body

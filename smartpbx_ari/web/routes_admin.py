@@ -1,0 +1,82 @@
+"""REST handlers for running the service: performance figures, operators' presence,
+routing rules, the audit log, liveness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from smartpbx_ari.store import stats
+from smartpbx_ari.store.audit import list_actions
+from smartpbx_ari.store.rules import add_rule, delete_rule, list_rules
+from smartpbx_ari.web.context import ctx, read_json
+from smartpbx_ari.web.route import claims_of, iso, page
+from smartpbx_ari.web.text import plain
+
+PERIODS = {"m": 60, "h": 3600, "d": 86400}
+RULE_FIELDS: dict[str, type] = {"kind": str, "pattern": str, "value": str, "priority": int,
+                                "note": str}
+
+
+async def performance(request: web.Request) -> web.Response:
+    period = request.query.get("period", "1h")
+    unit = PERIODS.get(period[-1:])
+    if unit is None or not period[:-1].isdigit() or int(period[:-1]) < 1:
+        raise web.HTTPBadRequest(text="period: like 15m, 1h, 24h or 7d")
+    seconds = int(period[:-1]) * unit
+    since = datetime.now(UTC) - timedelta(seconds=seconds)
+    figures = await asyncio.to_thread(stats.performance, ctx(request).db, since)
+    return web.json_response({"period": period, **figures})
+
+
+async def operators(request: web.Request) -> web.Response:
+    presence = ctx(request).presence()
+    return web.json_response({"data": [
+        {"endpoint": p.endpoint, "state": p.state, "detail": p.detail}
+        for p in sorted(presence.values(), key=lambda p: p.endpoint)]})
+
+
+async def rules(request: web.Request) -> web.Response:
+    found = await asyncio.to_thread(list_rules, ctx(request).db)
+    return web.json_response({"data": [
+        {"id": r.id, "kind": r.kind, "pattern": r.pattern, "value": r.value,
+         "priority": r.priority, "enabled": r.enabled, "note": r.note} for r in found]})
+
+
+async def rule_create(request: web.Request) -> web.Response:
+    c = ctx(request)
+    body = await read_json(request, RULE_FIELDS, ("kind",))
+    rule_id = await asyncio.to_thread(add_rule, c.db, body["kind"], body.get("pattern", ""),
+                                      body.get("value", ""), body.get("priority", 100),
+                                      plain(body.get("note", "")))
+    c.audit(claims_of(request), "rule_create", rule=rule_id, kind=body["kind"])
+    return web.json_response({"id": rule_id}, status=201)
+
+
+async def rule_delete(request: web.Request) -> web.Response:
+    c = ctx(request)
+    raw = request.match_info["id"]
+    if not raw.isdigit() or not await asyncio.to_thread(delete_rule, c.db, int(raw)):
+        raise web.HTTPNotFound(text="id: no such rule")
+    c.audit(claims_of(request), "rule_delete", rule=int(raw))
+    return web.json_response({"deleted": int(raw)})
+
+
+async def audit(request: web.Request) -> web.Response:
+    limit, offset = page(request)
+    rows = await asyncio.to_thread(list_actions, ctx(request).db, limit, offset)
+    return web.json_response({"data": [
+        {"at": iso(r.at), "user": r.user, "action": r.action, "call_id": r.call_id,
+         "alert_id": r.alert_key, "detail": r.detail} for r in rows]})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "time": time.time()})
+
+
+async def prometheus(request: web.Request) -> web.Response:
+    return web.Response(text=ctx(request).metrics.render(), content_type="text/plain",
+                        charset="utf-8")
