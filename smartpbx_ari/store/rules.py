@@ -1,4 +1,7 @@
-"""Routing rules in the database (admins edit them; the FastAGI server reads them)."""
+"""Routing rules in the database (admins edit them; the FastAGI server reads them).
+
+A rule is validated (``call.routing.validate_rule``) before it is given to ``add_rule``.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,13 @@ from sqlalchemy import select
 
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import RoutingRule
-from smartpbx_ari.telephony.routing import Rule, validate_rule
 
 
-def load_rules(db: Database) -> list[Rule]:
+def load_rules(db: Database) -> list[RoutingRule]:
     """The enabled rules, by priority."""
     with db.session() as session:
-        rows = session.scalars(select(RoutingRule).where(RoutingRule.enabled)
-                               .order_by(RoutingRule.priority, RoutingRule.id)).all()
-        return [Rule(r.kind, r.pattern, r.value, r.priority) for r in rows]
+        return list(session.scalars(select(RoutingRule).where(RoutingRule.enabled)
+                                    .order_by(RoutingRule.priority, RoutingRule.id)))
 
 
 def list_rules(db: Database) -> list[RoutingRule]:
@@ -26,8 +27,7 @@ def list_rules(db: Database) -> list[RoutingRule]:
 
 def add_rule(db: Database, kind: str, pattern: str = "", value: str = "",
              priority: int = 100, note: str = "") -> int:
-    """Store a rule after validating it (RuleError names the bad field)."""
-    validate_rule(kind, pattern, value)
+    """Store a rule (already validated); its id."""
     with db.session() as session:
         row = RoutingRule(kind=kind, pattern=pattern, value=value, priority=priority,
                           note=note[:255])

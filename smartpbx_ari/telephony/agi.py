@@ -14,20 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from panoramisk.fast_agi import Request
 
-from smartpbx_ari.telephony.routing import Decision, Rule, decide
+from smartpbx_ari.call.routing import Decision, RuleLike, decide
 
 log = logging.getLogger(__name__)
 HEADER_LIMIT = 16 * 1024
 READ_TIMEOUT_S = 5.0
 ROUTE_SCRIPT = "route"
 
-RuleLoader = Callable[[], Awaitable[list[Rule]]]
+RuleLoader = Callable[[], Awaitable[Sequence[RuleLike]]]
 
 
 class AgiServer:

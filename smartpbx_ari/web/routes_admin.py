@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from smartpbx_ari.call.routing import validate_rule
 from smartpbx_ari.store import stats
 from smartpbx_ari.store.audit import list_actions
 from smartpbx_ari.store.rules import add_rule, delete_rule, list_rules
@@ -49,9 +50,9 @@ async def rules(request: web.Request) -> web.Response:
 async def rule_create(request: web.Request) -> web.Response:
     c = ctx(request)
     body = await read_json(request, RULE_FIELDS, ("kind",))
-    rule_id = await asyncio.to_thread(add_rule, c.db, body["kind"], body.get("pattern", ""),
-                                      body.get("value", ""), body.get("priority", 100),
-                                      plain(body.get("note", "")))
+    rule = validate_rule(body["kind"], body.get("pattern", ""), body.get("value", ""))
+    rule_id = await asyncio.to_thread(add_rule, c.db, rule.kind, rule.pattern, rule.value,
+                                      body.get("priority", 100), plain(body.get("note", "")))
     c.audit(claims_of(request), "rule_create", rule=rule_id, kind=body["kind"])
     return web.json_response({"id": rule_id}, status=201)
 

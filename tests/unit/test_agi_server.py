@@ -10,8 +10,8 @@ from datetime import datetime
 
 import pytest
 
+from smartpbx_ari.call.routing import Rule
 from smartpbx_ari.telephony.agi import AgiServer
-from smartpbx_ari.telephony.routing import Rule
 
 pytestmark = pytest.mark.unit
 HEADERS = ("agi_network: yes\nagi_network_script: route\nagi_request: agi://127.0.0.1/route\n"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartpbx_ari.telephony.routing import Rule, RuleError, decide, parse_hours, validate_rule
+from smartpbx_ari.call.routing import Rule, RuleError, decide, parse_hours, validate_rule
 
 pytestmark = pytest.mark.unit
 MONDAY_10 = datetime(2026, 11, 23, 10, 0)  # a Monday

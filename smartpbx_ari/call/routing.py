@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Protocol
 
 from smartpbx_ari.ai.language import is_language_tag
 from smartpbx_ari.errors import UserFacingError
@@ -27,6 +28,22 @@ _PATTERN = re.compile(r"^[\w+*?#\[\]\-.@]{1,64}$")  # numbers; SIP users are wor
 
 class RuleError(UserFacingError, ValueError):
     code = "rule-invalid"
+
+
+class RuleLike(Protocol):
+    """A rule as stored (``store.models.RoutingRule``) or made (:class:`Rule`)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def pattern(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +112,7 @@ def _matches(pattern: str, number: str) -> bool:
     return bool(number) and fnmatch.fnmatchcase(number, pattern)
 
 
-def decide(caller: str, dialled: str, rules: Iterable[Rule], now: datetime) -> Decision:
+def decide(caller: str, dialled: str, rules: Iterable[RuleLike], now: datetime) -> Decision:
     ordered = sorted(rules, key=lambda r: r.priority)
     for rule in ordered:
         if rule.kind == "block" and _matches(rule.pattern, caller):
