@@ -18,8 +18,8 @@ from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.telephony.pbx import LocalPbx
-from smartpbx_ari.telephony.sip import SIPMethod
-from smartpbx_ari.telephony.sip_ua import SipCall, SipError, rms
+from smartpbx_ari.sipcaller.sip import SIPMethod
+from smartpbx_ari.sipcaller.ua import SipCall, SipError, rms
 
 pytestmark = [pytest.mark.integration]
 

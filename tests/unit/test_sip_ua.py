@@ -20,8 +20,8 @@ import pytest
 
 from smartpbx_ari.media.codecs import ulaw_encode
 from smartpbx_ari.media.rtp import RtpPacket
-from smartpbx_ari.telephony.sdp import build_offer, parse_answer
-from smartpbx_ari.telephony.sip import (
+from smartpbx_ari.sipcaller.sdp import build_offer, parse_answer
+from smartpbx_ari.sipcaller.sip import (
     DigestChallenge,
     SIPHeaders,
     SIPMessage,
@@ -30,7 +30,7 @@ from smartpbx_ari.telephony.sip import (
     header_param,
     parse_auth_params,
 )
-from smartpbx_ari.telephony.sip_ua import (
+from smartpbx_ari.sipcaller.ua import (
     AudioTick,
     Dialog,
     DtmfTick,

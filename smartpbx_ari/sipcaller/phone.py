@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from smartpbx_ari.media.codecs import codec_for_payload_type
-from smartpbx_ari.telephony.sdp import build_offer, parse_answer
-from smartpbx_ari.telephony.sip import (
+from smartpbx_ari.sipcaller.sdp import build_offer, parse_answer
+from smartpbx_ari.sipcaller.sip import (
     SIPHeaders,
     SIPMessage,
     SIPMethod,
@@ -28,7 +28,7 @@ from smartpbx_ari.telephony.sip import (
     new_branch,
     new_tag,
 )
-from smartpbx_ari.telephony.sip_ua import Addr, RtpStream, SipError, _SipEndpoint
+from smartpbx_ari.sipcaller.ua import Addr, RtpStream, SipError, _SipEndpoint
 
 log = logging.getLogger(__name__)
 USER_AGENT = "SmartPBX-phone"

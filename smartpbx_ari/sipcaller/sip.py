@@ -1,7 +1,7 @@
 """SIP messages (RFC 3261) and digest authentication (RFC 2617 / RFC 7616): sans-IO.
 
 Bytes or text in, typed :class:`SIPMessage` out, and back. No sockets and no clock: the
-synthetic caller's UDP user agent (:mod:`smartpbx_ari.telephony.sip_ua`) is a thin shell
+synthetic caller's UDP user agent (:mod:`smartpbx_ari.sipcaller.ua`) is a thin shell
 around this module.
 
 ``SIPMessage.parse(m.serialize()) == m`` for every valid message; parsing canonicalises

@@ -30,8 +30,8 @@ from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.media.codecs import CODECS, Codec, Pcm, codec_for_payload_type, decoder, encoder
 from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.media.turn import rms
-from smartpbx_ari.telephony.sdp import SdpAnswer, build_offer, parse_answer
-from smartpbx_ari.telephony.sip import (
+from smartpbx_ari.sipcaller.sdp import SdpAnswer, build_offer, parse_answer
+from smartpbx_ari.sipcaller.sip import (
     SIPHeaders,
     SIPMessage,
     SIPMethod,

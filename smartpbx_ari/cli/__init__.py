@@ -41,16 +41,16 @@ def _pbx(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.serve import run_serve
+    from smartpbx_ari.cli.serve import run_serve
 
     return run_serve(settings, web_only=args.web_only)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.kb_cli import ensure_demo_knowledge
-    from smartpbx_ari.serve import run_serve
+    from smartpbx_ari.cli.kb import ensure_demo_knowledge
+    from smartpbx_ari.cli.serve import run_serve
     from smartpbx_ari.telephony.pbx import LocalPbx
-    from smartpbx_ari.users_cli import ensure_demo_admin
+    from smartpbx_ari.cli.users import ensure_demo_admin
 
     print(f"demo: {ensure_demo_knowledge(settings)}")
     print(f"demo: {ensure_demo_admin(settings)}")
@@ -75,31 +75,31 @@ stops Asterisk.
 
 
 def _kb(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.kb_cli import run_kb
+    from smartpbx_ari.cli.kb import run_kb
 
     return run_kb(args, settings)
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.kb_cli import run_ask
+    from smartpbx_ari.cli.kb import run_ask
 
     return run_ask(args, settings)
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.db_cli import run_db
+    from smartpbx_ari.cli.db import run_db
 
     return run_db(args, settings)
 
 
 def _users(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.users_cli import run_users
+    from smartpbx_ari.cli.users import run_users
 
     return run_users(args, settings)
 
 
 def _call(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.telephony.caller_cli import run_call
+    from smartpbx_ari.cli.call import run_call
 
     return run_call(args, settings)
 
@@ -120,25 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only the console and API (a web node; no calls)")
     serve.set_defaults(handler=_serve)
 
-    from smartpbx_ari.kb_cli import add_kb_arguments
+    from smartpbx_ari.cli.kb import add_kb_arguments
 
     kb = sub.add_parser("kb", help="the knowledge base: import, search, reindex")
     add_kb_arguments(kb)
     kb.set_defaults(handler=_kb)
 
-    from smartpbx_ari.kb_cli import add_ask_arguments
+    from smartpbx_ari.cli.kb import add_ask_arguments
 
     ask = sub.add_parser("ask", help="one agent turn, as a caller would get it")
     add_ask_arguments(ask)
     ask.set_defaults(handler=_ask)
 
-    from smartpbx_ari.db_cli import add_db_arguments
+    from smartpbx_ari.cli.db import add_db_arguments
 
     db = sub.add_parser("db", help="the database: upgrade (migrations), current, purge")
     add_db_arguments(db)
     db.set_defaults(handler=_db)
 
-    from smartpbx_ari.users_cli import add_users_arguments
+    from smartpbx_ari.cli.users import add_users_arguments
 
     users = sub.add_parser("users", help="console users: add (password from stdin), list")
     add_users_arguments(users)
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
     demo.set_defaults(handler=_demo)
 
-    from smartpbx_ari.telephony.caller_cli import add_call_arguments
+    from smartpbx_ari.cli.call import add_call_arguments
 
     call = sub.add_parser("call", help="the synthetic caller: dial, speak, listen, measure")
     add_call_arguments(call)
