@@ -28,8 +28,8 @@ import yaml
 from smartpbx_ari.ai.agent import SEPARATING_SIMILARITY
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import CANDIDATES, RAGEngine, expand_query
-from smartpbx_ari.config import load_settings
 from smartpbx_ari.cli.kb import demo_path
+from smartpbx_ari.config import load_settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 PARAPHRASES = FIXTURES / "rag_paraphrases.yaml"  # the dev set: tuned on

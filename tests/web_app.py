@@ -13,10 +13,10 @@ from pathlib import Path
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.events import CallEvent, EventBus
 from smartpbx_ari.hitl import HitlDesk
-from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.users import add_user
 from smartpbx_ari.web.app import WebContext, create_app, start_site

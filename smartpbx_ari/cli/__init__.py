@@ -8,8 +8,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from smartpbx_ari.config import ConfigError, Settings, load_settings
+from smartpbx_ari.errors import UserFacingError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+# Each command imports what it runs only when it runs: `smartpbx pbx status` or `--help`
+# must not pay for the models, web stack and database drivers `serve` loads.
 
 
 def _pbx(args: argparse.Namespace, settings: Settings) -> int:
@@ -49,8 +53,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.cli.kb import ensure_demo_knowledge
     from smartpbx_ari.cli.serve import run_serve
-    from smartpbx_ari.telephony.pbx import LocalPbx
     from smartpbx_ari.cli.users import ensure_demo_admin
+    from smartpbx_ari.telephony.pbx import LocalPbx
 
     print(f"demo: {ensure_demo_knowledge(settings)}")
     print(f"demo: {ensure_demo_admin(settings)}")
@@ -168,13 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
-    except Exception as err:  # one clear line for known user-facing errors
-        from smartpbx_ari.errors import UserFacingError
-
-        if isinstance(err, UserFacingError):
-            print(f"smartpbx: {err}", file=sys.stderr)
-            return 1
-        raise
+    except UserFacingError as err:  # one clear line for known user-facing errors
+        print(f"smartpbx: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

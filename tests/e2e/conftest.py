@@ -14,8 +14,8 @@ from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEvent, Subscription
-from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.stasis import StasisApp
 from smartpbx_ari.voice import VoiceConversation, VoiceEngine

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from smartpbx_ari.media.turn import rms
-from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.sipcaller.caller import VOICE_RMS, Dial, SyntheticCaller
+from smartpbx_ari.telephony.ari import AriClient
 from tests.e2e.conftest import Controller
 from tests.fixtures.audio import speak_wav, wav_frames
 from tests.fixtures.sipp import run_rtp_stream_call

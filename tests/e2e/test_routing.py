@@ -11,11 +11,11 @@ from datetime import datetime
 import pytest
 
 from smartpbx_ari.config import Settings
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.errors import SipError
 from smartpbx_ari.telephony.agi import AgiServer
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.telephony.routing import Rule
-from smartpbx_ari.sipcaller.ua import SipError
 from tests.e2e.conftest import Controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
