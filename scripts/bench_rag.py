@@ -29,8 +29,8 @@ from smartpbx_ari.ai.agent import SEPARATING_SIMILARITY
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.retrieval import CANDIDATES, expand_query
+from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import load_settings
-from smartpbx_ari.kb_cli import demo_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 PARAPHRASES = FIXTURES / "rag_paraphrases.yaml"  # the dev set: tuned on

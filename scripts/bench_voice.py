@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from smartpbx_ari.cli.kb import ensure_demo_knowledge
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.credentials import load_credentials
-from smartpbx_ari.kb_cli import ensure_demo_knowledge
-from smartpbx_ari.telephony.caller import CallReport, Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.caller import CallReport, Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
 
 QUESTIONS = [

@@ -37,8 +37,8 @@ def free_port() -> int:
 
 
 def prepare(data_dir: Path, password: str) -> None:
+    from smartpbx_ari.cli.kb import ensure_demo_knowledge
     from smartpbx_ari.config import load_settings
-    from smartpbx_ari.kb_cli import ensure_demo_knowledge
     from smartpbx_ari.store.migrate import open_database
     from smartpbx_ari.store.users import add_user
 

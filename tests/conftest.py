@@ -23,9 +23,9 @@ import pytest
 
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import Credentials, load_credentials
-from smartpbx_ari.kb_cli import demo_path
 from smartpbx_ari.store import migrate
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.telephony.pbx import LocalPbx

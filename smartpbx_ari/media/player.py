@@ -1,8 +1,9 @@
-"""Outbound RTP: a sans-IO packetizer and an asyncio player that paces it at 20 ms.
+"""Outbound RTP: a sans-IO packetizer and schedule, and an asyncio player pacing at 20 ms.
 
 The packetizer owns sequence numbers and timestamps for the whole call, so they stay
-continuous across answers. The player sends frame ``n`` of an answer at ``t0 + n * 20 ms``
-computed from the start of the answer, so timer lateness never accumulates into drift.
+continuous across answers. The schedule puts frame ``n`` at ``t0 + n * 20 ms`` from the
+start, so timer lateness never accumulates into drift. The controller's player and the
+synthetic caller's RTP stream both send through these two.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class RtpPacketizer:
         self._marker = False
 
     @classmethod
-    def for_codec(cls, codec: Codec, ssrc: int) -> RtpPacketizer:
-        return cls(codec.payload_type, ssrc, codec.timestamp_step, codec.frame_bytes)
+    def for_codec(cls, codec: Codec, ssrc: int, *, first_sequence: int | None = None,
+                  first_timestamp: int | None = None) -> RtpPacketizer:
+        return cls(codec.payload_type, ssrc, codec.timestamp_step, codec.frame_bytes,
+                   first_sequence=first_sequence, first_timestamp=first_timestamp)
 
     @property
     def sequence_number(self) -> int:
@@ -73,6 +76,61 @@ class RtpPacketizer:
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + self.samples_per_frame) & 0xFFFFFFFF
         return packet.serialize()
+
+    def packetize_event(self, payload_type: int, payload: bytes, timestamp: int, *,
+                        marker: bool = False) -> bytes:
+        """One packet of a named event (RFC 4733 DTMF): its own payload type, the event's
+        start ``timestamp``; only the sequence number advances (``skip`` moves time on)."""
+        packet = RtpPacket(payload_type=payload_type, sequence_number=self._seq,
+                           timestamp=timestamp, ssrc=self.ssrc, marker=marker, payload=payload)
+        self._seq = (self._seq + 1) & 0xFFFF
+        return packet.serialize()
+
+
+class FrameSchedule:
+    """When each frame is due: ``t0 + n * frame_s``, sans-IO (the caller feeds the clock).
+
+    A sender more than ``max_lag_frames`` behind restarts from now instead of bursting
+    the backlog (which would overflow the far end's jitter buffer); :meth:`catch_up`
+    says how many frames' time was lost, for the packetizer to skip.
+    """
+
+    def __init__(self, frame_s: float = 0.02, max_lag_frames: int = 3) -> None:
+        if frame_s <= 0:
+            raise ValueError(f"frame_s must be positive, got {frame_s}")
+        self.frame_s = frame_s
+        self.max_lag_frames = max_lag_frames
+        self._t0 = 0.0
+        self._n = 0  # frames sent since start()
+
+    def start(self, now: float) -> None:
+        self._t0, self._n = now, 0
+
+    @property
+    def sent(self) -> int:
+        return self._n
+
+    def due(self) -> float:
+        """When the next frame is due."""
+        return self._t0 + self._n * self.frame_s
+
+    def advance(self) -> None:
+        """One frame went out."""
+        self._n += 1
+
+    def catch_up(self, now: float) -> int:
+        """Frames to skip when more than ``max_lag_frames`` late (else 0); the schedule
+        moves on by as many, so the next frame is due now."""
+        lag = now - self.due()
+        if lag <= self.max_lag_frames * self.frame_s:
+            return 0
+        frames = self.frames_in(lag)
+        self._t0 += frames * self.frame_s
+        return frames
+
+    def frames_in(self, seconds: float) -> int:
+        """Whole frames in ``seconds`` (float sums of 20 ms steps are a hair off)."""
+        return int(seconds / self.frame_s + _SLACK)
 
 
 def split_frames(data: bytes, frame_bytes: int, fill: int) -> list[bytes]:
@@ -126,18 +184,13 @@ class PacedPlayer:
         frame_s: float = 0.02, clock: Callable[[], float] = time.monotonic,
         max_lag_frames: int = 3,
     ) -> None:
-        if frame_s <= 0:
-            raise ValueError(f"frame_s must be positive, got {frame_s}")
         self._send = send
         self.packetizer = packetizer
-        self.frame_s = frame_s
+        self.schedule = FrameSchedule(frame_s, max_lag_frames)
         self._clock = clock
-        self.max_lag_frames = max_lag_frames
         self._stopped: asyncio.Future[None] | None = None  # set while playing
         self._running = asyncio.Event()  # cleared by hold()
         self._running.set()
-        self._t0 = 0.0
-        self._n = 0  # frames sent in the current answer
         self._schedule_end: float | None = None
         self.frames_sent = 0
         self.late_resyncs = 0
@@ -178,7 +231,7 @@ class PacedPlayer:
         finally:
             self._stopped = None
             self._running.set()
-            self._schedule_end = self._due()
+            self._schedule_end = self.schedule.due()
 
     async def _run(self, frames: AsyncIterable[bytes] | Iterable[bytes],
                    stopped: asyncio.Future[None]) -> int:
@@ -191,13 +244,13 @@ class PacedPlayer:
                 if not await self._wait_until_due(stopped, resync=True):
                     break
                 self._send(self.packetizer.packetize(payload))
-                self._n += 1
+                self.schedule.advance()
                 self.frames_sent += 1
             else:
                 await self._wait_until_due(stopped, resync=False)  # last frame's air time
         finally:
             await source.aclose()
-        return self._n
+        return self.schedule.sent
 
     async def _wait_while_held(self, stopped: asyncio.Future[None]) -> bool:
         if self._running.is_set():
@@ -214,31 +267,20 @@ class PacedPlayer:
         now = self._clock()
         if self._schedule_end is not None:
             # Timestamps follow wall time across the pause between two answers.
-            idle = int((now - self._schedule_end) / self.frame_s + _SLACK)
+            idle = self.schedule.frames_in(now - self._schedule_end)
             self.packetizer.skip(max(idle, 0))
         self.packetizer.start_talkspurt()
-        self._t0, self._n = now, 0
-
-    def _due(self) -> float:
-        return self._t0 + self._n * self.frame_s
+        self.schedule.start(now)
 
     async def _wait_until_due(self, stopped: asyncio.Future[None], resync: bool) -> bool:
         """Wait for the next frame's slot; False if stopped meanwhile."""
-        lag = self._clock() - self._due()
-        if resync and lag > self.max_lag_frames * self.frame_s:
-            self._resync(lag)
-        delay = self._due() - self._clock()
+        if resync and (lost := self.schedule.catch_up(self._clock())):
+            # Far behind (slow source, stalled loop): the timestamps jump over the time lost.
+            self.packetizer.skip(lost)
+            self.late_resyncs += 1
+        delay = self.schedule.due() - self._clock()
         if delay > 0:
             await asyncio.wait([stopped], timeout=delay)
         else:
             await asyncio.sleep(0)  # let stop() and the RTP receiver run even when behind
         return not stopped.done()
-
-    def _resync(self, lag: float) -> None:
-        # Far behind (slow source, stalled loop): sending the backlog in a burst would
-        # overflow the far end's jitter buffer, so restart the schedule from now and
-        # let the timestamps jump over the time lost.
-        frames = int(lag / self.frame_s + _SLACK)
-        self._t0 += frames * self.frame_s
-        self.packetizer.skip(frames)
-        self.late_resyncs += 1

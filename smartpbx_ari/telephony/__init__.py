@@ -1,1 +1,1 @@
-"""Telephony: ARI client, Stasis app, the local PBX, SIP for the synthetic caller."""
+"""Telephony: ARI client, Stasis app, AMI, FastAGI, routing, the local PBX."""

@@ -17,8 +17,8 @@ from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEvent, Subscription
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.stasis import StasisApp
 

@@ -13,8 +13,8 @@ import pytest
 
 from smartpbx_ari.events import BargedIn, CallEnded, CallStarted, HandedOff, Heard, Said
 from smartpbx_ari.media.turn import rms
+from smartpbx_ari.sipcaller.caller import VOICE_RMS, Dial, SyntheticCaller
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.telephony.caller import VOICE_RMS, Dial, SyntheticCaller
 from tests.e2e.conftest import Controller
 from tests.fixtures.audio import speak_wav, wav_frames
 from tests.fixtures.sipp import run_rtp_stream_call

@@ -24,9 +24,9 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from smartpbx_ari.config import Settings
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call, Utterance
-from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
 from tests.e2e.test_serve import start_serve, stop
 from tests.fixtures.ports import free_tcp_port, free_udp_port
 

@@ -13,10 +13,10 @@ import pytest
 from smartpbx_ari.call.routing import Rule
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallStarted
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.errors import SipError
 from smartpbx_ari.telephony.agi import AgiServer
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
-from smartpbx_ari.telephony.sip_ua import SipError
 from tests.e2e.conftest import Controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

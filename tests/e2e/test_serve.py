@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
 from tests.fixtures.postgres import LocalPostgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

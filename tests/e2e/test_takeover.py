@@ -13,9 +13,9 @@ from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEnded, CallStarted, HandedBack, Heard, Said, TakenOver
 from smartpbx_ari.media.resample import resample
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.phone import SipPhone
 from smartpbx_ari.telephony.ari import AriError
-from smartpbx_ari.telephony.caller import Dial, SyntheticCaller
-from smartpbx_ari.telephony.phone import SipPhone
 from tests.e2e.conftest import Controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]

@@ -16,8 +16,8 @@ import pytest
 from smartpbx_ari.ai.dense import open_collection
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import load_settings
-from smartpbx_ari.kb_cli import demo_path
 from tests.fixtures.ports import free_tcp_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]

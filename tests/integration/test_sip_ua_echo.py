@@ -17,9 +17,11 @@ import pytest
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.media.turn import rms
+from smartpbx_ari.sipcaller.errors import SipError
+from smartpbx_ari.sipcaller.sip import SIPMethod
+from smartpbx_ari.sipcaller.ua import SipCall
 from smartpbx_ari.telephony.pbx import LocalPbx
-from smartpbx_ari.telephony.sip import SIPMethod
-from smartpbx_ari.telephony.sip_ua import SipCall, SipError, rms
 
 pytestmark = [pytest.mark.integration]
 

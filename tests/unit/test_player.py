@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smartpbx_ari.media.codecs import codec
-from smartpbx_ari.media.player import PacedPlayer, RtpPacketizer, split_frames
+from smartpbx_ari.media.player import FrameSchedule, PacedPlayer, RtpPacketizer, split_frames
 from smartpbx_ari.media.rtp import PT_PCMU, RtpPacket
 
 pytestmark = pytest.mark.unit
@@ -71,6 +71,37 @@ def test_numbers_wrap(seq: int, ts: int, n: int) -> None:
     packets = [RtpPacket.parse(p.packetize(FRAME)) for _ in range(n)]
     assert [x.sequence_number for x in packets] == [(seq + i) & 0xFFFF for i in range(n)]
     assert [x.timestamp for x in packets] == [(ts + 160 * i) & 0xFFFFFFFF for i in range(n)]
+
+
+def test_event_packets_keep_their_timestamp_and_own_payload_type() -> None:
+    p = ulaw_packetizer()
+    start = p.timestamp
+    packets = [RtpPacket.parse(p.packetize_event(101, b"\x05\x0a\x00\xa0", start,
+                                                 marker=i == 0)) for i in range(2)]
+    assert [(x.payload_type, x.timestamp, x.marker) for x in packets] == [
+        (101, 1000, True), (101, 1000, False)]
+    assert [x.sequence_number for x in packets] == [100, 101]
+    assert p.timestamp == 1000  # the sender moves time on with skip()
+
+
+def test_schedule_is_drift_free_and_catches_up_without_a_burst() -> None:
+    schedule = FrameSchedule(0.02, max_lag_frames=3)
+    schedule.start(10.0)
+    for _ in range(5):
+        schedule.advance()
+    assert schedule.sent == 5 and schedule.due() == pytest.approx(10.1)
+    assert schedule.catch_up(10.1 + 0.05) == 0  # 2.5 frames late: within the slack
+    assert schedule.catch_up(10.1 + 0.1) == 5  # 5 frames late: skip them
+    assert schedule.due() == pytest.approx(10.2) and schedule.sent == 5
+    with pytest.raises(ValueError, match="positive"):
+        FrameSchedule(0.0)
+
+
+def test_for_codec_takes_fixed_starting_numbers() -> None:
+    p = RtpPacketizer.for_codec(codec("g722"), 7, first_sequence=5, first_timestamp=9)
+    packet = RtpPacket.parse(p.packetize(bytes(160)))
+    assert (packet.payload_type, packet.sequence_number, packet.timestamp) == (9, 5, 9)
+    assert p.timestamp == 9 + 160
 
 
 def test_random_start_and_frame_size_check() -> None:

@@ -1,4 +1,4 @@
-"""Minimal SDP offer/answer for the synthetic caller (smartpbx_ari.telephony.sdp)."""
+"""Minimal SDP offer/answer for the synthetic caller (smartpbx_ari.sipcaller.sdp)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartpbx_ari.telephony.sdp import SdpAnswer, build_offer, parse_answer
+from smartpbx_ari.sipcaller.sdp import SdpAnswer, build_offer, parse_answer
 
 pytestmark = [pytest.mark.unit]
 

@@ -1,4 +1,4 @@
-"""SIP message parsing/serializing and digest auth (smartpbx_ari.telephony.sip)."""
+"""SIP message parsing/serializing and digest auth (smartpbx_ari.sipcaller.sip)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartpbx_ari.telephony.sip import (
+from smartpbx_ari.sipcaller.sip import (
     DigestChallenge,
     SIPHeaders,
     SIPMessage,

@@ -1,4 +1,5 @@
-"""The synthetic caller's UA: sans-IO pieces, then the UDP shell against a loopback fake UAS.
+"""The synthetic caller's UA (smartpbx_ari.sipcaller): sans-IO pieces, then the UDP shell
+against a loopback fake UAS.
 
 The fake UAS is a real UDP socket driven by a script, so retransmissions, challenges,
 re-INVITEs and remote BYEs can be exercised without Asterisk (which rarely sends them).
@@ -20,8 +21,19 @@ import pytest
 
 from smartpbx_ari.media.codecs import ulaw_encode
 from smartpbx_ari.media.rtp import RtpPacket
-from smartpbx_ari.telephony.sdp import build_offer, parse_answer
-from smartpbx_ari.telephony.sip import (
+from smartpbx_ari.sipcaller.dialog import Dialog
+from smartpbx_ari.sipcaller.errors import SipError, SipTimeoutError
+from smartpbx_ari.sipcaller.rtp import (
+    AudioTick,
+    DtmfTick,
+    ReceivedAudio,
+    RtpSender,
+    audio_ticks,
+    dtmf_ticks,
+)
+from smartpbx_ari.sipcaller.rtp_stream import RtpStream
+from smartpbx_ari.sipcaller.sdp import build_offer, parse_answer
+from smartpbx_ari.sipcaller.sip import (
     DigestChallenge,
     SIPHeaders,
     SIPMessage,
@@ -30,19 +42,7 @@ from smartpbx_ari.telephony.sip import (
     header_param,
     parse_auth_params,
 )
-from smartpbx_ari.telephony.sip_ua import (
-    AudioTick,
-    Dialog,
-    DtmfTick,
-    ReceivedAudio,
-    RtpSender,
-    RtpStream,
-    SipCall,
-    SipError,
-    SipTimeoutError,
-    audio_ticks,
-    dtmf_ticks,
-)
+from smartpbx_ari.sipcaller.ua import SipCall
 
 pytestmark = [pytest.mark.unit]
 
@@ -59,7 +59,8 @@ def tone(seconds: float, amplitude: int = 8000, hz: float = 440.0) -> np.ndarray
 def test_sender_marks_talkspurts_and_keeps_seq_and_ts_continuous() -> None:
     sender = RtpSender(ssrc=7, sequence=65534, timestamp=2**32 - 160)
     frames = [AudioTick(tone(0.02)), AudioTick(tone(0.02, hz=880))]
-    packets = [p for item in [None, *frames, None, frames[0]] for p in sender.tick(item)]
+    packets = [RtpPacket.parse(p) for item in [None, *frames, None, frames[0]]
+               for p in sender.tick(item)]
     assert [p.sequence_number for p in packets] == [65534, 65535, 0, 1, 2]
     assert [p.timestamp for p in packets] == [2**32 - 160, 0, 160, 320, 480]
     assert [p.marker for p in packets] == [False, True, False, False, True]
@@ -71,21 +72,21 @@ def test_sender_marks_talkspurts_and_keeps_seq_and_ts_continuous() -> None:
 def test_sender_without_keepalive_skips_silence_but_time_runs_on() -> None:
     sender = RtpSender(ssrc=1, keepalive=False)
     assert sender.tick(None) == []
-    (packet,) = sender.tick(AudioTick(np.zeros(160, np.int16)))
+    (packet,) = map(RtpPacket.parse, sender.tick(AudioTick(np.zeros(160, np.int16))))
     assert (packet.sequence_number, packet.timestamp, packet.marker) == (0, 160, True)
 
 
 def test_sender_dtmf_event() -> None:
     sender = RtpSender(ssrc=1, dtmf_payload_type=101, timestamp=1000)
     sender.tick(None)
-    packets = [p for item in dtmf_ticks("#", 0.06) for p in sender.tick(item)]
+    packets = [RtpPacket.parse(p) for item in dtmf_ticks("#", 0.06) for p in sender.tick(item)]
     assert [p.payload_type for p in packets] == [101] * 5
     assert {p.timestamp for p in packets} == {1160}  # the event's start, in every packet
     assert [p.marker for p in packets] == [True, False, False, False, False]
     fields = [struct.unpack("!BBH", p.payload) for p in packets]
     assert fields == [(11, 10, 160), (11, 10, 320)] + [(11, 0x80 | 10, 480)] * 3
     assert [p.sequence_number for p in packets] == [1, 2, 3, 4, 5]
-    (after,) = sender.tick(None)
+    (after,) = map(RtpPacket.parse, sender.tick(None))
     assert after.timestamp == 1160 + 3 * 160
 
 
@@ -496,7 +497,7 @@ async def test_a_failing_pacer_fails_play_instead_of_hanging(rtp_peer: FakePeer)
         playing = asyncio.create_task(stream.play(tone(0.3)))
         await asyncio.sleep(0.05)
 
-        def broken(item: object) -> list[RtpPacket]:
+        def broken(item: object) -> list[bytes]:
             raise OSError("boom")
 
         stream._started().tick = broken  # type: ignore[method-assign]

@@ -1,8 +1,8 @@
 """SIP messages (RFC 3261) and digest authentication (RFC 2617 / RFC 7616): sans-IO.
 
 Bytes or text in, typed :class:`SIPMessage` out, and back. No sockets and no clock: the
-synthetic caller's UDP user agent (:mod:`smartpbx_ari.telephony.sip_ua`) is a thin shell
-around this module.
+synthetic caller's UDP user agent (:mod:`smartpbx_ari.sipcaller.ua`) and the test phone
+are thin shells around this module.
 
 ``SIPMessage.parse(m.serialize()) == m`` for every valid message; parsing canonicalises
 compact header names (``v`` -> ``Via``) and recomputes ``Content-Length`` on output.
@@ -356,6 +356,13 @@ def _add_to_tag(headers: SIPHeaders, to_tag: str | None, status_code: int) -> No
 
 
 # ---- header field helpers ----------------------------------------------------------
+def response_status(response: SIPMessage) -> int:
+    """The status code of a response; ``ValueError`` for a request."""
+    if response.status_code is None:
+        raise ValueError(f"not a SIP response: {response.summary()}")
+    return response.status_code
+
+
 def new_tag() -> str:
     return secrets.token_hex(6)
 

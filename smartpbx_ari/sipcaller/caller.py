@@ -23,7 +23,7 @@ from smartpbx_ari.config import Settings
 from smartpbx_ari.media.codecs import Pcm
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.turn import rms
-from smartpbx_ari.telephony.sip_ua import SipCall
+from smartpbx_ari.sipcaller.ua import SipCall
 
 VOICE_RMS = 300.0  # a 20 ms frame louder than this is speech, not line noise
 QUIET_S = 0.8  # this much silence after speech ends an answer

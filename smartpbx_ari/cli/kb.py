@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -37,8 +38,6 @@ def add_ask_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
     from smartpbx_ari.ai.agent import AIAgentService
     from smartpbx_ari.ai.llm import Phraser
     from smartpbx_ari.ai.rag import RAGEngine

@@ -7,14 +7,27 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from smartpbx_ari.cli.call import add_call_arguments, run_call
+from smartpbx_ari.cli.db import add_db_arguments, run_db
+from smartpbx_ari.cli.kb import (
+    add_ask_arguments,
+    add_kb_arguments,
+    ensure_demo_knowledge,
+    run_ask,
+    run_kb,
+)
+from smartpbx_ari.cli.users import add_users_arguments, ensure_demo_admin, run_users
 from smartpbx_ari.config import ConfigError, Settings, load_settings
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.telephony.pbx import LocalPbx, config_source, render_config, template_values
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
+# `serve` (and `demo`) import the controller's wiring only when they run: every other
+# command, `--help` included, would pay seconds for the web stack and models it loads.
+
 
 def _pbx(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.telephony.pbx import LocalPbx, config_source, render_config, template_values
-
     pbx = LocalPbx(settings)
     if args.action == "up":
         print(f"pbx: {pbx.up().detail}")
@@ -41,16 +54,13 @@ def _pbx(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.serve import run_serve
+    from smartpbx_ari.cli.serve import run_serve
 
     return run_serve(settings, web_only=args.web_only)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.kb_cli import ensure_demo_knowledge
-    from smartpbx_ari.serve import run_serve
-    from smartpbx_ari.telephony.pbx import LocalPbx
-    from smartpbx_ari.users_cli import ensure_demo_admin
+    from smartpbx_ari.cli.serve import run_serve
 
     print(f"demo: {ensure_demo_knowledge(settings)}")
     print(f"demo: {ensure_demo_admin(settings)}")
@@ -74,36 +84,6 @@ stops Asterisk.
 """
 
 
-def _kb(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.kb_cli import run_kb
-
-    return run_kb(args, settings)
-
-
-def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.kb_cli import run_ask
-
-    return run_ask(args, settings)
-
-
-def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.db_cli import run_db
-
-    return run_db(args, settings)
-
-
-def _users(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.users_cli import run_users
-
-    return run_users(args, settings)
-
-
-def _call(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.telephony.caller_cli import run_call
-
-    return run_call(args, settings)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smartpbx", description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML config file (default: $SMARTPBX_CONFIG)")
@@ -120,38 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only the console and API (a web node; no calls)")
     serve.set_defaults(handler=_serve)
 
-    from smartpbx_ari.kb_cli import add_kb_arguments
-
     kb = sub.add_parser("kb", help="the knowledge base: import, search, reindex")
     add_kb_arguments(kb)
-    kb.set_defaults(handler=_kb)
-
-    from smartpbx_ari.kb_cli import add_ask_arguments
+    kb.set_defaults(handler=run_kb)
 
     ask = sub.add_parser("ask", help="one agent turn, as a caller would get it")
     add_ask_arguments(ask)
-    ask.set_defaults(handler=_ask)
-
-    from smartpbx_ari.db_cli import add_db_arguments
+    ask.set_defaults(handler=run_ask)
 
     db = sub.add_parser("db", help="the database: upgrade (migrations), current, purge")
     add_db_arguments(db)
-    db.set_defaults(handler=_db)
-
-    from smartpbx_ari.users_cli import add_users_arguments
+    db.set_defaults(handler=run_db)
 
     users = sub.add_parser("users", help="console users: add (password from stdin), list")
     add_users_arguments(users)
-    users.set_defaults(handler=_users)
+    users.set_defaults(handler=run_users)
 
     demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
     demo.set_defaults(handler=_demo)
 
-    from smartpbx_ari.telephony.caller_cli import add_call_arguments
-
     call = sub.add_parser("call", help="the synthetic caller: dial, speak, listen, measure")
     add_call_arguments(call)
-    call.set_defaults(handler=_call)
+    call.set_defaults(handler=run_call)
     return parser
 
 
@@ -168,13 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
-    except Exception as err:  # one clear line for known user-facing errors
-        from smartpbx_ari.errors import UserFacingError
-
-        if isinstance(err, UserFacingError):
-            print(f"smartpbx: {err}", file=sys.stderr)
-            return 1
-        raise
+    except UserFacingError as err:  # one clear line for known user-facing errors
+        print(f"smartpbx: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

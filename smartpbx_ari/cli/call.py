@@ -9,7 +9,7 @@ from pathlib import Path
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
-from smartpbx_ari.telephony.caller import CallReport, Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.caller import CallReport, Dial, SyntheticCaller
 
 
 def add_call_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,8 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from smartpbx_ari.media.codecs import codec_for_payload_type
-from smartpbx_ari.telephony.sdp import build_offer, parse_answer
-from smartpbx_ari.telephony.sip import (
+from smartpbx_ari.sipcaller.errors import SipError
+from smartpbx_ari.sipcaller.rtp_stream import RtpStream
+from smartpbx_ari.sipcaller.sdp import build_offer, parse_answer
+from smartpbx_ari.sipcaller.sip import (
     SIPHeaders,
     SIPMessage,
     SIPMethod,
@@ -28,7 +30,7 @@ from smartpbx_ari.telephony.sip import (
     new_branch,
     new_tag,
 )
-from smartpbx_ari.telephony.sip_ua import Addr, RtpStream, SipError, _SipEndpoint
+from smartpbx_ari.sipcaller.transport import Addr, SipEndpoint
 
 log = logging.getLogger(__name__)
 USER_AGENT = "SmartPBX-phone"
@@ -48,7 +50,7 @@ class IncomingCall:
 
 
 class SipPhone:
-    def __init__(self, endpoint: _SipEndpoint, server: Addr, user: str, password: str) -> None:
+    def __init__(self, endpoint: SipEndpoint, server: Addr, user: str, password: str) -> None:
         self.endpoint, self.server, self.user, self.password = endpoint, server, user, password
         host, port = endpoint.local_addr
         self.contact = f"sip:{user}@{host}:{port}"
@@ -65,9 +67,7 @@ class SipPhone:
     async def register(cls, server: Addr, user: str, password: str,
                        local_ip: str = "127.0.0.1", expires: int = 300
                        ) -> AsyncIterator[SipPhone]:
-        endpoint = _SipEndpoint()
-        await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: endpoint, local_addr=(local_ip, 0))
+        endpoint = await SipEndpoint.open(local_ip)
         phone = cls(endpoint, server, user, password)
         endpoint.handler = phone._on_message
         try:

@@ -1,0 +1,1 @@
+"""The synthetic caller and the test phone: our own SIP UA and SDP, RTP through media/."""

@@ -1,0 +1,198 @@
+"""The caller's RTP socket: sends on media's 20 ms :class:`FrameSchedule`, logs what it hears.
+
+Between :meth:`RtpStream.start` and :meth:`RtpStream.close` one task ticks every 20 ms on
+the loop's monotonic clock, sending queued audio/DTMF or (``keepalive``) silence, through
+the sans-IO :class:`RtpSender`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import typing
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from smartpbx_ari.media.codecs import Codec, Pcm, codec_for_payload_type
+from smartpbx_ari.media.player import FrameSchedule
+from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.sipcaller.rtp import (
+    PTIME,
+    ULAW,
+    ReceivedAudio,
+    RtpSender,
+    TickItem,
+    audio_ticks,
+    dtmf_ticks,
+)
+from smartpbx_ari.sipcaller.transport import Addr
+
+log = logging.getLogger(__name__)
+
+MAX_TICK_LAG_FRAMES = 10  # 200 ms behind schedule: resync instead of bursting
+
+
+@dataclass
+class _Job:
+    ticks: deque[TickItem]
+    done: asyncio.Future[None]
+
+
+class RtpStream(asyncio.DatagramProtocol):
+    """The caller's RTP socket: a 20 ms pacer for what it sends, a log of what it hears.
+
+    ``play`` returns as the last frame of its audio leaves: the caller's "end of speech".
+    """
+
+    def __init__(self, *, keepalive: bool = True, max_seconds: float = 600.0) -> None:
+        self.audio = ReceivedAudio(max_frames=round(max_seconds / PTIME))
+        self.keepalive = keepalive
+        self.invalid_packets = 0
+        self.remote: Addr | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sender: RtpSender | None = None
+        self._jobs: deque[_Job] = deque()
+        self._ticker: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, local_ip: str = "127.0.0.1", port: int = 0, *,
+                   keepalive: bool = True) -> RtpStream:
+        loop = asyncio.get_running_loop()
+        _, stream = await loop.create_datagram_endpoint(
+            lambda: cls(keepalive=keepalive), local_addr=(local_ip, port))
+        return stream
+
+    # ---- asyncio protocol --------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's selector datagram transport is not a DatagramTransport subclass
+        self._transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        arrival = time.monotonic()
+        try:
+            packet = RtpPacket.parse(data)
+        except ValueError:
+            self.invalid_packets += 1
+            return
+        self.audio.add(arrival, packet)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("RTP socket error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+    # ---- what was heard ----------------------------------------------------------
+    @property
+    def local_addr(self) -> Addr:
+        if self._transport is None:
+            raise RuntimeError("RTP stream is not open")
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    @property
+    def received(self) -> list[tuple[float, Pcm]]:
+        return self.audio.frames
+
+    def first_voice_after(self, t: float, rms_threshold: float = 500.0) -> float | None:
+        return self.audio.first_voice_after(t, rms_threshold)
+
+    def recorded_pcm(self, since: float | None = None, until: float | None = None) -> Pcm:
+        return self.audio.recorded_pcm(since, until)
+
+    # ---- sending -----------------------------------------------------------------
+    def start(self, remote: Addr, payload_type: int = ULAW.payload_type,
+              dtmf_payload_type: int | None = 101) -> None:
+        if self._ticker is not None:
+            raise RuntimeError("RTP stream already started")
+        try:
+            codec = codec_for_payload_type(payload_type)
+        except ValueError:
+            raise ValueError(f"cannot send RTP payload type {payload_type}") from None
+        self.remote = remote
+        self.audio.use(codec)
+        self._sender = RtpSender(ssrc=secrets.randbits(32), codec=codec,
+                                 dtmf_payload_type=dtmf_payload_type, keepalive=self.keepalive,
+                                 sequence=secrets.randbits(16), timestamp=secrets.randbits(32))
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="rtp-pacer")
+
+    @property
+    def codec(self) -> Codec:
+        """The negotiated codec: :meth:`play` takes int16 PCM at its sample rate."""
+        return self._started().codec
+
+    async def play(self, pcm: Pcm) -> None:
+        """Send int16 PCM (at the codec's rate) as one talkspurt; returns once it is out."""
+        await self._run(audio_ticks(pcm, self._started().codec))
+
+    async def send_dtmf(self, digit: str, duration: float = 0.1) -> None:
+        if self._started().dtmf_payload_type is None:
+            raise RuntimeError("the peer did not accept telephone-event; cannot send DTMF")
+        await self._run(dtmf_ticks(digit, duration, self._started().codec.timestamp_step))
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # failures were logged
+                await self._ticker
+        self._fail_jobs(ConnectionError("RTP stream closed"))
+        if self._transport is not None:
+            self._transport.close()
+            await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
+
+    def _started(self) -> RtpSender:
+        if self._sender is None:
+            raise RuntimeError("RTP stream not started (no remote address yet)")
+        return self._sender
+
+    async def _run(self, ticks: Sequence[TickItem]) -> None:
+        if self._ticker is None or self._ticker.done():
+            raise ConnectionError("RTP pacer is not running (stream closed or failed)")
+        job = _Job(deque(ticks), asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        try:
+            await job.done
+        finally:
+            with contextlib.suppress(ValueError):
+                self._jobs.remove(job)  # cancelled mid-way: stop sending the rest
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        schedule = FrameSchedule(PTIME, MAX_TICK_LAG_FRAMES)
+        schedule.start(loop.time())
+        try:
+            while True:
+                self._tick()
+                schedule.advance()
+                if lost := schedule.catch_up(loop.time()):  # stalled: resync, don't burst
+                    self._started().skip(lost)
+                await asyncio.sleep(max(0.0, schedule.due() - loop.time()))
+        except Exception as err:
+            log.exception("RTP pacer failed")
+            self._fail_jobs(err)  # no play() may wait forever on a dead pacer
+            raise
+
+    def _fail_jobs(self, err: Exception) -> None:
+        for job in self._jobs:
+            if not job.done.done():
+                job.done.set_exception(err)
+
+    def _tick(self) -> None:
+        job = self._jobs[0] if self._jobs else None
+        item = job.ticks.popleft() if job and job.ticks else None
+        for datagram in self._started().tick(item):
+            self._send(datagram)
+        if job is not None and not job.ticks:
+            self._jobs.popleft()
+            if not job.done.done():
+                job.done.set_result(None)
+
+    def _send(self, datagram: bytes) -> None:
+        if self._transport is not None and self.remote is not None:
+            self._transport.sendto(datagram, self.remote)
