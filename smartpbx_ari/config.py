@@ -94,12 +94,19 @@ class SttSettings:
 
 @dataclass(frozen=True)
 class TtsSettings:
-    voice: str = "en-us"
+    engine: str = "piper"  # English: "piper" (neural) or "espeak"; Korean is always espeak-ng
+    piper_voice: str = ""  # a Piper .onnx (its .onnx.json beside it); "" = the packaged joe
+    voice: str = "en-us"  # the espeak-ng voice (and Piper's fallback)
     words_per_minute: int = 175
+    cache_mb: int = 256  # synthesized phrases kept in <cache_dir>/speech; 0 = no cache
 
     def __post_init__(self) -> None:
+        if self.engine not in ("piper", "espeak"):
+            raise ConfigError(f"tts.engine: {self.engine!r} is not piper or espeak")
         if not 80 <= self.words_per_minute <= 450:
             raise ConfigError("tts.words_per_minute: must be between 80 and 450")
+        if self.cache_mb < 0:
+            raise ConfigError("tts.cache_mb: must not be negative")
 
 
 @dataclass(frozen=True)

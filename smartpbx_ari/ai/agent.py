@@ -24,7 +24,8 @@ from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.retrieval import Hit, expand_query
 from smartpbx_ari.config import AgentSettings
 from smartpbx_ari.data import read_text
-from smartpbx_ari.store.knowledge import validate_question
+from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.knowledge import approved_entries, validate_question
 
 SEPARATING_SIMILARITY = 0.43  # from scripts/bench_rag.py, on the dev set
 SLOPE = 1.6  # similarity 0.68 and above -> confidence 1.0
@@ -39,6 +40,15 @@ CATEGORY_INTENTS = {
 }
 HOLDING = {"en": "Let me connect you with a colleague who can help. Please hold.",
            "ko": "상담원을 연결해 드리겠습니다. 잠시만 기다려 주세요."}
+
+
+def spoken_phrases(db: Database) -> dict[str, list[str]]:
+    """Blocking: what the agent says without an LLM, by language (the holding phrases
+    and every approved answer): what the speech cache keeps ready."""
+    said: dict[str, list[str]] = {lang: [text] for lang, text in HOLDING.items()}
+    for entry in approved_entries(db):
+        said.setdefault(base_language(entry.language) or "en", []).append(entry.answer)
+    return said
 
 
 def calibrate(similarity: float) -> float:

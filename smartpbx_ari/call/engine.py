@@ -8,12 +8,29 @@ from dataclasses import dataclass, field
 
 from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.responder import Responder
+from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.call.ear import RATE, Pcm
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.media.vad import SileroVad, StreamingVad
+
+
+def make_tts(settings: Settings) -> TextToSpeech:
+    """The agent's voice at the call path's rate, with the speech cache on disk."""
+    cache = SpeechCache(settings.cache_dir / "speech", settings.tts.cache_mb * 2**20) \
+        if settings.tts.cache_mb else None
+    return TextToSpeech(settings.tts, RATE, cache)
+
+
+async def warm_speech(tts: TextToSpeech, phrases: dict[str, list[str]]) -> int:
+    """Synthesize into the cache what is not there yet, each language in its voice;
+    how many sentences were new."""
+    new = 0
+    for language, texts in phrases.items():
+        new += await tts.warm(texts, tts.voice_for(language))
+    return new
 
 
 @dataclass
@@ -44,7 +61,7 @@ class VoiceEngine:
                    desk: HitlDesk | None = None) -> VoiceEngine:
         loop = asyncio.get_running_loop()
         stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
-        tts = TextToSpeech(settings.tts, RATE)
+        tts = make_tts(settings)
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)

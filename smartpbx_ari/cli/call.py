@@ -7,6 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from smartpbx_ari.ai.voice import Voice, VoiceSpecError
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.sipcaller.caller import CallReport, Dial, SyntheticCaller
@@ -28,8 +29,18 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait for an answer to start")
     parser.add_argument("--codec", choices=["g722", "ulaw", "alaw"], default="g722",
                         help="g722 = HD voice, 16 kHz (default); ulaw/alaw = narrowband")
+    parser.add_argument("--voice", type=_voice, default=Voice("piper"),
+                        metavar="SPEC", help="piper[:speed[:pitch]] (neural, the default) "
+                        "or espeak:<voice>[:speed[:pitch]] (robotic), pitch in semitones")
     parser.add_argument("--no-transcribe", action="store_true",
                         help="measure only; do not transcribe what was heard")
+
+
+def _voice(spec: str) -> Voice:
+    try:
+        return Voice.parse(spec)
+    except VoiceSpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def dial_from_args(args: argparse.Namespace, settings: Settings) -> Dial:
@@ -42,7 +53,7 @@ def dial_from_args(args: argparse.Namespace, settings: Settings) -> Dial:
 
 
 def run_call(args: argparse.Namespace, settings: Settings) -> int:
-    caller = SyntheticCaller(settings, transcribe=not args.no_transcribe)
+    caller = SyntheticCaller(settings, transcribe=not args.no_transcribe, voice=args.voice)
     report = asyncio.run(caller.conversation(
         dial_from_args(args, settings), args.say, pause_s=args.pause,
         answer_timeout=args.answer_timeout, record=Path(args.record) if args.record else None,

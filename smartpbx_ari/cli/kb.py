@@ -17,6 +17,8 @@ def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import", help="import Q&A from CSV, JSONL or YAML")
     imp.add_argument("file", help="a .csv (question,answer,category), .jsonl or .yaml file; "
                                   "'demo' = the packaged Korean/English demo")
+    imp.add_argument("--no-speech", action="store_true",
+                     help="do not synthesize the answers into the speech cache now")
     search = sub.add_parser("search", help="hybrid search of the knowledge base")
     search.add_argument("query")
     search.add_argument("--top-k", type=int, default=5)
@@ -76,7 +78,7 @@ def run_kb(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = RAGEngine.open(settings)
     if args.kb_action == "import":
-        return _import(engine, args.file)
+        return _import(engine, args.file, settings, not args.no_speech)
     if args.kb_action == "search":
         hits = [h.as_dict() for h in engine.search_hits(args.query, args.top_k)]
         if args.json:
@@ -116,7 +118,7 @@ def _review(engine: object, args: argparse.Namespace) -> int:
     return 0
 
 
-def _import(engine: object, name: str) -> int:
+def _import(engine: object, name: str, settings: Settings, speech: bool = True) -> int:
     from smartpbx_ari.ai.knowledge_io import import_file
     from smartpbx_ari.ai.rag import RAGEngine
 
@@ -126,7 +128,24 @@ def _import(engine: object, name: str) -> int:
     print(f"\rkb: {path.name}: {report.summary()}", file=sys.stderr)
     for line, reason in report.skipped:
         print(f"  line {line}: {reason}", file=sys.stderr)
+    if speech and settings.tts.cache_mb:
+        print(f"kb: speech cache: {_speak_ahead(engine, settings)} new phrase(s) synthesized",
+              file=sys.stderr)
     return 0
+
+
+def _speak_ahead(engine: object, settings: Settings) -> int:
+    """Synthesize the answers now, so no call waits for their first sentence."""
+    from smartpbx_ari.ai.agent import spoken_phrases
+    from smartpbx_ari.ai.rag import RAGEngine
+    from smartpbx_ari.call.engine import make_tts, warm_speech
+
+    assert isinstance(engine, RAGEngine)
+    tts = make_tts(settings)
+    try:
+        return asyncio.run(warm_speech(tts, spoken_phrases(engine.db)))
+    finally:
+        tts.close()
 
 
 def demo_path() -> Path:

@@ -8,12 +8,12 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.control import Presence
 from smartpbx_ari.call.conversation import VoiceConversation
-from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.engine import VoiceEngine, warm_speech
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
@@ -52,6 +52,8 @@ async def serve(settings: Settings) -> None:
         desk, recorder = web_ctx.desk, web_ctx.recorder
         assert recorder is not None
         voice = await VoiceEngine.load(settings, web_ctx.agent, desk)
+        warming = asyncio.create_task(_warm_speech(voice, web_ctx.agent), name="speech-cache")
+        stack.callback(warming.cancel)
         ari = await stack.enter_async_context(make_ari(settings))
         app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
                         sinks=[recorder.record, desk.observe, web_ctx.metrics.event])
@@ -76,6 +78,17 @@ async def serve(settings: Settings) -> None:
         stasis.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stasis
+
+
+async def _warm_speech(voice: VoiceEngine, agent: AIAgentService) -> None:
+    """Stored answers and holding phrases into the speech cache, behind the calls."""
+    try:
+        new = await warm_speech(voice.tts, await asyncio.to_thread(spoken_phrases,
+                                                                    agent.rag.db))
+    except Exception as err:  # a failing voice must not stop the controller
+        log.warning("speech cache: warming failed (%s: %s)", type(err).__name__, err)
+        return
+    log.info("speech cache: %d new phrase(s) synthesized; answers start from the cache", new)
 
 
 async def serve_web(settings: Settings) -> None:

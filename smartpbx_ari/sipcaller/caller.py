@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import Settings
 from smartpbx_ari.media.codecs import Pcm
 from smartpbx_ari.media.resample import resample
@@ -28,6 +30,8 @@ from smartpbx_ari.sipcaller.ua import SipCall
 VOICE_RMS = 300.0  # a 20 ms frame louder than this is speech, not line noise
 QUIET_S = 0.8  # this much silence after speech ends an answer
 POLL_S = 0.005
+CACHE_BYTES = 64 * 2**20  # the caller's phrases, in memory: benchmarks ask them again
+NEURAL = Voice("piper")  # a human-like caller by default; espeak-ng is the hard accent
 
 
 @dataclass
@@ -62,8 +66,9 @@ class Dial:
 class Line:
     """One answered call as the caller experiences it."""
 
-    def __init__(self, call: SipCall, tts: TextToSpeech, stt: SpeechToText | None) -> None:
-        self.call, self.tts, self.stt = call, tts, stt
+    def __init__(self, call: SipCall, tts: TextToSpeech, stt: SpeechToText | None,
+                 voice: Voice = NEURAL) -> None:
+        self.call, self.tts, self.stt, self.voice = call, tts, stt, voice
         self.answered_at = time.monotonic()
         self._seen = 0  # frames of rtp.received already scanned for voice
 
@@ -71,12 +76,12 @@ class Line:
     def rate(self) -> int:
         return self.call.rtp.codec.sample_rate
 
-    async def speech(self, text: str, voice: str = "") -> Pcm:
+    async def speech(self, text: str, voice: Voice | None = None) -> Pcm:
         """``text`` synthesized at the call's rate, leading and trailing silence trimmed."""
-        pcm = trim_silence(await self.tts.synthesize(text, voice))
+        pcm = trim_silence(await self.tts.synthesize(text, voice or self.voice))
         return resample(pcm, 16000, self.rate) if self.rate != 16000 else pcm
 
-    async def say(self, text: str, voice: str = "") -> float:
+    async def say(self, text: str, voice: Voice | None = None) -> float:
         """Speak ``text``; return the monotonic time its last voiced frame left."""
         await self.play(await self.speech(text, voice))
         return time.monotonic()
@@ -129,9 +134,10 @@ class Line:
 
 class SyntheticCaller:
     def __init__(self, settings: Settings, stt: SpeechToText | None = None,
-                 transcribe: bool = True) -> None:
+                 transcribe: bool = True, voice: Voice = NEURAL) -> None:
         self.settings = settings
-        self.tts = TextToSpeech(settings.tts, 16000)
+        self.voice = voice
+        self.tts = TextToSpeech(settings.tts, 16000, SpeechCache(None, CACHE_BYTES))
         self._stt = stt
         self._transcribe = transcribe
 
@@ -145,7 +151,7 @@ class SyntheticCaller:
         stt = await asyncio.get_running_loop().run_in_executor(None, self.stt)
         async with SipCall.dial(dial.server, dial.user, dial.password, dial.exten,
                                 answer_timeout=answer_timeout, codec=dial.codec) as call:
-            yield Line(call, self.tts, stt)
+            yield Line(call, self.tts, stt, self.voice)
 
     async def conversation(self, dial: Dial, says: list[str], pause_s: float = 0.5,
                            answer_timeout: float = 15.0, record: Path | None = None,
@@ -172,7 +178,7 @@ def _ms(at: float | None, since: float) -> int | None:
 
 
 def trim_silence(pcm: Pcm, threshold: float = 200.0, frame: int = 160) -> Pcm:
-    """Cut leading and trailing frames quieter than ``threshold`` (espeak pads both)."""
+    """Cut leading and trailing frames quieter than ``threshold`` (voices pad both)."""
     n = len(pcm) // frame
     if n == 0:
         return pcm

@@ -1,4 +1,5 @@
-"""espeak-ng TTS: 16 kHz audio, sentence streaming, and no process left behind on cancel."""
+"""espeak-ng TTS (the Korean voice and the fallback): 16 kHz audio, sentence streaming,
+and no process left behind on cancel."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from smartpbx_ari.config import TtsSettings
 from smartpbx_ari.media.turn import rms
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
+ESPEAK = TtsSettings(engine="espeak")
 
 
 def test_split_sentences() -> None:
@@ -22,18 +24,18 @@ def test_split_sentences() -> None:
 
 
 async def test_synthesize_gives_16k_speech() -> None:
-    pcm = await TextToSpeech(TtsSettings()).synthesize("Hello there.")
+    pcm = await TextToSpeech(ESPEAK).synthesize("Hello there.")
     assert 0.4 < len(pcm) / 16000 < 3.0
     assert rms(pcm) > 500
 
 
 async def test_stream_yields_sentence_by_sentence() -> None:
-    chunks = [c async for c in TextToSpeech(TtsSettings()).stream("One. Two. Three.")]
+    chunks = [c async for c in TextToSpeech(ESPEAK).stream("One. Two. Three.")]
     assert len(chunks) == 3
 
 
 async def test_cancelled_synthesis_and_closed_stream_leave_nothing_running() -> None:
-    tts = TextToSpeech(TtsSettings())
+    tts = TextToSpeech(ESPEAK)
     task = asyncio.create_task(tts.synthesize("A long sentence that takes a while. " * 30))
     await asyncio.sleep(0.01)
     task.cancel()
@@ -62,7 +64,7 @@ def _espeak_children() -> list[int]:
 
 
 async def test_speak_starts_on_the_first_sentence_of_a_slow_source() -> None:
-    tts = TextToSpeech(TtsSettings())
+    tts = TextToSpeech(ESPEAK)
     second_asked = asyncio.Event()
 
     async def writer():  # type: ignore[no-untyped-def]
@@ -80,7 +82,7 @@ async def test_speak_starts_on_the_first_sentence_of_a_slow_source() -> None:
 
 
 async def test_a_korean_call_gets_the_korean_voice() -> None:
-    tts = TextToSpeech(TtsSettings())
+    tts = TextToSpeech(ESPEAK)
     assert tts.voice_for("") == tts.voice_for("en") == "en-us"
     assert tts.voice_for("ko") == "ko"
     korean = await tts.synthesize("배송은 보통 이틀 걸립니다.", tts.voice_for("ko"))

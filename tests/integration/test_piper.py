@@ -1,0 +1,102 @@
+"""The neural voice (Piper "joe" on onnxruntime, espeak-ng phonemes): it speaks, it is
+understood after a narrowband phone line, speed and pitch vary it, a missing voice falls
+back to espeak-ng with one warning, and a phrase is synthesized once."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.speech_cache import SpeechCache
+from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.ai.voice import Voice
+from smartpbx_ari.config import SttSettings, TtsSettings
+from smartpbx_ari.media import codecs
+from smartpbx_ari.media.resample import resample
+from smartpbx_ari.media.turn import rms
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
+QUESTION = "How do I get a refund for my order?"
+
+
+@pytest.fixture(scope="module")
+def stt() -> Iterator[SpeechToText]:
+    model = SpeechToText(SttSettings())
+    yield model
+    model.close()
+
+
+def _phone_line(pcm16k: np.ndarray) -> np.ndarray:
+    """8 kHz G.711 mu-law and back: what a narrowband call does to a voice."""
+    narrow = codecs.ulaw_decode(codecs.ulaw_encode(resample(pcm16k, 16000, 8000)))
+    return resample(narrow, 8000, 16000)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def _f0(pcm: np.ndarray, rate: int = 16000) -> float:
+    """Median pitch of the loud 40 ms frames (autocorrelation peak, 70-400 Hz)."""
+    n = rate // 25
+    found = []
+    for i in range(0, len(pcm) - n, n):
+        frame = pcm[i : i + n].astype(np.float64)
+        if rms(frame.astype(np.int16)) < 1500:
+            continue
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
+        lo, hi = rate // 400, rate // 70
+        found.append(rate / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(found))
+
+
+async def test_the_neural_voice_is_understood_over_a_narrowband_line(
+        stt: SpeechToText) -> None:
+    tts = TextToSpeech(TtsSettings())
+    pcm = await tts.synthesize(QUESTION)
+    assert 1.0 < len(pcm) / 16000 < 4.0 and rms(pcm) > 500
+    heard = await stt.transcribe(_phone_line(pcm))
+    assert _words(heard.text) == _words(QUESTION), heard.text
+    tts.close()
+
+
+async def test_speed_and_pitch_make_other_speakers() -> None:
+    tts = TextToSpeech(TtsSettings())
+    plain = await tts.synthesize(QUESTION)
+    fast = await tts.synthesize(QUESTION, Voice("piper", speed=1.3))
+    low = await tts.synthesize(QUESTION, Voice("piper", pitch=-3))
+    assert len(fast) < 0.9 * len(plain)  # durations vary a little between renderings
+    assert 0.85 < len(low) / len(plain) < 1.15  # the same pace ...
+    assert _f0(low) < 0.93 * _f0(plain)  # ... three semitones (x0.84) lower
+    tts.close()
+
+
+async def test_a_missing_voice_falls_back_to_espeak_with_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tts = TextToSpeech(TtsSettings(piper_voice=str(tmp_path / "none.onnx")))
+    with caplog.at_level(logging.WARNING, "smartpbx_ari.ai.tts"):
+        first = await tts.synthesize("Hello there.")
+        second = await tts.synthesize("Goodbye now.")
+    assert rms(first) > 500 and rms(second) > 500  # espeak-ng spoke both
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and "none.onnx" in warnings[0]
+    assert "espeak-ng" in warnings[0]
+    tts.close()
+
+
+async def test_a_phrase_is_synthesized_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    tts = TextToSpeech(TtsSettings(), cache=SpeechCache(tmp_path, 2**24))
+    assert await tts.warm(["Refunds are paid within five days. Anything else?"]) == 2
+    assert await tts.warm(["Refunds are paid within five days. Anything else?"]) == 0
+    again = TextToSpeech(TtsSettings(), cache=SpeechCache(tmp_path, 2**24))  # a restart
+    chunks = [c async for c in again.stream("Refunds are paid within five days. Anything else?")]
+    assert len(chunks) == 2 and again.cache is not None and again.cache.hits == 2
+    assert not again._voices  # the voice was never even loaded
+    tts.close()
+    again.close()
