@@ -119,7 +119,7 @@ async def test_kill_9_loses_nothing_already_said(
     try:
         async with caller.dial(dial) as line:
             await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
-            await line.say("Can I get a refund?")
+            await line.say("How do I get a refund?")
             async with asyncio.timeout(30):
                 while len(rows := await asyncio.to_thread(_utterances, db)) < 2:  # noqa: ASYNC110 (polls another process's database)
                     await asyncio.sleep(0.1)

@@ -58,7 +58,7 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
         # the operator hangs up: the AI is back
         await phone.hangup()
         assert (await controller.until(HandedBack)).endpoint == "2001"
-        said_at = await line.say("Can I get a refund?")
+        said_at = await line.say("How do I get a refund?")
         said = await controller.until(Said)
         assert said.intent == "refund", said  # shows what was heard
         assert await line.wait_voice(said_at, 10) is not None

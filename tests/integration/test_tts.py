@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from smartpbx_ari.ai.tts import TextToSpeech, split_sentences
+from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import TtsSettings
 from smartpbx_ari.media.turn import rms
 
@@ -83,7 +84,11 @@ async def test_speak_starts_on_the_first_sentence_of_a_slow_source() -> None:
 
 async def test_a_korean_call_gets_the_korean_voice() -> None:
     tts = TextToSpeech(ESPEAK)
-    assert tts.voice_for("") == tts.voice_for("en") == "en-us"
-    assert tts.voice_for("ko") == "ko"
+    assert tts.voice_for("") == tts.voice_for("en") == Voice("espeak", "en-us")
+    assert tts.voice_for("ko") == Voice("espeak", "ko")
+    assert tts.voice_for("ko-KR").engine == "espeak"
+    neural = TextToSpeech(TtsSettings())
+    assert neural.voice_for("en-US") == Voice("piper")  # English: the neural voice
+    assert neural.voice_for("ko") == Voice("espeak", "ko")  # no Korean neural voice
     korean = await tts.synthesize("배송은 보통 이틀 걸립니다.", tts.voice_for("ko"))
     assert rms(korean) > 500
