@@ -1,0 +1,489 @@
+#!/usr/bin/env python3
+"""Spoken hearing: the paraphrase sets rendered in several voices and phone channels,
+heard offline through the call's own receive path and (--play) live through Asterisk.
+
+Each English question of the set (validation by default; the held-out set is for
+measuring only, never for tuning) is spoken by each voice (the neural voice at three
+speeds and two pitch shifts; espeak-ng as the hard, robotic accent) and sent through each
+channel (G.722 16 kHz; G.711 mu-law 8 kHz band-limited to 300-3400 Hz; the same with pink
+noise at 15 and 10 dB SNR; with 2 % packet loss).
+
+- offline: the clip becomes the channel's RTP packets, then exactly the call's receive
+  path: media.receiver (jitter, decode, silence fill) -> call.ear (Silero VAD, turns,
+  eager transcript) -> STT -> the agent;
+- live (--play): the synthetic caller plays the same clip into real calls through
+  Asterisk (--calls at once) to an in-process controller, whose events say what it heard
+  and answered.
+
+Prints, per voice and channel: word error rate of what was heard, answer accuracy (the
+right entry; a hand-over for out-of-domain questions) and turns per question (> 1: the
+question was cut in pieces), offline next to live. Also (--agent) how well the agent's
+own answers are understood after an 8 kHz mu-law line (tiny.en WER, neural vs espeak-ng)
+and how soon an answer's first audio is ready (cached, live synthesis).
+
+    .venv/bin/python scripts/bench_hearing.py [--set validation|heldout] [--limit N]
+        [--voices neural,robot-us] [--channels g722,ulaw] [--play [--calls 4]] [--agent]
+        [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy import signal
+
+from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
+from smartpbx_ari.ai.knowledge_io import import_file
+from smartpbx_ari.ai.language import is_korean
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.speech_cache import SpeechCache
+from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.ai.voice import Voice
+from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.call.ear import DropTranscript, Ear, Playback, StartTranscript, TurnEnded
+from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.cli.kb import demo_path
+from smartpbx_ari.config import Settings, load_settings
+from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.events import CallStarted, Heard, Said, Subscription
+from smartpbx_ari.media import codecs
+from smartpbx_ari.media.player import RtpPacketizer
+from smartpbx_ari.media.receiver import RtpReceiver
+from smartpbx_ari.media.resample import resample
+from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.media.vad import SileroVad, StreamingVad
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
+from smartpbx_ari.store.knowledge import approved_entries
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.pbx import LocalPbx
+from smartpbx_ari.telephony.stasis import StasisApp
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+SETS = {"validation": FIXTURES / "rag_validation.yaml",  # written blind; may guide designs
+        "heldout": FIXTURES / "rag_heldout.yaml"}  # written blind; measure only
+VOICES = {
+    "neural": Voice("piper"),
+    "neural-slow": Voice("piper", speed=0.85),
+    "neural-fast": Voice("piper", speed=1.2),
+    "neural-low": Voice("piper", pitch=-3),
+    "neural-high": Voice("piper", pitch=3),
+    "robot-us": Voice("espeak", "en-us"),
+    "robot-gb": Voice("espeak", "en-gb", speed=1.1),
+}
+
+
+@dataclass(frozen=True)
+class Channel:
+    codec: str
+    narrowband: bool = False  # band-limit to 300-3400 Hz
+    snr_db: float | None = None  # pink noise
+    loss: float = 0.0  # share of RTP packets lost
+
+
+CHANNELS = {
+    "g722": Channel("g722"),
+    "ulaw": Channel("ulaw", narrowband=True),
+    "ulaw-snr15": Channel("ulaw", narrowband=True, snr_db=15.0),
+    "ulaw-snr10": Channel("ulaw", narrowband=True, snr_db=10.0),
+    "ulaw-loss2": Channel("ulaw", narrowband=True, loss=0.02),
+}
+TRAILING_S = 1.2  # silence after a question: the turn must end inside it
+LEADING_S = 0.5
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    expected: str | None  # the entry id; None: out of domain, must be handed over
+
+
+@dataclass
+class Outcome:
+    heard: str
+    right: bool
+    turns: int
+
+
+@dataclass
+class Tally:
+    wer_errors: int = 0
+    wer_words: int = 0
+    right: int = 0
+    total: int = 0
+    turns: list[int] = field(default_factory=list)
+    misses: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, question: Question, outcome: Outcome) -> None:
+        errors, words = word_errors(question.text, outcome.heard)
+        self.wer_errors += errors
+        self.wer_words += words
+        self.right += outcome.right
+        self.total += 1
+        self.turns.append(outcome.turns)
+        if not outcome.right:
+            self.misses.append((question.text, outcome.heard))
+
+    def summary(self) -> dict[str, Any]:
+        return {"n": self.total, "wer": round(self.wer_errors / max(1, self.wer_words), 3),
+                "accuracy": round(self.right / max(1, self.total), 3),
+                "split": sum(t > 1 for t in self.turns), "unheard": self.turns.count(0)}
+
+
+def load_questions(path: Path, limit: int) -> list[Question]:
+    data = yaml.safe_load(path.read_text("utf-8"))
+    inside = [Question(q, entry) for entry, qs in data["in_domain"].items()
+              if entry.startswith("en-") for q in qs]
+    outside = [Question(q, None) for q in data["out_of_domain"] if not is_korean(q)]
+    if limit and limit < len(inside) + len(outside):  # the same share of both, spread out
+        n_out = max(1, round(limit * len(outside) / (len(inside) + len(outside))))
+        inside = inside[:: max(1, len(inside) // (limit - n_out))][: limit - n_out]
+        outside = outside[:: max(1, len(outside) // n_out)][:n_out]
+    return inside + outside
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, reference words)."""
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1], len(ref)
+
+
+# ---- rendering: a voice, then a channel ---------------------------------------------
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+    return np.fft.irfft(spectrum, n)
+
+
+def shape(pcm16k: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.ndarray:
+    """The caller's audio as the channel carries it, at the codec's rate."""
+    rate = codecs.codec(channel.codec).sample_rate
+    pad = np.zeros(int(LEADING_S * 16000), np.int16)
+    audio = np.concatenate([pad, pcm16k, np.zeros(int(TRAILING_S * 16000), np.int16)])
+    x = audio.astype(np.float64)
+    if channel.narrowband:
+        sos = signal.butter(6, [300, 3400], "bandpass", fs=16000, output="sos")
+        x = signal.sosfiltfilt(sos, x)
+    if channel.snr_db is not None:
+        speech = x[len(pad) : len(pad) + len(pcm16k)]
+        noise = pink_noise(len(x), rng)
+        power = np.mean(speech**2) / 10 ** (channel.snr_db / 10)
+        x = x + noise * np.sqrt(power / np.mean(noise**2))
+    pcm = np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    return resample(pcm, 16000, rate) if rate != 16000 else pcm
+
+
+def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list[RtpPacket]:
+    codec = codecs.codec(channel.codec)
+    packetizer = RtpPacketizer.for_codec(codec, 0x1234, first_sequence=1, first_timestamp=0)
+    encode = codecs.encoder(channel.codec)
+    n = codec.samples_per_frame
+    out = []
+    for i in range(0, len(pcm) - n + 1, n):
+        datagram = packetizer.packetize(encode(pcm[i : i + n]))
+        if rng.random() >= channel.loss:
+            out.append(RtpPacket.parse(datagram))
+    return out
+
+
+# ---- offline: the call's receive path without a call ---------------------------------
+async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
+                       stt: SpeechToText, agent: AIAgentService, session: str
+                       ) -> tuple[list[str], Any]:
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    for packet in clip:
+        queue.put_nowait(packet)
+    receiver = RtpReceiver(queue, channel.codec)
+    rate = codecs.codec(channel.codec).sample_rate
+    ear = Ear(settings.turn, StreamingVad(SileroVad(settings.turn.vad_threshold)), rate)
+    eager: np.ndarray | None = None
+    heard: list[str] = []
+    first_reply = None
+    frames = round((LEADING_S + TRAILING_S) * 50) + len(clip) + 10
+    for _ in range(frames):
+        pcm = await receiver.recv()
+        for event in ear.hear(pcm, Playback()):
+            if isinstance(event, StartTranscript):
+                eager = event.audio
+            elif isinstance(event, DropTranscript):
+                eager = None
+            elif isinstance(event, TurnEnded):
+                audio, eager = (eager if eager is not None else event.audio), None
+                text = (await stt.transcribe(audio)).text
+                if text:
+                    heard.append(text)
+                    reply = await asyncio.to_thread(agent.answer, text, session)
+                    first_reply = first_reply or reply
+    return heard, first_reply
+
+
+def judge(question: Question, reply: Any) -> bool:
+    if reply is None:
+        return False
+    if question.expected is None:
+        return bool(reply.hitl)
+    return not reply.hitl and reply.sources[:1] == (question.expected,)
+
+
+# ---- live: real calls through Asterisk ------------------------------------------------
+@dataclass
+class LiveController:
+    app: StasisApp
+    ari: AriClient
+    events: Subscription
+    by_sip: dict[str, str] = field(default_factory=dict)  # SIP Call-ID -> channel id
+    calls: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+
+    async def follow(self) -> None:
+        while True:
+            event = await self.events.queue.get()
+            if isinstance(event, CallStarted):
+                sip = await self.ari.get_variable(event.call_id, "PJSIP_HEADER(read,Call-ID)")
+                self.by_sip[sip] = event.call_id
+            elif isinstance(event, Heard | Said):
+                self.calls[event.call_id].append(event)
+
+
+@contextlib.asynccontextmanager
+async def live_controller(settings: Settings, agent: AIAgentService,
+                          stt: SpeechToText) -> AsyncIterator[LiveController]:
+    LocalPbx(settings).up()
+    creds = load_credentials(settings.data_dir)
+    voice = await VoiceEngine.load(settings, agent)
+    voice.stt.close()
+    voice.stt = stt
+    async with AriClient(settings.ari_url, settings.ari.user, creds.ari_password,
+                         settings.ari.app) as ari:
+        app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice))
+        controller = LiveController(app, ari, app.events.subscribe(100_000))
+        tasks = [asyncio.create_task(app.run()), asyncio.create_task(controller.follow())]
+        await asyncio.wait_for(ari.connected.wait(), 10)
+        try:
+            yield controller
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: Dial,
+                    pcm: np.ndarray, channel: Channel, rng: np.random.Generator
+                    ) -> tuple[list[str], Any]:
+    codec = codecs.codec(channel.codec)
+    n = codec.samples_per_frame
+    for i in range(0, len(pcm) - n + 1, n):  # a lost packet: silence where it was
+        if rng.random() < channel.loss:
+            pcm[i : i + n] = 0
+    async with caller.dial(Dial(dial.exten, dial.server, dial.user, dial.password,
+                                channel.codec)) as line:
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+        await line.play(pcm)
+        await line.wait_voice(time.monotonic(), 6)  # the answer (or a hand-over phrase)
+        channel_id = controller.by_sip.get(line.call.call_id, "")
+    await asyncio.sleep(0.3)
+    events = controller.calls.pop(channel_id, [])
+    heard = [e.text for e in events if isinstance(e, Heard)]
+    said = [e for e in events if isinstance(e, Said)]
+    return heard, said[0] if said else None
+
+
+# ---- the run ---------------------------------------------------------------------------
+async def render_all(questions: list[Question], voices: list[str]
+                     ) -> dict[tuple[str, str], np.ndarray]:
+    tts = TextToSpeech(load_settings().tts, 16000, SpeechCache(None, 2**30))
+    clips = {}
+    for name in voices:
+        for q in questions:
+            clips[(name, q.text)] = trim_silence(await tts.synthesize(q.text, VOICES[name]))
+    tts.close()
+    return clips
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    questions = load_questions(SETS[args.set], args.limit)
+    voices, channels = args.voices.split(","), args.channels.split(",")
+    base = load_settings()
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
+    settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir),
+                                      "SMARTPBX_CACHE_DIR": str(base.cache_dir)})
+    engine = RAGEngine.open(settings)
+    import_file(engine, demo_path())
+    agent = AIAgentService(engine, settings.agent)
+    stt = SpeechToText(settings.stt)
+    print(f"{len(questions)} questions x {len(voices)} voices x {len(channels)} channels "
+          f"({args.set} set)", file=sys.stderr)
+    clips = await render_all(questions, voices)
+    offline: dict[str, Tally] = defaultdict(Tally)
+    live: dict[str, Tally] = defaultdict(Tally)
+    jobs = [(v, c, q) for v in voices for c in channels for q in questions]
+    for n, (v, c, q) in enumerate(jobs):
+        rng = np.random.default_rng(n)
+        channel = CHANNELS[c]
+        clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
+        heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}")
+        offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
+        print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    if args.play:
+        await play_all(args, settings, agent, stt, jobs, clips, live)
+    stt.close()
+    result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": []}
+    for key in offline:
+        row = {"voice": key.split()[0], "channel": key.split()[1],
+               "offline": offline[key].summary()}
+        if key in live:
+            row["live"] = live[key].summary()
+        result["rows"].append(row)
+    result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
+    if args.agent:
+        result["agent_voice"] = await agent_voice(settings, agent, stt)
+    return result
+
+
+async def play_all(args: argparse.Namespace, settings: Settings, agent: AIAgentService,
+                   stt: SpeechToText, jobs: list[tuple[str, str, Question]],
+                   clips: dict[tuple[str, str], np.ndarray], live: dict[str, Tally]) -> None:
+    base = load_settings()  # the PBX's own data dir: its secrets
+    password = load_credentials(base.data_dir).caller_password
+    dial = Dial("1000", (base.pbx.host, base.pbx.sip_port), "caller", password)
+    caller = SyntheticCaller(base, transcribe=False)
+    answers = {e.id: e.answer for e in approved_entries(agent.rag.db)}
+    slots = asyncio.Semaphore(args.calls)
+    done = 0
+
+    async def one(n: int, v: str, c: str, q: Question) -> None:
+        nonlocal done
+        rng = np.random.default_rng(n)
+        channel = CHANNELS[c]
+        pcm = shape(clips[(v, q.text)], channel, rng)
+        async with slots:
+            heard, said = await hear_live(controller, caller, dial, pcm, channel, rng)
+        live[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge_said(q, said, answers),
+                                        len(heard)))
+        done += 1
+        print(f"\rlive {done}/{len(jobs)}", end="", file=sys.stderr)
+
+    async with live_controller(base, agent, stt) as controller:
+        await asyncio.gather(*(one(n, v, c, q) for n, (v, c, q) in enumerate(jobs)))
+    print(file=sys.stderr)
+
+
+def judge_said(question: Question, said: Said | None, answers: dict[str, str]) -> bool:
+    """A live call's record names the answer by its text: the expected entry's answer."""
+    if said is None:
+        return False
+    if question.expected is None:
+        return said.hitl
+    return not said.hitl and said.text == answers.get(question.expected)
+
+
+async def agent_voice(settings: Settings, agent: AIAgentService,
+                      stt: SpeechToText) -> dict[str, Any]:
+    """The agent's answers after an 8 kHz mu-law line: tiny.en WER per voice; and the
+    first audio of an answer: from the cache, and synthesized live."""
+    answers = spoken_phrases(agent.rag.db)["en"]
+    out: dict[str, Any] = {}
+    line = Channel("ulaw", narrowband=True)
+    for name, voice in (("neural", Voice("piper")), ("espeak", Voice("espeak", "en-us"))):
+        tts = TextToSpeech(settings.tts, 16000)
+        tally = Tally()
+        for text in answers:
+            pcm = shape(trim_silence(await tts.synthesize(text, voice)), line,
+                        np.random.default_rng(0))
+            heard = (await stt.transcribe(resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)),
+                                                   8000, 16000))).text
+            tally.add(Question(text, None), Outcome(heard, True, 1))
+        out[f"wer_{name}"] = tally.summary()["wer"]
+        tts.close()
+    out["first_audio_ms"] = await first_audio(settings, answers)
+    return out
+
+
+async def first_audio(settings: Settings, answers: list[str]) -> dict[str, Any]:
+    """ms from the decision to say ``text`` to its first sentence's audio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tts = TextToSpeech(settings.tts, 16000, SpeechCache(Path(tmp), 2**28))
+        await tts.warm(answers)
+        cached, fresh = [], []
+        for text in answers:
+            started = time.perf_counter()
+            await anext(aiter(tts.stream(text)))
+            cached.append((time.perf_counter() - started) * 1000)
+        for text in answers:
+            started = time.perf_counter()
+            await tts.synthesize(text.split(".")[0] + " today.")  # not in the cache
+            fresh.append((time.perf_counter() - started) * 1000)
+        tts.close()
+    return {"cached": _stats(cached), "live_sentence": _stats(fresh)}
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"p50": round(statistics.median(ordered), 1),
+            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
+            "max": round(ordered[-1], 1)}
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"set: {result['set']} ({result['questions']} English questions)")
+    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'WER':>6} {'split':>5}"
+          f" {'live acc':>9} {'WER':>6} {'split':>5}")
+    for row in result["rows"]:
+        o, lv = row["offline"], row.get("live")
+        live = f" {lv['accuracy']:>9.3f} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
+        print(f"{row['voice']:<12} {row['channel']:<11} {o['accuracy']:>11.3f} "
+              f"{o['wer']:>6.3f} {o['split']:>5}{live}")
+    if "agent_voice" in result:
+        print(f"agent voice: {result['agent_voice']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=sorted(SETS), default="validation")
+    parser.add_argument("--limit", type=int, default=0, help="questions (0 = all)")
+    parser.add_argument("--voices", default=",".join(VOICES))
+    parser.add_argument("--channels", default=",".join(CHANNELS))
+    parser.add_argument("--play", action="store_true", help="also through real calls")
+    parser.add_argument("--calls", type=int, default=4, help="live calls at once")
+    parser.add_argument("--agent", action="store_true",
+                        help="also the agent's own voice: intelligibility, first audio")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    for name, known in ((args.voices, VOICES), (args.channels, CHANNELS)):
+        unknown = set(name.split(",")) - set(known)
+        if unknown:
+            parser.error(f"unknown {sorted(unknown)}; choose from {', '.join(known)}")
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

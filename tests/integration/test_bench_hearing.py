@@ -1,0 +1,93 @@
+"""The spoken benchmark's own parts: word errors, channels that do what they say, and
+one question heard offline through the call's receive path (real voice, VAD, STT, agent).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.ai.voice import Voice
+from smartpbx_ari.config import Settings, TtsSettings
+from smartpbx_ari.sipcaller.caller import trim_silence
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_hearing.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_hearing", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_hearing"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def stt() -> Iterator[SpeechToText]:
+    model = SpeechToText(Settings().stt)
+    yield model
+    model.close()
+
+
+def test_word_errors_count_edits_against_the_reference(bench: ModuleType) -> None:
+    assert bench.word_errors("How do I get a refund?", "how do i get a refund") == (0, 6)
+    assert bench.word_errors("How do I get a refund?", "how do I get to refold") == (2, 6)
+    assert bench.word_errors("stop my contract", "") == (3, 3)
+
+
+def test_the_question_sets_are_english_and_keep_both_kinds(bench: ModuleType) -> None:
+    questions = bench.load_questions(bench.SETS["validation"], 20)
+    assert len(questions) == 20
+    assert any(q.expected is None for q in questions)
+    assert all(q.expected is None or q.expected.startswith("en-") for q in questions)
+
+
+def test_a_narrowband_channel_cuts_the_band_and_adds_noise_at_its_snr(
+        bench: ModuleType) -> None:
+    rng = np.random.default_rng(1)
+    tone = (8000 * np.sin(2 * np.pi * 5000 * np.arange(16000) / 16000)).astype(np.int16)
+    wide = bench.shape(tone, bench.CHANNELS["g722"], rng)
+    narrow = bench.shape(tone, bench.CHANNELS["ulaw"], rng)
+    assert len(narrow) * 2 == len(wide)  # 8 kHz
+    assert np.std(narrow) < 0.05 * np.std(wide)  # 5 kHz is outside 300-3400 Hz
+    voice = (8000 * np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000)).astype(np.int16)
+    noisy = bench.shape(voice, bench.CHANNELS["ulaw-snr10"], rng).astype(np.float64)
+    clean = bench.shape(voice, bench.CHANNELS["ulaw"], rng).astype(np.float64)
+    snr = 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
+    assert 8.0 < snr < 12.0 + 2.0  # padding is silent, so the whole clip is a bit above
+
+
+def test_packet_loss_drops_its_share(bench: ModuleType) -> None:
+    pcm = np.zeros(8000 * 20, np.int16)
+    kept = bench.packets(pcm, bench.CHANNELS["ulaw-loss2"], np.random.default_rng(3))
+    assert 0.96 < len(kept) / 1000 < 0.995
+
+
+async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
+        bench: ModuleType, engine: RAGEngine, settings: Settings, stt: SpeechToText) -> None:
+    tts = TextToSpeech(TtsSettings())
+    pcm = trim_silence(await tts.synthesize("Which payment methods do you accept?",
+                                            Voice("piper")))
+    tts.close()
+    rng = np.random.default_rng(0)
+    channel = bench.CHANNELS["ulaw"]
+    clip = bench.packets(bench.shape(pcm, channel, rng), channel, rng)
+    agent = AIAgentService(engine, settings.agent)
+    heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1")
+    assert len(heard) == 1 and "payment" in heard[0].lower(), heard
+    asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
+    assert bench.judge(asked, reply), reply
+    assert not bench.judge(bench.Question(asked.text, None), reply)  # not a hand-over
