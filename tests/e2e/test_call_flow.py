@@ -33,8 +33,9 @@ async def test_two_questions_in_one_call_hear_the_right_answers(
     assert "assistant" in report.greeting.lower()
     refund, payment = report.turns
     assert refund.latency_ms is not None and payment.latency_ms is not None
-    assert "refund" in refund.heard.lower()
-    assert "payment method" in refund.heard.lower()
+    # the refund answer ("Refunds are paid to your original payment method ..."); tiny.en
+    # at the caller hears the voice's "Refunds" as "Refons" in most renderings
+    assert "original payment method" in refund.heard.lower(), refund.heard
     assert "card" in payment.heard.lower()
     heard = [(await controller.until(Said)).intent for _ in range(2)]
     assert heard == ["refund", "payment"]
@@ -87,12 +88,18 @@ async def test_barge_in_stops_the_answer_at_once(
         await line.play(interruption)
         barge = await controller.until(BargedIn, 5)
         assert barge.call_id
-        last_voice = max(t for t, pcm in line.call.rtp.received
-                         if interrupt_at <= t < interrupt_at + 1.0 and _loud(pcm))
+        # the answer's last voiced frame (none: it was between words and held at once)
+        last_voice = max((t for t, pcm in line.call.rtp.received
+                          if interrupt_at <= t < interrupt_at + 1.0 and _loud(pcm)),
+                         default=interrupt_at)
         stopped_ms = (last_voice - interrupt_at) * 1000
         assert stopped_ms <= 150, f"answer went on {stopped_ms:.0f} ms into the caller's speech"
-        heard = await controller.until(Heard)  # the interruption is the next turn
-        assert "payment" in heard.text.lower()
+        # the interruption is the next turn; the voice pauses at its comma, which the
+        # 400 ms end-of-turn timer may take for the end ("Stop." + the rest)
+        heard = [(await controller.until(Heard)).text]
+        if "payment" not in heard[0].lower():
+            heard.append((await controller.until(Heard, 10)).text)
+        assert "payment" in " ".join(heard).lower(), heard
 
 
 async def test_sipp_third_party_call_receives_answer_audio(
