@@ -70,7 +70,7 @@ from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.media.vad import SileroVad, StreamingVad
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
 from smartpbx_ari.store.knowledge import approved_entries
-from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.ari import AriClient, AriError
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.stasis import StasisApp
 
@@ -262,7 +262,11 @@ class LiveController:
         while True:
             event = await self.events.queue.get()
             if isinstance(event, CallStarted):
-                sip = await self.ari.get_variable(event.call_id, "PJSIP_HEADER(read,Call-ID)")
+                try:
+                    sip = await self.ari.get_variable(event.call_id, "CHANNEL(pjsip,call-id)")
+                except AriError as err:  # the caller hung up already
+                    print(f"\nlive: {event.call_id}: no SIP Call-ID ({err})", file=sys.stderr)
+                    continue
                 self.by_sip[sip] = event.call_id
             elif isinstance(event, Heard | Said):
                 self.calls[event.call_id].append(event)
