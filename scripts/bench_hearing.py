@@ -223,8 +223,7 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     eager: np.ndarray | None = None
     heard: list[str] = []
     first_reply = None
-    frames = round((LEADING_S + TRAILING_S) * 50) + len(clip) + 10
-    for _ in range(frames):
+    for _ in range(len(clip) + 6):  # the clip's own trailing silence ends the turn
         pcm = await receiver.recv()
         for event in ear.hear(pcm, Playback()):
             if isinstance(event, StartTranscript):
@@ -435,8 +434,10 @@ async def first_audio(settings: Settings, answers: list[str]) -> dict[str, Any]:
         cached, fresh = [], []
         for text in answers:
             started = time.perf_counter()
-            await anext(aiter(tts.stream(text)))
+            stream = tts.stream(text)
+            await anext(stream)
             cached.append((time.perf_counter() - started) * 1000)
+            await stream.aclose()  # type: ignore[attr-defined]
         for text in answers:
             started = time.perf_counter()
             await tts.synthesize(text.split(".")[0] + " today.")  # not in the cache
