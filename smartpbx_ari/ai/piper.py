@@ -29,6 +29,9 @@ PAD, BOS, EOS = "_", "^", "$"
 _CLAUSE = re.compile(r"[^,.;:!?]+[,.;:!?]*")
 _END = re.compile(r"[,.;:!?]$")
 ESPEAK_TIMEOUT_S = 10.0
+SPEECH_RMS = 2600.0  # a phrase's level while voiced: about -22 dBFS, telephony's nominal
+PEAK = 0.9 * 32767
+LEAD_S = 0.01  # of the voice's silence before a phrase's first sound (it makes 60 ms)
 
 
 class VoiceError(UserFacingError):
@@ -132,6 +135,26 @@ class PiperVoice:
                                      dtype=np.float32)}
         with self._lock:
             audio = self._session.run(None, inputs)[0]
-        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
-        pcm: Pcm = np.clip(np.rint(samples * 32767.0), -32768, 32767).astype(np.int16)
-        return pcm
+        samples = np.asarray(audio, dtype=np.float64).reshape(-1) * 32767.0
+        return _level(samples[_onset(samples, round(LEAD_S * c.sample_rate)):])
+
+
+def _onset(x: npt.NDArray[np.float64], keep: int) -> int:
+    """Where the phrase's first sound starts, less ``keep`` samples."""
+    loud = np.flatnonzero(np.abs(x) >= 0.05 * max(float(np.max(np.abs(x), initial=0.0)), 1.0))
+    return max(0, int(loud[0]) - keep) if loud.size else 0
+
+
+def _level(x: npt.NDArray[np.float64], frame: int = 441) -> Pcm:
+    """Every phrase at the same speaking level (the model's varies by some dB), its
+    peaks kept below clipping."""
+    n = len(x) // frame
+    if n:
+        levels = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1))
+        voiced = levels[levels >= 0.1 * float(np.max(levels))]
+        peak = float(np.max(np.abs(x)))
+        if voiced.size and peak > 0:
+            gain = min(SPEECH_RMS / float(np.sqrt(np.mean(voiced**2))), PEAK / peak)
+            x = x * gain
+    pcm: Pcm = np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    return pcm

@@ -21,10 +21,11 @@ import numpy.typing as npt
 log = logging.getLogger(__name__)
 Pcm = npt.NDArray[np.int16]
 MEMORY_SHARE = 4  # memory holds up to a quarter of the disk budget
+RENDERING = 2  # bump when synthesis changes what a phrase sounds like: old files go unused
 
 
 def cache_key(text: str, voice: str, rate: int) -> str:
-    return hashlib.sha256(f"{voice}\n{rate}\n{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{RENDERING}\n{voice}\n{rate}\n{text}".encode()).hexdigest()
 
 
 class SpeechCache:
