@@ -353,7 +353,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(file=sys.stderr)
     if args.play:
         await play_all(args, settings, agent, stt, jobs, clips, live)
-    stt.close()
     result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": []}
     for key in offline:
         row = {"voice": key.split()[0], "channel": key.split()[1],
@@ -364,6 +363,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
+    stt.close()
     return result
 
 
