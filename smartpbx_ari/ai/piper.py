@@ -73,7 +73,10 @@ class VoiceConfig:
 
 
 def phonemize(text: str, espeak_voice: str) -> str:
-    """IPA of ``text`` with its clause punctuation, as Piper was trained on."""
+    """IPA of ``text`` with its clause punctuation, as Piper was trained on.
+
+    Blocking (a short espeak-ng run): called from ``PiperVoice.synthesize``, which
+    ``TextToSpeech`` runs on its worker thread, never on the event loop."""
     try:
         out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", espeak_voice, "--", text],
                              capture_output=True, text=True, check=True,

@@ -70,17 +70,21 @@ class TextToSpeech:
     async def synthesize(self, text: str, voice: Voice | None = None) -> Pcm:
         """``text`` spoken by ``voice`` (default: the English voice) at ``self.rate``."""
         voice = voice or self.voice_for("")
-        key = cache_key(text, voice.key, self.rate)
-        if self.cache is not None:
-            cached = self.cache.get(key, memory_only=True)
-            if cached is None:
-                cached = await asyncio.to_thread(self.cache.get, key)
-            if cached is not None:
-                return cached
+        cached = await self._cached(text, voice)
+        if cached is not None:
+            return cached
         pcm = await self._render(text, voice)
         if self.cache is not None:
-            await asyncio.to_thread(self.cache.put, key, pcm)
+            await asyncio.to_thread(self.cache.put, cache_key(text, voice.key, self.rate), pcm)
         return pcm
+
+    async def _cached(self, text: str, voice: Voice) -> Pcm | None:
+        """The phrase from memory at once, else from disk off the loop, else None."""
+        if self.cache is None:
+            return None
+        key = cache_key(text, voice.key, self.rate)
+        found = self.cache.get(key, memory_only=True)
+        return found if found is not None else await asyncio.to_thread(self.cache.get, key)
 
     async def _render(self, text: str, voice: Voice) -> Pcm:
         if voice.engine == "piper":
@@ -141,16 +145,10 @@ class TextToSpeech:
         new = 0
         for text in texts:
             for sentence in split_sentences(text):
-                if not await self._cached(sentence, voice):
+                if await self._cached(sentence, voice) is None:
                     await self.synthesize(sentence, voice)
                     new += 1
         return new
-
-    async def _cached(self, text: str, voice: Voice) -> bool:
-        if self.cache is None:
-            return False
-        key = cache_key(text, voice.key, self.rate)
-        return await asyncio.to_thread(self.cache.get, key) is not None
 
     async def stream(self, text: str, voice: Voice | None = None) -> AsyncIterator[Pcm]:
         """Yield each sentence's audio; the next is synthesized while this one plays."""

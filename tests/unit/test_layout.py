@@ -46,7 +46,7 @@ def _ours(node: ast.AST, module: str) -> list[str]:
         return [a.name for a in node.names if a.name.split(".")[0] == PACKAGE]
     if isinstance(node, ast.ImportFrom):
         if node.level:  # relative: resolve against the importing package
-            base = module.split(".")[: -node.level] if node.level else []
+            base = module.split(".")[: -node.level]
             name = ".".join(base + ([node.module] if node.module else []))
         else:
             name = node.module or ""
