@@ -43,16 +43,24 @@ def _words(text: str) -> list[str]:
 
 
 def _f0(pcm: np.ndarray, rate: int = 16000) -> float:
-    """Median pitch of the loud 40 ms frames (autocorrelation peak, 70-400 Hz)."""
-    n = rate // 25
+    """Median pitch of the loud 40 ms frames, by YIN (de Cheveigne & Kawahara 2002): the
+    first lag whose cumulative-mean-normalised difference dips below 0.2, 60-400 Hz.
+    A plain autocorrelation peak jumps octaves on a low voice."""
+    n, lo, hi = rate // 25, rate // 400, rate // 60
     found = []
-    for i in range(0, len(pcm) - n, n):
+    for i in range(0, len(pcm) - n, n // 2):
         frame = pcm[i : i + n].astype(np.float64)
-        if rms(frame.astype(np.int16)) < 1500:
+        if rms(frame.astype(np.int16)) < 1000:
             continue
-        ac = np.correlate(frame, frame, "full")[n - 1 :]
-        lo, hi = rate // 400, rate // 70
-        found.append(rate / (lo + int(np.argmax(ac[lo:hi]))))
+        frame -= frame.mean()
+        diff = np.array([np.sum((frame[:-lag] - frame[lag:]) ** 2) for lag in range(1, hi + 1)])
+        normalised = diff * np.arange(1, hi + 1) / np.maximum(np.cumsum(diff), 1e-9)
+        dips = np.flatnonzero(normalised[lo - 1 :] < 0.2)
+        if len(dips):
+            lag = lo + int(dips[0])
+            while lag < hi and normalised[lag] < normalised[lag - 1]:  # to the dip's floor
+                lag += 1
+            found.append(rate / lag)
     return float(np.median(found))
 
 
