@@ -3,8 +3,10 @@ fallback, sentence by sentence so the first audio leaves early, cached by phrase
 
 Piper runs on one worker thread (never on the event loop); espeak-ng runs as a
 subprocess writing a WAV to stdout (killed if the caller hangs up meanwhile). Audio
-comes out at the call path's rate (16 kHz), resampled with a proper polyphase filter.
-A phrase already in the speech cache costs a lookup.
+comes out at the call path's rate (16 kHz), resampled with a proper polyphase filter
+(whole phrases) or soxr's streaming resampler (chunks). A phrase already in the speech
+cache costs a lookup; a phrase that is not (an operator's typed answer, the LLM's
+phrasing) is spoken chunk by chunk as Piper decodes it, then kept in the cache.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import re
 import shutil
 import threading
 import wave
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import soxr
 
 from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.piper import PiperVoice, VoiceError, packaged_voice
@@ -92,19 +95,17 @@ class TextToSpeech:
             try:
                 return await loop.run_in_executor(self._worker, self._piper_render, text, voice)
             except VoiceError as err:
-                log.warning("tts: %s; speaking with espeak-ng instead", err)
-                voice = Voice("espeak", self.settings.voice, voice.speed, voice.pitch)
+                voice = self._fallback(err, voice)
         return await self._espeak_render(text, voice)
+
+    def _fallback(self, err: VoiceError, voice: Voice) -> Voice:
+        log.warning("tts: %s; speaking with espeak-ng instead", err)
+        return Voice("espeak", self.settings.voice, voice.speed, voice.pitch)
 
     def _piper_render(self, text: str, voice: Voice) -> Pcm:
         piper = self._piper(voice.name)
         factor = voice.pitch_factor  # slower by the factor, then played faster by it
-        try:
-            pcm = piper.synthesize(text, voice.speed / factor)
-        except VoiceError:
-            raise
-        except Exception as err:  # onnxruntime's own errors: fall back for this phrase
-            raise VoiceError(f"Piper failed on a phrase ({type(err).__name__})") from err
+        pcm = piper.synthesize(text, voice.speed / factor)
         return resample(pcm, _shifted(piper.sample_rate, factor), self.rate)
 
     def _piper(self, name: str) -> PiperVoice:
@@ -151,34 +152,78 @@ class TextToSpeech:
         return new
 
     async def stream(self, text: str, voice: Voice | None = None) -> AsyncIterator[Pcm]:
-        """Yield each sentence's audio; the next is synthesized while this one plays."""
+        """Audio of ``text``: each sentence from the cache, or chunk by chunk as it is
+        synthesized while the previous chunk plays."""
         async for pcm in self.speak(_each(split_sentences(text)), voice):
             yield pcm
 
     async def speak(self, sentences: AsyncIterator[str],
                     voice: Voice | None = None) -> AsyncIterator[Pcm]:
-        """Audio of sentences as they come (an LLM's): each is synthesized while the
-        previous one plays."""
+        """Audio of sentences as they come (an LLM's): the next chunk is synthesized
+        while this one plays."""
+        chosen = voice or self.voice_for("")
 
-        async def next_audio() -> Pcm | None:
+        async def chunks() -> AsyncGenerator[Pcm, None]:
             async for sentence in sentences:
                 if sentence.strip():
-                    return await self.synthesize(sentence, voice)
-            return None
+                    async for pcm in self._phrase(sentence, chosen):
+                        yield pcm
 
-        pending = asyncio.ensure_future(next_audio())
+        audio = chunks()
+        pending = asyncio.ensure_future(anext(audio, None))
         try:
-            while (audio := await pending) is not None:
-                pending = asyncio.ensure_future(next_audio())
-                yield audio
+            while (pcm := await pending) is not None:
+                pending = asyncio.ensure_future(anext(audio, None))
+                yield pcm
         finally:
             if not pending.done():
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, TtsError):
                     await pending
+            await audio.aclose()
             aclose = getattr(sentences, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _phrase(self, text: str, voice: Voice) -> AsyncIterator[Pcm]:
+        """One sentence: from the cache, else Piper's chunks as they come (then the whole
+        into the cache), else espeak-ng's whole phrase."""
+        cached = await self._cached(text, voice)
+        if cached is not None:
+            yield cached
+            return
+        if voice.engine != "piper":
+            yield await self.synthesize(text, voice)
+            return
+        spoken: list[Pcm] = []
+        try:
+            async for pcm in self._piper_chunks(text, voice):
+                spoken.append(pcm)
+                yield pcm
+        except VoiceError as err:
+            if spoken:  # half a sentence is out: the rest would not match its voice
+                raise TtsError(f"tts: {err}") from err
+            yield await self._espeak_render(text, self._fallback(err, voice))
+            return
+        if self.cache is not None and spoken:
+            await asyncio.to_thread(self.cache.put, cache_key(text, voice.key, self.rate),
+                                    np.concatenate(spoken))
+
+    async def _piper_chunks(self, text: str, voice: Voice) -> AsyncIterator[Pcm]:
+        loop = asyncio.get_running_loop()
+        piper = await loop.run_in_executor(self._worker, self._piper, voice.name)
+        factor = voice.pitch_factor  # slower by the factor, then played faster by it
+        chunks = piper.stream(text, voice.speed / factor)  # runs on the worker, chunk by chunk
+        resampler = soxr.ResampleStream(_shifted(piper.sample_rate, factor), self.rate, 1,
+                                        dtype="int16")
+        while True:
+            pcm = await loop.run_in_executor(self._worker, next, chunks, None)
+            last = pcm is None
+            out = resampler.resample_chunk(np.zeros(0, np.int16) if last else pcm, last=last)
+            if len(out):
+                yield np.asarray(out, dtype=np.int16)
+            if last:
+                return
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)

@@ -51,17 +51,30 @@ class Mouth:
                                  else 0.0)
 
     async def _frames(self, audio: AsyncIterator[Pcm]) -> AsyncIterator[bytes]:
+        """Whole codec frames of the chunks as they come; a chunk's tail waits for the
+        next one (padding every chunk would put a gap in a streamed sentence)."""
         codec = self.codec
         down = Resampler(RATE, codec.sample_rate) if codec.sample_rate != RATE else None
+        n = codec.samples_per_frame
+        rest = np.zeros(0, np.int16)
         first = True
         async for pcm in audio:
             if first:
                 self.player.packetizer.start_talkspurt()
                 first = False
-            pcm = down.process(pcm) if down else pcm
-            n = codec.samples_per_frame
-            pcm = np.concatenate([pcm, np.zeros(-len(pcm) % n, np.int16)])
-            for i, frame in enumerate(split_frames(self.encode(pcm), codec.frame_bytes,
-                                                   codec.silence_byte)):
-                self._queued_levels.append(rms(pcm[i * n : (i + 1) * n]))
+            pcm = np.concatenate([rest, down.process(pcm) if down else pcm])
+            whole = len(pcm) - len(pcm) % n
+            rest = pcm[whole:]
+            for frame in self._encoded(pcm[:whole]):
                 yield frame
+        if len(rest):
+            for frame in self._encoded(np.concatenate([rest, np.zeros(n - len(rest), np.int16)])):
+                yield frame
+
+    def _encoded(self, pcm: Pcm) -> list[bytes]:
+        codec = self.codec
+        n = codec.samples_per_frame
+        frames = split_frames(self.encode(pcm), codec.frame_bytes, codec.silence_byte)
+        for i in range(len(frames)):
+            self._queued_levels.append(rms(pcm[i * n : (i + 1) * n]))
+        return frames

@@ -444,9 +444,11 @@ async def test_silence_times_out_after_64_t1(uas: FakePeer) -> None:
         async with SipCall.dial(server=("127.0.0.1", uas.port), password="pw", t1=0.01):
             pass
     assert err.value.status == 408 and isinstance(err.value, TimeoutError)
-    assert 0.6 < time.monotonic() - started < 1.5
+    assert 0.6 < time.monotonic() - started < 2.5
     sent = [SIPMessage.parse(uas.inbox.get_nowait()[0]) for _ in range(uas.inbox.qsize())]
-    assert len(sent) == 7  # at 0, 10, 30, 70, 150, 310, 630 ms: doubling intervals
+    # at 0, 10, 30, 70, 150, 310, 630 ms: doubling intervals (a fixed 10 ms would send
+    # 64); the last falls 10 ms before timer B, so a loaded machine may miss its slot
+    assert len(sent) in (6, 7)
     assert {m.branch for m in sent} == {sent[0].branch}
 
 
