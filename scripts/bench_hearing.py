@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 import yaml
 from scipy import signal
+from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
 from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
 from smartpbx_ari.ai.knowledge_io import import_file
@@ -104,6 +104,8 @@ CHANNELS = {
     "ulaw-loss2": Channel("ulaw", narrowband=True, loss=0.02),
 }
 TRAILING_S = 1.2  # silence after a question: the turn must end inside it
+NORMALIZE = EnglishTextNormalizer(json.loads(
+    (Path(__file__).parent / "data" / "whisper-english-spelling.json").read_text("utf-8")))
 LEADING_S = 0.5
 
 
@@ -158,7 +160,9 @@ def load_questions(path: Path, limit: int) -> list[Question]:
 
 
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+    """Words as Whisper's word error rates are counted: its English normalizer
+    (numbers as digits, American spelling, no punctuation or case)."""
+    return NORMALIZE(text).split()
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
@@ -437,13 +441,13 @@ async def first_audio(settings: Settings, answers: list[str]) -> dict[str, Any]:
             stream = tts.stream(text)
             await anext(stream)
             cached.append((time.perf_counter() - started) * 1000)
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         for text in answers:  # the first sentence made new: synthesized live, streamed
             started = time.perf_counter()
             stream = tts.stream(text.split(".")[0] + " today.")
             await anext(stream)
             fresh.append((time.perf_counter() - started) * 1000)
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         tts.close()
     return {"cached": _stats(cached), "live_sentence": _stats(fresh)}
 

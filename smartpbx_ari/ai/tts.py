@@ -151,14 +151,15 @@ class TextToSpeech:
                     new += 1
         return new
 
-    async def stream(self, text: str, voice: Voice | None = None) -> AsyncIterator[Pcm]:
+    async def stream(self, text: str, voice: Voice | None = None) -> AsyncGenerator[Pcm, None]:
         """Audio of ``text``: each sentence from the cache, or chunk by chunk as it is
         synthesized while the previous chunk plays."""
-        async for pcm in self.speak(_each(split_sentences(text)), voice):
-            yield pcm
+        async with contextlib.aclosing(self.speak(_each(split_sentences(text)), voice)) as audio:
+            async for pcm in audio:  # closed at once when we are: no synthesis runs on
+                yield pcm
 
     async def speak(self, sentences: AsyncIterator[str],
-                    voice: Voice | None = None) -> AsyncIterator[Pcm]:
+                    voice: Voice | None = None) -> AsyncGenerator[Pcm, None]:
         """Audio of sentences as they come (an LLM's): the next chunk is synthesized
         while this one plays."""
         chosen = voice or self.voice_for("")

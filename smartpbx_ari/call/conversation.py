@@ -123,8 +123,10 @@ class VoiceConversation:
         tts = self.engine.tts
         voice = tts.voice_for(port.language)
         try:
-            async for pcm in tts.speak(speech, voice) if speech else tts.stream(text, voice):
-                yield pcm
+            audio = tts.speak(speech, voice) if speech else tts.stream(text, voice)
+            async with contextlib.aclosing(audio):  # a barge-in stops synthesis at once
+                async for pcm in audio:
+                    yield pcm
         except TtsError as err:
             port.publish(StageFailed(call_id=port.call_id, code=err.code, message=str(err)))
             yield self.engine.apology_for(port.language)

@@ -58,15 +58,20 @@ class Mouth:
         n = codec.samples_per_frame
         rest = np.zeros(0, np.int16)
         first = True
-        async for pcm in audio:
-            if first:
-                self.player.packetizer.start_talkspurt()
-                first = False
-            pcm = np.concatenate([rest, down.process(pcm) if down else pcm])
-            whole = len(pcm) - len(pcm) % n
-            rest = pcm[whole:]
-            for frame in self._encoded(pcm[:whole]):
-                yield frame
+        try:
+            async for pcm in audio:
+                if first:
+                    self.player.packetizer.start_talkspurt()
+                    first = False
+                pcm = np.concatenate([rest, down.process(pcm) if down else pcm])
+                whole = len(pcm) - len(pcm) % n
+                rest = pcm[whole:]
+                for frame in self._encoded(pcm[:whole]):
+                    yield frame
+        finally:  # stopped (barge-in) or said: the producer stops at once
+            aclose = getattr(audio, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if len(rest):
             for frame in self._encoded(np.concatenate([rest, np.zeros(n - len(rest), np.int16)])):
                 yield frame

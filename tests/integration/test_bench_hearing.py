@@ -48,6 +48,16 @@ def test_word_errors_count_edits_against_the_reference(bench: ModuleType) -> Non
     assert bench.word_errors("stop my contract", "") == (3, 3)
 
 
+def test_word_errors_are_counted_as_whispers_are(bench: ModuleType) -> None:
+    """Numbers, spelling and punctuation are how a transcript is written, not what was
+    heard: "thirty" is "30", "colour" is "color"; a wrong word still counts."""
+    said = "Yes. You can exchange any item for another colour within thirty days."
+    assert bench.word_errors(said, "Yes, you can exchange any item for another color "
+                                   "within 30 days.") == (0, 12)
+    assert bench.word_errors("Card payments over fifty dollars.",
+                             "Car payments over $50.") == (1, 4)
+
+
 def test_the_question_sets_are_english_and_keep_both_kinds(bench: ModuleType) -> None:
     questions = bench.load_questions(bench.SETS["validation"], 20)
     assert len(questions) == 20

@@ -80,10 +80,12 @@ async def test_the_neural_voice_is_understood_over_a_narrowband_line(
 
 async def test_speed_and_pitch_make_other_speakers() -> None:
     tts = TextToSpeech(TtsSettings())
+    voice = tts._piper("")  # its durations drawn without noise: renderings comparable
+    voice.config = replace(voice.config, noise_scale=0.0, noise_w=0.0)
     plain = await tts.synthesize(QUESTION)
     fast = await tts.synthesize(QUESTION, Voice("piper", speed=1.3))
     low = await tts.synthesize(QUESTION, Voice("piper", pitch=-3))
-    assert len(fast) < 0.9 * len(plain)  # durations vary a little between renderings
+    assert len(fast) < 0.9 * len(plain)  # 0.86 here: pauses do not shrink with the pace
     assert 0.85 < len(low) / len(plain) < 1.15  # the same pace ...
     assert _f0(low) < 0.93 * _f0(plain)  # ... three semitones (x0.84) lower
     tts.close()
@@ -140,6 +142,6 @@ async def test_a_sentence_cut_short_is_not_kept(tmp_path: Path) -> None:
     tts = TextToSpeech(TtsSettings(), cache=SpeechCache(tmp_path, 2**24))
     stream = tts.stream(ANSWER)
     await anext(stream)  # the caller barges in after the first chunk
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert len([c async for c in tts.stream(ANSWER)]) >= 4  # synthesized again, whole
     tts.close()

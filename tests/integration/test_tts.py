@@ -44,7 +44,7 @@ async def test_cancelled_synthesis_and_closed_stream_leave_nothing_running() -> 
         await task
     stream = tts.stream("One. Two. Three. Four.")
     await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     await asyncio.sleep(0.05)
     assert _espeak_children() == []  # killed and reaped, not left talking to nobody
     gc.collect()  # an unclosed pipe transport would now raise (filterwarnings = error)
