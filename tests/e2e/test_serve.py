@@ -152,9 +152,9 @@ async def test_a_finished_call_has_its_record_cdr_and_the_operators_presence(
     async with caller.dial(dial) as line:
         assert await line.wait_voice(line.answered_at, 10) is not None
     async with asyncio.timeout(15):
-        while True:  # the CDR comes from AMI once Asterisk closes the call
-            calls, presence = await asyncio.to_thread(_record, db)
-            if calls and calls[0].cdr:
+        while True:  # the CDR comes from AMI once Asterisk closes the call, and the
+            calls, presence = await asyncio.to_thread(_record, db)  # end from Stasis:
+            if calls and calls[0].cdr and calls[0].status != "active":  # either first
                 break
             await asyncio.sleep(0.2)
     [call] = calls
