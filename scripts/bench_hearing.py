@@ -23,7 +23,7 @@ and how soon an answer's first audio is ready (cached, live synthesis).
 
     .venv/bin/python scripts/bench_hearing.py [--set validation|heldout] [--limit N]
         [--voices neural,robot-us] [--channels g722,ulaw] [--play [--calls 4]] [--agent]
-        [--json]
+        [--stt-model whisper-base] [--prompt-tokens N] [--json]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ import yaml
 from scipy import signal
 
 from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
+from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.language import is_korean
 from smartpbx_ari.ai.rag import RAGEngine
@@ -333,12 +334,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
     settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir),
                                       "SMARTPBX_CACHE_DIR": str(base.cache_dir)})
+    settings = replace(settings, stt=replace(
+        settings.stt, model=base.stt.model if args.stt_model is None else args.stt_model,
+        prompt_tokens=base.stt.prompt_tokens if args.prompt_tokens is None
+        else args.prompt_tokens))
     engine = RAGEngine.open(settings)
     import_file(engine, demo_path())
     agent = AIAgentService(engine, settings.agent)
-    stt = SpeechToText(settings.stt)
+    stt = SpeechToText(settings.stt, settings.cache_dir)
+    tune(stt, engine.retriever)
     print(f"{len(questions)} questions x {len(voices)} voices x {len(channels)} channels "
-          f"({args.set} set)", file=sys.stderr)
+          f"({args.set} set); stt {settings.stt.model or 'tiny.en'}, prompt "
+          f"{settings.stt.prompt_tokens} tokens: {stt.bias('en') if stt.bias else ''!r}",
+          file=sys.stderr)
     clips = await render_all(questions, voices)
     offline: dict[str, Tally] = defaultdict(Tally)
     live: dict[str, Tally] = defaultdict(Tally)
@@ -353,7 +361,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(file=sys.stderr)
     if args.play:
         await play_all(args, settings, agent, stt, jobs, clips, live)
-    result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": []}
+    result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": [],
+                              "stt": settings.stt.model or "tiny.en",
+                              "prompt_tokens": settings.stt.prompt_tokens}
     for key in offline:
         row = {"voice": key.split()[0], "channel": key.split()[1],
                "offline": offline[key].summary()}
@@ -454,7 +464,8 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"set: {result['set']} ({result['questions']} English questions)")
+    print(f"set: {result['set']} ({result['questions']} English questions); stt "
+          f"{result['stt']}, prompt {result['prompt_tokens']} tokens")
     print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'WER':>6} {'split':>5}"
           f" {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:
@@ -476,6 +487,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=4, help="live calls at once")
     parser.add_argument("--agent", action="store_true",
                         help="also the agent's own voice: intelligibility, first audio")
+    parser.add_argument("--stt-model", help="stt.model for this run (e.g. whisper-base)")
+    parser.add_argument("--prompt-tokens", type=int,
+                        help="stt.prompt_tokens for this run (0 = no knowledge-base prompt)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for name, known in ((args.voices, VOICES), (args.channels, CHANNELS)):
