@@ -127,6 +127,8 @@ class Tally:
     wer_words: int = 0
     right: int = 0
     total: int = 0
+    handed_over: int = 0  # out-of-domain questions handed to a person, as they must be
+    out_of_domain: int = 0
     turns: list[int] = field(default_factory=list)
     misses: list[tuple[str, str]] = field(default_factory=list)
 
@@ -136,6 +138,9 @@ class Tally:
         self.wer_words += words
         self.right += outcome.right
         self.total += 1
+        if question.expected is None:
+            self.out_of_domain += 1
+            self.handed_over += outcome.right
         self.turns.append(outcome.turns)
         if not outcome.right:
             self.misses.append((question.text, outcome.heard))
@@ -143,6 +148,9 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         return {"n": self.total, "wer": round(self.wer_errors / max(1, self.wer_words), 3),
                 "accuracy": round(self.right / max(1, self.total), 3),
+                "in_domain": round((self.right - self.handed_over)
+                                   / max(1, self.total - self.out_of_domain), 3),
+                "ood_handed_over": round(self.handed_over / max(1, self.out_of_domain), 3),
                 "split": sum(t > 1 for t in self.turns), "unheard": self.turns.count(0)}
 
 
@@ -351,12 +359,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     offline: dict[str, Tally] = defaultdict(Tally)
     live: dict[str, Tally] = defaultdict(Tally)
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
+    transcripts: list[list[Any]] = []  # what was heard of each: retrieval replays it
     for n, (v, c, q) in enumerate(jobs):
         rng = np.random.default_rng(n)
         channel = CHANNELS[c]
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
         heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}")
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
+        transcripts.append([v, c, q.text, q.expected, heard])
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     if args.play:
@@ -371,6 +381,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             row["live"] = live[key].summary()
         result["rows"].append(row)
     result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
+    result["transcripts"] = transcripts
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
@@ -466,12 +477,13 @@ def _stats(values: list[float]) -> dict[str, float]:
 def print_table(result: dict[str, Any]) -> None:
     print(f"set: {result['set']} ({result['questions']} English questions); stt "
           f"{result['stt']}, prompt {result['prompt_tokens']} tokens")
-    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'WER':>6} {'split':>5}"
-          f" {'live acc':>9} {'WER':>6} {'split':>5}")
+    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'in-dom':>6} {'OOD':>5} "
+          f"{'WER':>6} {'split':>5} {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:
         o, lv = row["offline"], row.get("live")
         live = f" {lv['accuracy']:>9.3f} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
         print(f"{row['voice']:<12} {row['channel']:<11} {o['accuracy']:>11.3f} "
+              f"{o['in_domain']:>6.3f} {o['ood_handed_over']:>5.2f} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")
