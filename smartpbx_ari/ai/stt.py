@@ -27,6 +27,11 @@ from smartpbx_ari.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
+# Whisper's own checks of a decode: a segment more likely silence than speech, one decoded
+# unsurely (mean log-probability), text so repetitive it compresses this well (a loop)
+NO_SPEECH = 0.6
+UNSURE = -1.0
+LOOPING = 2.4
 
 
 class SttError(UserFacingError):
@@ -97,18 +102,27 @@ class SpeechToText:
         started = time.perf_counter()
         audio = pcm16k.astype(np.float32) / 32768.0
         prompt = self.bias(language) if self.bias else ""
-        segments, _info = self._model.transcribe(
-            audio, language=language, beam_size=self.settings.beam_size,
-            initial_prompt=prompt or None,
-            without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
-            temperature=0.0)
-        parts: list[Any] = list(segments)  # consume the generator here, in the worker
+        parts = self._segments(audio, language, prompt)
+        if prompt and any(s.no_speech_prob > NO_SPEECH or s.avg_logprob < UNSURE
+                          or s.compression_ratio > LOOPING for s in parts):
+            # the prompt may have spoken, not the caller: on silence or noise a primed
+            # decoder loops ("$1,000, $1,000, ...") where a plain one says nothing. The
+            # primed decode stands only when Whisper's own checks pass it.
+            parts = self._segments(audio, language, "")
         text = " ".join(s.text.strip() for s in parts).strip()
         logprobs = [s.avg_logprob for s in parts]
         confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
         return Transcript(text, confidence, len(pcm16k) / SAMPLE_RATE,
                           time.perf_counter() - started)
 
+    def _segments(self, audio: npt.NDArray[np.float32], language: str,
+                  prompt: str) -> list[Any]:
+        segments, _info = self._model.transcribe(
+            audio, language=language, beam_size=self.settings.beam_size,
+            initial_prompt=prompt or None,
+            without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
+            temperature=0.0)
+        return list(segments)  # consume the generator here, in the worker
 
 def korean_ears(settings: Settings, default: SpeechToText) -> SpeechToText | None:
     """The model Korean calls are heard with (``stt.model_ko``, multilingual), or None,
