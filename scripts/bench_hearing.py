@@ -23,7 +23,7 @@ and how soon an answer's first audio is ready (cached, live synthesis).
 
     .venv/bin/python scripts/bench_hearing.py [--set validation|heldout] [--limit N]
         [--voices neural,robot-us] [--channels g722,ulaw] [--play [--calls 4]] [--agent]
-        [--json]
+        [--stt-model whisper-base] [--prompt-tokens N] [--json]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from scipy import signal
 from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
 from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
+from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.language import is_korean
 from smartpbx_ari.ai.rag import RAGEngine
@@ -128,6 +129,8 @@ class Tally:
     wer_words: int = 0
     right: int = 0
     total: int = 0
+    handed_over: int = 0  # out-of-domain questions handed to a person, as they must be
+    out_of_domain: int = 0
     turns: list[int] = field(default_factory=list)
     misses: list[tuple[str, str]] = field(default_factory=list)
 
@@ -137,6 +140,9 @@ class Tally:
         self.wer_words += words
         self.right += outcome.right
         self.total += 1
+        if question.expected is None:
+            self.out_of_domain += 1
+            self.handed_over += outcome.right
         self.turns.append(outcome.turns)
         if not outcome.right:
             self.misses.append((question.text, outcome.heard))
@@ -144,6 +150,9 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         return {"n": self.total, "wer": round(self.wer_errors / max(1, self.wer_words), 3),
                 "accuracy": round(self.right / max(1, self.total), 3),
+                "in_domain": round((self.right - self.handed_over)
+                                   / max(1, self.total - self.out_of_domain), 3),
+                "ood_handed_over": round(self.handed_over / max(1, self.out_of_domain), 3),
                 "split": sum(t > 1 for t in self.turns), "unheard": self.turns.count(0)}
 
 
@@ -337,27 +346,38 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
     settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir),
                                       "SMARTPBX_CACHE_DIR": str(base.cache_dir)})
+    settings = replace(settings, stt=replace(
+        settings.stt, model=base.stt.model if args.stt_model is None else args.stt_model,
+        prompt_tokens=base.stt.prompt_tokens if args.prompt_tokens is None
+        else args.prompt_tokens))
     engine = RAGEngine.open(settings)
     import_file(engine, demo_path())
     agent = AIAgentService(engine, settings.agent)
-    stt = SpeechToText(settings.stt)
+    stt = SpeechToText(settings.stt, settings.cache_dir)
+    tune(stt, engine.retriever)
     print(f"{len(questions)} questions x {len(voices)} voices x {len(channels)} channels "
-          f"({args.set} set)", file=sys.stderr)
+          f"({args.set} set); stt {settings.stt.model or 'tiny.en'}, prompt "
+          f"{settings.stt.prompt_tokens} tokens: {stt.bias('en') if stt.bias else ''!r}",
+          file=sys.stderr)
     clips = await render_all(questions, voices)
     offline: dict[str, Tally] = defaultdict(Tally)
     live: dict[str, Tally] = defaultdict(Tally)
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
+    transcripts: list[list[Any]] = []  # what was heard of each: retrieval replays it
     for n, (v, c, q) in enumerate(jobs):
         rng = np.random.default_rng(n)
         channel = CHANNELS[c]
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
         heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}")
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
+        transcripts.append([v, c, q.text, q.expected, heard])
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     if args.play:
         await play_all(args, settings, agent, stt, jobs, clips, live)
-    result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": []}
+    result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": [],
+                              "stt": settings.stt.model or "tiny.en",
+                              "prompt_tokens": settings.stt.prompt_tokens}
     for key in offline:
         row = {"voice": key.split()[0], "channel": key.split()[1],
                "offline": offline[key].summary()}
@@ -365,6 +385,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             row["live"] = live[key].summary()
         result["rows"].append(row)
     result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
+    result["transcripts"] = transcripts
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
@@ -460,13 +481,15 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"set: {result['set']} ({result['questions']} English questions)")
-    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'WER':>6} {'split':>5}"
-          f" {'live acc':>9} {'WER':>6} {'split':>5}")
+    print(f"set: {result['set']} ({result['questions']} English questions); stt "
+          f"{result['stt']}, prompt {result['prompt_tokens']} tokens")
+    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'in-dom':>6} {'OOD':>5} "
+          f"{'WER':>6} {'split':>5} {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:
         o, lv = row["offline"], row.get("live")
         live = f" {lv['accuracy']:>9.3f} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
         print(f"{row['voice']:<12} {row['channel']:<11} {o['accuracy']:>11.3f} "
+              f"{o['in_domain']:>6.3f} {o['ood_handed_over']:>5.2f} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")
@@ -482,6 +505,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=4, help="live calls at once")
     parser.add_argument("--agent", action="store_true",
                         help="also the agent's own voice: intelligibility, first audio")
+    parser.add_argument("--stt-model", help="stt.model for this run (e.g. whisper-base)")
+    parser.add_argument("--prompt-tokens", type=int,
+                        help="stt.prompt_tokens for this run (0 = no knowledge-base prompt)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for name, known in ((args.voices, VOICES), (args.channels, CHANNELS)):

@@ -14,6 +14,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from smartpbx_ari.ai.agent import HOLDING
+from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
@@ -49,9 +51,21 @@ class VoiceConversation:
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
+        if self.engine.stt_for(port.language) is None:
+            await self._unheard(port, mouth)
+            return
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(port, mouth), name=f"call:{port.call_id}:listen")
             tg.create_task(self._talk(port, mouth), name=f"call:{port.call_id}:talk")
+
+    async def _unheard(self, port: CallPort, mouth: Mouth) -> None:
+        """No model here hears the call's language (said in the log at start): the
+        holding phrase in that language, and the operators."""
+        why = f"no speech model hears language {port.language!r}"
+        port.publish(StageFailed(call_id=port.call_id, code="stt-unavailable", message=why))
+        spoken = base_language(port.language)
+        await mouth.play(self._synth(port, HOLDING.get(spoken, HOLDING["en"])))
+        port.hand_off(why)
 
     # ---- talking ------------------------------------------------------------------
     async def _talk(self, port: CallPort, mouth: Mouth) -> None:
@@ -168,7 +182,10 @@ class VoiceConversation:
         self.turns.put_nowait(utterance)
 
     async def _transcribe(self, port: CallPort, audio: Pcm) -> Transcript:
-        return await self.engine.stt.transcribe(audio, port.language)
+        stt = self.engine.stt_for(port.language)
+        if stt is None:  # run() hands such a call over before it listens
+            raise SttError(f"no speech model hears language {port.language!r}")
+        return await stt.transcribe(audio, port.language)
 
     def _drop_eager(self) -> None:
         if self.eager is not None:

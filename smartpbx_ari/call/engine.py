@@ -1,15 +1,17 @@
-"""The models every call shares (loaded once): STT, TTS, the responder, the VAD, and the
-greetings and apologies already spoken, by call language."""
+"""The models every call shares (loaded once): STT (and Korean calls' own), TTS, the
+responder, the VAD, and the greetings and apologies already spoken, by call language."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 
+from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.responder import Responder
+from smartpbx_ari.ai.retrieval import HybridRetriever
 from smartpbx_ari.ai.speech_cache import SpeechCache
-from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.stt import SpeechToText, korean_ears
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.call.ear import RATE, Pcm
 from smartpbx_ari.call.hitl import HitlDesk
@@ -45,12 +47,23 @@ class VoiceEngine:
     # other languages' greeting and apology, by call language (routing)
     greetings: dict[str, Pcm] = field(default_factory=dict)
     apologies: dict[str, Pcm] = field(default_factory=dict)
+    stt_ko: SpeechToText | None = None  # Korean calls' multilingual model; None: not heard
+
+    def stt_for(self, language: str) -> SpeechToText | None:
+        """The model that hears a call's language; None: none here can (the call goes to
+        the operators)."""
+        return self.stt_ko if base_language(language) == "ko" else self.stt
 
     def greeting_for(self, language: str) -> Pcm:
         return self.greetings.get(base_language(language), self.greeting)
 
     def apology_for(self, language: str) -> Pcm:
         return self.apologies.get(base_language(language), self.apology)
+
+    def tune_to(self, retriever: HybridRetriever) -> None:
+        """Prime each model with the knowledge base's words (``stt.prompt_tokens``)."""
+        for stt in {id(s): s for s in (self.stt, self.stt_ko) if s is not None}.values():
+            tune(stt, retriever)
 
     def vad(self) -> StreamingVad:
         """A call's own VAD state over the shared Silero session."""
@@ -60,7 +73,8 @@ class VoiceEngine:
     async def load(cls, settings: Settings, responder: Responder,
                    desk: HitlDesk | None = None) -> VoiceEngine:
         loop = asyncio.get_running_loop()
-        stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
+        stt = await loop.run_in_executor(None, SpeechToText, settings.stt, settings.cache_dir)
+        stt_ko = await loop.run_in_executor(None, korean_ears, settings, stt)
         tts = make_tts(settings)
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         greeting = await tts.synthesize(settings.agent.greeting)
@@ -68,4 +82,4 @@ class VoiceEngine:
         korean = tts.voice_for("ko")
         return cls(settings, stt, tts, responder, greeting, apology, desk,
                    {"ko": await tts.synthesize(settings.agent.greeting_ko, korean)},
-                   {"ko": await tts.synthesize(settings.agent.apology_ko, korean)})
+                   {"ko": await tts.synthesize(settings.agent.apology_ko, korean)}, stt_ko)

@@ -105,3 +105,15 @@ async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
     asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
     assert bench.judge(asked, reply), reply
     assert not bench.judge(bench.Question(asked.text, None), reply)  # not a hand-over
+
+
+def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:
+    tally = bench.Tally()
+    tally.add(bench.Question("how do I pay", "en-payment-methods"),
+              bench.Outcome("how do I pay", True, 1))
+    tally.add(bench.Question("do you sell gift cards", None),
+              bench.Outcome("do you sell gift cards", False, 1))  # a stored answer spoken
+    tally.add(bench.Question("are you hiring", None), bench.Outcome("are you hiring", True, 1))
+    summary = tally.summary()
+    assert summary["accuracy"] == 0.667
+    assert summary["in_domain"] == 1.0 and summary["ood_handed_over"] == 0.5
