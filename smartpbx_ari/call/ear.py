@@ -4,6 +4,8 @@ decisions out (hold, resume or stop our playback; start, drop or finish a transc
 ``Ear.hear(pcm, playback)`` scores the VAD, takes turns and decides barge-in, and returns
 what to do; it starts no task and touches no player, so it is tested like
 ``TurnDetector``: frames in, a list of events out. The conversation acts on them.
+With a turn model, a short pause asks it (``CheckTurn``) and the conversation hands its
+verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap.
 """
 
 from __future__ import annotations
@@ -87,14 +89,26 @@ class TurnEnded:
     audio: Pcm
 
 
-EarEvent = HoldPlayback | ResumePlayback | BargeIn | StartTranscript | DropTranscript | TurnEnded
+@dataclass(frozen=True)
+class CheckTurn:
+    """A short pause: ask the turn model if the caller is done, answer with ``Ear.judge``."""
+
+    audio: Pcm  # the utterance so far, this pause included
+    pause: int  # which pause: a verdict on an older one is moot
+
+
+EarEvent = (HoldPlayback | ResumePlayback | BargeIn | StartTranscript | DropTranscript
+            | TurnEnded | CheckTurn)
 
 
 class Ear:
-    def __init__(self, settings: TurnSettings, vad: Vad, rate: int = RATE) -> None:
+    def __init__(self, settings: TurnSettings, vad: Vad, rate: int = RATE,
+                 judged: bool = False) -> None:
+        """``judged``: a turn model answers ``CheckTurn``; without one, the silence timer."""
         t = settings
         self.vad = vad
-        self.turn = TurnDetector(t.start_speech_ms / 1000, t.end_silence_ms / 1000,
+        end_ms = t.max_silence_ms if judged else t.end_silence_ms
+        self.turn = TurnDetector(t.start_speech_ms / 1000, end_ms / 1000,
                                  t.min_utterance_ms / 1000, t.max_utterance_ms / 1000)
         self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
         self.eager_s = t.eager_silence_ms / 1000
@@ -104,6 +118,11 @@ class Ear:
         self.silence_s = 0.0
         self.held_s = 0.0
         self.eager = False  # a StartTranscript is out for the current utterance
+        self.judged = judged
+        self.check_s = t.model_silence_ms / 1000
+        self.threshold = t.model_threshold
+        self.pause = 0  # numbers the CheckTurn questions
+        self.asked = False  # a CheckTurn is out for the current pause
 
     def hear(self, pcm: Pcm, playback: Playback) -> list[EarEvent]:
         """One frame of the caller's audio (at the codec's rate)."""
@@ -153,14 +172,29 @@ class Ear:
             return
         if speech:
             self.silence_s = 0.0
+            self.asked = False
             self._drop_eager(out)
             return
         self.silence_s += seconds
         if not self.eager and self.silence_s >= self.eager_s and self.capture:
             self.eager = True
             out.append(StartTranscript(np.concatenate(self.capture)))
+        if self.judged and not self.asked and self.silence_s >= self.check_s and self.capture:
+            self.asked = True
+            self.pause += 1
+            out.append(CheckTurn(np.concatenate(self.capture), self.pause))
+
+    def judge(self, pause: int, probability: float) -> list[EarEvent]:
+        """The turn model's verdict on ``CheckTurn(pause)``: above the threshold (complete)
+        it ends the turn now, unless the caller spoke again meanwhile; else the cap waits."""
+        out: list[EarEvent] = []
+        if pause == self.pause and self.asked and probability > self.threshold:
+            for event in self.turn.end():
+                self._on_turn(event, out)
+        return out
 
     def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
+        self.asked = False
         if isinstance(event, SpeechStarted):
             self.capture = list(self.recent)
             self.silence_s = 0.0
