@@ -29,6 +29,7 @@ from smartpbx_ari.call.ear import (
     ResumePlayback,
     StartTranscript,
     TurnEnded,
+    TurnResumed,
 )
 from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.mouth import Mouth
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 class Utterance:
     transcript: asyncio.Future[Transcript]
     ended_at: float  # monotonic, when the ear closed the turn
+    moot: bool = False  # the caller resumed the turn before its answer began
+    begun: bool = False
 
 
 class VoiceConversation:
@@ -51,6 +54,7 @@ class VoiceConversation:
         self.turns: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=4)
         self.eager: asyncio.Task[Transcript] | None = None
         self.judging: set[asyncio.Task[None]] = set()  # the turn model on recent pauses
+        self.last: Utterance | None = None
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
@@ -73,11 +77,14 @@ class VoiceConversation:
         try:
             transcript = await utterance.transcript
         except SttError as err:
+            if utterance.moot:
+                return ""
             port.publish(StageFailed(call_id=port.call_id, code=err.code, message=str(err)))
             await mouth.play(_once(self.engine.apology_for(port.language)))
             return ""
-        if not transcript.text:
+        if utterance.moot or not transcript.text:  # moot: the next turn holds it whole
             return ""
+        utterance.begun = True
         confidence = round(transcript.confidence, 3)
         if port.operator.is_set():  # an operator has the call: record, do not answer
             port.publish(Heard(call_id=port.call_id, text=transcript.text, speaker="call",
@@ -175,12 +182,16 @@ class VoiceConversation:
                 task = asyncio.ensure_future(self._judge(port, mouth, ear, event))
                 self.judging.add(task)
                 task.add_done_callback(self.judging.discard)
+            case TurnResumed():
+                if self.last is not None and not self.last.begun:
+                    self.last.moot = True
             case TurnEnded(audio=audio):
                 future = self.eager or asyncio.ensure_future(self._transcribe(port, audio))
                 self.eager = None
                 self._queue(Utterance(future, time.monotonic()))
 
     def _queue(self, utterance: Utterance) -> None:
+        self.last = utterance
         if self.turns.full():  # the caller talks faster than we answer: keep the newest
             dropped = self.turns.get_nowait()
             dropped.transcript.cancel()

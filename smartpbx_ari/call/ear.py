@@ -5,7 +5,9 @@ decisions out (hold, resume or stop our playback; start, drop or finish a transc
 what to do; it starts no task and touches no player, so it is tested like
 ``TurnDetector``: frames in, a list of events out. The conversation acts on them.
 With a turn model, a short pause asks it (``CheckTurn``) and the conversation hands its
-verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap.
+verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap. A
+caller who goes on within that cap after the model ended the turn (a pause at a comma)
+resumes it (``TurnResumed``): the next turn's audio holds both parts.
 """
 
 from __future__ import annotations
@@ -97,8 +99,14 @@ class CheckTurn:
     pause: int  # which pause: a verdict on an older one is moot
 
 
+@dataclass(frozen=True)
+class TurnResumed:
+    """The caller went on within the cap after the model ended the turn: the next
+    ``TurnEnded`` holds that turn too, so an answer to it not yet begun is moot."""
+
+
 EarEvent = (HoldPlayback | ResumePlayback | BargeIn | StartTranscript | DropTranscript
-            | TurnEnded | CheckTurn)
+            | TurnEnded | CheckTurn | TurnResumed)
 
 
 class Ear:
@@ -123,6 +131,9 @@ class Ear:
         self.threshold = t.model_threshold
         self.pause = 0  # numbers the CheckTurn questions
         self.asked = False  # a CheckTurn is out for the current pause
+        self.max_pause_s = t.max_silence_ms / 1000
+        self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
+        self.ended_pause_s = 0.0
 
     def hear(self, pcm: Pcm, playback: Playback) -> list[EarEvent]:
         """One frame of the caller's audio (at the codec's rate)."""
@@ -131,12 +142,15 @@ class Ear:
         self.recent.append(pcm)
         if self.capture is not None:
             self.capture.append(pcm)
+        if self.ended is not None:
+            self.ended.append(pcm)
         level = rms(pcm)
         out: list[EarEvent] = []
         for window in self.vad.process(pcm):
             speech, playback = self._gate(window.duration_s, window.is_speech, level,
                                           playback, out)
             self._track_silence(window.duration_s, speech, out)
+            self._track_ended(window.duration_s)
             for event in self.turn.process(window.duration_s, speech):
                 self._on_turn(event, out)
         return out
@@ -189,14 +203,27 @@ class Ear:
         it ends the turn now, unless the caller spoke again meanwhile; else the cap waits."""
         out: list[EarEvent] = []
         if pause == self.pause and self.asked and probability > self.threshold:
+            frames, pause_s = self.capture, self.silence_s
             for event in self.turn.end():
                 self._on_turn(event, out)
+            if out and isinstance(out[-1], TurnEnded):
+                self.ended, self.ended_pause_s = frames, pause_s
         return out
+
+    def _track_ended(self, seconds: float) -> None:
+        if self.ended is not None and not self.turn.in_speech:
+            self.ended_pause_s += seconds
+            if self.ended_pause_s >= self.max_pause_s:
+                self.ended = None
 
     def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
         self.asked = False
         if isinstance(event, SpeechStarted):
             self.capture = list(self.recent)
+            if self.ended is not None:  # the pause was inside the turn: take it up again
+                out.append(TurnResumed())
+                self.capture = self.ended
+            self.ended = None
             self.silence_s = 0.0
         elif isinstance(event, SpeechEnded):
             audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)

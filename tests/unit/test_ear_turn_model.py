@@ -20,6 +20,7 @@ from smartpbx_ari.call.ear import (
     Playback,
     StartTranscript,
     TurnEnded,
+    TurnResumed,
 )
 from smartpbx_ari.config import ConfigError, TurnSettings
 from smartpbx_ari.media.turn import SpeechEnded, TurnDetector
@@ -154,6 +155,33 @@ def test_the_caller_talking_over_us_is_still_a_barge_in_and_then_a_judged_turn()
     caller = Caller(COMPLETE)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 400), TALKING)
     assert kinds(events) == [HoldPlayback, BargeIn, StartTranscript, CheckTurn, TurnEnded]
+
+
+def test_a_caller_going_on_after_the_model_ended_the_turn_resumes_it() -> None:
+    caller = Caller(COMPLETE, delay=2)  # "I put the wrong address on my order, | can I ..."
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 320) + frames(LOUD, 600)
+                         + frames(QUIET, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded, TurnResumed,
+                             StartTranscript, CheckTurn, TurnEnded]
+    first, last = events[2], events[-1]
+    assert isinstance(first, TurnEnded) and isinstance(last, TurnEnded)
+    assert np.count_nonzero(last.audio) == (800 + 600) * 16  # both parts, in one turn
+    assert np.array_equal(last.audio[: len(first.audio)], first.audio)  # and in order
+
+
+def test_speech_after_the_cap_is_a_turn_of_its_own() -> None:
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600) + frames(LOUD, 600)
+                         + frames(QUIET, 400))
+    assert TurnResumed not in kinds(events)
+    last = events[-1]
+    assert isinstance(last, TurnEnded) and np.count_nonzero(last.audio) == 600 * 16
+
+
+def test_a_turn_the_cap_ended_is_never_resumed() -> None:
+    caller = Caller(INCOMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600) + frames(LOUD, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
 
 
 def test_without_the_model_the_silence_timer_ends_the_turn_and_nothing_is_asked() -> None:
