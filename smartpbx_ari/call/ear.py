@@ -7,7 +7,8 @@ what to do; it starts no task and touches no player, so it is tested like
 With a turn model, a short pause asks it (``CheckTurn``) and the conversation hands its
 verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap. A
 caller who goes on within that cap after the model ended the turn (a pause at a comma)
-resumes it (``TurnResumed``): the next turn's audio holds both parts.
+resumes it (``TurnResumed``, at the first speech window, before the answer can begin):
+the next turn's audio holds both parts; a blip that is not speech ends it again as it was.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class Ear:
         self.max_pause_s = t.max_silence_ms / 1000
         self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
         self.ended_pause_s = 0.0
+        self.resumed = False  # TurnResumed is out; the VAD has not confirmed speech yet
 
     def hear(self, pcm: Pcm, playback: Playback) -> list[EarEvent]:
         """One frame of the caller's audio (at the codec's rate)."""
@@ -150,7 +152,7 @@ class Ear:
             speech, playback = self._gate(window.duration_s, window.is_speech, level,
                                           playback, out)
             self._track_silence(window.duration_s, speech, out)
-            self._track_ended(window.duration_s)
+            self._track_ended(window.duration_s, speech, out)
             for event in self.turn.process(window.duration_s, speech):
                 self._on_turn(event, out)
         return out
@@ -210,8 +212,16 @@ class Ear:
                 self.ended, self.ended_pause_s = frames, pause_s
         return out
 
-    def _track_ended(self, seconds: float) -> None:
-        if self.ended is not None and not self.turn.in_speech:
+    def _track_ended(self, seconds: float, speech: bool, out: list[EarEvent]) -> None:
+        if self.ended is None or self.turn.in_speech:
+            return
+        if speech and not self.resumed:  # at once: the answer must not begin meanwhile
+            self.resumed = True
+            out.append(TurnResumed())
+        elif not speech and self.resumed:  # not confirmed as speech: the turn stands
+            out.append(TurnEnded(np.concatenate(self.ended)))
+            self.resumed = False  # and may still be resumed within the cap
+        elif not speech:
             self.ended_pause_s += seconds
             if self.ended_pause_s >= self.max_pause_s:
                 self.ended = None
@@ -221,9 +231,8 @@ class Ear:
         if isinstance(event, SpeechStarted):
             self.capture = list(self.recent)
             if self.ended is not None:  # the pause was inside the turn: take it up again
-                out.append(TurnResumed())
                 self.capture = self.ended
-            self.ended = None
+            self.ended, self.resumed = None, False
             self.silence_s = 0.0
         elif isinstance(event, SpeechEnded):
             audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)

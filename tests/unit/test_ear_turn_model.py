@@ -169,6 +169,28 @@ def test_a_caller_going_on_after_the_model_ended_the_turn_resumes_it() -> None:
     assert np.array_equal(last.audio[: len(first.audio)], first.audio)  # and in order
 
 
+def test_a_blip_after_the_model_ended_the_turn_ends_it_again_as_it_was() -> None:
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 300) + frames(LOUD, 40)
+                         + frames(QUIET, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded, TurnResumed, TurnEnded]
+    first, again = events[2], events[-1]
+    assert isinstance(first, TurnEnded) and isinstance(again, TurnEnded)
+    assert np.array_equal(again.audio[: len(first.audio)], first.audio)  # nothing lost
+    assert np.count_nonzero(again.audio) == (800 + 40) * 16
+
+
+def test_after_a_blip_the_turn_may_still_be_resumed_within_the_cap() -> None:
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 300) + frames(LOUD, 40)
+                         + frames(QUIET, 40) + frames(LOUD, 600) + frames(QUIET, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded, TurnResumed, TurnEnded,
+                             TurnResumed, StartTranscript, CheckTurn, TurnEnded]
+    last = events[-1]
+    assert isinstance(last, TurnEnded)
+    assert np.count_nonzero(last.audio) == (800 + 40 + 600) * 16
+
+
 def test_speech_after_the_cap_is_a_turn_of_its_own() -> None:
     caller = Caller(COMPLETE)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600) + frames(LOUD, 600)
