@@ -57,8 +57,17 @@ from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.call.conversation import VoiceConversation
-from smartpbx_ari.call.ear import DropTranscript, Ear, Playback, StartTranscript, TurnEnded
-from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.ear import (
+    CheckTurn,
+    DropTranscript,
+    Ear,
+    EarEvent,
+    Playback,
+    StartTranscript,
+    TurnEnded,
+    TurnResumed,
+)
+from smartpbx_ari.call.engine import VoiceEngine, load_turn_model
 from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
@@ -68,6 +77,7 @@ from smartpbx_ari.media.player import RtpPacketizer
 from smartpbx_ari.media.receiver import RtpReceiver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.media.smart_turn import SmartTurn
 from smartpbx_ari.media.vad import SileroVad, StreamingVad
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
 from smartpbx_ari.store.knowledge import approved_entries
@@ -225,32 +235,42 @@ def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list
 
 # ---- offline: the call's receive path without a call ---------------------------------
 async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
-                       stt: SpeechToText, agent: AIAgentService, session: str
-                       ) -> tuple[list[str], Any]:
+                       stt: SpeechToText, agent: AIAgentService, session: str,
+                       turn_model: SmartTurn | None) -> tuple[list[str], Any]:
+    """As a call hears, except that the turn model answers at once (live: ~70 ms later)."""
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
         queue.put_nowait(packet)
     receiver = RtpReceiver(queue, channel.codec)
     rate = codecs.codec(channel.codec).sample_rate
-    ear = Ear(settings.turn, StreamingVad(SileroVad(settings.turn.vad_threshold)), rate)
+    ear = Ear(settings.turn, StreamingVad(SileroVad(settings.turn.vad_threshold)), rate,
+              turn_model is not None)
     eager: np.ndarray | None = None
-    heard: list[str] = []
-    first_reply = None
-    for _ in range(len(clip) + 6):  # the clip's own trailing silence ends the turn
-        pcm = await receiver.recv()
-        for event in ear.hear(pcm, Playback()):
-            if isinstance(event, StartTranscript):
+    turns: list[tuple[str, Any]] = []  # what was heard and answered, turn by turn
+    answered = False  # the last turn ended was answered (a resumed one is taken back)
+    # the clip's own trailing silence ends the turn; the turn model's cap may need more
+    silence = settings.turn.max_silence_ms // 20 if turn_model else 0
+    frames = [await receiver.recv() for _ in range(len(clip) + 6)]
+    for pcm in frames + [np.zeros(rate // 50, np.int16)] * silence:
+        events: list[EarEvent] = ear.hear(pcm, Playback())
+        for event in events:  # grows with the turn model's verdicts
+            if isinstance(event, CheckTurn) and turn_model is not None:
+                events += ear.judge(event.pause, turn_model.complete(event.audio))
+            elif isinstance(event, TurnResumed):
+                if answered:
+                    turns.pop()
+                answered = False
+            elif isinstance(event, StartTranscript):
                 eager = event.audio
             elif isinstance(event, DropTranscript):
                 eager = None
             elif isinstance(event, TurnEnded):
                 audio, eager = (eager if eager is not None else event.audio), None
                 text = (await stt.transcribe(audio)).text
+                answered = bool(text)
                 if text:
-                    heard.append(text)
-                    reply = await asyncio.to_thread(agent.answer, text, session)
-                    first_reply = first_reply or reply
-    return heard, first_reply
+                    turns.append((text, await asyncio.to_thread(agent.answer, text, session)))
+    return [text for text, _ in turns], (turns[0][1] if turns else None)
 
 
 def judge(question: Question, reply: Any) -> bool:
@@ -355,6 +375,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     agent = AIAgentService(engine, settings.agent)
     stt = SpeechToText(settings.stt, settings.cache_dir)
     tune(stt, engine.retriever)
+    turn_model = load_turn_model(settings.turn, settings.cache_dir)
     print(f"{len(questions)} questions x {len(voices)} voices x {len(channels)} channels "
           f"({args.set} set); stt {settings.stt.model or 'tiny.en'}, prompt "
           f"{settings.stt.prompt_tokens} tokens: {stt.bias('en') if stt.bias else ''!r}",
@@ -368,7 +389,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rng = np.random.default_rng(n)
         channel = CHANNELS[c]
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
-        heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}")
+        heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}",
+                                          turn_model)
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
         transcripts.append([v, c, q.text, q.expected, heard])
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)

@@ -127,7 +127,14 @@ class TurnSettings:
     vad_threshold: float = 0.5
     start_speech_ms: int = 100
     eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
-    end_silence_ms: int = 400
+    end_silence_ms: int = 400  # without the turn model, this much silence ends the turn
+    # The turn model (Smart Turn v3.2) ends the turn by what was said: asked once per pause
+    # at model_silence_ms, it ends the turn if P(complete) >= model_threshold; else the
+    # pause may last up to max_silence_ms. "" = the packaged model, "off" = the timer only.
+    model: str = ""
+    model_silence_ms: int = 180
+    model_threshold: float = 0.5
+    max_silence_ms: int = 1500
     min_utterance_ms: int = 250
     max_utterance_ms: int = 20000
     # caller speech over our playback that stops it: one 32 ms VAD window. Silero is slow
@@ -139,6 +146,10 @@ class TurnSettings:
             raise ConfigError("turn.vad_threshold: must be between 0 and 1")
         if not 0 < self.eager_silence_ms <= self.end_silence_ms:
             raise ConfigError("turn.eager_silence_ms: must be > 0 and <= turn.end_silence_ms")
+        if not 0.0 < self.model_threshold < 1.0:
+            raise ConfigError("turn.model_threshold: must be between 0 and 1")
+        if not 0 < self.model_silence_ms <= self.max_silence_ms:
+            raise ConfigError("turn.model_silence_ms: must be > 0 and <= turn.max_silence_ms")
 
 
 @dataclass(frozen=True)

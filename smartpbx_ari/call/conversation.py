@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from smartpbx_ari.ai.stt import SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
 from smartpbx_ari.call.ear import (
     BargeIn,
+    CheckTurn,
     DropTranscript,
     Ear,
     EarEvent,
@@ -29,6 +31,7 @@ from smartpbx_ari.call.ear import (
     ResumePlayback,
     StartTranscript,
     TurnEnded,
+    TurnResumed,
 )
 from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.mouth import Mouth
@@ -36,11 +39,15 @@ from smartpbx_ari.call.ports import CallPort
 from smartpbx_ari.events import BargedIn, Heard, Said, StageFailed
 from smartpbx_ari.media import codecs
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Utterance:
     transcript: asyncio.Future[Transcript]
     ended_at: float  # monotonic, when the ear closed the turn
+    moot: bool = False  # the caller resumed the turn before its answer began
+    begun: bool = False
 
 
 class VoiceConversation:
@@ -48,6 +55,8 @@ class VoiceConversation:
         self.engine = engine
         self.turns: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=4)
         self.eager: asyncio.Task[Transcript] | None = None
+        self.judging: set[asyncio.Task[None]] = set()  # the turn model on recent pauses
+        self.last: Utterance | None = None
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
@@ -82,11 +91,14 @@ class VoiceConversation:
         try:
             transcript = await utterance.transcript
         except SttError as err:
+            if utterance.moot:
+                return ""
             port.publish(StageFailed(call_id=port.call_id, code=err.code, message=str(err)))
             await mouth.play(_once(self.engine.apology_for(port.language)))
             return ""
-        if not transcript.text:
+        if utterance.moot or not transcript.text:  # moot: the next turn holds it whole
             return ""
+        utterance.begun = True
         confidence = round(transcript.confidence, 3)
         if port.operator.is_set():  # an operator has the call: record, do not answer
             port.publish(Heard(call_id=port.call_id, text=transcript.text, speaker="call",
@@ -148,16 +160,28 @@ class VoiceConversation:
     # ---- listening ----------------------------------------------------------------
     async def _listen(self, port: CallPort, mouth: Mouth) -> None:
         ear = Ear(self.engine.settings.turn, self.engine.vad(),
-                  codecs.codec(port.codec).sample_rate)
+                  codecs.codec(port.codec).sample_rate, self.engine.turn_model is not None)
         try:
             while True:
                 pcm = await port.recv()
                 for event in ear.hear(pcm, mouth.playback):
-                    self._act(port, mouth, event)
+                    self._act(port, mouth, ear, event)
         finally:
             self._drop_eager()
+            for task in self.judging:
+                task.cancel()
 
-    def _act(self, port: CallPort, mouth: Mouth, event: EarEvent) -> None:
+    async def _judge(self, port: CallPort, mouth: Mouth, ear: Ear, check: CheckTurn) -> None:
+        """Ask the turn model while the ear listens on; its verdict may end the turn."""
+        try:
+            probability = await self.engine.turn_complete(check.audio)
+        except Exception as err:  # the silence cap still ends the turn
+            log.warning("turn model failed on call %s: %s", port.call_id, err)
+            return
+        for event in ear.judge(check.pause, probability):
+            self._act(port, mouth, ear, event)
+
+    def _act(self, port: CallPort, mouth: Mouth, ear: Ear, event: EarEvent) -> None:
         match event:
             case HoldPlayback():
                 mouth.player.hold()
@@ -170,12 +194,20 @@ class VoiceConversation:
                 self.eager = asyncio.ensure_future(self._transcribe(port, audio))
             case DropTranscript():
                 self._drop_eager()
+            case CheckTurn():
+                task = asyncio.ensure_future(self._judge(port, mouth, ear, event))
+                self.judging.add(task)
+                task.add_done_callback(self.judging.discard)
+            case TurnResumed():
+                if self.last is not None and not self.last.begun:
+                    self.last.moot = True
             case TurnEnded(audio=audio):
                 future = self.eager or asyncio.ensure_future(self._transcribe(port, audio))
                 self.eager = None
                 self._queue(Utterance(future, time.monotonic()))
 
     def _queue(self, utterance: Utterance) -> None:
+        self.last = utterance
         if self.turns.full():  # the caller talks faster than we answer: keep the newest
             dropped = self.turns.get_nowait()
             dropped.transcript.cancel()

@@ -19,6 +19,7 @@ from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import Settings, TtsSettings
+from smartpbx_ari.media.smart_turn import SmartTurn, model_file
 from smartpbx_ari.sipcaller.caller import trim_silence
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
@@ -100,7 +101,8 @@ async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
     channel = bench.CHANNELS["g722"]
     clip = bench.packets(bench.shape(pcm, channel, rng), channel, rng)
     agent = AIAgentService(engine, settings.agent)
-    heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1")
+    model = SmartTurn(model_file(settings.cache_dir))
+    heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1", model)
     assert len(heard) == 1 and "payment" in heard[0].lower(), heard
     asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
     assert bench.judge(asked, reply), reply
