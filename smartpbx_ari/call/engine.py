@@ -54,7 +54,8 @@ class VoiceEngine:
 
     def vad(self) -> StreamingVad:
         """A call's own VAD state over the shared Silero session."""
-        return StreamingVad(SileroVad(self.settings.turn.vad_threshold))
+        turn = self.settings.turn
+        return StreamingVad(SileroVad(turn.vad_threshold, hysteresis=turn.vad_hysteresis))
 
     @classmethod
     async def load(cls, settings: Settings, responder: Responder,
