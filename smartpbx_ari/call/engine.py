@@ -55,7 +55,7 @@ class VoiceEngine:
     def vad(self) -> StreamingVad:
         """A call's own VAD state over the shared Silero session."""
         turn = self.settings.turn
-        return StreamingVad(SileroVad(turn.vad_threshold, hysteresis=turn.vad_hysteresis))
+        return StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis)
 
     @classmethod
     async def load(cls, settings: Settings, responder: Responder,

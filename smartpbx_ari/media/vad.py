@@ -75,16 +75,9 @@ def _session(path: Path) -> Any:
 class SileroVad:
     """Speech probability per 32 ms window of one stream at 8 or 16 kHz."""
 
-    def __init__(self, threshold: float = 0.5, model_path: Path | None = None,
-                 rate: int = SAMPLE_RATE, hysteresis: float = HYSTERESIS) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-        if not 0.0 <= hysteresis < threshold:
-            raise ValueError(f"hysteresis must be in [0, threshold), got {hysteresis}")
+    def __init__(self, model_path: Path | None = None, rate: int = SAMPLE_RATE) -> None:
         if rate not in WINDOWS:
             raise ValueError(f"rate must be one of {sorted(WINDOWS)} Hz, got {rate}")
-        self.threshold = threshold
-        self.hysteresis = hysteresis
         self.rate = rate
         self.window = WINDOWS[rate]
         self._sr = np.array(rate, dtype=np.int64)
@@ -95,7 +88,6 @@ class SileroVad:
         """Forget the stream (new call, or after our own playback)."""
         self._state: _F32 = np.zeros((2, 1, 128), dtype=np.float32)
         self._context: _F32 = np.zeros(CONTEXT[self.rate], dtype=np.float32)
-        self._speaking = False
 
     def probability(self, frame: npt.NDArray[np.int16] | _F32) -> float:
         audio = self._as_float(frame)
@@ -106,12 +98,6 @@ class SileroVad:
         self._context = audio[-len(self._context):].copy()
         return float(np.asarray(probs).reshape(-1)[0])
 
-    def is_speech(self, probability: float) -> bool:
-        """The decision for the stream's next window (hysteresis: stateful)."""
-        floor = self.threshold - self.hysteresis if self._speaking else self.threshold
-        self._speaking = probability >= floor
-        return self._speaking
-
     def _as_float(self, frame: npt.NDArray[np.int16] | _F32) -> _F32:
         if frame.shape != (self.window,):
             raise ValueError(f"VAD window must be {self.window} samples at {self.rate} Hz, "
@@ -121,6 +107,23 @@ class SileroVad:
         if frame.dtype != np.float32:
             raise TypeError(f"VAD window must be int16 or float32, got {frame.dtype}")
         return frame.astype(np.float32, copy=False)
+
+
+class Hysteresis:
+    """Speech from ``threshold`` up; once in speech, down to ``threshold - hysteresis``."""
+
+    def __init__(self, threshold: float = 0.5, hysteresis: float = HYSTERESIS) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if not 0.0 <= hysteresis < threshold:
+            raise ValueError(f"hysteresis must be in [0, threshold), got {hysteresis}")
+        self.threshold = threshold
+        self.floor = threshold - hysteresis
+        self.speaking = False
+
+    def __call__(self, probability: float) -> bool:
+        self.speaking = probability >= (self.floor if self.speaking else self.threshold)
+        return self.speaking
 
 
 class VadWindow(NamedTuple):
@@ -135,13 +138,16 @@ class StreamingVad:
     Samples wait until a whole window is there, so at most one window less a sample is held.
     """
 
-    def __init__(self, vad: SileroVad | None = None) -> None:
+    def __init__(self, vad: SileroVad | None = None, threshold: float = 0.5,
+                 hysteresis: float = HYSTERESIS) -> None:
         self.vad = vad or SileroVad()
         self.rate = self.vad.rate
+        self.decide = Hysteresis(threshold, hysteresis)
         self._pending: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
 
     def reset(self) -> None:
         self.vad.reset()
+        self.decide.speaking = False
         self._pending = np.zeros(0, dtype=np.int16)
 
     def process(self, chunk: npt.NDArray[np.int16]) -> list[VadWindow]:
@@ -158,4 +164,4 @@ class StreamingVad:
 
     def _score(self, window: npt.NDArray[np.int16]) -> VadWindow:
         prob = self.vad.probability(window)
-        return VadWindow(self.vad.window / self.rate, prob, self.vad.is_speech(prob))
+        return VadWindow(self.vad.window / self.rate, prob, self.decide(prob))

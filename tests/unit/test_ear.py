@@ -126,3 +126,18 @@ def test_narrowband_frames_are_heard_at_16_khz() -> None:
     end = events[-1]
     assert isinstance(end, TurnEnded)
     assert 0.9 * 16000 <= np.count_nonzero(end.audio) <= 1.1 * 16000  # 1 s, upsampled
+
+
+@pytest.mark.parametrize("preroll_ms", [200, 500])
+def test_the_pre_roll_keeps_the_onset_the_vad_confirmed_late(preroll_ms: int) -> None:
+    """A soft onset ("h", "f") the VAD does not call speech is kept as pre-roll: up to
+    ``preroll_ms`` before the confirmed onset, less the start_speech_ms it took."""
+    soft = 500  # audible, yet below the fake VAD's speech level
+    ear = Ear(TurnSettings(preroll_ms=preroll_ms), LoudVad())
+    events = hear(ear, frames(QUIET, 600) + frames(soft, 400) + frames(LOUD, 1000)
+                  + frames(QUIET, 400))
+    end = events[-1]
+    assert isinstance(end, TurnEnded)
+    kept_ms = np.count_nonzero(end.audio == soft) // 16
+    assert kept_ms == min(400, preroll_ms - TurnSettings().start_speech_ms)
+    assert np.count_nonzero(end.audio == LOUD) == 1000 * 16
