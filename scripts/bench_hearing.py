@@ -402,7 +402,11 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
 # ---- the run ---------------------------------------------------------------------------
 async def render_all(questions: list[Question], voices: list[str]
                      ) -> dict[tuple[str, str], np.ndarray]:
-    tts = TextToSpeech(load_settings().tts, 16000, SpeechCache(None, 2**30))
+    # Piper samples its noise: kept on disk, the clips are the same audio in every run,
+    # so two runs (before and after a change) compare like with like.
+    settings = load_settings()
+    tts = TextToSpeech(settings.tts, 16000,
+                       SpeechCache(settings.cache_dir / "bench-speech", 2**30))
     clips = {}
     for name in voices:
         for q in questions:

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smartpbx_ari.config import TurnSettings
+from smartpbx_ari.media.onset import Frame, NoiseFloor, onset
 from smartpbx_ari.media.resample import Resampler
 from smartpbx_ari.media.turn import (
     BargeInDetector,
@@ -99,7 +100,8 @@ class Ear:
         self.eager_s = t.eager_silence_ms / 1000
         self.up = Resampler(rate, RATE) if rate != RATE else None
         preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before the onset
-        self.recent: collections.deque[Pcm] = collections.deque(maxlen=preroll)
+        self.recent: collections.deque[tuple[Pcm, Frame]] = collections.deque(maxlen=preroll)
+        self.floor = NoiseFloor(FRAME_S)
         self.capture: list[Pcm] | None = None
         self.silence_s = 0.0
         self.held_s = 0.0
@@ -109,10 +111,12 @@ class Ear:
         """One frame of the caller's audio (at the codec's rate)."""
         if self.up is not None:
             pcm = self.up.process(pcm)
-        self.recent.append(pcm)
+        level = rms(pcm)
+        self.recent.append((pcm, Frame(level, playback.playing)))
+        if not playback.playing:
+            self.floor.update(level)
         if self.capture is not None:
             self.capture.append(pcm)
-        level = rms(pcm)
         out: list[EarEvent] = []
         for window in self.vad.process(pcm):
             speech, playback = self._gate(window.duration_s, window.is_speech, level,
@@ -162,7 +166,9 @@ class Ear:
 
     def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
         if isinstance(event, SpeechStarted):
-            self.capture = list(self.recent)
+            recent = list(self.recent)  # back to where energy says the utterance began
+            start = onset([frame for _, frame in recent], self.floor.level, FRAME_S)
+            self.capture = [pcm for pcm, _ in recent[start:]]
             self.silence_s = 0.0
         elif isinstance(event, SpeechEnded):
             audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)
