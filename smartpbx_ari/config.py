@@ -113,7 +113,9 @@ class TtsSettings:
 class TurnSettings:
     vad_threshold: float = 0.5  # a window this likely speech starts speech ...
     vad_hysteresis: float = 0.15  # ... and speech goes on down to threshold - hysteresis
-    preroll_ms: int = 300  # audio kept from before the onset the VAD confirmed
+    # audio kept from before the onset the VAD confirmed, back to where energy says the
+    # utterance began (media.onset): Silero confirms soft narrowband onsets up to ~0.9 s late
+    preroll_ms: int = 1000
     start_speech_ms: int = 100
     eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
     end_silence_ms: int = 400

@@ -4,10 +4,12 @@ Measured on the spoken benchmark (neural voices over G.711 8 kHz band-limited to
 300-3400 Hz): the older graph that faster-whisper ships (``silero_vad_v6.onnx``) scores
 only 37-54 % of speech windows above 0.5 there, against 90-95 % for this model, so the
 caller's words were lost before the STT saw them. The model's graph: ``input`` float32
-[batch, context + window] (64 + 512 samples at 16 kHz, 32 + 256 at 8 kHz: 32 ms either
-way), ``state`` float32 [2, batch, 128], ``sr`` int64; outputs ``output`` [batch, 1] and
+[batch, 64 + 512] (64 samples of context from the previous window + 512 new ones at
+16 kHz), ``state`` float32 [2, batch, 128], ``sr`` int64; outputs ``output`` [batch, 1] and
 ``stateN``. The context and state are per stream; the session is shared by all calls in
 the process (``InferenceSession.run`` is thread-safe). A window costs well under 1 ms.
+(Its 8 kHz mode, fed G.711 frames as they come, measured no better overall on the
+benchmark: better on the neural voices, worse on espeak-ng.)
 
 A window is speech when its probability reaches ``threshold``; once in speech, it stays
 speech down to ``threshold - hysteresis`` (Silero's own ``neg_threshold``), so a soft
@@ -27,9 +29,8 @@ import numpy.typing as npt
 from ..errors import UserFacingError
 
 SAMPLE_RATE = 16000
-WINDOWS = {16000: 512, 8000: 256}  # samples per inference (32 ms): the sizes the model takes
-WINDOW = WINDOWS[SAMPLE_RATE]
-CONTEXT = {16000: 64, 8000: 32}  # samples of the previous window the model sees again
+WINDOW = 512  # samples per inference (32 ms): the size the model takes at 16 kHz
+CONTEXT = 64  # samples of the previous window the model sees again
 HYSTERESIS = 0.15
 MODEL_PACKAGE = "silero_vad"
 MODEL_FILE = "silero_vad.onnx"
@@ -72,41 +73,37 @@ def _session(path: Path) -> Any:
     )
 
 
-class SileroVad:
-    """Speech probability per 32 ms window of one stream at 8 or 16 kHz."""
+def _as_float(frame: npt.NDArray[np.int16] | _F32) -> _F32:
+    if frame.shape != (WINDOW,):
+        raise ValueError(f"VAD window must be {WINDOW} samples, got shape {frame.shape}")
+    if frame.dtype == np.int16:
+        return frame.astype(np.float32) / np.float32(32768.0)
+    if frame.dtype != np.float32:
+        raise TypeError(f"VAD window must be int16 or float32, got {frame.dtype}")
+    return frame.astype(np.float32, copy=False)
 
-    def __init__(self, model_path: Path | None = None, rate: int = SAMPLE_RATE) -> None:
-        if rate not in WINDOWS:
-            raise ValueError(f"rate must be one of {sorted(WINDOWS)} Hz, got {rate}")
-        self.rate = rate
-        self.window = WINDOWS[rate]
-        self._sr = np.array(rate, dtype=np.int64)
+
+class SileroVad:
+    """Speech probability per 512-sample window of one 16 kHz stream."""
+
+    def __init__(self, model_path: Path | None = None) -> None:
+        self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
         self._session = shared_session(model_path)
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream (new call, or after our own playback)."""
         self._state: _F32 = np.zeros((2, 1, 128), dtype=np.float32)
-        self._context: _F32 = np.zeros(CONTEXT[self.rate], dtype=np.float32)
+        self._context: _F32 = np.zeros(CONTEXT, dtype=np.float32)
 
-    def probability(self, frame: npt.NDArray[np.int16] | _F32) -> float:
-        audio = self._as_float(frame)
+    def probability(self, frame16k: npt.NDArray[np.int16] | _F32) -> float:
+        audio = _as_float(frame16k)
         model_input = np.concatenate([self._context, audio])[np.newaxis, :]
         probs, self._state = self._session.run(
             None, {"input": model_input, "state": self._state, "sr": self._sr}
         )
-        self._context = audio[-len(self._context):].copy()
+        self._context = audio[-CONTEXT:].copy()
         return float(np.asarray(probs).reshape(-1)[0])
-
-    def _as_float(self, frame: npt.NDArray[np.int16] | _F32) -> _F32:
-        if frame.shape != (self.window,):
-            raise ValueError(f"VAD window must be {self.window} samples at {self.rate} Hz, "
-                             f"got shape {frame.shape}")
-        if frame.dtype == np.int16:
-            return frame.astype(np.float32) / np.float32(32768.0)
-        if frame.dtype != np.float32:
-            raise TypeError(f"VAD window must be int16 or float32, got {frame.dtype}")
-        return frame.astype(np.float32, copy=False)
 
 
 class Hysteresis:
@@ -133,15 +130,14 @@ class VadWindow(NamedTuple):
 
 
 class StreamingVad:
-    """Accepts int16 chunks of any length (e.g. 20 ms RTP frames) at the VAD's rate.
+    """Accepts 16 kHz int16 chunks of any length (e.g. 20 ms RTP frames).
 
-    Samples wait until a whole window is there, so at most one window less a sample is held.
+    Samples wait until a whole 512-sample window is there, so at most 511 are held.
     """
 
     def __init__(self, vad: SileroVad | None = None, threshold: float = 0.5,
                  hysteresis: float = HYSTERESIS) -> None:
         self.vad = vad or SileroVad()
-        self.rate = self.vad.rate
         self.decide = Hysteresis(threshold, hysteresis)
         self._pending: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
 
@@ -156,12 +152,11 @@ class StreamingVad:
         return [self._score(w) for w in self._windows(chunk)]
 
     def _windows(self, chunk: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
-        n = self.vad.window
         audio = np.concatenate([self._pending, chunk])
-        whole = len(audio) - len(audio) % n
+        whole = len(audio) - len(audio) % WINDOW
         self._pending = audio[whole:].copy()
-        return [audio[start : start + n] for start in range(0, whole, n)]
+        return [audio[start : start + WINDOW] for start in range(0, whole, WINDOW)]
 
     def _score(self, window: npt.NDArray[np.int16]) -> VadWindow:
         prob = self.vad.probability(window)
-        return VadWindow(self.vad.window / self.rate, prob, self.decide(prob))
+        return VadWindow(WINDOW / SAMPLE_RATE, prob, self.decide(prob))
