@@ -95,3 +95,12 @@ async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
     asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
     assert bench.judge(asked, reply), reply
     assert not bench.judge(bench.Question(asked.text, None), reply)  # not a hand-over
+
+
+def test_people_reading_come_with_their_transcripts(bench: ModuleType) -> None:
+    people = bench.pocketsphinx_recordings()  # Debian's pocketsphinx-testdata
+    assert len(people) == 10
+    assert {"he was not an ill disposed young man", "ten of clubs"} <= {p.text for p in people}
+    for person in people:
+        assert person.pcm.dtype == np.int16 and len(person.pcm) > 16000 * 0.5
+    assert bench.spoken_words("uh so THIS is <VOCNOISE> um [adif] fine") == "so this is fine"
