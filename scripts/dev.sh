@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv postgresql
+              pocketsphinx-testdata  # people reading, with transcripts: hearing tests and bench
               chromium chromium-driver)
 VENV=${SMARTPBX_VENV:-.venv}
 PYTHON=${PYTHON:-python3}

@@ -124,7 +124,11 @@ class TtsSettings:
 
 @dataclass(frozen=True)
 class TurnSettings:
-    vad_threshold: float = 0.5
+    vad_threshold: float = 0.5  # a window this likely speech starts speech ...
+    vad_hysteresis: float = 0.15  # ... and speech goes on down to threshold - hysteresis
+    # audio kept from before the onset the VAD confirmed, back to where energy says the
+    # utterance began (media.onset): Silero confirms soft narrowband onsets up to ~0.9 s late
+    preroll_ms: int = 1000
     start_speech_ms: int = 100
     eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
     end_silence_ms: int = 400  # without the turn model, this much silence ends the turn
@@ -144,6 +148,10 @@ class TurnSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.vad_threshold < 1.0:
             raise ConfigError("turn.vad_threshold: must be between 0 and 1")
+        if not 0.0 <= self.vad_hysteresis < self.vad_threshold:
+            raise ConfigError("turn.vad_hysteresis: must be >= 0 and < turn.vad_threshold")
+        if not 0 <= self.preroll_ms <= 2000:
+            raise ConfigError("turn.preroll_ms: must be between 0 and 2000")
         if not 0 < self.eager_silence_ms <= self.end_silence_ms:
             raise ConfigError("turn.eager_silence_ms: must be > 0 and <= turn.end_silence_ms")
         if not 0.0 < self.model_threshold < 1.0:

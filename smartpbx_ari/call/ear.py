@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smartpbx_ari.config import TurnSettings
+from smartpbx_ari.media.onset import Frame, NoiseFloor, onset
 from smartpbx_ari.media.resample import Resampler
 from smartpbx_ari.media.turn import (
     BargeInDetector,
@@ -35,7 +36,6 @@ from smartpbx_ari.media.vad import VadWindow
 
 Pcm = npt.NDArray[np.int16]
 RATE = 16000  # VAD, STT and TTS work at 16 kHz
-PREROLL_S = 0.3
 FRAME_S = 0.02
 # A hold is cheap and undone in HOLD_MAX_S, so it trusts the line's echo cancellation
 # (residual echo ~16 dB down); stopping needs the VAD *and* 6 dB (BargeInDetector's
@@ -122,7 +122,9 @@ class Ear:
         self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
         self.eager_s = t.eager_silence_ms / 1000
         self.up = Resampler(rate, RATE) if rate != RATE else None
-        self.recent: collections.deque[Pcm] = collections.deque(maxlen=int(PREROLL_S / FRAME_S))
+        preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before the onset
+        self.recent: collections.deque[tuple[Pcm, Frame]] = collections.deque(maxlen=preroll)
+        self.floor = NoiseFloor(FRAME_S)
         self.capture: list[Pcm] | None = None
         self.silence_s = 0.0
         self.held_s = 0.0
@@ -141,12 +143,14 @@ class Ear:
         """One frame of the caller's audio (at the codec's rate)."""
         if self.up is not None:
             pcm = self.up.process(pcm)
-        self.recent.append(pcm)
+        level = rms(pcm)
+        self.recent.append((pcm, Frame(level, playback.playing)))
+        if not playback.playing:
+            self.floor.update(level)
         if self.capture is not None:
             self.capture.append(pcm)
         if self.ended is not None:
             self.ended.append(pcm)
-        level = rms(pcm)
         out: list[EarEvent] = []
         for window in self.vad.process(pcm):
             speech, playback = self._gate(window.duration_s, window.is_speech, level,
@@ -229,7 +233,9 @@ class Ear:
     def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
         self.asked = False
         if isinstance(event, SpeechStarted):
-            self.capture = list(self.recent)
+            recent = list(self.recent)  # back to where energy says the utterance began
+            start = onset([frame for _, frame in recent], self.floor.level, FRAME_S)
+            self.capture = [pcm for pcm, _ in recent[start:]]
             if self.ended is not None:  # the pause was inside the turn: take it up again
                 self.capture = self.ended
             self.ended, self.resumed = None, False

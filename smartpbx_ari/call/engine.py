@@ -94,7 +94,8 @@ class VoiceEngine:
 
     def vad(self) -> StreamingVad:
         """A call's own VAD state over the shared Silero session."""
-        return StreamingVad(SileroVad(self.settings.turn.vad_threshold))
+        turn = self.settings.turn
+        return StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis)
 
     async def turn_complete(self, audio: Pcm) -> float:
         """The turn model's probability that the caller is done, off the event loop."""

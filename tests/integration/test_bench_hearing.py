@@ -119,3 +119,12 @@ def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:
     summary = tally.summary()
     assert summary["accuracy"] == 0.667
     assert summary["in_domain"] == 1.0 and summary["ood_handed_over"] == 0.5
+
+
+def test_people_reading_come_with_their_transcripts(bench: ModuleType) -> None:
+    people = bench.pocketsphinx_recordings()  # Debian's pocketsphinx-testdata
+    assert len(people) == 10
+    assert {"he was not an ill disposed young man", "ten of clubs"} <= {p.text for p in people}
+    for person in people:
+        assert person.pcm.dtype == np.int16 and len(person.pcm) > 16000 * 0.5
+    assert bench.spoken_words("uh so THIS is <VOCNOISE> um [adif] fine") == "so this is fine"
