@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -44,6 +43,9 @@ from smartpbx_ari.media import codecs
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.sipcaller.caller import trim_silence
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_hearing import word_errors  # one way to count errors: Whisper's
+
 VALIDATION = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "rag_validation.yaml"
 VOICES = {"neural": Voice("piper"), "robot-us": Voice("espeak", "en-us")}
 
@@ -60,17 +62,6 @@ def ulaw_line(pcm16k: np.ndarray) -> np.ndarray:
     narrow = np.clip(signal.sosfiltfilt(sos, pcm16k.astype(np.float64)), -32768, 32767)
     pcm8k = resample(np.rint(narrow).astype(np.int16), 16000, 8000)
     return resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm8k)), 8000, 16000)
-
-
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    ref, hyp = (re.findall(r"[a-z0-9']+", t.lower().replace("-", " "))
-                for t in (reference, hypothesis))
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1], len(ref)
 
 
 async def clips(texts: list[str]) -> list[tuple[str, str, np.ndarray]]:
