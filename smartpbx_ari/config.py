@@ -80,8 +80,18 @@ class MediaSettings:
 
 @dataclass(frozen=True)
 class SttSettings:
-    model: str = ""  # a CTranslate2 model dir or a faster-whisper name; "" = packaged tiny.en
+    # "" = the packaged tiny.en; "whisper-base" = the packaged multilingual base (assembled
+    # into the cache dir); or a CTranslate2 model dir, or a faster-whisper name
+    model: str = ""
+    # Korean calls (routing lang=ko): a multilingual model, same choices; "" or a model
+    # that cannot load: Korean calls go to the operators
+    model_ko: str = "whisper-base"
     language: str = "en"
+    # the knowledge base's words primed into the decoder (initial_prompt), at most this
+    # many tokens; 0 = none. Off by default: on the spoken validation set (tiny.en) 48
+    # tokens answered 133 of 240 in-domain questions right instead of 114, but spoke a
+    # stored answer to 13 of 120 out-of-domain ones instead of 9 (bench_hearing.py)
+    prompt_tokens: int = 0
     compute_type: str = "int8"
     beam_size: int = 1
     cpu_threads: int = 2
@@ -90,6 +100,9 @@ class SttSettings:
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.cpu_threads < 1 or self.workers < 1:
             raise ConfigError("stt: beam_size, cpu_threads and workers must be at least 1")
+        if not 0 <= self.prompt_tokens <= 200:
+            raise ConfigError("stt.prompt_tokens: must be between 0 and 200 (Whisper's "
+                              "prompt holds at most 223)")
 
 
 @dataclass(frozen=True)
@@ -111,10 +124,21 @@ class TtsSettings:
 
 @dataclass(frozen=True)
 class TurnSettings:
-    vad_threshold: float = 0.5
+    vad_threshold: float = 0.5  # a window this likely speech starts speech ...
+    vad_hysteresis: float = 0.15  # ... and speech goes on down to threshold - hysteresis
+    # audio kept from before the onset the VAD confirmed, back to where energy says the
+    # utterance began (media.onset): Silero confirms soft narrowband onsets up to ~0.9 s late
+    preroll_ms: int = 1000
     start_speech_ms: int = 100
     eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
-    end_silence_ms: int = 400
+    end_silence_ms: int = 400  # without the turn model, this much silence ends the turn
+    # The turn model (Smart Turn v3.2) ends the turn by what was said: asked once per pause
+    # at model_silence_ms, it ends the turn if P(complete) >= model_threshold; else the
+    # pause may last up to max_silence_ms. "" = the packaged model, "off" = the timer only.
+    model: str = ""
+    model_silence_ms: int = 180
+    model_threshold: float = 0.5
+    max_silence_ms: int = 1500
     min_utterance_ms: int = 250
     max_utterance_ms: int = 20000
     # caller speech over our playback that stops it: one 32 ms VAD window. Silero is slow
@@ -124,8 +148,16 @@ class TurnSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.vad_threshold < 1.0:
             raise ConfigError("turn.vad_threshold: must be between 0 and 1")
+        if not 0.0 <= self.vad_hysteresis < self.vad_threshold:
+            raise ConfigError("turn.vad_hysteresis: must be >= 0 and < turn.vad_threshold")
+        if not 0 <= self.preroll_ms <= 2000:
+            raise ConfigError("turn.preroll_ms: must be between 0 and 2000")
         if not 0 < self.eager_silence_ms <= self.end_silence_ms:
             raise ConfigError("turn.eager_silence_ms: must be > 0 and <= turn.end_silence_ms")
+        if not 0.0 < self.model_threshold < 1.0:
+            raise ConfigError("turn.model_threshold: must be between 0 and 1")
+        if not 0 < self.model_silence_ms <= self.max_silence_ms:
+            raise ConfigError("turn.model_silence_ms: must be > 0 and <= turn.max_silence_ms")
 
 
 @dataclass(frozen=True)

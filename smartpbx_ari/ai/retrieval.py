@@ -93,6 +93,7 @@ class HybridRetriever:
         self.lexicon = load_lexicon(settings.lexicon)
         self._rows: dict[str, Knowledge] = {}
         self._phrasings = 0  # indexed phrasings of the approved entries
+        self.revision = 0  # moves on at every change of the approved entries
 
     @classmethod
     def open(cls, settings: Settings) -> HybridRetriever:
@@ -172,6 +173,7 @@ class HybridRetriever:
         persist in Chroma)."""
         self.lexical = Bm25Index()
         self._rows, self._phrasings = {}, 0
+        self.revision += 1
         for row in rows:
             self._index_lexical(row)
 
@@ -202,6 +204,7 @@ class HybridRetriever:
 
     def _index_lexical(self, row: Knowledge) -> None:
         self._unindex_lexical(row.id)
+        self.revision += 1
         self._rows[row.id] = row
         for index_id, text in phrasings(row):
             self.lexical.add(index_id, text)
@@ -210,6 +213,7 @@ class HybridRetriever:
     def _unindex_lexical(self, knowledge_id: str) -> Knowledge | None:
         old = self._rows.pop(knowledge_id, None)
         if old is not None:
+            self.revision += 1
             for index_id, _text in phrasings(old):
                 self.lexical.remove(index_id)
             self._phrasings -= 1 + len(old.alternates or ())

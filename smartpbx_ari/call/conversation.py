@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from smartpbx_ari.ai.agent import HOLDING
+from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
 from smartpbx_ari.call.ear import (
     BargeIn,
+    CheckTurn,
     DropTranscript,
     Ear,
     EarEvent,
@@ -27,6 +31,7 @@ from smartpbx_ari.call.ear import (
     ResumePlayback,
     StartTranscript,
     TurnEnded,
+    TurnResumed,
 )
 from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.mouth import Mouth
@@ -34,11 +39,15 @@ from smartpbx_ari.call.ports import CallPort
 from smartpbx_ari.events import BargedIn, Heard, Said, StageFailed
 from smartpbx_ari.media import codecs
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Utterance:
     transcript: asyncio.Future[Transcript]
     ended_at: float  # monotonic, when the ear closed the turn
+    moot: bool = False  # the caller resumed the turn before its answer began
+    begun: bool = False
 
 
 class VoiceConversation:
@@ -46,12 +55,26 @@ class VoiceConversation:
         self.engine = engine
         self.turns: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=4)
         self.eager: asyncio.Task[Transcript] | None = None
+        self.judging: set[asyncio.Task[None]] = set()  # the turn model on recent pauses
+        self.last: Utterance | None = None
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
+        if self.engine.stt_for(port.language) is None:
+            await self._unheard(port, mouth)
+            return
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(port, mouth), name=f"call:{port.call_id}:listen")
             tg.create_task(self._talk(port, mouth), name=f"call:{port.call_id}:talk")
+
+    async def _unheard(self, port: CallPort, mouth: Mouth) -> None:
+        """No model here hears the call's language (said in the log at start): the
+        holding phrase in that language, and the operators."""
+        why = f"no speech model hears language {port.language!r}"
+        port.publish(StageFailed(call_id=port.call_id, code="stt-unavailable", message=why))
+        spoken = base_language(port.language)
+        await mouth.play(self._synth(port, HOLDING.get(spoken, HOLDING["en"])))
+        port.hand_off(why)
 
     # ---- talking ------------------------------------------------------------------
     async def _talk(self, port: CallPort, mouth: Mouth) -> None:
@@ -68,11 +91,14 @@ class VoiceConversation:
         try:
             transcript = await utterance.transcript
         except SttError as err:
+            if utterance.moot:
+                return ""
             port.publish(StageFailed(call_id=port.call_id, code=err.code, message=str(err)))
             await mouth.play(_once(self.engine.apology_for(port.language)))
             return ""
-        if not transcript.text:
+        if utterance.moot or not transcript.text:  # moot: the next turn holds it whole
             return ""
+        utterance.begun = True
         confidence = round(transcript.confidence, 3)
         if port.operator.is_set():  # an operator has the call: record, do not answer
             port.publish(Heard(call_id=port.call_id, text=transcript.text, speaker="call",
@@ -134,16 +160,28 @@ class VoiceConversation:
     # ---- listening ----------------------------------------------------------------
     async def _listen(self, port: CallPort, mouth: Mouth) -> None:
         ear = Ear(self.engine.settings.turn, self.engine.vad(),
-                  codecs.codec(port.codec).sample_rate)
+                  codecs.codec(port.codec).sample_rate, self.engine.turn_model is not None)
         try:
             while True:
                 pcm = await port.recv()
                 for event in ear.hear(pcm, mouth.playback):
-                    self._act(port, mouth, event)
+                    self._act(port, mouth, ear, event)
         finally:
             self._drop_eager()
+            for task in self.judging:
+                task.cancel()
 
-    def _act(self, port: CallPort, mouth: Mouth, event: EarEvent) -> None:
+    async def _judge(self, port: CallPort, mouth: Mouth, ear: Ear, check: CheckTurn) -> None:
+        """Ask the turn model while the ear listens on; its verdict may end the turn."""
+        try:
+            probability = await self.engine.turn_complete(check.audio)
+        except Exception as err:  # the silence cap still ends the turn
+            log.warning("turn model failed on call %s: %s", port.call_id, err)
+            return
+        for event in ear.judge(check.pause, probability):
+            self._act(port, mouth, ear, event)
+
+    def _act(self, port: CallPort, mouth: Mouth, ear: Ear, event: EarEvent) -> None:
         match event:
             case HoldPlayback():
                 mouth.player.hold()
@@ -156,19 +194,30 @@ class VoiceConversation:
                 self.eager = asyncio.ensure_future(self._transcribe(port, audio))
             case DropTranscript():
                 self._drop_eager()
+            case CheckTurn():
+                task = asyncio.ensure_future(self._judge(port, mouth, ear, event))
+                self.judging.add(task)
+                task.add_done_callback(self.judging.discard)
+            case TurnResumed():
+                if self.last is not None and not self.last.begun:
+                    self.last.moot = True
             case TurnEnded(audio=audio):
                 future = self.eager or asyncio.ensure_future(self._transcribe(port, audio))
                 self.eager = None
                 self._queue(Utterance(future, time.monotonic()))
 
     def _queue(self, utterance: Utterance) -> None:
+        self.last = utterance
         if self.turns.full():  # the caller talks faster than we answer: keep the newest
             dropped = self.turns.get_nowait()
             dropped.transcript.cancel()
         self.turns.put_nowait(utterance)
 
     async def _transcribe(self, port: CallPort, audio: Pcm) -> Transcript:
-        return await self.engine.stt.transcribe(audio, port.language)
+        stt = self.engine.stt_for(port.language)
+        if stt is None:  # run() hands such a call over before it listens
+            raise SttError(f"no speech model hears language {port.language!r}")
+        return await stt.transcribe(audio, port.language)
 
     def _drop_eager(self) -> None:
         if self.eager is not None:

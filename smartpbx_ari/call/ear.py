@@ -4,6 +4,11 @@ decisions out (hold, resume or stop our playback; start, drop or finish a transc
 ``Ear.hear(pcm, playback)`` scores the VAD, takes turns and decides barge-in, and returns
 what to do; it starts no task and touches no player, so it is tested like
 ``TurnDetector``: frames in, a list of events out. The conversation acts on them.
+With a turn model, a short pause asks it (``CheckTurn``) and the conversation hands its
+verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap. A
+caller who goes on within that cap after the model ended the turn (a pause at a comma)
+resumes it (``TurnResumed``, at the first speech window, before the answer can begin):
+the next turn's audio holds both parts; a blip that is not speech ends it again as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smartpbx_ari.config import TurnSettings
+from smartpbx_ari.media.onset import Frame, NoiseFloor, onset
 from smartpbx_ari.media.resample import Resampler
 from smartpbx_ari.media.turn import (
     BargeInDetector,
@@ -30,7 +36,6 @@ from smartpbx_ari.media.vad import VadWindow
 
 Pcm = npt.NDArray[np.int16]
 RATE = 16000  # VAD, STT and TTS work at 16 kHz
-PREROLL_S = 0.3
 FRAME_S = 0.02
 # A hold is cheap and undone in HOLD_MAX_S, so it trusts the line's echo cancellation
 # (residual echo ~16 dB down); stopping needs the VAD *and* 6 dB (BargeInDetector's
@@ -87,37 +92,71 @@ class TurnEnded:
     audio: Pcm
 
 
-EarEvent = HoldPlayback | ResumePlayback | BargeIn | StartTranscript | DropTranscript | TurnEnded
+@dataclass(frozen=True)
+class CheckTurn:
+    """A short pause: ask the turn model if the caller is done, answer with ``Ear.judge``."""
+
+    audio: Pcm  # the utterance so far, this pause included
+    pause: int  # which pause: a verdict on an older one is moot
+
+
+@dataclass(frozen=True)
+class TurnResumed:
+    """The caller went on within the cap after the model ended the turn: the next
+    ``TurnEnded`` holds that turn too, so an answer to it not yet begun is moot."""
+
+
+EarEvent = (HoldPlayback | ResumePlayback | BargeIn | StartTranscript | DropTranscript
+            | TurnEnded | CheckTurn | TurnResumed)
 
 
 class Ear:
-    def __init__(self, settings: TurnSettings, vad: Vad, rate: int = RATE) -> None:
+    def __init__(self, settings: TurnSettings, vad: Vad, rate: int = RATE,
+                 judged: bool = False) -> None:
+        """``judged``: a turn model answers ``CheckTurn``; without one, the silence timer."""
         t = settings
         self.vad = vad
-        self.turn = TurnDetector(t.start_speech_ms / 1000, t.end_silence_ms / 1000,
+        end_ms = t.max_silence_ms if judged else t.end_silence_ms
+        self.turn = TurnDetector(t.start_speech_ms / 1000, end_ms / 1000,
                                  t.min_utterance_ms / 1000, t.max_utterance_ms / 1000)
         self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
         self.eager_s = t.eager_silence_ms / 1000
         self.up = Resampler(rate, RATE) if rate != RATE else None
-        self.recent: collections.deque[Pcm] = collections.deque(maxlen=int(PREROLL_S / FRAME_S))
+        preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before the onset
+        self.recent: collections.deque[tuple[Pcm, Frame]] = collections.deque(maxlen=preroll)
+        self.floor = NoiseFloor(FRAME_S)
         self.capture: list[Pcm] | None = None
         self.silence_s = 0.0
         self.held_s = 0.0
         self.eager = False  # a StartTranscript is out for the current utterance
+        self.judged = judged
+        self.check_s = t.model_silence_ms / 1000
+        self.threshold = t.model_threshold
+        self.pause = 0  # numbers the CheckTurn questions
+        self.asked = False  # a CheckTurn is out for the current pause
+        self.max_pause_s = t.max_silence_ms / 1000
+        self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
+        self.ended_pause_s = 0.0
+        self.resumed = False  # TurnResumed is out; the VAD has not confirmed speech yet
 
     def hear(self, pcm: Pcm, playback: Playback) -> list[EarEvent]:
         """One frame of the caller's audio (at the codec's rate)."""
         if self.up is not None:
             pcm = self.up.process(pcm)
-        self.recent.append(pcm)
+        level = rms(pcm)
+        self.recent.append((pcm, Frame(level, playback.playing)))
+        if not playback.playing:
+            self.floor.update(level)
         if self.capture is not None:
             self.capture.append(pcm)
-        level = rms(pcm)
+        if self.ended is not None:
+            self.ended.append(pcm)
         out: list[EarEvent] = []
         for window in self.vad.process(pcm):
             speech, playback = self._gate(window.duration_s, window.is_speech, level,
                                           playback, out)
             self._track_silence(window.duration_s, speech, out)
+            self._track_ended(window.duration_s, speech, out)
             for event in self.turn.process(window.duration_s, speech):
                 self._on_turn(event, out)
         return out
@@ -153,16 +192,53 @@ class Ear:
             return
         if speech:
             self.silence_s = 0.0
+            self.asked = False
             self._drop_eager(out)
             return
         self.silence_s += seconds
         if not self.eager and self.silence_s >= self.eager_s and self.capture:
             self.eager = True
             out.append(StartTranscript(np.concatenate(self.capture)))
+        if self.judged and not self.asked and self.silence_s >= self.check_s and self.capture:
+            self.asked = True
+            self.pause += 1
+            out.append(CheckTurn(np.concatenate(self.capture), self.pause))
+
+    def judge(self, pause: int, probability: float) -> list[EarEvent]:
+        """The turn model's verdict on ``CheckTurn(pause)``: above the threshold (complete)
+        it ends the turn now, unless the caller spoke again meanwhile; else the cap waits."""
+        out: list[EarEvent] = []
+        if pause == self.pause and self.asked and probability > self.threshold:
+            frames, pause_s = self.capture, self.silence_s
+            for event in self.turn.end():
+                self._on_turn(event, out)
+            if out and isinstance(out[-1], TurnEnded):
+                self.ended, self.ended_pause_s = frames, pause_s
+        return out
+
+    def _track_ended(self, seconds: float, speech: bool, out: list[EarEvent]) -> None:
+        if self.ended is None or self.turn.in_speech:
+            return
+        if speech and not self.resumed:  # at once: the answer must not begin meanwhile
+            self.resumed = True
+            out.append(TurnResumed())
+        elif not speech and self.resumed:  # not confirmed as speech: the turn stands
+            out.append(TurnEnded(np.concatenate(self.ended)))
+            self.resumed = False  # and may still be resumed within the cap
+        elif not speech:
+            self.ended_pause_s += seconds
+            if self.ended_pause_s >= self.max_pause_s:
+                self.ended = None
 
     def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
+        self.asked = False
         if isinstance(event, SpeechStarted):
-            self.capture = list(self.recent)
+            recent = list(self.recent)  # back to where energy says the utterance began
+            start = onset([frame for _, frame in recent], self.floor.level, FRAME_S)
+            self.capture = [pcm for pcm, _ in recent[start:]]
+            if self.ended is not None:  # the pause was inside the turn: take it up again
+                self.capture = self.ended
+            self.ended, self.resumed = None, False
             self.silence_s = 0.0
         elif isinstance(event, SpeechEnded):
             audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)

@@ -1,20 +1,30 @@
-"""The models every call shares (loaded once): STT, TTS, the responder, the VAD, and the
-greetings and apologies already spoken, by call language."""
+"""The models every call shares (loaded once): STT (and Korean calls' own), TTS, the
+responder, the VAD, the turn model, and the greetings and apologies already spoken, by
+call language."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.responder import Responder
+from smartpbx_ari.ai.retrieval import HybridRetriever
 from smartpbx_ari.ai.speech_cache import SpeechCache
-from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.stt import SpeechToText, korean_ears
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.call.ear import RATE, Pcm
 from smartpbx_ari.call.hitl import HitlDesk
-from smartpbx_ari.config import Settings
+from smartpbx_ari.config import Settings, TurnSettings
+from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.media.smart_turn import SmartTurn, model_file
 from smartpbx_ari.media.vad import SileroVad, StreamingVad
+
+log = logging.getLogger(__name__)
 
 
 def make_tts(settings: Settings) -> TextToSpeech:
@@ -22,6 +32,22 @@ def make_tts(settings: Settings) -> TextToSpeech:
     cache = SpeechCache(settings.cache_dir / "speech", settings.tts.cache_mb * 2**20) \
         if settings.tts.cache_mb else None
     return TextToSpeech(settings.tts, RATE, cache)
+
+
+def load_turn_model(turn: TurnSettings, cache_dir: Path) -> SmartTurn | None:
+    """Blocking (it may fetch the packaged model with pip). ``None`` means turns end on the
+    silence timer, said once in the log."""
+    if turn.model == "off":
+        return None
+    try:
+        path = Path(turn.model).expanduser() if turn.model else model_file(cache_dir)
+        if not path.is_file():
+            raise UserFacingError(f"turn.model: {path} does not exist")
+        return SmartTurn(path)
+    except Exception as err:  # onnxruntime reports a corrupt file as a plain error
+        log.warning("turn model unavailable, turns end after %d ms of silence: %s",
+                    turn.end_silence_ms, err)
+        return None
 
 
 async def warm_speech(tts: TextToSpeech, phrases: dict[str, list[str]]) -> int:
@@ -45,6 +71,15 @@ class VoiceEngine:
     # other languages' greeting and apology, by call language (routing)
     greetings: dict[str, Pcm] = field(default_factory=dict)
     apologies: dict[str, Pcm] = field(default_factory=dict)
+    stt_ko: SpeechToText | None = None  # Korean calls' multilingual model; None: not heard
+    turn_model: SmartTurn | None = None  # None: turns end on the silence timer
+    _turn_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="turn"))
+
+    def stt_for(self, language: str) -> SpeechToText | None:
+        """The model that hears a call's language; None: none here can (the call goes to
+        the operators)."""
+        return self.stt_ko if base_language(language) == "ko" else self.stt
 
     def greeting_for(self, language: str) -> Pcm:
         return self.greetings.get(base_language(language), self.greeting)
@@ -52,20 +87,37 @@ class VoiceEngine:
     def apology_for(self, language: str) -> Pcm:
         return self.apologies.get(base_language(language), self.apology)
 
+    def tune_to(self, retriever: HybridRetriever) -> None:
+        """Prime each model with the knowledge base's words (``stt.prompt_tokens``)."""
+        for stt in {id(s): s for s in (self.stt, self.stt_ko) if s is not None}.values():
+            tune(stt, retriever)
+
     def vad(self) -> StreamingVad:
         """A call's own VAD state over the shared Silero session."""
-        return StreamingVad(SileroVad(self.settings.turn.vad_threshold))
+        turn = self.settings.turn
+        return StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis)
+
+    async def turn_complete(self, audio: Pcm) -> float:
+        """The turn model's probability that the caller is done, off the event loop."""
+        if self.turn_model is None:
+            raise RuntimeError("no turn model loaded")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._turn_pool, self.turn_model.complete, audio)
 
     @classmethod
     async def load(cls, settings: Settings, responder: Responder,
                    desk: HitlDesk | None = None) -> VoiceEngine:
         loop = asyncio.get_running_loop()
-        stt = await loop.run_in_executor(None, SpeechToText, settings.stt)
+        stt = await loop.run_in_executor(None, SpeechToText, settings.stt, settings.cache_dir)
+        stt_ko = await loop.run_in_executor(None, korean_ears, settings, stt)
         tts = make_tts(settings)
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
+        turn_model = await loop.run_in_executor(None, load_turn_model, settings.turn,
+                                                settings.cache_dir)
         greeting = await tts.synthesize(settings.agent.greeting)
         apology = await tts.synthesize(settings.agent.apology)
         korean = tts.voice_for("ko")
         return cls(settings, stt, tts, responder, greeting, apology, desk,
                    {"ko": await tts.synthesize(settings.agent.greeting_ko, korean)},
-                   {"ko": await tts.synthesize(settings.agent.apology_ko, korean)})
+                   {"ko": await tts.synthesize(settings.agent.apology_ko, korean)},
+                   stt_ko, turn_model)

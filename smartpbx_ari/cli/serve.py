@@ -52,6 +52,7 @@ async def serve(settings: Settings) -> None:
         desk, recorder = web_ctx.desk, web_ctx.recorder
         assert recorder is not None
         voice = await VoiceEngine.load(settings, web_ctx.agent, desk)
+        voice.tune_to(web_ctx.agent.retriever)
         warming = asyncio.create_task(_warm_speech(voice, web_ctx.agent), name="speech-cache")
         stack.callback(warming.cancel)
         ari = await stack.enter_async_context(make_ari(settings))

@@ -79,6 +79,10 @@ class TurnDetector:
             return self._idle(chunk_seconds, is_speech)
         return self._speaking(chunk_seconds, is_speech)
 
+    def end(self) -> list[TurnEvent]:
+        """End the utterance in progress now (a turn model judged it complete)."""
+        return [self._finish(truncated=False)] if self._in_speech else []
+
     def _idle(self, chunk_seconds: float, is_speech: bool) -> list[TurnEvent]:
         self._onset_s = self._onset_s + chunk_seconds if is_speech else 0.0
         if self._onset_s + _EPS < self.start_speech_s:

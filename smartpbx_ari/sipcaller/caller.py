@@ -143,7 +143,7 @@ class SyntheticCaller:
 
     def stt(self) -> SpeechToText | None:
         if self._transcribe and self._stt is None:
-            self._stt = SpeechToText(self.settings.stt)
+            self._stt = SpeechToText(self.settings.stt, self.settings.cache_dir)
         return self._stt
 
     @asynccontextmanager

@@ -19,6 +19,7 @@ from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import Settings, TtsSettings
+from smartpbx_ari.media.smart_turn import SmartTurn, model_file
 from smartpbx_ari.sipcaller.caller import trim_silence
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
@@ -100,8 +101,30 @@ async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
     channel = bench.CHANNELS["g722"]
     clip = bench.packets(bench.shape(pcm, channel, rng), channel, rng)
     agent = AIAgentService(engine, settings.agent)
-    heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1")
+    model = SmartTurn(model_file(settings.cache_dir))
+    heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1", model)
     assert len(heard) == 1 and "payment" in heard[0].lower(), heard
     asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
     assert bench.judge(asked, reply), reply
     assert not bench.judge(bench.Question(asked.text, None), reply)  # not a hand-over
+
+
+def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:
+    tally = bench.Tally()
+    tally.add(bench.Question("how do I pay", "en-payment-methods"),
+              bench.Outcome("how do I pay", True, 1))
+    tally.add(bench.Question("do you sell gift cards", None),
+              bench.Outcome("do you sell gift cards", False, 1))  # a stored answer spoken
+    tally.add(bench.Question("are you hiring", None), bench.Outcome("are you hiring", True, 1))
+    summary = tally.summary()
+    assert summary["accuracy"] == 0.667
+    assert summary["in_domain"] == 1.0 and summary["ood_handed_over"] == 0.5
+
+
+def test_people_reading_come_with_their_transcripts(bench: ModuleType) -> None:
+    people = bench.pocketsphinx_recordings()  # Debian's pocketsphinx-testdata
+    assert len(people) == 10
+    assert {"he was not an ill disposed young man", "ten of clubs"} <= {p.text for p in people}
+    for person in people:
+        assert person.pcm.dtype == np.int16 and len(person.pcm) > 16000 * 0.5
+    assert bench.spoken_words("uh so THIS is <VOCNOISE> um [adif] fine") == "so this is fine"

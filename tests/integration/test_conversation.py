@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from smartpbx_ari.ai.agent import HOLDING
 from smartpbx_ari.ai.responder import Reply
-from smartpbx_ari.ai.stt import SttError, Transcript
+from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
@@ -33,8 +36,10 @@ TONE = (3000 * np.sin(2 * np.pi * 440 * np.arange(3200) / 16000)).astype(np.int1
 class FakeStt:
     def __init__(self, results: list[Transcript | Exception]) -> None:
         self.results = results
+        self.languages: list[str] = []
 
     async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+        self.languages.append(language)
         result = self.results.pop(0)
         if isinstance(result, Exception):
             raise result
@@ -53,7 +58,8 @@ class FakeResponder:
 class FakeTts:
     def __init__(self, fail_on: str = "") -> None:
         self.fail_on = fail_on
-        self.spoken: list[str] = []
+        self.spoken: list[str] = []  # sentences of streamed rephrasings
+        self.streamed: list[str] = []  # whole texts
 
     async def speak(self, sentences, voice: str = ""):  # type: ignore[no-untyped-def]
         async for sentence in sentences:
@@ -64,6 +70,7 @@ class FakeTts:
         return language or "en-us"
 
     async def stream(self, text: str, voice: str = ""):  # type: ignore[no-untyped-def]
+        self.streamed.append(text)
         if self.fail_on and self.fail_on in text:
             raise TtsError("tts: espeak-ng failed (1): synthetic")
         yield TONE
@@ -94,6 +101,7 @@ class FakePort:
     events: list[CallEvent] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    handed_off: list[str] | None = None  # None: a hand-off fails the test
 
     async def recv(self) -> np.ndarray:
         if self.frames:
@@ -110,7 +118,9 @@ class FakePort:
             self.done.set()
 
     def hand_off(self, reason: str) -> None:
-        raise AssertionError(f"unexpected hand-off: {reason}")
+        if self.handed_off is None:
+            raise AssertionError(f"unexpected hand-off: {reason}")
+        self.handed_off.append(reason)
 
 
 async def _run_call(engine: VoiceEngine, speech: np.ndarray, turns: int,
@@ -191,3 +201,66 @@ def test_a_call_routed_as_korean_is_greeted_and_apologised_to_in_korean() -> Non
     sorry = TONE[:480]
     engine.apologies = {"ko": sorry}
     assert engine.apology_for("ko-KR") is sorry and engine.apology_for("en") is engine.apology
+
+
+@pytest.fixture(scope="module")
+def korean_stt() -> Iterator[SpeechToText]:
+    """The real model of Korean calls (``stt.model_ko``: whisper-base)."""
+    settings = load_settings()
+    stt = SpeechToText(settings.stt, settings.cache_dir, settings.stt.model_ko, "stt.model_ko")
+    yield stt
+    stt.close()
+
+
+async def test_a_korean_call_is_heard_by_the_multilingual_model_in_korean(
+        tmp_path: Path, korean_stt: SpeechToText, monkeypatch: pytest.MonkeyPatch) -> None:
+    """espeak-ng's Korean is not intelligible to any model here: what is checked is the
+    route, that a call routed as Korean reaches the multilingual model told "ko"."""
+    told: list[str] = []
+    decode = korean_stt._model.transcribe
+    loop, decoded = asyncio.get_running_loop(), asyncio.Event()
+
+    def spy(audio: np.ndarray, **options: Any) -> Any:
+        told.append(options["language"])
+        segments, info = decode(audio, **options)
+        segments = list(segments)  # decoded here, in the STT worker
+        loop.call_soon_threadsafe(decoded.set)
+        return iter(segments), info
+
+    monkeypatch.setattr(korean_stt._model, "transcribe", spy)
+    english = FakeStt([])
+    engine = _engine(english, FakeTts())
+    engine.stt_ko = korean_stt
+    wav = speak_wav("환불은 어떻게 받나요? 배송은 며칠 걸려요?", tmp_path / "ko.wav", 8000,
+                    voice="ko")
+    speech = np.frombuffer(read_pcm16(wav)[0], "<i2").astype(np.int16)
+    silence = np.zeros(8000, np.int16)
+    audio = np.concatenate([silence, speech, silence, silence])
+    port = FakePort(collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(
+        audio[i : i + 160])) for i in range(0, len(audio) - 159, 160)), expect=1,
+        language="ko-KR", handed_off=[])
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
+    async with asyncio.timeout(20):
+        await decoded.wait()
+    await asyncio.sleep(0.2)  # the transcript reaches the conversation
+    talk.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await talk
+    assert korean_stt.multilingual
+    assert told and set(told) == {"ko"}
+    assert english.languages == []  # tiny.en never heard the Korean caller
+    assert not [e for e in port.events if isinstance(e, StageFailed)]
+
+
+async def test_a_korean_call_without_a_korean_model_goes_to_the_operators() -> None:
+    english = FakeStt([])
+    tts = FakeTts()
+    engine = _engine(english, tts)
+    engine.stt_ko = None  # stt.model_ko missing or failed to load (said in the log)
+    port = FakePort(collections.deque(), expect=1, language="ko", handed_off=[])
+    async with asyncio.timeout(10):
+        await VoiceConversation(engine).run(port)
+    assert port.handed_off == ["no speech model hears language 'ko'"]
+    assert [e.code for e in port.events if isinstance(e, StageFailed)] == ["stt-unavailable"]
+    assert tts.streamed == [HOLDING["ko"]]  # told in Korean that a person will answer
+    assert english.languages == []

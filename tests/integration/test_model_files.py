@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from smartpbx_ari.ai.embeddings import Embedder, EmbeddingModelError, MultilingualEmbedder
-from smartpbx_ari.ai.stt import SpeechToText, SttError
-from smartpbx_ari.config import SttSettings
+from smartpbx_ari.ai.stt import SpeechToText, SttError, korean_ears
+from smartpbx_ari.ai.stt_models import packaged_tiny_en
+from smartpbx_ari.config import Settings, SttSettings, load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
@@ -76,3 +80,43 @@ def test_no_onnx_path_means_torch_answers(tmp_path: Path, monkeypatch: pytest.Mo
     slow = Embedder(cache_dir=tmp_path)
     assert slow._onnx is None and "no ONNX query path" in caplog.text
     assert slow.encode(["How do I get a refund?"]).shape == (1, slow.dimension)
+
+
+def _settings(model_ko: str, model: str = "") -> Settings:
+    settings = load_settings()
+    return replace(settings, stt=replace(settings.stt, model=model, model_ko=model_ko))
+
+
+def test_whisper_base_is_multilingual_and_told_the_call_language() -> None:
+    settings = _settings("whisper-base")
+    tiny = SpeechToText(settings.stt, settings.cache_dir)
+    base = SpeechToText(settings.stt, settings.cache_dir, "whisper-base")
+    assert not tiny.multilingual and base.multilingual
+    assert (settings.cache_dir / "models" / "whisper-base" / "model.bin").stat().st_size \
+        == 145_217_532
+    assert base.language("ko-KR") == "ko" and base.language("") == "en"
+    assert tiny.language("ko") == "en"  # an English-only model hears English or nothing
+    assert korean_ears(settings, tiny) is not base  # a model of its own
+    tiny.close()
+    shared = korean_ears(_settings("whisper-base", "whisper-base"), base)
+    assert shared is base  # the default is already multilingual: one model in memory
+    base.close()
+
+
+@pytest.mark.parametrize(("model_ko", "said"), [
+    ("", "stt.model_ko is empty: Korean calls go to the operators"),
+    ("{tmp}", "stt.model_ko: cannot load {tmp}: .*; Korean calls go to the operators"),
+    ("{tiny}", "stt.model_ko: {tiny} is English-only; Korean calls go to the operators"),
+])
+def test_no_korean_model_is_one_clear_log_line(tmp_path: Path, model_ko: str, said: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "model.bin").write_bytes(b"garbage")
+    names = {"tmp": str(tmp_path), "tiny": str(packaged_tiny_en())}
+    settings = _settings(model_ko.format(**names))
+    default = SpeechToText(settings.stt, settings.cache_dir)
+    with caplog.at_level(logging.WARNING, "smartpbx_ari.ai.stt"):
+        assert korean_ears(settings, default) is None
+    default.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "smartpbx_ari.ai.stt"]
+    assert len(lines) == 1
+    assert re.fullmatch(said.format(**names), lines[0])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from smartpbx_ari.ai.biasing import KnowledgePrompt
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.store.knowledge import KnowledgeError, find_id
@@ -173,3 +174,19 @@ def test_bulk_upsert_indexes_in_one_batch(engine: RAGEngine) -> None:
     finally:
         for item in items:
             engine.delete_sync(str(item["id"]))
+
+
+def test_the_stt_prompt_follows_the_knowledge_as_it_changes(engine: RAGEngine) -> None:
+    prompt = KnowledgePrompt(engine.retriever, 200, lambda text: len(text.split()))
+    assert "refund" in prompt("en") and "refund" not in prompt("ko")
+    assert "배송" in prompt("ko")
+    qa = {"id": "test-biasing", "question": "Do you sell gramophones?",
+          "answer": "Yes, two models.", "alternates": ["Any turntables in the shop?"]}
+    try:
+        engine.upsert_sync(qa)  # import, approval and edit all index through here
+        assert "gramophones" in prompt("en") and "turntables" in prompt("en")
+        engine.upsert_sync({**qa, "alternates": []})
+        assert "turntables" not in prompt("en")
+    finally:
+        engine.delete_sync("test-biasing")
+    assert "gramophones" not in prompt("en")

@@ -103,5 +103,5 @@ def test_int16_and_float32_agree(speech: np.ndarray) -> None:
 def test_wrong_window_size_rejected() -> None:
     with pytest.raises(ValueError, match="512"):
         SileroVad().probability(np.zeros(320, dtype=np.int16))
-    with pytest.raises(ValueError, match="threshold"):
-        SileroVad(threshold=1.5)
+    with pytest.raises(ValueError, match="hysteresis"):
+        StreamingVad(threshold=0.3, hysteresis=0.3)

@@ -22,6 +22,7 @@ from smartpbx_ari.call.ear import (
     TurnEnded,
 )
 from smartpbx_ari.config import TurnSettings
+from smartpbx_ari.media.onset import GAP_S, MIN_PREROLL_S, NoiseFloor
 from smartpbx_ari.media.turn import rms
 from smartpbx_ari.media.vad import VadWindow
 
@@ -126,3 +127,61 @@ def test_narrowband_frames_are_heard_at_16_khz() -> None:
     end = events[-1]
     assert isinstance(end, TurnEnded)
     assert 0.9 * 16000 <= np.count_nonzero(end.audio) <= 1.1 * 16000  # 1 s, upsampled
+
+
+@pytest.mark.parametrize("preroll_ms", [200, 500])
+def test_the_pre_roll_keeps_the_onset_the_vad_confirmed_late(preroll_ms: int) -> None:
+    """A soft onset ("h", "f") the VAD does not call speech is kept as pre-roll: up to
+    ``preroll_ms`` before the confirmed onset, less the start_speech_ms it took."""
+    soft = 500  # audible, yet below the fake VAD's speech level
+    ear = Ear(TurnSettings(preroll_ms=preroll_ms), LoudVad())
+    events = hear(ear, frames(QUIET, 600) + frames(soft, 400) + frames(LOUD, 1000)
+                  + frames(QUIET, 400))
+    end = events[-1]
+    assert isinstance(end, TurnEnded)
+    kept_ms = np.count_nonzero(end.audio == soft) // 16
+    assert kept_ms == min(400, preroll_ms - TurnSettings().start_speech_ms)
+    assert np.count_nonzero(end.audio == LOUD) == 1000 * 16
+
+
+def test_a_long_pre_roll_does_not_bring_back_the_previous_sentence() -> None:
+    first, second = LOUD, 3500  # both speech to the fake VAD, told apart by level
+    ear = Ear(TurnSettings(preroll_ms=1000), LoudVad())
+    events = hear(ear, frames(QUIET, 400) + frames(first, 600) + frames(QUIET, 400)
+                  + frames(second, 600) + frames(QUIET, 400))
+    ends = [e for e in events if isinstance(e, TurnEnded)]
+    assert len(ends) == 2
+    assert np.count_nonzero(ends[1].audio == first) == 0
+    assert np.count_nonzero(ends[1].audio == second) == 600 * 16
+
+
+def test_a_long_pre_roll_reaches_over_a_soft_onset_in_line_noise_and_no_further() -> None:
+    noise, soft = 300, 800  # soft: 8.5 dB over the line's noise, not speech to the VAD
+    ear = Ear(TurnSettings(preroll_ms=1000), LoudVad())
+    events = hear(ear, frames(noise, 2000) + frames(soft, 500) + frames(LOUD, 800)
+                  + frames(noise, 400))
+    end = events[-1]
+    assert isinstance(end, TurnEnded)
+    assert np.count_nonzero(end.audio == soft) == 500 * 16
+    assert np.count_nonzero(end.audio == noise) // 16 < GAP_S * 1000 + 400  # + the tail
+
+
+def test_our_echo_before_a_barge_in_is_kept_no_longer_than_the_fixed_pre_roll() -> None:
+    echo = 2500  # speech to the VAD, under the echo gate (half our level); LOUD is over it
+    ear = Ear(TurnSettings(preroll_ms=1000), LoudVad())
+    events = hear(ear, frames(echo, 1000) + frames(LOUD, 800) + frames(QUIET, 400),
+                  Playback(playing=True, level=5500.0))
+    assert BargeIn in [type(e) for e in events]
+    end = events[-1]
+    assert isinstance(end, TurnEnded)
+    assert 0 < np.count_nonzero(end.audio == echo) // 16 <= MIN_PREROLL_S * 1000
+
+
+def test_the_noise_floor_drops_at_once_and_rises_slowly() -> None:
+    floor = NoiseFloor(0.02)
+    floor.update(1000.0)
+    floor.update(100.0)
+    assert floor.level == 100.0
+    for _ in range(50):  # one second of speech
+        floor.update(3000.0)
+    assert 100.0 < floor.level < 100.0 * 10 ** (5 / 20)

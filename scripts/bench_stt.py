@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""A choice of ears: Whisper models side by side on the same clips, interleaved (each clip
+goes to every model in turn, so a busy machine slows them alike).
+
+The validation set's English questions (``--limit``) in the neural voice and espeak-ng,
+each at 16 kHz and after an 8 kHz mu-law line. Prints per model: load seconds, decode
+wall time p50/p95 per question, CPU seconds per question (all the process's threads,
+so over 1.0 x wall when decoding uses more than one core), and the word error rate of
+the clip as a whole (no VAD: the STT alone; ``bench_hearing.py`` measures the call path).
+
+    .venv/bin/python scripts/bench_stt.py [--models ,whisper-base] [--limit 20]
+        [--prompt-tokens 0] [--threads 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy import signal
+
+from smartpbx_ari.ai.biasing import tune
+from smartpbx_ari.ai.knowledge_io import import_file
+from smartpbx_ari.ai.language import is_korean
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.speech_cache import SpeechCache
+from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.ai.voice import Voice
+from smartpbx_ari.cli.kb import demo_path
+from smartpbx_ari.config import load_settings
+from smartpbx_ari.media import codecs
+from smartpbx_ari.media.resample import resample
+from smartpbx_ari.sipcaller.caller import trim_silence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_hearing import word_errors  # one way to count errors: Whisper's
+
+VALIDATION = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "rag_validation.yaml"
+VOICES = {"neural": Voice("piper"), "robot-us": Voice("espeak", "en-us")}
+
+
+def questions(limit: int) -> list[str]:
+    data = yaml.safe_load(VALIDATION.read_text("utf-8"))
+    texts = [q for entry, qs in data["in_domain"].items() if entry.startswith("en-")
+             for q in qs] + [q for q in data["out_of_domain"] if not is_korean(q)]
+    return texts[:: max(1, len(texts) // limit)][:limit] if limit else texts
+
+
+def ulaw_line(pcm16k: np.ndarray) -> np.ndarray:
+    sos = signal.butter(6, [300, 3400], "bandpass", fs=16000, output="sos")
+    narrow = np.clip(signal.sosfiltfilt(sos, pcm16k.astype(np.float64)), -32768, 32767)
+    pcm8k = resample(np.rint(narrow).astype(np.int16), 16000, 8000)
+    return resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm8k)), 8000, 16000)
+
+
+async def clips(texts: list[str]) -> list[tuple[str, str, np.ndarray]]:
+    tts = TextToSpeech(load_settings().tts, 16000, SpeechCache(None, 2**30))
+    out = []
+    for name, voice in VOICES.items():
+        for text in texts:
+            pcm = trim_silence(await tts.synthesize(text, voice))
+            out += [(f"{name} 16k", text, pcm), (f"{name} ulaw", text, ulaw_line(pcm))]
+    tts.close()
+    return out
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[round(share * (len(ordered) - 1))]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = load_settings()
+    stt_settings = replace(settings.stt, cpu_threads=args.threads,
+                           prompt_tokens=args.prompt_tokens)
+    engine = None
+    if args.prompt_tokens:
+        data = tempfile.mkdtemp(prefix="bench-stt-")
+        engine = RAGEngine.open(load_settings(environ={
+            "SMARTPBX_DATA_DIR": data, "SMARTPBX_CACHE_DIR": str(settings.cache_dir)}))
+        import_file(engine, demo_path())
+    models: dict[str, SpeechToText] = {}
+    loads: dict[str, float] = {}
+    for name in args.models.split(","):
+        started = time.perf_counter()
+        models[name] = SpeechToText(replace(stt_settings, model=name), settings.cache_dir)
+        loads[name] = time.perf_counter() - started
+        if engine is not None:
+            tune(models[name], engine.retriever)
+    samples = await clips(questions(args.limit))
+    wall: dict[str, list[float]] = {n: [] for n in models}
+    cpu: dict[str, list[float]] = {n: [] for n in models}
+    errors = {n: [0, 0] for n in models}
+    for done, (_kind, text, pcm) in enumerate(samples, 1):
+        for name, stt in models.items():
+            cpu_before, wall_before = time.process_time(), time.perf_counter()
+            heard = (await stt.transcribe(pcm, "en")).text
+            wall[name].append(time.perf_counter() - wall_before)
+            cpu[name].append(time.process_time() - cpu_before)
+            e, n = word_errors(text, heard)
+            errors[name][0] += e
+            errors[name][1] += n
+        print(f"\r{done}/{len(samples)}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    audio_s = sum(len(p) for _k, _t, p in samples) / 16000
+    return {"clips": len(samples), "audio_s_mean": round(audio_s / len(samples), 2),
+            "threads": args.threads, "prompt_tokens": args.prompt_tokens, "models": {
+                name or "tiny.en": {
+                    "load_s": round(loads[name], 2),
+                    "wall_ms_p50": round(1000 * statistics.median(wall[name])),
+                    "wall_ms_p95": round(1000 * percentile(wall[name], 0.95)),
+                    "cpu_s_per_question": round(statistics.mean(cpu[name]), 3),
+                    "rtf": round(sum(wall[name]) / audio_s, 3),
+                    "wer": round(errors[name][0] / max(1, errors[name][1]), 3)}
+                for name in models}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",whisper-base",
+                        help="stt.model values, comma-separated ('' = tiny.en)")
+    parser.add_argument("--limit", type=int, default=20, help="questions (0 = all)")
+    parser.add_argument("--prompt-tokens", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="stt.cpu_threads")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['clips']} clips (mean {result['audio_s_mean']} s), "
+          f"{result['threads']} threads, prompt {result['prompt_tokens']} tokens")
+    for name, row in result["models"].items():
+        print(f"{name:<14} " + "  ".join(f"{k} {v}" for k, v in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

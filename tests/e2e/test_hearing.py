@@ -1,0 +1,71 @@
+"""A caller's whole utterance reaches the STT through a real call, on the line that lost
+words: G.711 mu-law at 8 kHz, band-limited to 300-3400 Hz.
+
+The reference is what the same STT hears in the same clip offline, whole (no VAD): the
+live call must keep every word of it, in one turn, first word and last included.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.ai.voice import Voice
+from smartpbx_ari.config import Settings
+from smartpbx_ari.events import Heard, Said
+from smartpbx_ari.media.resample import resample
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
+from tests.e2e.conftest import Controller
+from tests.fixtures.audio import librivox, telephone_band
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
+LOW_VOICE = Voice("piper", pitch=-3)  # the lower voice whose words Silero used to drop
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+
+
+def word_errors(reference: list[str], hypothesis: list[str]) -> int:
+    row = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hypothesis, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+async def low_voice(settings: Settings) -> np.ndarray:
+    tts = TextToSpeech(settings.tts, 16000)
+    try:
+        return trim_silence(await tts.synthesize("Can I get a fixed IP for my home server?",
+                                                 LOW_VOICE))
+    finally:
+        tts.close()
+
+
+@pytest.mark.parametrize("speaker", ["a lower neural voice", "a person reading"])
+async def test_an_utterance_played_into_a_call_is_heard_whole(
+    controller: Controller, caller: SyntheticCaller, dial: Dial, settings: Settings,
+    speaker: str
+) -> None:
+    if speaker == "a person reading":
+        pcm16k = librivox("sense_and_sensibility_01_austen_64kb-0870")[1]
+    else:
+        pcm16k = await low_voice(settings)
+    line_pcm = telephone_band(pcm16k)
+    offline = words((await controller.engine.stt.transcribe(resample(line_pcm, 8000, 16000))
+                     ).text)
+    assert len(offline) >= 8, offline
+    async with caller.dial(Dial(dial.exten, dial.server, dial.user, dial.password,
+                                "ulaw")) as line:
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+        await line.play(np.concatenate([np.zeros(2400, np.int16), line_pcm]))
+        heard = await controller.until(Heard, 15)
+        await controller.until(Said, 15)
+    live = words(heard.text)
+    assert live[:1] == offline[:1] and live[-1:] == offline[-1:], (offline, live)
+    assert word_errors(offline, live) <= len(offline) // 10, (offline, live)

@@ -1,0 +1,87 @@
+"""The conversation with a turn model, in real time: the real Silero VAD on espeak-ng
+speech paced at 20 ms a frame, a fake turn model that always says "complete" and a fake
+STT that takes as long as tiny.en (0.3 s). A caller who pauses at a comma and goes on is
+answered once, for the whole sentence; the half the model ended is dropped unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.stt import Transcript
+from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.events import Heard, Said
+from smartpbx_ari.media import codecs
+from smartpbx_ari.sipcaller.caller import trim_silence
+from tests.fixtures.audio import read_pcm16, speak_wav
+from tests.integration.test_conversation import FakePort, FakeTts, _engine
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
+
+
+class SlowStt:
+    """tiny.en's pace; the text says how much audio it was given."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+        self.seconds.append(len(pcm) / 16000)
+        await asyncio.sleep(0.3)
+        return Transcript(f"refund {len(pcm) / 16000:.2f}", 0.9, len(pcm) / 16000, 0.3)
+
+
+class AlwaysComplete:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def complete(self, pcm16k: np.ndarray) -> float:
+        self.asked += 1
+        return 0.9
+
+
+class PacedPort(FakePort):
+    async def recv(self) -> np.ndarray:
+        await asyncio.sleep(0.02)  # the line's pace: the model answers while audio comes
+        return self.frames.popleft() if self.frames else np.zeros(160, np.int16)
+
+
+def _words(tmp_path: Path, text: str) -> np.ndarray:
+    data, _ = read_pcm16(speak_wav(text, tmp_path / f"{len(text)}.wav", rate=8000))
+    return trim_silence(np.frombuffer(data, "<i2").astype(np.int16))  # espeak adds 0.3 s
+
+
+async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> None:
+    # The neural voice pauses 220-450 ms at a comma. Resumed at the first speech window, the
+    # half sentence's answer has not begun if the pause ends before its transcript is ready
+    # (160 ms + the STT); past that, the caller barges in and the whole sentence is answered.
+    gap_ms = 250
+    stt, model = SlowStt(), AlwaysComplete()
+    engine = _engine(stt, FakeTts())  # type: ignore[arg-type]
+    engine.turn_model = model  # type: ignore[assignment]
+    first, second = _words(tmp_path, "I put the wrong address on my order"), \
+        _words(tmp_path, "can I fix it")
+    gap, silence = np.zeros(gap_ms * 8, np.int16), np.zeros(12000, np.int16)
+    audio = np.concatenate([np.zeros(4000, np.int16), first, gap, second, silence])
+    frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
+                               for i in range(0, len(audio) - 159, 160))
+    port = PacedPort(frames, expect=1)
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
+    async with asyncio.timeout(20):
+        await port.done.wait()
+    await asyncio.sleep(1.5)  # anything more to say would be said by now
+    talk.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await talk
+    heard = [e for e in port.events if isinstance(e, Heard)]
+    said = [e for e in port.events if isinstance(e, Said)]
+    assert model.asked >= 2  # the model ended the turn at the comma, then at the end
+    assert len(stt.seconds) >= 2  # the first half was transcribed, then dropped
+    whole = (len(first) + len(gap) + len(second)) / 8000
+    assert len(heard) == len(said) == 1, port.events
+    assert float(heard[0].text.split()[1]) >= whole, (heard[0].text, whole)

@@ -1,0 +1,236 @@
+"""The turn model's part in the ear, frame by frame: a short pause asks it, its verdict ends
+the turn at once or leaves the pause to the longer cap, and a verdict the caller has
+already overtaken by speaking again is moot. A fake model answers after a set delay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.call.ear import (
+    BargeIn,
+    CheckTurn,
+    DropTranscript,
+    Ear,
+    EarEvent,
+    HoldPlayback,
+    Playback,
+    StartTranscript,
+    TurnEnded,
+    TurnResumed,
+)
+from smartpbx_ari.config import ConfigError, TurnSettings
+from smartpbx_ari.media.turn import SpeechEnded, TurnDetector
+from tests.unit.test_ear import LOUD, QUIET, SILENT, TALKING, LoudVad, frames
+
+pytestmark = pytest.mark.unit
+Model = Callable[[np.ndarray], float]
+COMPLETE: Model = lambda audio: 0.9  # noqa: E731
+INCOMPLETE: Model = lambda audio: 0.1  # noqa: E731
+
+
+class Caller:
+    """Feeds frames to a judged ear; each CheckTurn is answered by ``model`` after
+    ``delay`` frames (the inference running while the caller's audio keeps coming)."""
+
+    def __init__(self, model: Model, delay: int = 0, settings: TurnSettings | None = None,
+                 ) -> None:
+        self.ear = Ear(settings or TurnSettings(), LoudVad(), judged=True)
+        self.model, self.delay = model, delay
+        self.pending: list[tuple[int, CheckTurn]] = []  # (frames left, question)
+        self.events: list[tuple[int, EarEvent]] = []  # (frame index, event)
+        self.frame = 0
+
+    def hear(self, audio: list[np.ndarray], playback: Playback = SILENT) -> list[EarEvent]:
+        start = len(self.events)
+        for pcm in audio:
+            self.frame += 1
+            self._record(self.ear.hear(pcm, playback))
+            if any(isinstance(e, BargeIn) for _, e in self.events[start:]):
+                playback = SILENT
+            elif any(isinstance(e, HoldPlayback) for _, e in self.events[start:]):
+                playback = Playback(True, True, playback.level)
+            self._answer()
+        return [e for _, e in self.events[start:]]
+
+    def _record(self, events: list[EarEvent]) -> None:
+        for event in events:
+            self.events.append((self.frame, event))
+            if isinstance(event, CheckTurn):
+                self.pending.append((self.delay, event))
+
+    def _answer(self) -> None:
+        due = [(n, c) for n, c in self.pending if n <= 0]
+        self.pending = [(n - 1, c) for n, c in self.pending if n > 0]
+        for _, check in due:
+            self._record(self.ear.judge(check.pause, self.model(check.audio)))
+
+    def ended_at_ms(self) -> int:
+        ends = [i for i, e in self.events if isinstance(e, TurnEnded)]
+        return ends[-1] * 20
+
+
+def kinds(events: list[EarEvent]) -> list[type]:
+    return [type(e) for e in events]
+
+
+def test_a_complete_question_ends_the_turn_as_soon_as_the_model_says_so() -> None:
+    caller = Caller(COMPLETE, delay=4)  # the model answers 80 ms after it is asked
+    assert caller.hear(frames(QUIET, 400) + frames(LOUD, 1000)) == []
+    events = caller.hear(frames(QUIET, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+    check, end = events[1], events[2]
+    assert isinstance(check, CheckTurn) and isinstance(end, TurnEnded)
+    assert np.count_nonzero(check.audio) == 1000 * 16  # the whole question, asked about
+    assert np.count_nonzero(end.audio) == 1000 * 16
+    # asked at the first ~180 ms of silence, answered 80 ms later: before the 400 ms timer
+    silence_ms = caller.ended_at_ms() - 1400
+    assert 180 + 80 <= silence_ms < TurnSettings().end_silence_ms
+
+
+def test_an_incomplete_sentence_waits_for_the_cap() -> None:
+    caller = Caller(INCOMPLETE)
+    caller.hear(frames(LOUD, 1000))
+    events = caller.hear(frames(QUIET, 1400))
+    assert kinds(events) == [StartTranscript, CheckTurn]  # asked once per pause
+    events = caller.hear(frames(QUIET, 200))
+    assert kinds(events) == [TurnEnded]
+    assert 1500 <= caller.ended_at_ms() - 1000 < 1540  # max_silence_ms, to a VAD window
+
+
+def test_a_pause_mid_sentence_keeps_one_turn_for_the_whole_sentence() -> None:
+    answers = iter([0.1, 0.9])  # "I'd like to change ..." then "... my delivery address."
+    caller = Caller(lambda audio: next(answers), delay=4)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 700) + frames(LOUD, 900)
+                         + frames(QUIET, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, DropTranscript, StartTranscript,
+                             CheckTurn, TurnEnded]
+    end = events[-1]
+    assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio) == (800 + 900) * 16
+
+
+def test_a_verdict_the_caller_overtook_by_speaking_again_is_moot() -> None:
+    caller = Caller(COMPLETE, delay=10)  # a slow model: 200 ms
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 240) + frames(LOUD, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, DropTranscript]  # not ended
+    events = caller.hear(frames(QUIET, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+    end = events[-1]
+    assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio) == (800 + 600) * 16
+
+
+def test_a_stale_verdict_on_an_earlier_pause_is_ignored() -> None:
+    ear = Ear(TurnSettings(), LoudVad(), judged=True)
+    events: list[EarEvent] = []
+    for pcm in frames(LOUD, 600) + frames(QUIET, 200) + frames(LOUD, 200) + frames(QUIET, 200):
+        events += ear.hear(pcm, SILENT)
+    checks = [e for e in events if isinstance(e, CheckTurn)]
+    assert len(checks) == 2 and checks[0].pause != checks[1].pause
+    assert ear.judge(checks[0].pause, 0.99) == []
+    assert kinds(ear.judge(checks[1].pause, 0.99)) == [TurnEnded]
+    assert ear.judge(checks[1].pause, 0.99) == []  # the turn is over: nothing to end
+
+
+def test_the_threshold_is_the_setting_and_must_be_exceeded() -> None:
+    settings = TurnSettings(model_threshold=0.7)
+    at = Caller(lambda audio: 0.7, settings=settings)
+    at.hear(frames(LOUD, 800) + frames(QUIET, 400))
+    assert TurnEnded not in kinds([e for _, e in at.events])
+    above = Caller(lambda audio: 0.71, settings=settings)
+    above.hear(frames(LOUD, 800) + frames(QUIET, 400))
+    assert TurnEnded in kinds([e for _, e in above.events])
+
+
+def test_the_model_is_asked_at_the_configured_silence() -> None:
+    caller = Caller(INCOMPLETE, settings=TurnSettings(model_silence_ms=300))
+    caller.hear(frames(LOUD, 800))
+    assert kinds(caller.hear(frames(QUIET, 280))) == [StartTranscript]
+    assert kinds(caller.hear(frames(QUIET, 40))) == [CheckTurn]
+
+
+def test_the_caller_talking_over_us_is_still_a_barge_in_and_then_a_judged_turn() -> None:
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 400), TALKING)
+    assert kinds(events) == [HoldPlayback, BargeIn, StartTranscript, CheckTurn, TurnEnded]
+
+
+def test_a_caller_going_on_after_the_model_ended_the_turn_resumes_it() -> None:
+    caller = Caller(COMPLETE, delay=2)  # "I put the wrong address on my order, | can I ..."
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 320) + frames(LOUD, 600)
+                         + frames(QUIET, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded, TurnResumed,
+                             StartTranscript, CheckTurn, TurnEnded]
+    first, last = events[2], events[-1]
+    assert isinstance(first, TurnEnded) and isinstance(last, TurnEnded)
+    assert np.count_nonzero(last.audio) == (800 + 600) * 16  # both parts, in one turn
+    assert np.array_equal(last.audio[: len(first.audio)], first.audio)  # and in order
+
+
+def test_a_blip_after_the_model_ended_the_turn_ends_it_again_as_it_was() -> None:
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 300) + frames(LOUD, 40)
+                         + frames(QUIET, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded, TurnResumed, TurnEnded]
+    first, again = events[2], events[-1]
+    assert isinstance(first, TurnEnded) and isinstance(again, TurnEnded)
+    assert np.array_equal(again.audio[: len(first.audio)], first.audio)  # nothing lost
+    assert np.count_nonzero(again.audio) == (800 + 40) * 16
+
+
+def test_after_a_blip_the_turn_may_still_be_resumed_within_the_cap() -> None:
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 300) + frames(LOUD, 40)
+                         + frames(QUIET, 40) + frames(LOUD, 600) + frames(QUIET, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded, TurnResumed, TurnEnded,
+                             TurnResumed, StartTranscript, CheckTurn, TurnEnded]
+    last = events[-1]
+    assert isinstance(last, TurnEnded)
+    assert np.count_nonzero(last.audio) == (800 + 40 + 600) * 16
+
+
+def test_speech_after_the_cap_is_a_turn_of_its_own() -> None:
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600) + frames(LOUD, 600)
+                         + frames(QUIET, 400))
+    assert TurnResumed not in kinds(events)
+    last = events[-1]
+    assert isinstance(last, TurnEnded) and np.count_nonzero(last.audio) == 600 * 16
+
+
+def test_a_turn_the_cap_ended_is_never_resumed() -> None:
+    caller = Caller(INCOMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600) + frames(LOUD, 600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+
+
+def test_without_the_model_the_silence_timer_ends_the_turn_and_nothing_is_asked() -> None:
+    ear = Ear(TurnSettings(), LoudVad())  # judged=False: the model is missing
+    events: list[EarEvent] = []
+    for pcm in frames(LOUD, 800) + frames(QUIET, 400):
+        events += ear.hear(pcm, SILENT)
+    assert kinds(events) == [StartTranscript, TurnEnded]
+
+
+def test_turn_detector_end_finishes_the_utterance_with_its_trailing_silence() -> None:
+    detector = TurnDetector(start_speech_s=0.1, end_silence_s=1.5)
+    assert detector.end() == []  # nothing in progress
+    for _ in range(10):
+        detector.process(0.05, True)
+    for _ in range(4):
+        detector.process(0.05, False)
+    (event,) = detector.end()
+    assert isinstance(event, SpeechEnded)
+    assert event.duration_s == pytest.approx(0.5) and event.silence_s == pytest.approx(0.2)
+    assert not detector.in_speech
+
+
+@pytest.mark.parametrize(("field", "value"), [("model_threshold", 1.0),
+                                              ("model_threshold", 0.0),
+                                              ("model_silence_ms", 0),
+                                              ("model_silence_ms", 2000)])
+def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"turn.{field}"):
+        TurnSettings(**{field: value})
