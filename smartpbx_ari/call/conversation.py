@@ -47,6 +47,7 @@ class Utterance:
     transcript: asyncio.Future[Transcript]
     ended_at: float  # monotonic, when the ear closed the turn
     moot: bool = False  # the caller resumed the turn before its answer began
+    overheard: bool = False  # it ended while an operator had the call: record it only
     begun: bool = False
 
 
@@ -100,7 +101,7 @@ class VoiceConversation:
             return ""
         utterance.begun = True
         confidence = round(transcript.confidence, 3)
-        if port.operator.is_set():  # an operator has the call: record, do not answer
+        if utterance.overheard or port.operator.is_set():  # an operator's call: record only
             port.publish(Heard(call_id=port.call_id, text=transcript.text, speaker="call",
                                confidence=confidence))
             return ""
@@ -161,9 +162,14 @@ class VoiceConversation:
     async def _listen(self, port: CallPort, mouth: Mouth) -> None:
         ear = Ear(self.engine.settings.turn, self.engine.vad(),
                   codecs.codec(port.codec).sample_rate, self.engine.turn_model is not None)
+        operator = port.operator.is_set()
         try:
             while True:
                 pcm = await port.recv()
+                if operator != port.operator.is_set():  # a takeover or a hand-back
+                    operator = not operator
+                    for event in ear.cut():  # a turn across it was said with an operator
+                        self._act(port, mouth, ear, event, overheard=True)
                 for event in ear.hear(pcm, mouth.playback):
                     self._act(port, mouth, ear, event)
         finally:
@@ -181,7 +187,8 @@ class VoiceConversation:
         for event in ear.judge(check.pause, probability):
             self._act(port, mouth, ear, event)
 
-    def _act(self, port: CallPort, mouth: Mouth, ear: Ear, event: EarEvent) -> None:
+    def _act(self, port: CallPort, mouth: Mouth, ear: Ear, event: EarEvent,
+             overheard: bool = False) -> None:
         match event:
             case HoldPlayback():
                 mouth.player.hold()
@@ -204,7 +211,8 @@ class VoiceConversation:
             case TurnEnded(audio=audio):
                 future = self.eager or asyncio.ensure_future(self._transcribe(port, audio))
                 self.eager = None
-                self._queue(Utterance(future, time.monotonic()))
+                self._queue(Utterance(future, time.monotonic(),
+                                      overheard=overheard or port.operator.is_set()))
 
     def _queue(self, utterance: Utterance) -> None:
         self.last = utterance

@@ -216,6 +216,17 @@ class Ear:
                 self.ended, self.ended_pause_s = frames, pause_s
         return out
 
+    def cut(self) -> list[EarEvent]:
+        """Someone joined or left the line (an operator's takeover or hand-back): the turn
+        in progress ends here, and nothing heard before may be resumed, re-ended or
+        reached back to by the next turn's pre-roll. Returns its ``TurnEnded``, if any."""
+        self.ended, self.resumed = None, False
+        self.recent.clear()
+        out: list[EarEvent] = []
+        for event in self.turn.end():
+            self._on_turn(event, out)
+        return out
+
     def _track_ended(self, seconds: float, speech: bool, out: list[EarEvent]) -> None:
         if self.ended is None or self.turn.in_speech:
             return

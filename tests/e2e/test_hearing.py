@@ -1,16 +1,21 @@
 """A caller's whole utterance reaches the STT through a real call, on the line that lost
 words: G.711 mu-law at 8 kHz, band-limited to 300-3400 Hz.
 
-The reference is what the same STT hears in the same clip offline, whole (no VAD): the
-live call must keep every word of it, in one turn, first word and last included.
+The reference is what was said (the reading's transcript, the text spoken), counted as
+Whisper's word error rates are. The live call must hear it, in one turn, as well as the same
+STT hears the same clip offline, whole (no VAD): no first or last word that offline hears
+lost, and at most a tenth more errors. (Offline, tiny.en drops the reading's first "And";
+the live pre-roll keeps it: hearing more than offline is no fault.)
 """
 
 from __future__ import annotations
 
-import re
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
@@ -23,10 +28,13 @@ from tests.fixtures.audio import librivox, telephone_band
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 LOW_VOICE = Voice("piper", pitch=-3)  # the lower voice whose words Silero used to drop
+QUESTION = "Can I get a fixed IP for my home server?"
+SPELLING = Path(__file__).parents[2] / "scripts" / "data" / "whisper-english-spelling.json"
+NORMALIZE = EnglishTextNormalizer(json.loads(SPELLING.read_text("utf-8")))
 
 
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+    return NORMALIZE(text).split()
 
 
 def word_errors(reference: list[str], hypothesis: list[str]) -> int:
@@ -41,8 +49,7 @@ def word_errors(reference: list[str], hypothesis: list[str]) -> int:
 async def low_voice(settings: Settings) -> np.ndarray:
     tts = TextToSpeech(settings.tts, 16000)
     try:
-        return trim_silence(await tts.synthesize("Can I get a fixed IP for my home server?",
-                                                 LOW_VOICE))
+        return trim_silence(await tts.synthesize(QUESTION, LOW_VOICE))
     finally:
         tts.close()
 
@@ -53,9 +60,10 @@ async def test_an_utterance_played_into_a_call_is_heard_whole(
     speaker: str
 ) -> None:
     if speaker == "a person reading":
-        pcm16k = librivox("sense_and_sensibility_01_austen_64kb-0870")[1]
+        text, pcm16k = librivox("sense_and_sensibility_01_austen_64kb-0870")
     else:
-        pcm16k = await low_voice(settings)
+        text, pcm16k = QUESTION, await low_voice(settings)
+    said = words(text)
     line_pcm = telephone_band(pcm16k)
     offline = words((await controller.engine.stt.transcribe(resample(line_pcm, 8000, 16000))
                      ).text)
@@ -67,5 +75,10 @@ async def test_an_utterance_played_into_a_call_is_heard_whole(
         heard = await controller.until(Heard, 15)
         await controller.until(Said, 15)
     live = words(heard.text)
-    assert live[:1] == offline[:1] and live[-1:] == offline[-1:], (offline, live)
-    assert word_errors(offline, live) <= len(offline) // 10, (offline, live)
+    for end in (slice(None, 1), slice(-1, None)):  # the first word, the last word
+        assert live[end] == said[end] or offline[end] != said[end], (said, offline, live)
+    assert word_errors(said, live) <= word_errors(said, offline) + len(said) // 10, (
+        said,
+        offline,
+        live,
+    )

@@ -15,7 +15,7 @@ import pytest
 
 from smartpbx_ari.ai.stt import Transcript
 from smartpbx_ari.call.conversation import VoiceConversation
-from smartpbx_ari.events import Heard, Said
+from smartpbx_ari.events import CallEvent, Heard, Said
 from smartpbx_ari.media import codecs
 from smartpbx_ari.sipcaller.caller import trim_silence
 from tests.fixtures.audio import read_pcm16, speak_wav
@@ -85,3 +85,56 @@ async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> 
     whole = (len(first) + len(gap) + len(second)) / 8000
     assert len(heard) == len(said) == 1, port.events
     assert float(heard[0].text.split()[1]) >= whole, (heard[0].text, whole)
+
+
+class HandedBackPort(PacedPort):
+    """An operator has the call until the first sentence is on the record, or until a set
+    frame; then they hang up and the AI answers again."""
+
+    def __init__(self, frames: collections.deque[np.ndarray], at_frame: int | None) -> None:
+        super().__init__(frames, expect=1)
+        self.at_frame, self.heard = at_frame, 0
+        self.operator.set()
+
+    async def recv(self) -> np.ndarray:
+        self.heard += 1
+        if self.heard == self.at_frame:
+            self.operator.clear()
+        return await super().recv()
+
+    def publish(self, event: CallEvent) -> None:
+        super().publish(event)
+        if self.at_frame is None and isinstance(event, Heard) and event.speaker == "call":
+            self.operator.clear()
+
+
+@pytest.mark.parametrize("hand_back", ["after the record", "mid-sentence"])
+async def test_what_was_said_during_a_takeover_is_not_answered_after_the_hand_back(
+        tmp_path: Path, hand_back: str) -> None:
+    # The bridge mixes the operator and the caller. Once the operator hangs up, the caller's
+    # next words (within the turn model's cap) are a turn of their own: the takeover's turn
+    # is neither resumed into them nor, if the hand-back cut it, answered.
+    stt, model = SlowStt(), AlwaysComplete()
+    engine = _engine(stt, FakeTts())  # type: ignore[arg-type]
+    engine.turn_model = model  # type: ignore[assignment]
+    taken, back = _words(tmp_path, "Hello this is Anna from the shop"), \
+        _words(tmp_path, "how do I get a refund")
+    lead, gap = np.zeros(4000, np.int16), np.zeros(900 * 8, np.int16)
+    audio = np.concatenate([lead, taken, gap, back, np.zeros(12000, np.int16)])
+    frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
+                               for i in range(0, len(audio) - 159, 160))
+    middle = (len(lead) + len(taken) // 2) // 160
+    port = HandedBackPort(frames, middle if hand_back == "mid-sentence" else None)
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
+    async with asyncio.timeout(20):
+        await port.done.wait()
+    await asyncio.sleep(1.5)
+    talk.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await talk
+    heard = [e for e in port.events if isinstance(e, Heard)]
+    said = [e for e in port.events if isinstance(e, Said)]
+    assert heard[0].speaker == "call", port.events  # on the record, not answered
+    assert len(said) == 1, port.events
+    answered = float(said[0].question.split()[1])  # seconds of audio the answer heard
+    assert answered < (len(back) + len(gap)) / 8000, (answered, len(back) / 8000)

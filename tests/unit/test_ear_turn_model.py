@@ -191,6 +191,29 @@ def test_after_a_blip_the_turn_may_still_be_resumed_within_the_cap() -> None:
     assert np.count_nonzero(last.audio) == (800 + 40 + 600) * 16
 
 
+def test_a_turn_ended_before_a_hand_back_is_neither_resumed_nor_re_ended() -> None:
+    caller = Caller(COMPLETE)
+    caller.hear(frames(LOUD, 800) + frames(QUIET, 300))  # ended by the model
+    assert caller.ear.cut() == []  # the operator hung up: the AI listens again
+    events = caller.hear(frames(LOUD, 40) + frames(QUIET, 600))  # a click within the cap
+    assert events == []
+    events = caller.hear(frames(LOUD, 600) + frames(QUIET, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+    last = events[-1]
+    assert isinstance(last, TurnEnded) and np.count_nonzero(last.audio) == 600 * 16
+
+
+def test_a_hand_back_mid_sentence_ends_that_turn_and_the_next_reaches_no_further_back() -> None:
+    caller = Caller(INCOMPLETE)
+    caller.hear(frames(LOUD, 800))
+    (end,) = caller.ear.cut()  # the operator hangs up while the caller talks
+    assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio) == 800 * 16
+    events = caller.hear(frames(LOUD, 600) + frames(QUIET, 1600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+    last = events[-1]
+    assert isinstance(last, TurnEnded) and np.count_nonzero(last.audio) == 600 * 16
+
+
 def test_speech_after_the_cap_is_a_turn_of_its_own() -> None:
     caller = Caller(COMPLETE)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600) + frames(LOUD, 600)
