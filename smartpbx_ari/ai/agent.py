@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import yaml
 
@@ -103,6 +104,22 @@ class Session:
     offered: tuple[Choice, ...] = ()  # the clarifying question waiting for its answer
     offered_confidence: float = 0.0
     declined: bool = False  # the caller said "no" to an offer: no second offer
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for a session that outlives the process (``smartpbx ask``)."""
+        return {"turns": [[t.question, t.response, list(t.sources)] for t in self.turns],
+                "offered": [[c.id, c.title] for c in self.offered],
+                "offered_confidence": self.offered_confidence, "declined": self.declined}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Session:
+        session = cls()
+        session.turns.extend(Turn(str(q), str(r), tuple(map(str, s)))
+                             for q, r, s in data.get("turns", []))
+        session.offered = tuple(Choice(str(i), str(t)) for i, t in data.get("offered", []))
+        session.offered_confidence = float(data.get("offered_confidence", 0.0))
+        session.declined = bool(data.get("declined", False))
+        return session
 
 
 class AIAgentService:

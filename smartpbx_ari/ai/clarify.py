@@ -25,11 +25,11 @@ _EN_FRAME = re.compile(
     r"\s+to)\s+)", re.IGNORECASE)
 _EN_PERSON = {"i've": "you've", "i": "you", "me": "you", "my": "your", "mine": "yours", "we": "you",
               "our": "your", "us": "you", "am": "are", "i'm": "you're", "myself": "yourself"}
-_KO_FRAME = re.compile(
+KO_FRAME = re.compile(
     r"(?:하려면|려면)?\s*(?:은|는|을|를)?\s*(?:어떻게|언제|어디서|얼마나|무엇을|뭘)?\s*"
     r"(?:해야\s*하나요|하면\s*되나요|할\s*수\s*있나요|하나요|되나요|인가요|건가요|"
     r"가능한가요|알려\s*주세요)[?？.!\s]*$")
-_SENTENCE = re.compile(r"(?<=[.?!])\s+")
+SENTENCE = re.compile(r"(?<=[.?!])\s+")
 PROMPTS = {
     "en": {"one": "Do you mean {0}? Please say yes or no.",
            "two": "Is it about {0}, or about {1}? Say one or two, or press 1 or 2.",
@@ -60,9 +60,9 @@ class Choice:
 
 def spoken_title(question: str) -> str:
     """A short spoken title for an entry, from its question (language by script)."""
-    text = _SENTENCE.split(" ".join(question.split()).strip())[0]
+    text = SENTENCE.split(" ".join(question.split()).strip())[0]
     if re.search("[\uac00-\ud7a3]", text):
-        title = _KO_FRAME.sub("", text).strip().rstrip("?.!")
+        title = KO_FRAME.sub("", text).strip().rstrip("?.!")
     else:
         body = _EN_FRAME.sub("", text.rstrip("?.! ")).strip()
         title = " ".join(_EN_PERSON.get(w.lower(), w) for w in body.split())

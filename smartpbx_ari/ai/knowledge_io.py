@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from smartpbx_ari.ai.clarify import spoken_title
+from smartpbx_ari.ai.paraphrase import generate
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.store.knowledge import KnowledgeError, find_id, has_entry
 
@@ -83,12 +84,17 @@ def _yaml_rows(text: str) -> Iterator[Row]:
 
 
 def import_file(engine: RAGEngine, path: Path,
-                progress: Callable[[int], None] | None = None) -> ImportReport:
+                progress: Callable[[int], None] | None = None,
+                generated: bool = False) -> ImportReport:
+    """Import every row; ``generated``: each entry also gets rule-made phrasings
+    (``ai/paraphrase.py``) unless the row brings its own ``generated`` list."""
     report = ImportReport()
     for line, row in read_rows(path):
         if isinstance(row, str):
             report.skipped.append((line, row))
         else:
+            if generated and "generated" not in row and row.get("question"):
+                row = {**row, "generated": generate(str(row["question"]))}
             _import_row(engine, row, line, report)
         if progress is not None:
             progress(line)
