@@ -80,6 +80,31 @@ def quality(engine: RAGEngine, threshold: float, path: Path) -> dict[str, object
     }
 
 
+def through_agent(agent: AIAgentService, path: Path) -> dict[str, object]:
+    """A demo set (keyed by entry id) asked through the agent, clarifying questions
+    answered truthfully: the calls' figures, next to the retrieval ones."""
+    data = yaml.safe_load(path.read_text("utf-8"))
+    out = dict.fromkeys(("direct", "after", "wrong", "handed"), 0)
+    for n, (expected, asked) in enumerate(
+            (e, q) for e, qs in data["in_domain"].items() for q in qs):
+        reply, turns = _ask(agent, asked, f"{path.stem}-in{n}", expected)
+        if reply.hitl or reply.clarifying or not reply.sources:
+            out["handed"] += 1
+        elif reply.sources == (expected,):
+            out["direct" if turns == 1 else "after"] += 1
+        else:
+            out["wrong"] += 1
+    total = sum(out.values())
+    ood = data["out_of_domain"]
+    spoken = sum(bool(_ask(agent, q, f"{path.stem}-out{n}", "")[0].sources)
+                 for n, q in enumerate(ood))
+    return {"right": round((out["direct"] + out["after"]) / total, 3),
+            "right_directly": round(out["direct"] / total, 3),
+            "wrong": round(out["wrong"] / total, 3),
+            "handed_over": round(out["handed"] / total, 3),
+            "ood_handover": round(1 - spoken / len(ood), 3)}
+
+
 def domain(kb: Path, questions: Path, show_misses: bool = True) -> dict[str, object]:
     """One FAQ imported as a user would, its blind questions asked through the agent. A
     clarifying question is answered as a truthful caller would: yes (or "one"/"two")
@@ -255,6 +280,9 @@ def main() -> int:
         result["dev"] = quality(engine, threshold, PARAPHRASES)
         result["validation"] = quality(engine, threshold, VALIDATION)
         result["held_out"] = quality(engine, threshold, HELD_OUT)
+        agent = AIAgentService(engine, settings.agent)
+        result["agent"] = {name: through_agent(agent, path) for name, path in (
+            ("dev", PARAPHRASES), ("validation", VALIDATION), ("held_out", HELD_OUT))}
         if args.scale:
             result["search"] = scale(engine, [int(n) for n in args.scale.split(",")],
                                      args.filler)
