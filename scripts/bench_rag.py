@@ -11,9 +11,12 @@ search p95 <= 20 ms at 100,000 entries.
 Knowledge bases nobody here tuned for (--domains, or one with --kb and --questions): a
 plain FAQ CSV (question,answer,category; no alternates) imported as a user would, and
 callers' questions written blind by someone who saw only that FAQ. Each question goes
-through the agent as a call's would; per domain: answered right, answered wrong, handed
-over (in-domain), and out-of-domain handed over. Designs are chosen on the "design"
-domains only; the others are measured, never tuned on.
+through the agent as a call's would, a clarifying question answered as a truthful caller
+would (yes / "one" / "two" when the expected entry is offered, else no); per domain:
+right (directly, or after one clarifying turn), wrong, handed over (in-domain), how often a
+clarifying question was asked, out-of-domain handed over, and import time per entry.
+Designs are chosen on the "design" domains only; the others are measured, never tuned on
+(their misses are not printed unless --show-misses).
 
     .venv/bin/python scripts/bench_rag.py [--json] [--scale 1000,10000]
     .venv/bin/python scripts/bench_rag.py --domains [--json]

@@ -4,12 +4,13 @@ floor; the caller's yes, 1/2 or no on the next turn."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from smartpbx_ari.ai.agent import HOLDING, AIAgentService
+from smartpbx_ari.ai.agent import HOLDING, AIAgentService, Session
 from smartpbx_ari.ai.confidence import KbProfile
 from smartpbx_ari.ai.retrieval import Hit
 from smartpbx_ari.config import AgentSettings
@@ -98,3 +99,14 @@ def test_below_the_floor_nothing_is_offered() -> None:
 def test_a_korean_call_is_asked_in_korean() -> None:
     reply = agent({"q": PLAUSIBLE}).answer("q", "s", language="ko")
     assert reply.clarifying and "네 또는 아니요" in reply.text
+
+
+def test_a_waiting_clarifying_question_survives_as_plain_data() -> None:
+    """`smartpbx ask --session` runs one process per turn: the offer is saved and restored."""
+    first = agent({"q": PLAUSIBLE})
+    first.answer("q", "s")
+    saved = json.loads(json.dumps(first.sessions["s"].as_dict()))
+    second = agent({})
+    second.sessions["s"] = Session.from_dict(saved)
+    assert second.answer("yes", "s").sources == ("close",)
+    assert [t.question for t in second.sessions["s"].turns] == ["q", "yes"]
