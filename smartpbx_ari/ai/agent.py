@@ -6,14 +6,16 @@ that, because nothing the caller says is ever executed or turned into instructio
 Confidence comes from signals that hold across knowledge bases (``ai/confidence.py``):
 the best entry's standing above the KB's own impostor level and its margin over the
 second. At or above ``agent.min_confidence`` (0.6) the agent answers, unless the best two
-are too close to tell; between :data:`OFFER_FLOOR` and that it asks which one the caller
-means (``ai/clarify.py``) instead of guessing or handing over; below it, it hands over.
+are too close to tell (:data:`CLOSE`); between :data:`OFFER_FLOOR` and that it asks which
+one the caller means (``ai/clarify.py``; the best two when the second is near,
+:data:`PAIR_BELOW`) instead of guessing or handing over; below it, it hands over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,6 +48,7 @@ SEPARATING_SIMILARITY = 0.43  # the demo bench's retrieval threshold (scripts/be
 # CLOSE spreads of the KB's impostor level are offered as a choice, not answered.
 OFFER_FLOOR = 0.06  # a fitted chance of 0.2 that the best entry is right
 CLOSE = 0.4
+PAIR_BELOW = 1.0  # below min_confidence, a second entry this close is offered too
 INTENT_MIN = 0.35  # lexical intent score below this is "other"
 MEMORY_TURNS = 6
 FOLLOW_UP_WORDS = 5  # only a short utterance is read as a follow-up of the last question
@@ -187,14 +190,15 @@ class AIAgentService:
         if self._confidence(hits) < self.settings.min_confidence:
             hits = self._with_context(text, session, only) or hits
         sure = self._confidence(hits)
-        close = len(hits) > 1 and self._close(hits[0].similarity, hits[1].similarity)
-        if sure >= self.settings.min_confidence and not close:
+        margin = self._margin(hits)
+        if sure >= self.settings.min_confidence and margin >= CLOSE:
             top, session.declined = hits[0], False
             return Reply(top.answer, round(sure, 3),
                          CATEGORY_INTENTS.get(top.category, intent), sources=(top.id,))
         if sure < OFFER_FLOOR or session.declined:
             return self._hand_over(language, intent, sure)
-        return self._offer(hits[:2] if close else hits[:1], language, sure, session)
+        pair = margin < (CLOSE if sure >= self.settings.min_confidence else PAIR_BELOW)
+        return self._offer(hits[:2] if pair else hits[:1], language, sure, session)
 
     def _offer(self, hits: list[Hit], language: str, sure: float, session: Session
                ) -> Reply:
@@ -213,9 +217,12 @@ class AIAgentService:
         second = hits[1].similarity if len(hits) > 1 else 0.0
         return confidence(hits[0].similarity, second, self.retriever.profile())
 
-    def _close(self, best: float, second: float) -> bool:
+    def _margin(self, hits: list[Hit]) -> float:
+        """The best entry's lead over the second, in the KB's spreads (inf: no second)."""
+        if len(hits) < 2:
+            return math.inf
         profile = self.retriever.profile()
-        return standing(best, profile) - standing(second, profile) < CLOSE
+        return standing(hits[0].similarity, profile) - standing(hits[1].similarity, profile)
 
     def _with_context(self, text: str, session: Session, only: str) -> list[Hit]:
         """A follow-up ("how many days do I have?") is read with the last question."""

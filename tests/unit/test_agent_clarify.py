@@ -46,7 +46,8 @@ def agent(results: dict[str, list[tuple[str, float]]]) -> AIAgentService:
 
 
 SURE = [("close", 0.75), ("type", 0.40)]
-PLAUSIBLE = [("close", 0.45), ("type", 0.40)]
+PLAUSIBLE = [("close", 0.40), ("type", 0.28)]  # below 0.6, the second far behind
+NEAR = [("close", 0.45), ("type", 0.40)]  # below 0.6, the second near
 CLOSE = [("close", 0.70), ("type", 0.68)]
 FAINT = [("close", 0.20), ("type", 0.18)]
 
@@ -73,6 +74,13 @@ def test_two_close_entries_are_offered_as_a_choice_even_when_sure() -> None:
     assert [c.id for c in reply.choices] == ["close", "type"]
     assert "change your account type" in reply.text  # no title stored: made from the question
     assert bot.answer("2", "s").sources == ("type",)  # DTMF 2 arrives as "2"
+
+
+def test_below_the_threshold_a_near_second_is_offered_too() -> None:
+    bot = agent({"q": NEAR})
+    reply = bot.answer("q", "s")
+    assert [c.id for c in reply.choices] == ["close", "type"] and reply.confidence < 0.6
+    assert bot.answer("the first one", "s").sources == ("close",)
 
 
 def test_no_asks_once_to_rephrase_then_hands_over() -> None:
