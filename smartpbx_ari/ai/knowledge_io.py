@@ -1,6 +1,8 @@
 """Knowledge import: CSV (question,answer,category), JSONL or YAML Q&A.
 
-A bad row is reported with its line and reason, and the rest is imported.
+A bad row is reported with its line and reason, and the rest is imported. Each entry
+without a title gets a short spoken one (``ai/clarify.py``); after an import the KB's
+confidence profile is measured (``ai/confidence.py``), so no caller waits for it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from smartpbx_ari.ai.clarify import spoken_title
+from smartpbx_ari.ai.paraphrase import generate
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.store.knowledge import KnowledgeError, find_id, has_entry
 
@@ -80,15 +84,21 @@ def _yaml_rows(text: str) -> Iterator[Row]:
 
 
 def import_file(engine: RAGEngine, path: Path,
-                progress: Callable[[int], None] | None = None) -> ImportReport:
+                progress: Callable[[int], None] | None = None,
+                generated: bool = False) -> ImportReport:
+    """Import every row; ``generated``: each entry also gets rule-made phrasings
+    (``ai/paraphrase.py``) unless the row brings its own ``generated`` list."""
     report = ImportReport()
     for line, row in read_rows(path):
         if isinstance(row, str):
             report.skipped.append((line, row))
         else:
+            if generated and "generated" not in row and row.get("question"):
+                row = {**row, "generated": generate(str(row["question"]))}
             _import_row(engine, row, line, report)
         if progress is not None:
             progress(line)
+    engine.retriever.profile()
     return report
 
 
@@ -97,6 +107,8 @@ def _import_row(engine: RAGEngine, row: dict[str, Any], line: int,
     given = str(row.get("id") or "")
     existing = (given if given and has_entry(engine.db, given) else None) or find_id(
         engine.db, str(row.get("question", "")))
+    if not row.get("title") and row.get("question"):
+        row = {**row, "title": spoken_title(str(row["question"]))}
     try:
         engine.upsert_sync({**row, "id": given or existing})
     except (KnowledgeError, ValueError) as err:

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from smartpbx_ari.ai.clarify import Choice
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -21,11 +23,23 @@ class Reply:
     # what to say, sentence by sentence as it is written (an LLM's rephrasing of
     # ``text``); None: say ``text``
     speech: AsyncIterator[str] | None = None
+    # a clarifying question: the entries it offers, in the order "1" and "2" pick them
+    choices: tuple[Choice, ...] = ()
+
+    @property
+    def clarifying(self) -> bool:
+        return bool(self.choices)
 
     def as_dict(self) -> dict[str, Any]:
-        """The seed's dict (``process_query``): the REST route's and ``smartpbx ask``'s."""
-        return {"response": self.text, "confidence": self.confidence, "intent": self.intent,
-                "hitl_triggered": self.hitl, "sources": list(self.sources)}
+        """The seed's dict (``process_query``): the REST route's and ``smartpbx ask``'s;
+        a clarifying question also carries its choices."""
+        out = {"response": self.text, "confidence": self.confidence, "intent": self.intent,
+               "hitl_triggered": self.hitl, "sources": list(self.sources)}
+        if self.choices:
+            out["clarifying"] = True
+            out["choices"] = [{"key": str(n), "id": c.id, "title": c.title}
+                              for n, c in enumerate(self.choices, 1)]
+        return out
 
     async def written(self) -> Reply:
         """For a text channel: ``speech`` read to its end, joined into ``text``."""

@@ -25,17 +25,19 @@ from typing import Any
 
 import yaml
 
+from smartpbx_ari.ai.confidence import KbProfile, measure_profile
 from smartpbx_ari.ai.dense import VectorIndex, best_per_entry, entry_id, open_collection
 from smartpbx_ari.ai.embeddings import Embedder, MultilingualEmbedder
 from smartpbx_ari.ai.language import base_language, is_korean
 from smartpbx_ari.ai.lexical import Bm25Index
 from smartpbx_ari.config import RagSettings, Settings
 from smartpbx_ari.data import read_text
-from smartpbx_ari.store.knowledge import ALT, KnowledgeError
+from smartpbx_ari.store.knowledge import ALT, KnowledgeError, all_alternates
 from smartpbx_ari.store.models import Knowledge
 
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="rag")  # the lexical and multilingual halves
 CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
+PROFILE_DRIFT = 0.1  # the KB profile is measured anew once entries changed by this share
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,13 @@ def phrasings(row: Knowledge) -> list[tuple[str, str]]:
     searchable too: a caller often asks with them)."""
     return [(row.id, f"{row.question} {row.answer}"),
             *((f"{row.id}{ALT}{n}", f"{text} {row.answer}")
-              for n, text in enumerate(row.alternates or (), 1))]
+              for n, text in enumerate(all_alternates(row), 1))]
 
 
 def questions(row: Knowledge) -> list[tuple[str, str]]:
     """(index id, text) of each phrasing, the question alone (the multilingual index)."""
     return [(row.id, row.question), *((f"{row.id}{ALT}{n}", text)
-                                      for n, text in enumerate(row.alternates or (), 1))]
+                                      for n, text in enumerate(all_alternates(row), 1))]
 
 
 class HybridRetriever:
@@ -94,6 +96,8 @@ class HybridRetriever:
         self._rows: dict[str, Knowledge] = {}
         self._phrasings = 0  # indexed phrasings of the approved entries
         self.revision = 0  # moves on at every change of the approved entries
+        self._profile: KbProfile | None = None
+        self._changed = 0  # entries added, replaced or removed since the profile
 
     @classmethod
     def open(cls, settings: Settings) -> HybridRetriever:
@@ -160,6 +164,20 @@ class HybridRetriever:
             hits = [h for h in hits if h.similarity >= threshold]
         return hits[:top_k]
 
+    def profile(self) -> KbProfile:
+        """Blocking: the KB's impostor level (``ai/confidence.py``), measured from the
+        approved entries when first needed and again once they changed by a tenth."""
+        profile = self._profile
+        if profile is None or self._changed > PROFILE_DRIFT * max(1, profile.entries):
+            self._changed = 0
+            profile = self._profile = measure_profile(
+                sorted(self._rows), lambda i: self._rows[i].question, self._best_other)
+        return profile
+
+    def _best_other(self, question: str, knowledge_id: str) -> float:
+        hits = self.search(question, top_k=2)
+        return next((h.similarity for h in hits if h.id != knowledge_id), 0.0)
+
     def weights(self, text: str) -> tuple[float, float]:
         """(dense, multilingual) weights of a question; the lexical half has the rest.
         Korean leans on the lexical and multilingual halves: all-MiniLM barely separates it."""
@@ -172,7 +190,7 @@ class HybridRetriever:
         """The lexical index and the entries from the approved rows (the dense indexes
         persist in Chroma)."""
         self.lexical = Bm25Index()
-        self._rows, self._phrasings = {}, 0
+        self._rows, self._phrasings, self._profile = {}, 0, None
         self.revision += 1
         for row in rows:
             self._index_lexical(row)
@@ -203,20 +221,22 @@ class HybridRetriever:
         return indexed is not None
 
     def _index_lexical(self, row: Knowledge) -> None:
+        self._changed += 1
         self._unindex_lexical(row.id)
         self.revision += 1
         self._rows[row.id] = row
         for index_id, text in phrasings(row):
             self.lexical.add(index_id, text)
-        self._phrasings += 1 + len(row.alternates or ())
+        self._phrasings += 1 + len(all_alternates(row))
 
     def _unindex_lexical(self, knowledge_id: str) -> Knowledge | None:
         old = self._rows.pop(knowledge_id, None)
         if old is not None:
             self.revision += 1
+            self._changed += 1
             for index_id, _text in phrasings(old):
                 self.lexical.remove(index_id)
-            self._phrasings -= 1 + len(old.alternates or ())
+            self._phrasings -= 1 + len(all_alternates(old))
         return old
 
     def check_drift(self) -> tuple[set[str], set[str]]:

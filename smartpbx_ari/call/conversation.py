@@ -67,6 +67,7 @@ class VoiceConversation:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(port, mouth), name=f"call:{port.call_id}:listen")
             tg.create_task(self._talk(port, mouth), name=f"call:{port.call_id}:talk")
+            tg.create_task(self._keys(port), name=f"call:{port.call_id}:keys")
 
     async def _unheard(self, port: CallPort, mouth: Mouth) -> None:
         """No model here hears the call's language (said in the log at start): the
@@ -186,6 +187,15 @@ class VoiceConversation:
             return
         for event in ear.judge(check.pause, probability):
             self._act(port, mouth, ear, event)
+
+    async def _keys(self, port: CallPort) -> None:
+        """A key the caller pressed is a turn of its own: its digit is what they "said"
+        (1 or 2 answers a clarifying question)."""
+        while True:
+            digit = await port.digits.get()
+            heard: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+            heard.set_result(Transcript(digit, 1.0, 0.0, 0.0))
+            self._queue(Utterance(heard, time.monotonic()))
 
     def _act(self, port: CallPort, mouth: Mouth, ear: Ear, event: EarEvent,
              overheard: bool = False) -> None:

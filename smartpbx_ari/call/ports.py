@@ -36,6 +36,11 @@ class CallPort(Protocol):
         """Set while an operator's phone is in the call: listen (for the record) only."""
         ...
 
+    @property
+    def digits(self) -> asyncio.Queue[str]:
+        """DTMF keys the caller pressed (1-9; 0 is a hand-over the PBX side handles)."""
+        ...
+
     async def recv(self) -> Pcm:
         """The caller's next 20 ms of audio, decoded, at the codec's rate."""
         ...

@@ -17,6 +17,9 @@ def add_kb_arguments(parser: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import", help="import Q&A from CSV, JSONL or YAML")
     imp.add_argument("file", help="a .csv (question,answer,category), .jsonl or .yaml file; "
                                   "'demo' = the packaged Korean/English demo")
+    imp.add_argument("--generate", action="store_true",
+                     help="also give each entry rule-made phrasings (marked generated; "
+                     "measured: no gain on the blind domains, so off by default)")
     imp.add_argument("--no-speech", action="store_true",
                      help="do not synthesize the answers into the speech cache now")
     search = sub.add_parser("search", help="hybrid search of the knowledge base")
@@ -40,7 +43,7 @@ def add_ask_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from smartpbx_ari.ai.agent import AIAgentService
+    from smartpbx_ari.ai.agent import AIAgentService, Session
     from smartpbx_ari.ai.llm import Phraser
     from smartpbx_ari.ai.rag import RAGEngine
 
@@ -48,17 +51,27 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.phrase or settings.agent.llm_phrasing:
         phraser = Phraser(settings.agent.llm_model, settings.cache_dir)
     agent = AIAgentService(RAGEngine.open(settings), settings.agent, phraser=phraser)
+    # a session (its memory, a clarifying question waiting for "yes" or "1") outlives
+    # the process: the next `smartpbx ask --session` answers it
+    store = Path(settings.data_dir) / "ask-sessions.json"
+    saved = json.loads(store.read_text("utf-8")) if store.is_file() else {}
+    if args.session in saved:
+        agent.sessions[args.session] = Session.from_dict(saved[args.session])
 
     async def ask() -> dict[str, object]:
         reply = await agent.respond(args.query, args.session)
         return (await reply.written()).as_dict()
 
     result = asyncio.run(ask())
+    saved[args.session] = agent.sessions[args.session].as_dict()
+    store.write_text(json.dumps(saved, ensure_ascii=False), "utf-8")
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
         flag = "  (hand over to a person)" if result["hitl_triggered"] else ""
         print(f"[{result['intent']} {result['confidence']:.2f}]{flag}\n{result['response']}")
+        for choice in result.get("choices", []):  # type: ignore[attr-defined]
+            print(f"  {choice['key']}: {choice['title']}")
     return 0
 
 
@@ -78,7 +91,7 @@ def run_kb(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = RAGEngine.open(settings)
     if args.kb_action == "import":
-        return _import(engine, args.file, settings, not args.no_speech)
+        return _import(engine, args.file, settings, not args.no_speech, args.generate)
     if args.kb_action == "search":
         hits = [h.as_dict() for h in engine.search_hits(args.query, args.top_k)]
         if args.json:
@@ -118,13 +131,14 @@ def _review(engine: object, args: argparse.Namespace) -> int:
     return 0
 
 
-def _import(engine: object, name: str, settings: Settings, speech: bool = True) -> int:
+def _import(engine: object, name: str, settings: Settings, speech: bool = True,
+            generate: bool = False) -> int:
     from smartpbx_ari.ai.knowledge_io import import_file
     from smartpbx_ari.ai.rag import RAGEngine
 
     assert isinstance(engine, RAGEngine)
     path = demo_path() if name == "demo" else Path(name)
-    report = import_file(engine, path, progress=_progress)
+    report = import_file(engine, path, progress=_progress, generated=generate)
     print(f"\rkb: {path.name}: {report.summary()}", file=sys.stderr)
     for line, reason in report.skipped:
         print(f"  line {line}: {reason}", file=sys.stderr)

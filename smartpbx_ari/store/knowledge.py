@@ -16,6 +16,7 @@ from smartpbx_ari.store.models import Knowledge, KnowledgeSource, KnowledgeStatu
 
 MAX_QUESTION = 1000
 MAX_ALTERNATES = 50
+MAX_TITLE = 120
 ALT = "#alt"  # reserved in ids: an index names a phrasing <entry id>#alt<n>
 
 
@@ -32,27 +33,45 @@ def validate_question(question: str, field: str = "question") -> str:
     return text
 
 
-def validate_alternates(value: Any, question: str) -> list[str]:
-    """Other ways to ask: a list (or a ``|``-separated string, as in CSV) of questions."""
+def validate_alternates(value: Any, question: str, field: str = "alternates",
+                        known: tuple[str, ...] = ()) -> list[str]:
+    """Other ways to ask: a list (or a ``|``-separated string, as in CSV) of questions;
+    one equal to the question or to one of ``known`` is dropped."""
     if value is None or value == "":
         return []
     items = value.split("|") if isinstance(value, str) else value
     if not isinstance(items, list):
-        raise KnowledgeError("alternates: expected a list of questions")
+        raise KnowledgeError(f"{field}: expected a list of questions")
     out: list[str] = []
     for n, item in enumerate(items):
-        text = validate_question(str(item), f"alternates[{n}]")
-        if text != question and text not in out:
+        text = validate_question(str(item), f"{field}[{n}]")
+        if text != question and text not in out and text not in known:
             out.append(text)
     if len(out) > MAX_ALTERNATES:
-        raise KnowledgeError(f"alternates: {len(out)} questions, at most {MAX_ALTERNATES}")
+        raise KnowledgeError(f"{field}: {len(out)} questions, at most {MAX_ALTERNATES}")
     return out
 
 
+def validate_title(value: Any) -> str | None:
+    text = " ".join(str(value or "").split())
+    if len(text) > MAX_TITLE:
+        raise KnowledgeError(f"title: {len(text)} characters, at most {MAX_TITLE}")
+    return text or None
+
+
+def all_alternates(row: Knowledge) -> list[str]:
+    """The alternates people wrote, then the generated ones: every other phrasing."""
+    return [*(row.alternates or ()), *(row.generated or ())]
+
+
 def save_entry(db: Database, qa: dict[str, Any]) -> Knowledge:
-    """Insert or update (by ``id``) an entry from its fields, validated."""
+    """Insert or update (by ``id``) an entry from its fields, validated; on an update,
+    ``generated`` and ``title`` are kept unless given."""
     question = validate_question(str(qa.get("question", "")))
     alternates = validate_alternates(qa.get("alternates"), question)
+    generated = validate_alternates(qa.get("generated"), question, "generated",
+                                    tuple(alternates))
+    title = validate_title(qa.get("title"))
     if ALT in str(qa.get("id") or ""):
         raise KnowledgeError(f"id: must not contain {ALT!r}")
     answer = " ".join(str(qa.get("answer", "")).split())
@@ -62,6 +81,12 @@ def save_entry(db: Database, qa: dict[str, Any]) -> Knowledge:
         row = session.get(Knowledge, qa["id"]) if qa.get("id") else None
         row = row or Knowledge(id=qa.get("id") or None)
         row.question, row.alternates, row.answer = question, alternates, answer
+        # generated phrasings and the title stay as they are unless given (an update
+        # from an operator's approved question or a form without them keeps them)
+        if "generated" in qa or row.generated is None:
+            row.generated = generated
+        if "title" in qa:
+            row.title = title
         row.category = str(qa.get("category") or "general")
         row.language = str(qa.get("language") or "en")
         row.source = KnowledgeSource(qa.get("source") or KnowledgeSource.MANUAL)

@@ -55,6 +55,10 @@ class Knowledge(Base):
     question: Mapped[str] = mapped_column(Text)
     # other ways callers ask it: each is searched like the question itself
     alternates: Mapped[list[str] | None] = mapped_column(JSON)
+    # phrasings generated at import (searched like alternates; operators may remove them)
+    generated: Mapped[list[str] | None] = mapped_column(JSON)
+    # the short spoken title a clarifying question uses ("Do you mean <title>?")
+    title: Mapped[str | None] = mapped_column(String(200))
     answer: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(64), default="general")
     language: Mapped[str] = mapped_column(String(8), default="en")
@@ -68,7 +72,9 @@ class Knowledge(Base):
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "question": self.question,
-                "alternates": list(self.alternates or ()), "answer": self.answer,
+                "alternates": list(self.alternates or ()),
+                "generated": list(self.generated or ()), "title": self.title or "",
+                "answer": self.answer,
                 "category": self.category, "language": self.language,
                 "source": str(self.source), "status": str(self.status)}
 

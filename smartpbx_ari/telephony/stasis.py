@@ -66,6 +66,7 @@ class CallMedia:
     language: str = ""
     # set while an operator's phone is in the call: the AI listens (for the record) only
     operator: asyncio.Event = field(default_factory=asyncio.Event)
+    digits: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=8))
 
     async def recv(self) -> Pcm:
         return await self.receiver.recv()
@@ -176,6 +177,8 @@ class CallSession:
             self.app.publish(AlertRaised(call_id=self.call_id, alert_id=secrets.token_hex(8),
                                          reason="dtmf_0"))
             self.request_hand_off("caller pressed 0")
+        elif self.media is not None and not self.media.digits.full():
+            self.media.digits.put_nowait(digit)  # e.g. 1/2 answer a clarifying question
 
     def request_hand_off(self, reason: str) -> None:
         """Leave Stasis so the dialplan sends the caller on (the operators' queue)."""

@@ -61,17 +61,23 @@ async def login(request: web.Request) -> web.Response:
 
 
 # ---- knowledge --------------------------------------------------------------------
-KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "answer": str,
-                                     "category": str, "language": str}
+# "generated": the phrasings made at import (a list without some removes them);
+# "title": the short spoken title of clarifying questions
+KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "generated": list,
+                                     "answer": str, "category": str, "language": str,
+                                     "title": str}
+LISTS = ("alternates", "generated")
 
 
 def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {k: plain(v) for k, v in body.items() if k != "alternates"}
-    if "alternates" in body:
-        for n, item in enumerate(body["alternates"]):
+    out: dict[str, Any] = {k: plain(v) for k, v in body.items() if k not in LISTS}
+    for key in LISTS:
+        if key not in body:
+            continue
+        for n, item in enumerate(body[key]):
             if not isinstance(item, str):
-                raise web.HTTPBadRequest(text=f"alternates[{n}]: expected str")
-        out["alternates"] = [plain(item) for item in body["alternates"]]
+                raise web.HTTPBadRequest(text=f"{key}[{n}]: expected str")
+        out[key] = [plain(item) for item in body[key]]
     if ("question" in out or not partial) and len(out.get("question", "")) < MIN_QUESTION:
         raise web.HTTPBadRequest(text=f"question: at least {MIN_QUESTION} characters "
                                  "(markup removed)")

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from smartpbx_ari.ai.agent import HOLDING, SEPARATING_SIMILARITY, AIAgentService, calibrate
+from smartpbx_ari.ai.agent import HOLDING, AIAgentService
+from smartpbx_ari.ai.confidence import MIN_SPREAD
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.store.knowledge import KnowledgeError
@@ -59,6 +60,9 @@ async def test_instructions_in_a_question_change_no_rule(agent: AIAgentService,
     stored = {h.answer for h in engine.search_hits(query, top_k=len(engine))}
     if result["hitl_triggered"]:
         assert result["sources"] == []
+    elif "choices" in result:  # a clarifying question names stored entries only
+        assert result["sources"] == []
+        assert {c["id"] for c in result["choices"]} <= {r.id for r in engine.retriever.approved()}
     else:  # a stored policy at most, never a promise or a secret
         assert result["response"] in stored
     for leaked in ("1000", "password", "비밀번호", "admin"):
@@ -89,7 +93,7 @@ async def test_a_follow_up_is_read_with_the_previous_question(
     agent: AIAgentService, first: str, follow_up: str, expected: str
 ) -> None:
     alone = await ask(agent, follow_up, f"fresh-{expected}")
-    assert alone["hitl_triggered"]  # on its own the follow-up means nothing
+    assert not alone["sources"]  # on its own the follow-up is not answered (asked or handed)
     await ask(agent, first, f"call-{expected}")
     result = await ask(agent, follow_up, f"call-{expected}")
     assert result["sources"] == [expected] and not result["hitl_triggered"]
@@ -102,7 +106,26 @@ async def test_empty_and_oversized_queries_name_the_field(agent: AIAgentService)
         await ask(agent, "x" * 2000, "s6")
 
 
-def test_calibration_puts_the_separating_similarity_on_the_threshold() -> None:
-    assert calibrate(SEPARATING_SIMILARITY) == pytest.approx(0.6)
-    assert calibrate(0.0) < 0.6 < calibrate(SEPARATING_SIMILARITY + 0.05)
-    assert calibrate(0.9) == 1.0 and calibrate(-1.0) == 0.0
+def test_the_kb_profile_is_measured_from_its_own_entries(engine: RAGEngine) -> None:
+    profile = engine.retriever.profile()
+    assert profile.entries == len(engine)
+    assert 0.0 < profile.impostor < 1.0 and profile.spread >= MIN_SPREAD
+
+
+async def test_a_stored_question_is_answered_without_a_clarifying_question(
+        agent: AIAgentService, engine: RAGEngine) -> None:
+    for row in engine.retriever.approved():
+        result = await ask(agent, row.question, f"stored-{row.id}")
+        assert result["sources"] == [row.id] and "choices" not in result, row.question
+
+
+async def test_a_clarifying_question_is_answered_by_its_key(agent: AIAgentService) -> None:
+    """Whatever the models make of it: an offer's "1" answers the first choice."""
+    replies = {f"clarify-{q}": await ask(agent, q, f"clarify-{q}")
+               for q in ("refund or exchange?", "my parcel", "payment problem")}
+    offered = {s: r for s, r in replies.items() if "choices" in r}
+    assert offered, "none of the vague questions got a clarifying question"
+    for session, reply in offered.items():
+        assert not reply["hitl_triggered"] and reply["intent"] == "clarify"
+        chosen = await ask(agent, "1", session)
+        assert chosen["sources"] == [reply["choices"][0]["id"]]

@@ -141,6 +141,19 @@ async def test_knowledge_create_validate_strip_update_delete(
     status, changed = await call(http, "PUT", f"{url}/{xss['id']}", tok, json={
         "alternates": ["Do you <i>wrap</i> presents?<script>x()</script>"]})
     assert status == 200 and changed["alternates"] == ["Do you wrap presents?"]
+    # generated phrasings are shown apart and removable; the spoken title is editable
+    status, changed = await call(http, "PUT", f"{url}/{xss['id']}", tok, json={
+        "generated": ["gift wrapping", "Tell me about gift wrapping"], "title": "gift wrapping"})
+    assert status == 200 and changed["generated"] == ["gift wrapping",
+                                                      "Tell me about gift wrapping"]
+    assert changed["title"] == "gift wrapping"
+    assert changed["alternates"] == ["Do you wrap presents?"]  # people's alternates stay
+    status, changed = await call(http, "PUT", f"{url}/{xss['id']}", tok,
+                                 json={"generated": ["gift wrapping"]})
+    assert status == 200 and changed["generated"] == ["gift wrapping"]
+    assert changed["title"] == "gift wrapping"
+    status, body = await call(http, "PUT", f"{url}/{xss['id']}", tok, json={"generated": [1]})
+    assert (status, body["error"]["message"]) == (400, "generated[0]: expected str")
     status, body = await call(http, "POST", url, tok, data=b"{" + b"x" * 70_000)
     assert status == 413 and body["error"]["code"] == "too-large"
     status, body = await call(http, "POST", url, tok, data=b"{not json")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ class FakePort:
     codec: str = "ulaw"
     language: str = ""
     operator: asyncio.Event = field(default_factory=asyncio.Event)
+    digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     events: list[CallEvent] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -264,3 +266,28 @@ async def test_a_korean_call_without_a_korean_model_goes_to_the_operators() -> N
     assert [e.code for e in port.events if isinstance(e, StageFailed)] == ["stt-unavailable"]
     assert tts.streamed == [HOLDING["ko"]]  # told in Korean that a person will answer
     assert english.languages == []
+
+
+class EchoResponder:
+    """Answers what it was asked, so a test can see what a turn said."""
+
+    async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
+        return Reply(f"you said {text}", 0.9, "other")
+
+
+async def test_a_key_pressed_is_a_turn_of_its_digit() -> None:
+    """DTMF 1/2 answers a clarifying question: the digit reaches the responder as a turn,
+    with no STT (the fake has nothing to transcribe)."""
+    settings = load_settings(environ={})
+    engine = VoiceEngine(settings, FakeStt([]), FakeTts(), EchoResponder(),  # type: ignore[arg-type]
+                         greeting=TONE[:320], apology=TONE[:1600])
+    port = FakePort(collections.deque(), expect=1)
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
+    port.digits.put_nowait("2")
+    async with asyncio.timeout(10):
+        await port.done.wait()
+    talk.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await talk
+    said = [e for e in port.events if isinstance(e, Said)]
+    assert [s.text for s in said] == ["you said 2"] and said[0].question == "2"

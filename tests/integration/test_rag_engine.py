@@ -190,3 +190,47 @@ def test_the_stt_prompt_follows_the_knowledge_as_it_changes(engine: RAGEngine) -
     finally:
         engine.delete_sync("test-biasing")
     assert "gramophones" not in prompt("en")
+
+
+def test_import_gives_titles_and_marked_generated_phrasings(engine: RAGEngine,
+                                                            tmp_path: Path) -> None:
+    csv = tmp_path / "kb.csv"
+    csv.write_text("question,answer,category\n"
+                   "How do I order a gift voucher?,Vouchers are sold online.,payment\n",
+                   "utf-8")
+    try:
+        report = import_file(engine, csv, generated=True)
+        assert report.added == 1
+        knowledge_id = find_id(engine.db, "How do I order a gift voucher?") or ""
+        row = engine.retriever.entry(knowledge_id)
+        assert row is not None and row.title == "order a gift voucher"
+        assert row.generated and "I want to order a gift voucher" in row.generated
+        assert row.alternates == []  # people's alternates stay apart
+        assert engine.retriever.check_drift() == (set(), set())
+        engine.upsert_sync({"id": knowledge_id, "question": row.question,
+                            "answer": row.answer, "alternates": ["voucher for a friend?"]})
+        kept = engine.retriever.entry(knowledge_id)
+        assert kept is not None and kept.generated == row.generated  # an update keeps them
+        assert kept.title == row.title
+        engine.upsert_sync({**kept.as_dict(), "generated": []})  # removed in the console
+        gone = engine.retriever.entry(knowledge_id)
+        assert gone is not None and gone.generated == []
+        assert engine.retriever.check_drift() == (set(), set())
+    finally:
+        knowledge_id = find_id(engine.db, "How do I order a gift voucher?")
+        if knowledge_id:
+            engine.delete_sync(knowledge_id)
+
+
+def test_import_without_generation_adds_no_phrasings(engine: RAGEngine,
+                                                     tmp_path: Path) -> None:
+    csv = tmp_path / "kb.csv"
+    csv.write_text("question,answer\nHow do I book a fitting?,Book online.\n", "utf-8")
+    try:
+        import_file(engine, csv)
+        row = engine.retriever.entry(find_id(engine.db, "How do I book a fitting?") or "")
+        assert row is not None and row.generated == [] and row.title == "book a fitting"
+    finally:
+        knowledge_id = find_id(engine.db, "How do I book a fitting?")
+        if knowledge_id:
+            engine.delete_sync(knowledge_id)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from smartpbx_ari.ai.clarify import Choice
 from smartpbx_ari.ai.responder import Reply
 
 pytestmark = pytest.mark.unit
@@ -28,3 +29,14 @@ async def test_written_joins_the_speech() -> None:
     assert await plain.written() is plain
     written = await Reply("Refunds take five days.", 0.9, "refund", speech=speech()).written()
     assert written.text == "We refund. Within five days." and written.speech is None
+
+
+def test_a_clarifying_reply_carries_its_choices() -> None:
+    reply = Reply("Is it about A, or about B?", 0.4, "clarify",
+                  choices=(Choice("a-id", "A"), Choice("b-id", "B")))
+    assert reply.clarifying and not Reply("x", 0.9, "refund").clarifying
+    shown = reply.as_dict()
+    assert shown["clarifying"] is True and not shown["hitl_triggered"]
+    assert shown["choices"] == [{"key": "1", "id": "a-id", "title": "A"},
+                                {"key": "2", "id": "b-id", "title": "B"}]
+    assert "choices" not in Reply("x", 0.9, "refund").as_dict()

@@ -269,12 +269,39 @@ $("#kb-search").addEventListener("submit", async (event) => {
 });
 $("#kb-pending").addEventListener("click", () => listKnowledge("/api/v1/knowledge?status=pending&limit=50", true));
 
+// Phrasings generated at import: shown as such, each removable by an editor.
+function generatedPhrasings(entry, candidates) {
+  const generated = entry.generated || [];
+  if (!generated.length) return "";
+  const line = el("div", { class: "small generated" }, "generated: ");
+  for (const phrasing of generated) {
+    const chip = el("span", { class: "chip" }, phrasing);
+    if (!candidates && state.role !== "viewer") {
+      const remove = el("button", { type: "button", class: "remove", title: "remove this generated phrasing" }, "×");
+      remove.addEventListener("click", async () => {
+        try {
+          const kept = (entry.generated || []).filter((p) => p !== phrasing);
+          await api("PUT", `/api/v1/knowledge/${encodeURIComponent(entry.id)}`, { generated: kept });
+          entry.generated = kept;
+          chip.remove();
+          toast("Generated phrasing removed");
+        } catch (err) { toast(err.message, true); }
+      });
+      chip.append(remove);
+    }
+    line.append(chip, " ");
+  }
+  return line;
+}
+
 async function listKnowledge(path, candidates) {
   try {
     const data = await api("GET", path);
     $("#kb-results").replaceChildren(...data.data.map((entry) => {
       const also = (entry.alternates || []).length ? el("div", { class: "small" }, `also asked as: ${entry.alternates.join(" · ")}`) : "";
-      const item = el("li", { "data-knowledge-id": entry.id }, el("strong", {}, entry.question), also,
+      const title = entry.title ? el("div", { class: "small" }, `spoken title: ${entry.title}`) : "";
+      const item = el("li", { "data-knowledge-id": entry.id }, el("strong", {}, entry.question), title, also,
+        generatedPhrasings(entry, candidates),
         el("div", {}, entry.answer), el("div", { class: "small" }, `${entry.category || ""}` +
           (entry.similarity != null ? ` · similarity ${entry.similarity}` : "")));
       if (candidates && state.role !== "viewer") {

@@ -1,0 +1,120 @@
+"""The agent's decision with a fake retriever (the narrow seam): answer when sure, ask
+which entry is meant when plausible or when the best two are close, hand over below the
+floor; the caller's yes, 1/2 or no on the next turn."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from smartpbx_ari.ai.agent import HOLDING, AIAgentService, Session
+from smartpbx_ari.ai.confidence import KbProfile
+from smartpbx_ari.ai.retrieval import Hit
+from smartpbx_ari.config import AgentSettings
+
+pytestmark = pytest.mark.unit
+
+KB = KbProfile(0.45, 0.1, 30)
+ROWS = {"close": SimpleNamespace(id="close", answer="Call us to close it.", category="accounts",
+                                 title="close your account", question="How do I close it?"),
+        "type": SimpleNamespace(id="type", answer="Switch types in the app.", category="accounts",
+                                title="", question="How do I change my account type?")}
+
+
+class FakeRetriever:
+    def __init__(self, results: dict[str, list[tuple[str, float]]]) -> None:
+        self.results = results
+        self.lexicon: dict[str, list[str]] = {}
+
+    def search(self, text: str, top_k: int = 5, language: str = "") -> list[Hit]:
+        return [Hit(i, ROWS[i].question, ROWS[i].answer, ROWS[i].category, s, s, s)
+                for i, s in self.results.get(text, [])][:top_k]
+
+    def entry(self, knowledge_id: str) -> Any:
+        return ROWS.get(knowledge_id)
+
+    def profile(self) -> KbProfile:
+        return KB
+
+
+def agent(results: dict[str, list[tuple[str, float]]]) -> AIAgentService:
+    rag: Any = SimpleNamespace(retriever=FakeRetriever(results))
+    return AIAgentService(rag, AgentSettings(), intents={"other": ["hello"]})
+
+
+SURE = [("close", 0.75), ("type", 0.40)]
+PLAUSIBLE = [("close", 0.40), ("type", 0.28)]  # below 0.6, the second far behind
+NEAR = [("close", 0.45), ("type", 0.40)]  # below 0.6, the second near
+CLOSE = [("close", 0.70), ("type", 0.68)]
+FAINT = [("close", 0.20), ("type", 0.18)]
+
+
+def test_a_sure_best_entry_is_answered() -> None:
+    reply = agent({"q": SURE}).answer("q", "s")
+    assert reply.sources == ("close",) and not reply.clarifying and reply.confidence >= 0.6
+
+
+def test_a_plausible_entry_is_offered_by_its_title_and_yes_answers_it() -> None:
+    bot = agent({"q": PLAUSIBLE})
+    reply = bot.answer("q", "s")
+    assert reply.clarifying and reply.text.startswith("Do you mean close your account?")
+    assert reply.as_dict()["choices"] == [{"key": "1", "id": "close",
+                                           "title": "close your account"}]
+    assert not reply.hitl and reply.confidence < 0.6
+    answered = bot.answer("yes", "s")
+    assert answered.sources == ("close",) and answered.text == "Call us to close it."
+
+
+def test_two_close_entries_are_offered_as_a_choice_even_when_sure() -> None:
+    bot = agent({"q": CLOSE})
+    reply = bot.answer("q", "s")
+    assert [c.id for c in reply.choices] == ["close", "type"]
+    assert "change your account type" in reply.text  # no title stored: made from the question
+    assert bot.answer("2", "s").sources == ("type",)  # DTMF 2 arrives as "2"
+
+
+def test_below_the_threshold_a_near_second_is_offered_too() -> None:
+    bot = agent({"q": NEAR})
+    reply = bot.answer("q", "s")
+    assert [c.id for c in reply.choices] == ["close", "type"] and reply.confidence < 0.6
+    assert bot.answer("the first one", "s").sources == ("close",)
+
+
+def test_no_asks_once_to_rephrase_then_hands_over() -> None:
+    bot = agent({"q": PLAUSIBLE, "again": PLAUSIBLE})
+    bot.answer("q", "s")
+    rephrase = bot.answer("no", "s")
+    assert not rephrase.hitl and not rephrase.sources and "other words" in rephrase.text
+    handed = bot.answer("again", "s")  # still unsure: no second offer
+    assert handed.hitl and handed.text == HOLDING["en"]
+
+
+def test_a_new_question_instead_of_an_answer_is_answered_as_one() -> None:
+    bot = agent({"q": PLAUSIBLE, "what about changing the account type instead": SURE})
+    bot.answer("q", "s")
+    reply = bot.answer("what about changing the account type instead", "s")
+    assert reply.sources == ("close",) and not reply.clarifying
+
+
+def test_below_the_floor_nothing_is_offered() -> None:
+    reply = agent({"q": FAINT}).answer("q", "s")
+    assert reply.hitl and not reply.clarifying
+
+
+def test_a_korean_call_is_asked_in_korean() -> None:
+    reply = agent({"q": PLAUSIBLE}).answer("q", "s", language="ko")
+    assert reply.clarifying and "네 또는 아니요" in reply.text
+
+
+def test_a_waiting_clarifying_question_survives_as_plain_data() -> None:
+    """`smartpbx ask --session` runs one process per turn: the offer is saved and restored."""
+    first = agent({"q": PLAUSIBLE})
+    first.answer("q", "s")
+    saved = json.loads(json.dumps(first.sessions["s"].as_dict()))
+    second = agent({})
+    second.sessions["s"] = Session.from_dict(saved)
+    assert second.answer("yes", "s").sources == ("close",)
+    assert [t.question for t in second.sessions["s"].turns] == ["q", "yes"]
