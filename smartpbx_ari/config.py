@@ -175,12 +175,18 @@ class AgentSettings:
     # below min_confidence the caller hears a holding phrase while operators are alerted;
     # an operator's typed answer within this time is spoken, else the call goes to the queue
     hitl_wait_s: float = 25.0
+    # while waiting, the caller hears music ("" = the PBX's default class; missing: a chime)
+    # and, every hold_update_s, that they may ask for a person
+    hold_music: str = ""
+    hold_update_s: float = 10.0
     apology: str = "Sorry, I had a problem there. Could you say that again?"
     apology_ko: str = "죄송합니다, 잘 듣지 못했습니다. 다시 한 번 말씀해 주시겠어요?"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError("agent.min_confidence: must be between 0 and 1")
+        if not 2.0 <= self.hold_update_s <= 60.0:
+            raise ConfigError("agent.hold_update_s: must be between 2 and 60 seconds")
 
 
 @dataclass(frozen=True)

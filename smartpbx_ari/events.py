@@ -26,6 +26,7 @@ class EventKind(StrEnum):
     ERROR = "error"
     HITL_ALERT = "hitl_alert"
     ALERT_UPDATE = "alert_update"
+    ALERT_HEARD = "alert_heard"
     TAKEN_OVER = "taken_over"
     HANDED_BACK = "handed_back"
     TAKEOVER_FAILED = "takeover_failed"
@@ -129,6 +130,16 @@ class AlertUpdated(CallEvent):
     status: str  # accepted | answered | taken_over | closed
     user: str = ""
     text: str | None = None  # an operator's typed answer
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertHeard(CallEvent):
+    """A caller on hold said more: the operators see it in the alert as it comes."""
+
+    kind = EventKind.ALERT_HEARD
+    alert_id: str
+    text: str
+    answer: str = ""  # what the AI answered; "": unsure, added to the alert
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from smartpbx_ari.ai.agent import HOLDING
 from smartpbx_ari.ai.language import base_language
@@ -34,12 +35,15 @@ from smartpbx_ari.call.ear import (
     TurnResumed,
 )
 from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.hitl import Alert, HitlDesk
+from smartpbx_ari.call.hold import ADDED, CONNECTING, UPDATE, comfort
 from smartpbx_ari.call.mouth import Mouth
 from smartpbx_ari.call.ports import CallPort
 from smartpbx_ari.events import BargedIn, Heard, Said, StageFailed
 from smartpbx_ari.media import codecs
 
 log = logging.getLogger(__name__)
+RESUME_S = 2.0  # music stopped for the caller's voice comes back after this if no turn came
 
 
 @dataclass
@@ -90,42 +94,55 @@ class VoiceConversation:
 
     async def _answer(self, port: CallPort, mouth: Mouth, utterance: Utterance) -> str:
         """One turn; returns why the call must go to the operators, or ""."""
+        transcript = await self._heard(port, mouth, utterance, apologize=True)
+        if transcript is None:
+            return ""
+        reply = await self.engine.responder.respond(transcript.text, port.call_id,
+                                                    port.language)
+        self._said(port, reply, transcript.text)
+        if not reply.hitl:
+            await mouth.play(self._synth(port, reply.text, reply.speech))
+            return ""
+        return await self._ask_a_human(port, mouth, transcript.text, reply)
+
+    async def _heard(self, port: CallPort, mouth: Mouth, utterance: Utterance,
+                     apologize: bool) -> Transcript | None:
+        """The turn's transcript, on the record; None: nothing for the AI to answer."""
         try:
             transcript = await utterance.transcript
         except SttError as err:
-            if utterance.moot:
-                return ""
-            port.publish(StageFailed(call_id=port.call_id, code=err.code, message=str(err)))
-            await mouth.play(_once(self.engine.apology_for(port.language)))
-            return ""
+            if not utterance.moot:
+                port.publish(StageFailed(call_id=port.call_id, code=err.code,
+                                         message=str(err)))
+                if apologize:
+                    await mouth.play(_once(self.engine.apology_for(port.language)))
+            return None
         if utterance.moot or not transcript.text:  # moot: the next turn holds it whole
-            return ""
+            return None
         utterance.begun = True
         confidence = round(transcript.confidence, 3)
         if utterance.overheard or port.operator.is_set():  # an operator's call: record only
             port.publish(Heard(call_id=port.call_id, text=transcript.text, speaker="call",
                                confidence=confidence))
-            return ""
+            return None
         waited = time.monotonic() - utterance.ended_at
         ended = time.time() - waited  # wall clock, for the record
         port.publish(Heard(call_id=port.call_id, text=transcript.text, confidence=confidence,
                            stt_ms=round(transcript.decode_s * 1000),
                            wait_ms=round(waited * 1000),
                            start=round(ended - transcript.audio_s, 3), end=round(ended, 3)))
-        reply = await self.engine.responder.respond(transcript.text, port.call_id,
-                                                    port.language)
-        port.publish(Said(call_id=port.call_id, text=reply.text, intent=reply.intent,
+        return transcript
+
+    @staticmethod
+    def _said(port: CallPort, reply: Reply, question: str, text: str = "") -> None:
+        port.publish(Said(call_id=port.call_id, text=text or reply.text, intent=reply.intent,
                           confidence=round(reply.confidence, 3), hitl=reply.hitl,
-                          phrased=reply.speech is not None, question=transcript.text))
-        if not reply.hitl:
-            await mouth.play(self._synth(port, reply.text, reply.speech))
-            return ""
-        return await self._ask_a_human(port, mouth, transcript.text, reply)
+                          phrased=reply.speech is not None, question=question))
 
     async def _ask_a_human(self, port: CallPort, mouth: Mouth, question: str,
                            reply: Reply) -> str:
         """Alert the operators; a caller who asked for a person goes to the queue, an
-        unsure answer waits (holding phrase) for an operator's typed one."""
+        unsure answer puts the caller on a live hold for an operator's typed one."""
         desk = self.engine.desk
         person = reply.intent == "human_request"
         alert = desk.raise_alert(port.call_id, "human_request" if person else
@@ -136,13 +153,84 @@ class VoiceConversation:
             return "caller asked for a person"
         if desk is None or alert is None:
             return "no confident answer"
-        answer = await desk.wait_answer(alert, self.engine.settings.agent.hitl_wait_s)
+        return await self._hold(port, mouth, desk, alert, reply.intent)
+
+    async def _hold(self, port: CallPort, mouth: Mouth, desk: HitlDesk, alert: Alert,
+                    intent: str) -> str:
+        """Until an operator answers, takes over or the wait runs out: music and updates,
+        and the caller's turns still answered (a person asked for: the queue at once; an
+        answerable question: answered; an unsure one: added to the alert)."""
+        agent = self.engine.settings.agent
+        answer = asyncio.ensure_future(desk.wait_answer(alert, agent.hitl_wait_s))
+        turn: asyncio.Future[Utterance] | None = None
+        try:
+            while True:
+                music = asyncio.ensure_future(mouth.play(self._comfort(port)))
+                turn = turn or asyncio.ensure_future(self.turns.get())
+                either: set[asyncio.Future[Any]] = {answer, turn}
+                await asyncio.wait(either | {music}, return_when=asyncio.FIRST_COMPLETED)
+                if music.done() and not (answer.done() or turn.done()):
+                    # the caller spoke over the music: their turn, or the music again soon
+                    await asyncio.wait(either, timeout=RESUME_S,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                mouth.player.stop()
+                await music
+                if answer.done():
+                    if turn.done():  # said as the answer came: the next turn
+                        self._queue(turn.result())
+                    return await self._operator_answered(port, mouth, alert, intent,
+                                                         answer.result())
+                if turn.done():
+                    utterance, turn = turn.result(), None
+                    why = await self._held_turn(port, mouth, desk, alert, utterance)
+                    if why:
+                        return why
+        finally:
+            for task in (answer, turn):
+                if task is not None:
+                    task.cancel()
+
+    async def _comfort(self, port: CallPort) -> AsyncIterator[Pcm]:
+        language = base_language(port.language)
+        update = UPDATE.get(language, UPDATE["en"])
+        async for pcm in comfort(self.engine.hold_music, self.engine.settings.agent.hold_update_s,
+                                 lambda: self._synth(port, update)):
+            yield pcm
+
+    async def _held_turn(self, port: CallPort, mouth: Mouth, desk: HitlDesk, alert: Alert,
+                         utterance: Utterance) -> str:
+        """A turn of a caller on hold; returns why the call must go to the queue, or ""."""
+        transcript = await self._heard(port, mouth, utterance, apologize=False)
+        if transcript is None:
+            return ""
+        question = transcript.text
+        reply = await self.engine.responder.respond(question, port.call_id, port.language)
+        if reply.intent == "human_request":
+            desk.heard_on_hold(alert, question, "")
+            self._said(port, reply, question)
+            return "caller asked for a person"  # at once: the queue says what comes next
+        if reply.hitl:  # unsure again: the operator gets this question too
+            said = ADDED.get(base_language(port.language), ADDED["en"])
+            desk.heard_on_hold(alert, question, "")
+            self._said(port, reply, question, said)
+            await mouth.play(self._synth(port, said))
+            return ""
+        desk.heard_on_hold(alert, question, reply.text)
+        self._said(port, reply, question)
+        await mouth.play(self._synth(port, reply.text, reply.speech))
+        return ""
+
+    async def _operator_answered(self, port: CallPort, mouth: Mouth, alert: Alert,
+                                 intent: str, answer: str | None) -> str:
         if answer is None:
+            language = base_language(port.language)
+            await mouth.play(self._synth(port, CONNECTING.get(language, CONNECTING["en"])))
             return "no operator answered in time"
         if not answer:  # taken over: the operator talks to the caller themselves
             return ""
         port.publish(Said(call_id=port.call_id, text=answer, speaker="operator",
-                          operator=alert.accepted_by, intent=reply.intent, question=question))
+                          operator=alert.accepted_by, intent=intent,
+                          question=alert.question))
         await mouth.play(self._synth(port, answer))
         return ""
 

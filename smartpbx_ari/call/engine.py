@@ -19,6 +19,7 @@ from smartpbx_ari.ai.stt import SpeechToText, korean_ears
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.call.ear import RATE, Pcm
 from smartpbx_ari.call.hitl import HitlDesk
+from smartpbx_ari.call.hold import chime, load_music
 from smartpbx_ari.config import Settings, TurnSettings
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.media.smart_turn import SmartTurn, model_file
@@ -73,6 +74,7 @@ class VoiceEngine:
     apologies: dict[str, Pcm] = field(default_factory=dict)
     stt_ko: SpeechToText | None = None  # Korean calls' multilingual model; None: not heard
     turn_model: SmartTurn | None = None  # None: turns end on the silence timer
+    hold_music: Pcm = field(default_factory=chime)  # what a caller on hold hears
     _turn_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="turn"))
 
@@ -120,4 +122,4 @@ class VoiceEngine:
         return cls(settings, stt, tts, responder, greeting, apology, desk,
                    {"ko": await tts.synthesize(settings.agent.greeting_ko, korean)},
                    {"ko": await tts.synthesize(settings.agent.apology_ko, korean)},
-                   stt_ko, turn_model)
+                   stt_ko, turn_model, load_music(settings.agent.hold_music))

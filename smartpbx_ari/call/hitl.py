@@ -18,7 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smartpbx_ari.errors import UserFacingError
-from smartpbx_ari.events import AlertRaised, AlertUpdated, CallEnded, CallEvent, HandedOff
+from smartpbx_ari.events import (
+    AlertHeard,
+    AlertRaised,
+    AlertUpdated,
+    CallEnded,
+    CallEvent,
+    HandedOff,
+)
 
 MAX_ANSWER = 1000
 KEEP_S = 3600.0  # finished alerts stay live this long
@@ -39,16 +46,19 @@ class Alert:
     reason: str
     question: str = ""
     confidence: float | None = None
-    status: str = "open"  # open | accepted | answered | taken_over | closed
+    status: str = "open"  # open | accepted | answered | taken_over | closed | abandoned
     accepted_by: str = ""
     created: float = field(default_factory=time.time)
     waiting: bool = False  # the caller is on hold for a typed answer
+    # what the caller said on hold meanwhile: (words, the AI's answer or "" if unsure)
+    heard: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {"alert_id": self.id, "call_id": self.call_id, "reason": self.reason,
                 "question": self.question, "confidence": self.confidence,
                 "status": self.status, "accepted_by": self.accepted_by,
-                "created": self.created, "waiting": self.waiting}
+                "created": self.created, "waiting": self.waiting,
+                "heard": [{"text": text, "answer": answer} for text, answer in self.heard]}
 
 
 class HitlDesk:
@@ -86,6 +96,12 @@ class HitlDesk:
             if alert.status in ("open", "accepted"):
                 alert.waiting = False
 
+    def heard_on_hold(self, alert: Alert, text: str, answer: str) -> None:
+        """The caller on hold said ``text``; ``answer``: the AI's ("": added, unsure)."""
+        alert.heard.append((text, answer))
+        self.publish(AlertHeard(call_id=alert.call_id, alert_id=alert.id, text=text,
+                                answer=answer))
+
     def observe(self, event: CallEvent) -> None:
         """Follow the call events (a sink of the Stasis app)."""
         match event:
@@ -94,11 +110,13 @@ class HitlDesk:
                     event.alert_id, event.call_id, event.reason, event.question,
                     event.confidence, waiting=event.waiting, created=event.at)
             case HandedOff() | CallEnded():
+                held = {a.id for a in self.for_call(event.call_id) if a.waiting}
                 self._stop_waiting(event.call_id)
                 if isinstance(event, CallEnded):
                     for alert in self.for_call(event.call_id):
-                        if alert.status in ("open", "accepted"):
-                            self._update(alert, "closed", alert.accepted_by or "")
+                        if alert.status in ("open", "accepted"):  # hung up on hold: abandoned
+                            self._update(alert, "abandoned" if alert.id in held else "closed",
+                                         alert.accepted_by or "")
                     self._prune(event.at - KEEP_S)
 
     def _stop_waiting(self, call_id: str) -> None:
@@ -112,7 +130,7 @@ class HitlDesk:
     def _prune(self, before: float) -> None:
         """Forget finished alerts older than ``before`` (the database keeps them)."""
         for alert_id in [a.id for a in self.alerts.values()
-                         if a.status in ("answered", "taken_over", "closed")
+                         if a.status in ("answered", "taken_over", "closed", "abandoned")
                          and a.created < before]:
             del self.alerts[alert_id]
 

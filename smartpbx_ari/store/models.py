@@ -104,6 +104,7 @@ class AlertStatus(enum.StrEnum):
     ANSWERED = "answered"
     TAKEN_OVER = "taken_over"
     CLOSED = "closed"
+    ABANDONED = "abandoned"  # the caller hung up while on hold for it
 
 
 class RuleKind(enum.StrEnum):

@@ -245,7 +245,7 @@ class CallRecorder:
                 alert.status, alert.accepted_by = d["status"], d["user"] or alert.accepted_by
                 alert.answer = d["answer"] or alert.answer
                 if d["status"] in (AlertStatus.ANSWERED, AlertStatus.TAKEN_OVER,
-                                   AlertStatus.CLOSED):
+                                   AlertStatus.CLOSED, AlertStatus.ABANDONED):
                     alert.resolved_at = _at(record.at)
             return
         call = session.get(Call, record.call_id)

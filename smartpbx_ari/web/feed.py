@@ -1,7 +1,7 @@
 """Live events to the operators' WebSockets: the seed's ConnectionManager and a feed that
 numbers every message, keeps the last ones for replay after a reconnect, and turns call
 events into console messages (call_started, transcript, hitl_alert, alert_update,
-call_ended, queue, presence)."""
+alert_heard, call_ended, queue, presence)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from smartpbx_ari.events import (
+    AlertHeard,
     AlertRaised,
     AlertUpdated,
     CallEnded,
@@ -101,6 +102,9 @@ def message_for(event: CallEvent) -> dict[str, Any] | None:
         case AlertUpdated():
             return {"type": "alert_update", **base, "alert_id": event.alert_id,
                     "status": event.status, "user": event.user}
+        case AlertHeard():
+            return {"type": "alert_heard", **base, "alert_id": event.alert_id,
+                    "text": event.text, "answer": event.answer}
         case OperatorLeg():
             return {"type": event.kind.value, **base, "endpoint": event.endpoint}
         case QueueChanged():
@@ -122,7 +126,11 @@ class AlertMirror:
                 "alert_id": alert_id, "call_id": message.get("call_id", ""),
                 "reason": message.get("reason", ""), "question": message.get("question", ""),
                 "confidence": message.get("confidence"), "status": "open", "accepted_by": "",
-                "created": message.get("at"), "waiting": bool(message.get("waiting"))}
+                "created": message.get("at"), "waiting": bool(message.get("waiting")),
+                "heard": []}
+        elif kind == "alert_heard" and alert_id in self.alerts:
+            self.alerts[alert_id]["heard"].append({"text": message.get("text", ""),
+                                                   "answer": message.get("answer", "")})
         elif kind == "alert_update" and alert_id in self.alerts:
             if message.get("status") == "accepted":
                 self.alerts[alert_id].update(status="accepted", accepted_by=message.get("user"))

@@ -13,8 +13,16 @@ import aiohttp
 import pytest
 
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
-from smartpbx_ari.events import CallEnded, CallStarted, Heard
+from smartpbx_ari.events import (
+    AlertRaised,
+    AlertUpdated,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    Heard,
+)
 from smartpbx_ari.web.feed import AlertMirror, ConnectionManager
 from smartpbx_ari.web.relay import PgRelay
 from tests.fixtures.postgres import LocalPostgres
@@ -228,3 +236,44 @@ def test_other_nodes_alerts_follow_their_feed() -> None:
     mirror.follow({"type": "alert_update", "alert_id": "a0", "status": "answered",
                    "user": "otto"})
     assert [a["alert_id"] for a in mirror.open_alerts()] == ["a1"]
+
+
+async def test_what_a_caller_on_hold_says_reaches_the_alert_live(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    otto = await token(web, http, "otto")
+    async with http.ws_connect(ws_url(web, "op001", otto)) as ws:
+        await next_of(ws, "hello")
+        desk = web.context.desk
+        alert = desk.raise_alert("c-hold", "low_confidence", "Gift cards?", 0.3, waiting=True)
+        await next_of(ws, "hitl_alert")
+        desk.heard_on_hold(alert, "How do I get a refund?", "Within five days.")
+        desk.heard_on_hold(alert, "Do you wrap presents?", "")
+        first, second = await next_of(ws, "alert_heard"), await next_of(ws, "alert_heard")
+        assert (first["alert_id"], first["text"], first["answer"]) == (
+            alert.id, "How do I get a refund?", "Within five days.")
+        assert (second["text"], second["answer"]) == ("Do you wrap presents?", "")
+        assert desk.get(alert.id).as_dict()["heard"] == [
+            {"text": "How do I get a refund?", "answer": "Within five days."},
+            {"text": "Do you wrap presents?", "answer": ""}]
+        # the caller hangs up on hold: abandoned, not merely closed
+        web.publish(CallEnded(call_id="c-hold", reason="caller hung up"))
+        update = await next_of(ws, "alert_update")
+        assert (update["alert_id"], update["status"]) == (alert.id, "abandoned")
+
+
+def test_a_caller_who_was_not_waiting_leaves_a_closed_alert() -> None:
+    updates: list[CallEvent] = []
+    desk = HitlDesk(updates.append)
+    desk.observe(AlertRaised(call_id="c9", alert_id="a9", reason="dtmf_0"))
+    desk.observe(CallEnded(call_id="c9", reason="caller hung up"))
+    assert [(u.alert_id, u.status) for u in updates if isinstance(u, AlertUpdated)] == [
+        ("a9", "closed")]
+
+
+def test_other_nodes_see_what_a_caller_on_hold_said() -> None:
+    mirror = AlertMirror()
+    mirror.follow({"type": "hitl_alert", "call_id": "c1", "alert_id": "a1",
+                   "question": "Gift cards?", "waiting": True, "at": 1.0})
+    mirror.follow({"type": "alert_heard", "alert_id": "a1", "text": "Refunds?",
+                   "answer": "Five days."})
+    assert mirror.open_alerts()[0]["heard"] == [{"text": "Refunds?", "answer": "Five days."}]

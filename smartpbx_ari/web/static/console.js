@@ -120,6 +120,12 @@ function handle(message) {
       if (alert) upsertAlert({ ...alert, status: message.status, accepted_by: message.user });
       break;
     }
+    case "alert_heard": {
+      const alert = state.alerts.get(message.alert_id);
+      const heard = { text: message.text, answer: message.answer };
+      if (alert) upsertAlert({ ...alert, heard: [...(alert.heard || []), heard] });
+      break;
+    }
     case "call_started": callBox(message.call_id, message.caller); break;
     case "transcript": addLine(message.call_id, message.speaker, message.text); break;
     case "call_ended": endCall(message.call_id, message.status, message.reason); break;
@@ -150,7 +156,9 @@ function upsertAlert(alert) {
     el("div", {}, el("strong", {}, alert.question || `(${alert.reason})`)),
     el("div", { class: "meta" }, `${alert.reason}` +
       (alert.confidence != null ? ` · confidence ${alert.confidence}` : "") +
-      ` · call ${alert.call_id}` + (alert.accepted_by ? ` · taken by ${alert.accepted_by}` : "")));
+      ` · call ${alert.call_id}` + (alert.accepted_by ? ` · taken by ${alert.accepted_by}` : "")),
+    el("ul", { class: "heard" }, ...(alert.heard || []).map((h) => el("li", {}, `“${h.text}”`,
+      el("span", { class: "small" }, h.answer ? ` · answered: ${h.answer}` : " · unsure: for you")))));
   if (!taken && state.role !== "viewer") {
     const accept = el("button", { class: "accept", type: "button", disabled: mine }, mine ? "Yours" : "Accept");
     accept.addEventListener("click", () => act(alert, "accept"));
