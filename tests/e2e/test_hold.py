@@ -1,0 +1,85 @@
+"""The live hold through the real Asterisk: an unsure question puts the caller on hold with
+an operator alerted (the real HITL desk); the caller hears music and updates, never a long
+silence, and asking for a person on hold goes to the operators' queue at once, not when
+the wait runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.hitl import HitlDesk
+from smartpbx_ari.config import Settings
+from smartpbx_ari.events import AlertHeard, AlertRaised, HandedOff
+from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.pbx import LocalPbx
+from smartpbx_ari.telephony.stasis import StasisApp
+from tests.e2e.conftest import Controller
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
+AUDIBLE_RMS = 100.0  # about -50 dBFS: quieter than this is silence to the caller
+HELD_S = 12.0  # past the first spoken update (agent.hold_update_s = 10)
+
+
+@pytest.fixture
+async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: RAGEngine
+                     ) -> AsyncIterator[Controller]:
+    """The e2e controller with the HITL desk, as ``smartpbx serve`` wires it."""
+    desk = HitlDesk(lambda event: None)
+    voice = await VoiceEngine.load(settings, AIAgentService(engine, settings.agent), desk)
+    app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
+                    sinks=[desk.observe])
+    desk.publish = app.publish
+    events = app.events.subscribe()
+    runner = asyncio.create_task(app.run())
+    await asyncio.wait_for(ari.connected.wait(), 10)
+    try:
+        yield Controller(app, events, voice)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        voice.stt.close()
+
+
+def longest_silence_s(frames: list[tuple[float, np.ndarray]], since: float,
+                      until: float) -> float:
+    """The longest the caller heard nothing audible between two monotonic times."""
+    audible = [at for at, pcm in frames if since <= at <= until
+               and np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) >= AUDIBLE_RMS]
+    edges = [since, *audible, until]
+    return max(b - a for a, b in itertools.pairwise(edges))
+
+
+async def test_a_caller_on_hold_hears_music_and_asking_for_a_person_goes_to_the_queue(
+    controller: Controller, caller: SyntheticCaller, dial: Dial
+) -> None:
+    async with caller.dial(dial) as line:
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+        await line.say("What will the weather be like in Paris tomorrow?")  # nothing offered
+        alert = await controller.until(AlertRaised, 20)
+        assert alert.waiting and alert.reason == "low_confidence"
+        held_from = time.monotonic()
+        await asyncio.sleep(HELD_S)
+        frames = list(line.call.rtp.received)
+        silence = longest_silence_s(frames, held_from, time.monotonic())
+        assert silence <= 5.0, f"the caller on hold heard {silence:.1f} s of silence"
+        said_at = await line.say("I want to talk to a person please.")
+        said_wall = time.time() - (time.monotonic() - said_at)
+        heard = await controller.until(AlertHeard, 10)
+        assert heard.alert_id == alert.alert_id and "person" in heard.text.lower()
+        handed = await controller.until(HandedOff, 10)
+        assert handed.reason == "caller asked for a person"
+        acted_s = handed.at - said_wall
+        assert acted_s < 5.0, acted_s  # at once, not when the 25 s wait runs out
