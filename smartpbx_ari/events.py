@@ -121,6 +121,7 @@ class AlertRaised(CallEvent):
     question: str = ""
     confidence: float | None = None
     waiting: bool = False  # the caller holds for a typed answer
+    summary: str = ""  # the warm hand-over's (call/summary.py)
 
 
 @dataclass(frozen=True, kw_only=True)

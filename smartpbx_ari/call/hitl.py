@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from smartpbx_ari.call.summary import CallNotes
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.events import (
     AlertHeard,
@@ -52,12 +53,13 @@ class Alert:
     waiting: bool = False  # the caller is on hold for a typed answer
     # what the caller said on hold meanwhile: (words, the AI's answer or "" if unsure)
     heard: list[tuple[str, str]] = field(default_factory=list)
+    summary: str = ""  # the warm hand-over's: who, what was asked and answered, why
 
     def as_dict(self) -> dict[str, object]:
         return {"alert_id": self.id, "call_id": self.call_id, "reason": self.reason,
                 "question": self.question, "confidence": self.confidence,
                 "status": self.status, "accepted_by": self.accepted_by,
-                "created": self.created, "waiting": self.waiting,
+                "created": self.created, "waiting": self.waiting, "summary": self.summary,
                 "heard": [{"text": text, "answer": answer} for text, answer in self.heard]}
 
 
@@ -66,18 +68,20 @@ class HitlDesk:
         self.publish = publish
         self.alerts: dict[str, Alert] = {}
         self._answers: dict[str, asyncio.Future[str]] = {}
+        self.notes = CallNotes()
 
     # ---- the call side --------------------------------------------------------------
     def raise_alert(self, call_id: str, reason: str, question: str = "",
                     confidence: float | None = None, waiting: bool = False) -> Alert:
         alert = Alert(secrets.token_hex(8), call_id, reason, question, confidence,
-                      waiting=waiting)
+                      waiting=waiting,
+                      summary=self.notes.summary(call_id, reason, confidence))
         self.alerts[alert.id] = alert
         if waiting:  # an answer may come while the holding phrase still plays
             self._answers[alert.id] = asyncio.get_running_loop().create_future()
         self.publish(AlertRaised(call_id=call_id, at=alert.created, alert_id=alert.id,
                                  reason=reason, question=question, confidence=confidence,
-                                 waiting=waiting))
+                                 waiting=waiting, summary=alert.summary))
         return alert
 
     async def wait_answer(self, alert: Alert, timeout: float) -> str | None:
@@ -104,11 +108,14 @@ class HitlDesk:
 
     def observe(self, event: CallEvent) -> None:
         """Follow the call events (a sink of the Stasis app)."""
+        self.notes.observe(event)
         match event:
             case AlertRaised() if event.alert_id not in self.alerts:
                 self.alerts[event.alert_id] = Alert(
                     event.alert_id, event.call_id, event.reason, event.question,
-                    event.confidence, waiting=event.waiting, created=event.at)
+                    event.confidence, waiting=event.waiting, created=event.at,
+                    summary=event.summary or self.notes.summary(
+                        event.call_id, event.reason, event.confidence))
             case HandedOff() | CallEnded():
                 held = {a.id for a in self.for_call(event.call_id) if a.waiting}
                 self._stop_waiting(event.call_id)

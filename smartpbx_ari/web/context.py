@@ -56,6 +56,11 @@ class WebContext:
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.web.login_attempts_per_minute)
+        self.feed.summary_of = self._summary_of
+
+    def _summary_of(self, alert_id: str) -> str:
+        alert = self.desk.alerts.get(alert_id)
+        return alert.summary if alert is not None else ""
 
     def audit(self, claims: Claims, action: str, call_id: str = "", alert_key: str = "",
               **detail: object) -> None:

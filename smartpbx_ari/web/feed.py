@@ -98,7 +98,8 @@ def message_for(event: CallEvent) -> dict[str, Any] | None:
         case AlertRaised():
             return {"type": "hitl_alert", **base, "alert_id": event.alert_id,
                     "reason": event.reason, "question": event.question,
-                    "confidence": event.confidence, "waiting": event.waiting}
+                    "confidence": event.confidence, "waiting": event.waiting,
+                    "summary": event.summary}
         case AlertUpdated():
             return {"type": "alert_update", **base, "alert_id": event.alert_id,
                     "status": event.status, "user": event.user}
@@ -127,7 +128,7 @@ class AlertMirror:
                 "reason": message.get("reason", ""), "question": message.get("question", ""),
                 "confidence": message.get("confidence"), "status": "open", "accepted_by": "",
                 "created": message.get("at"), "waiting": bool(message.get("waiting")),
-                "heard": []}
+                "summary": message.get("summary", ""), "heard": []}
         elif kind == "alert_heard" and alert_id in self.alerts:
             self.alerts[alert_id]["heard"].append({"text": message.get("text", ""),
                                                    "answer": message.get("answer", "")})
@@ -160,6 +161,8 @@ class EventFeed:
         # actions asked of, or answered by, another process (web/actions.py): not events
         self.requests: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.others = AlertMirror()  # other processes' live alerts
+        # an alert's summary, for alerts raised without one (the caller pressed 0)
+        self.summary_of: Callable[[str], str] = lambda alert_id: ""
 
     def follow(self, subscription: Subscription) -> None:
         """Read call events from the Stasis app's bus (before ``start``)."""
@@ -193,6 +196,9 @@ class EventFeed:
             event = await source.queue.get()
             self.on_event(event)
             message = message_for(event)
+            if message is not None and message["type"] == "hitl_alert" \
+                    and not message["summary"]:
+                message["summary"] = self.summary_of(message["alert_id"])
             if message is not None:
                 await self.push(message)
 

@@ -277,3 +277,16 @@ def test_other_nodes_see_what_a_caller_on_hold_said() -> None:
     mirror.follow({"type": "alert_heard", "alert_id": "a1", "text": "Refunds?",
                    "answer": "Five days."})
     assert mirror.open_alerts()[0]["heard"] == [{"text": "Refunds?", "answer": "Five days."}]
+
+
+async def test_an_alert_raised_by_the_pbx_side_reaches_operators_with_its_summary(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    otto = await token(web, http, "otto")
+    async with http.ws_connect(ws_url(web, "op001", otto)) as ws:
+        await next_of(ws, "hello")
+        web.publish(CallStarted(call_id="c-sum", caller="1003", exten="1000"))
+        web.publish(Heard(call_id="c-sum", text="Where is my parcel?"))
+        web.publish(AlertRaised(call_id="c-sum", alert_id="a-sum", reason="dtmf_0"))
+        summary = (await next_of(ws, "hitl_alert"))["summary"]
+        assert summary.startswith("Caller 1003 dialled 1000")
+        assert "Where is my parcel?" in summary and "pressed 0" in summary

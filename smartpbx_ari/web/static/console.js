@@ -157,6 +157,7 @@ function upsertAlert(alert) {
     el("div", { class: "meta" }, `${alert.reason}` +
       (alert.confidence != null ? ` · confidence ${alert.confidence}` : "") +
       ` · call ${alert.call_id}` + (alert.accepted_by ? ` · taken by ${alert.accepted_by}` : "")),
+    el("div", { class: "summary" }, alert.summary || ""),
     el("ul", { class: "heard" }, ...(alert.heard || []).map((h) => el("li", {}, `“${h.text}”`,
       el("span", { class: "small" }, h.answer ? ` · answered: ${h.answer}` : " · unsure: for you")))));
   if (!taken && state.role !== "viewer") {
