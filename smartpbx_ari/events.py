@@ -30,6 +30,8 @@ class EventKind(StrEnum):
     TAKEN_OVER = "taken_over"
     HANDED_BACK = "handed_back"
     TAKEOVER_FAILED = "takeover_failed"
+    LISTENING = "listening"
+    LISTEN_ENDED = "listen_ended"
     QUEUE = "queue"
     HANDED_OFF = "handed_off"
     ENDED = "ended"
@@ -163,6 +165,18 @@ class HandedBack(OperatorLeg):
 @dataclass(frozen=True, kw_only=True)
 class TakeoverFailed(OperatorLeg):
     kind = EventKind.TAKEOVER_FAILED
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListeningIn(OperatorLeg):
+    """An operator's phone hears the call silently (caller and AI); a takeover may follow."""
+
+    kind = EventKind.LISTENING
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListenEnded(OperatorLeg):
+    kind = EventKind.LISTEN_ENDED
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -111,6 +111,18 @@ class AriClient:
     async def add_channel(self, bridge_id: str, channel_id: str) -> None:
         await self.request("POST", f"/bridges/{bridge_id}/addChannel", {"channel": channel_id})
 
+    async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/removeChannel",
+                           {"channel": channel_id})
+
+    async def snoop(self, channel_id: str, snoop_id: str, spy: str = "both",
+                    whisper: str = "none") -> Channel:
+        """A channel (into this Stasis app) hearing ``channel_id``'s audio: ``spy`` in,
+        out or both; ``whisper`` none: nothing said on it reaches the call."""
+        params = {"app": self.app, "spy": spy, "whisper": whisper, "snoopId": snoop_id}
+        data = await self.request("POST", f"/channels/{channel_id}/snoop", params)
+        return Channel.from_json(data)
+
     async def external_media(self, external_host: str, fmt: str,
                              channel_id: str | None = None) -> Channel:
         params = {"app": self.app, "external_host": external_host, "format": fmt,

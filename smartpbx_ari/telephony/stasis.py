@@ -27,6 +27,8 @@ from smartpbx_ari.events import (
     EventBus,
     HandedBack,
     HandedOff,
+    ListenEnded,
+    ListeningIn,
     TakenOver,
     TakeoverFailed,
 )
@@ -49,6 +51,7 @@ from smartpbx_ari.telephony.ari_events import (
 log = logging.getLogger(__name__)
 EXTERNAL_SUFFIX = "-em"
 OPERATOR_SUFFIX = "-op"
+SNOOP_SUFFIX = "-sn"  # what an operator listening in hears: the caller's channel, both ways
 BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
 
@@ -107,6 +110,10 @@ class CallSession:
         self.media: CallMedia | None = None
         self.operator_id = caller.id + OPERATOR_SUFFIX  # the operator's leg, if taken over
         self.operator_endpoint = ""
+        self.listening = False  # the operator's leg hears the call (snoop), unheard
+        self.snoop_id = caller.id + SNOOP_SUFFIX
+        self.snoop_ready = asyncio.Event()
+        self.listen_bridge: str | None = None
 
     # ---- events from the app's reader (never block) -------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -119,6 +126,10 @@ class CallSession:
         if event.channel.id == self.operator_id:
             self._on_operator(event)
             return
+        if event.channel.id == self.snoop_id:
+            if isinstance(event, StasisStart):
+                self.snoop_ready.set()
+            return
         if isinstance(event, ChannelHangupRequest | ChannelDestroyed):
             self.finish("caller hung up")
         elif isinstance(event, StasisEnd):
@@ -128,17 +139,28 @@ class CallSession:
 
     # ---- takeover: an operator's phone joins the bridge, the AI goes quiet -----------
     async def take_over(self, endpoint: str) -> None:
+        if self.listening and endpoint == self.operator_endpoint:  # from listening in
+            await self._stop_listening()
+            await self._join_operator()
+            return
+        await self._ring(endpoint, "takeover")
+
+    async def listen(self, endpoint: str) -> None:
+        """Ring the operator's phone to hear the call (caller and AI) without being heard."""
+        await self._ring(endpoint, "listen")
+
+    async def _ring(self, endpoint: str, purpose: str) -> None:
         if self.media is None or self.bridge_id is None or self.ended.is_set():
             raise AriError(409, "the call is not with the AI")
         if self.operator_endpoint:
             raise AriError(409, f"operator {self.operator_endpoint} has the call already")
-        self.operator_endpoint = endpoint
+        self.operator_endpoint, self.listening = endpoint, purpose == "listen"
         number = self.caller.caller_number or "caller"
         try:
-            await self.app.ari.originate(f"PJSIP/{endpoint}", f"takeover,{self.call_id}",
+            await self.app.ari.originate(f"PJSIP/{endpoint}", f"{purpose},{self.call_id}",
                                          self.operator_id, f'"Caller {number}" <{number}>')
         except AriError:
-            self.operator_endpoint = ""
+            self.operator_endpoint, self.listening = "", False
             raise
 
     async def hand_back(self) -> None:
@@ -148,9 +170,14 @@ class CallSession:
 
     def _on_operator(self, event: ChannelEvent) -> None:
         if isinstance(event, StasisStart):
-            self._spawn(self._join_operator())
+            self._spawn(self._listen_in() if self.listening else self._join_operator())
         elif isinstance(event, ChannelHangupRequest | ChannelDestroyed | StasisEnd):
-            if self.media is not None and self.media.operator.is_set():
+            if self.listening:
+                self.listening = False
+                self._spawn(self._stop_listening())
+                self.app.publish(ListenEnded(call_id=self.call_id,
+                                             endpoint=self.operator_endpoint))
+            elif self.media is not None and self.media.operator.is_set():
                 self.media.operator.clear()
                 self.app.publish(HandedBack(call_id=self.call_id,
                                             endpoint=self.operator_endpoint))
@@ -165,6 +192,34 @@ class CallSession:
         self.media.operator.set()
         await self.app.ari.add_channel(self.bridge_id, self.operator_id)
         self.app.publish(TakenOver(call_id=self.call_id, endpoint=self.operator_endpoint))
+
+    async def _listen_in(self) -> None:
+        """The operator answered: a bridge of their phone and a snoop on the caller's
+        channel (spy both, whisper none): they hear caller and AI, nobody hears them."""
+        ari = self.app.ari
+        try:
+            bridge = await ari.create_bridge("mixing",
+                                             name=f"{BRIDGE_PREFIX}listen-{self.call_id}")
+            self.listen_bridge = bridge.id
+            await ari.snoop(self.call_id, self.snoop_id, spy="both", whisper="none")
+            await asyncio.wait_for(self.snoop_ready.wait(), SETUP_TIMEOUT_S)
+            await ari.add_channel(bridge.id, self.snoop_id)
+            await ari.add_channel(bridge.id, self.operator_id)
+        except (AriError, TimeoutError) as err:  # the operator hears nothing: hang them up
+            log.warning("call=%s listen-in failed: %s", self.call_id, err)
+            await _quietly(ari.hangup(self.operator_id))
+            return
+        self.app.publish(ListeningIn(call_id=self.call_id, endpoint=self.operator_endpoint))
+
+    async def _stop_listening(self) -> None:
+        self.listening = False
+        bridge, self.listen_bridge = self.listen_bridge, None
+        if bridge is None:
+            return
+        await _quietly(self.app.ari.remove_channel(bridge, self.operator_id))
+        await _quietly(self.app.ari.destroy_bridge(bridge))
+        await _quietly(self.app.ari.hangup(self.snoop_id))
+        self.snoop_ready.clear()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -238,6 +293,7 @@ class CallSession:
             self.stats = self.endpoint.stats
             self.endpoint.close()
         await _quietly(ari.hangup(self.external_id))
+        await self._stop_listening()
         if self.operator_endpoint:
             await _quietly(ari.hangup(self.operator_id))
         if self.bridge_id is not None:
@@ -294,6 +350,18 @@ class StasisApp:
             raise CallNotFound(call_id)
         await session.take_over(endpoint)
 
+    async def listen(self, call_id: str, endpoint: str) -> None:
+        """Ring ``PJSIP/<endpoint>`` to hear the call silently; ``take_over`` with the
+        same endpoint then joins it to the call."""
+        session = self.sessions.get(call_id)
+        if session is None:
+            raise CallNotFound(call_id)
+        await session.listen(endpoint)
+
+    def listener(self, call_id: str) -> str:
+        session = self.sessions.get(call_id)
+        return session.operator_endpoint if session is not None and session.listening else ""
+
     async def hand_back(self, call_id: str) -> None:
         session = self.sessions.get(call_id)
         if session is None:
@@ -337,6 +405,7 @@ class StasisApp:
         self._routes[caller.id] = session
         self._routes[session.external_id] = session
         self._routes[session.operator_id] = session
+        self._routes[session.snoop_id] = session
         task = asyncio.create_task(session.run(), name=f"call:{caller.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -346,6 +415,7 @@ class StasisApp:
         self._routes.pop(session.call_id, None)
         self._routes.pop(session.external_id, None)
         self._routes.pop(session.operator_id, None)
+        self._routes.pop(session.snoop_id, None)
 
     async def reconcile(self) -> None:
         """Match Asterisk's state to ours after (re)connecting.
@@ -369,12 +439,12 @@ class StasisApp:
             if channel.id in self._routes:
                 continue
             if (channel.is_external_media and channel.id.endswith(EXTERNAL_SUFFIX)) or \
-                    channel.id.endswith(OPERATOR_SUFFIX):  # an operator's leg of a lost call
+                    channel.id.endswith((OPERATOR_SUFFIX, SNOOP_SUFFIX)):  # of a lost call
                 await _quietly(self.ari.hangup(channel.id))
             elif channel.app_name == "Stasis" and channel.app_data.split(",")[0] == self.ari.app:
                 log.warning("call=%s orphaned in Stasis: back to the dialplan", channel.id)
                 await _quietly(self.ari.continue_in_dialplan(channel.id))
-        owned = {s.bridge_id for s in self.sessions.values()}
+        owned = {b for s in self.sessions.values() for b in (s.bridge_id, s.listen_bridge)}
         for bridge in bridges:
             if bridge.name.startswith(BRIDGE_PREFIX) and bridge.id not in owned:
                 await _quietly(self.ari.destroy_bridge(bridge.id))

@@ -50,16 +50,39 @@ async def answer(c: WebContext, claims: Claims, args: Body) -> Body:
     return {**alert.as_dict(), "candidate": candidate}
 
 
-async def take_over(c: WebContext, claims: Claims, args: Body) -> Body:
-    """Ring the operator's own phone and bridge it with the caller; the AI goes quiet."""
+async def _phone(c: WebContext, claims: Claims, listening_on: str = "") -> str:
+    """The operator's own endpoint, reachable (or already listening in on the call)."""
     user = await asyncio.to_thread(get_user, c.db, claims.user)
     endpoint = user.endpoint if user is not None else ""
     if not endpoint:
         raise web.HTTPBadRequest(text="endpoint: your user has no phone "
                                       "(smartpbx users add NAME --endpoint 2001)")
     presence = c.presence().get(endpoint)
-    if presence is not None and presence.state != "available":
+    if presence is not None and presence.state != "available" and endpoint != listening_on:
         raise web.HTTPConflict(text=f"endpoint: your phone {endpoint} is {presence.state}")
+    return endpoint
+
+
+async def listen(c: WebContext, claims: Claims, args: Body) -> Body:
+    """Ring the operator's phone to hear a live AI call silently (caller and AI)."""
+    endpoint = await _phone(c, claims)
+    await _telephony(c).listen(args["call_id"], endpoint)
+    c.audit(claims, "call_listen", args["call_id"], endpoint=endpoint)
+    return {"call_id": args["call_id"], "endpoint": endpoint, "listening": True}
+
+
+async def take_over_call(c: WebContext, claims: Claims, args: Body) -> Body:
+    """Take a call over from listening in (the same phone joins the caller), or ring."""
+    telephony = _telephony(c)
+    endpoint = await _phone(c, claims, telephony.listener(args["call_id"]))
+    await telephony.take_over(args["call_id"], endpoint)
+    c.audit(claims, "call_takeover", args["call_id"], endpoint=endpoint)
+    return {"call_id": args["call_id"], "endpoint": endpoint, "with": "operator"}
+
+
+async def take_over(c: WebContext, claims: Claims, args: Body) -> Body:
+    """Ring the operator's own phone and bridge it with the caller; the AI goes quiet."""
+    endpoint = await _phone(c, claims)
     alert = c.desk.get(args["alert_id"])
     await _telephony(c).take_over(alert.call_id, endpoint)
     alert = c.desk.take_over(alert.id, claims.user)
@@ -87,6 +110,7 @@ def _telephony(c: WebContext) -> Telephony:
 
 ACTIONS: dict[str, Callable[[WebContext, Claims, Body], Awaitable[Body]]] = {
     "alert_accept": accept, "alert_answer": answer, "alert_takeover": take_over,
+    "call_listen": listen, "call_takeover": take_over_call,
     "call_handback": hand_back, "call_hangup": hang_up}
 
 

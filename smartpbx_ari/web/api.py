@@ -37,6 +37,8 @@ from smartpbx_ari.web.routes_calls import (
     call_detail,
     call_handback,
     call_hangup,
+    call_listen,
+    call_takeover,
     calls,
 )
 from smartpbx_ari.web.text import plain
@@ -197,6 +199,10 @@ ROUTES = [
           "Answer a waiting caller by text (spoken to them)", {"text": str}),
     Route("POST", "/api/v1/alerts/{alert_id}/takeover", alert_takeover, "operate",
           "Take the call on your own phone (the AI leaves the conversation)"),
+    Route("POST", "/api/v1/calls/{call_id}/listen", call_listen, "operate",
+          "Listen in on a live AI call on your own phone, unheard (audited)"),
+    Route("POST", "/api/v1/calls/{call_id}/takeover", call_takeover, "operate",
+          "Take a live call on your own phone (from listening in: the same call)"),
     Route("POST", "/api/v1/calls/{call_id}/handback", call_handback, "operate",
           "Give the call back to the AI (your phone leaves)"),
     Route("POST", "/api/v1/calls/{call_id}/hangup", call_hangup, "operate",

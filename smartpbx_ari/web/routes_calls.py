@@ -61,6 +61,14 @@ async def alert_takeover(request: web.Request) -> web.Response:
     return await _act(request, "alert_takeover", {"alert_id": request.match_info["alert_id"]})
 
 
+async def call_listen(request: web.Request) -> web.Response:
+    return await _act(request, "call_listen", {"call_id": request.match_info["call_id"]})
+
+
+async def call_takeover(request: web.Request) -> web.Response:
+    return await _act(request, "call_takeover", {"call_id": request.match_info["call_id"]})
+
+
 async def call_handback(request: web.Request) -> web.Response:
     return await _act(request, "call_handback", {"call_id": request.match_info["call_id"]})
 

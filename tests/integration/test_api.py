@@ -217,9 +217,17 @@ class FakeTelephony:
 
     def __init__(self) -> None:
         self.done: list[tuple[str, ...]] = []
+        self.listening: dict[str, str] = {}
 
     def has_call(self, call_id: str) -> bool:
         return True
+
+    async def listen(self, call_id: str, endpoint: str) -> None:
+        self.done.append(("listen", call_id, endpoint))
+        self.listening[call_id] = endpoint
+
+    def listener(self, call_id: str) -> str:
+        return self.listening.get(call_id, "")
 
     async def take_over(self, call_id: str, endpoint: str) -> None:
         self.done.append(("take_over", call_id, endpoint))
@@ -258,6 +266,31 @@ async def test_takeover_rings_the_operators_phone_and_frees_the_waiting_turn(
     web.context.calls = None
     status, body = await call(http, "POST", f"{web.url}/api/v1/calls/c-take/hangup", otto)
     assert status == 409 and "does not run calls" in body["error"]["message"]
+
+
+async def test_listening_in_then_taking_over_from_there(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    telephony = FakeTelephony()
+    presence = {"2001": Presence("2001", "available", "NOT_INUSE")}
+    web.context.calls, web.context.presence = telephony, lambda: presence
+    otto, vic = await token(web, http, "otto"), await token(web, http, "vic")
+    listen = f"{web.url}/api/v1/calls/c-listen/listen"
+    assert (await call(http, "POST", listen, vic))[0] == 403  # viewers cannot listen
+    status, body = await call(http, "POST", listen, otto)
+    assert (status, body["endpoint"], body["listening"]) == (200, "2001", True)
+    presence["2001"] = Presence("2001", "busy", "INUSE")  # busy: listening on this call
+    status, body = await call(http, "POST", f"{web.url}/api/v1/calls/c-listen/takeover", otto)
+    assert (status, body["with"]) == (200, "operator")
+    assert telephony.done == [("listen", "c-listen", "2001"), ("take_over", "c-listen", "2001")]
+    # a busy phone that is not listening in on that call cannot take another over
+    status, body = await call(http, "POST", f"{web.url}/api/v1/calls/c-other/takeover", otto)
+    assert (status, body["error"]["message"]) == (409, "endpoint: your phone 2001 is busy")
+    assert web.context.recorder is not None and web.context.recorder.flush(10)
+    status, log = await call(http, "GET", f"{web.url}/api/v1/audit",
+                             await token(web, http, "ada"))
+    done = [(a["user"], a["action"], a["call_id"]) for a in log["data"]]
+    assert ("otto", "call_listen", "c-listen") in done
+    assert ("otto", "call_takeover", "c-listen") in done
 
 
 async def test_metrics_health_and_openapi(web: WebUnderTest,

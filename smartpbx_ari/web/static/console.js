@@ -132,6 +132,8 @@ function handle(message) {
     case "taken_over": operatorOn(message.call_id, message.endpoint, true); break;
     case "handed_back": operatorOn(message.call_id, message.endpoint, false); break;
     case "takeover_failed": toast(`Phone ${message.endpoint} did not answer`, true); break;
+    case "listening": listenerOn(message.call_id, message.endpoint, true); break;
+    case "listen_ended": listenerOn(message.call_id, message.endpoint, false); break;
     case "presence": loadOperators(); break;
     case "answered": toast("Your answer is being spoken to the caller"); break;
     case "accepted": toast("Alert taken"); break;
@@ -199,6 +201,7 @@ function callBox(callId, caller) {
       el("div", { class: "transcript" }));
     state.calls.set(callId, box);
     $("#calls").prepend(box);
+    if (state.role !== "viewer") box.append(callButton(callId, "listen", "Listen in on my phone"));
   }
   return box;
 }
@@ -213,6 +216,7 @@ function addLine(callId, speaker, text) {
 function operatorOn(callId, endpoint, on) {
   const box = callBox(callId);
   box.querySelector(".handback")?.remove();
+  box.querySelector(".takeover")?.remove();
   addLine(callId, "system", on ? `operator phone ${endpoint} joined; the AI is listening only`
     : `operator phone ${endpoint} left; the AI answers again`);
   if (on && state.role !== "viewer") {
@@ -225,6 +229,26 @@ function operatorOn(callId, endpoint, on) {
     });
     box.append(back);
   }
+}
+
+function callButton(callId, action, label) {
+  const button = el("button", { class: action, type: "button" }, label);
+  button.addEventListener("click", async () => {
+    try {
+      await api("POST", `/api/v1/calls/${encodeURIComponent(callId)}/${action}`);
+      toast(action === "listen" ? "Your phone is ringing: answer it to listen in"
+        : "Taking the call on your phone");
+    } catch (err) { toast(err.message, true); }
+  });
+  return button;
+}
+
+function listenerOn(callId, endpoint, on) {
+  const box = callBox(callId);
+  box.querySelector(".takeover")?.remove();
+  addLine(callId, "system", on ? `operator phone ${endpoint} is listening in`
+    : `operator phone ${endpoint} stopped listening`);
+  if (on && state.role !== "viewer") box.append(callButton(callId, "takeover", "Take over"));
 }
 
 function endCall(callId, status, reason) {
