@@ -38,6 +38,7 @@ from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.hitl import Alert, HitlDesk
 from smartpbx_ari.call.hold import ADDED, CONNECTING, UPDATE, comfort
 from smartpbx_ari.call.mouth import Mouth
+from smartpbx_ari.call.overhear import overhear
 from smartpbx_ari.call.ports import CallPort
 from smartpbx_ari.events import BargedIn, Heard, Said, StageFailed
 from smartpbx_ari.media import codecs
@@ -62,6 +63,7 @@ class VoiceConversation:
         self.eager: asyncio.Task[Transcript] | None = None
         self.judging: set[asyncio.Task[None]] = set()  # the turn model on recent pauses
         self.last: Utterance | None = None
+        self.legs: set[asyncio.Task[None]] = set()  # each party transcribed apart (takeover)
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
@@ -72,6 +74,7 @@ class VoiceConversation:
             tg.create_task(self._listen(port, mouth), name=f"call:{port.call_id}:listen")
             tg.create_task(self._talk(port, mouth), name=f"call:{port.call_id}:talk")
             tg.create_task(self._keys(port), name=f"call:{port.call_id}:keys")
+            tg.create_task(self._overhear_legs(port), name=f"call:{port.call_id}:legs")
 
     async def _unheard(self, port: CallPort, mouth: Mouth) -> None:
         """No model here hears the call's language (said in the log at start): the
@@ -122,8 +125,9 @@ class VoiceConversation:
         utterance.begun = True
         confidence = round(transcript.confidence, 3)
         if utterance.overheard or port.operator.is_set():  # an operator's call: record only
-            port.publish(Heard(call_id=port.call_id, text=transcript.text, speaker="call",
-                               confidence=confidence))
+            if not self.legs:  # the legs apart are on the record: not their mix
+                port.publish(Heard(call_id=port.call_id, text=transcript.text,
+                                   speaker="call", confidence=confidence))
             return None
         waited = time.monotonic() - utterance.ended_at
         ended = time.time() - waited  # wall clock, for the record
@@ -257,12 +261,15 @@ class VoiceConversation:
                 pcm = await port.recv()
                 if operator != port.operator.is_set():  # a takeover or a hand-back
                     operator = not operator
+                    if not operator:
+                        self._stop_legs()
                     for event in ear.cut():  # a turn across it was said with an operator
                         self._act(port, mouth, ear, event, overheard=True)
                 for event in ear.hear(pcm, mouth.playback):
                     self._act(port, mouth, ear, event)
         finally:
             self._drop_eager()
+            self._stop_legs()
             for task in self.judging:
                 task.cancel()
 
@@ -285,8 +292,24 @@ class VoiceConversation:
             heard.set_result(Transcript(digit, 1.0, 0.0, 0.0))
             self._queue(Utterance(heard, time.monotonic()))
 
+    async def _overhear_legs(self, port: CallPort) -> None:
+        """During a takeover, each party apart, as the PBX side makes them available."""
+        while True:
+            leg = await port.legs.get()
+            task = asyncio.create_task(overhear(self.engine, port, leg))
+            self.legs.add(task)
+            task.add_done_callback(self.legs.discard)
+
+    def _stop_legs(self) -> None:
+        for task in self.legs:
+            task.cancel()
+
     def _act(self, port: CallPort, mouth: Mouth, ear: Ear, event: EarEvent,
              overheard: bool = False) -> None:
+        if self.legs and port.operator.is_set() and \
+                isinstance(event, StartTranscript | CheckTurn | TurnEnded):
+            self._drop_eager()  # the mix: each party's own words are on the record
+            return
         match event:
             case HoldPlayback():
                 mouth.player.hold()

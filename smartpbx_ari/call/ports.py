@@ -17,6 +17,16 @@ from smartpbx_ari.events import CallEvent
 Pcm = npt.NDArray[np.int16]
 
 
+class Leg(Protocol):
+    """One party's voice alone while an operator is on the call (``speaker``: caller or
+    operator), for the record."""
+
+    @property
+    def speaker(self) -> str: ...
+
+    async def recv(self) -> Pcm: ...
+
+
 class CallPort(Protocol):
     @property
     def call_id(self) -> str: ...
@@ -39,6 +49,12 @@ class CallPort(Protocol):
     @property
     def digits(self) -> asyncio.Queue[str]:
         """DTMF keys the caller pressed (1-9; 0 is a hand-over the PBX side handles)."""
+        ...
+
+    @property
+    def legs(self) -> asyncio.Queue[Leg]:
+        """Each party's voice alone, as it becomes available during a takeover (none: the
+        record has only the mix, speaker ``call``)."""
         ...
 
     async def recv(self) -> Pcm:

@@ -8,14 +8,13 @@ events to sessions; it never waits on a call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from smartpbx_ari.call.control import CallNotFound
-from smartpbx_ari.call.ports import CallPort, Conversation, Pcm
+from smartpbx_ari.call.ports import CallPort, Conversation, Leg, Pcm
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import (
     AlertRaised,
@@ -47,11 +46,14 @@ from smartpbx_ari.telephony.ari_events import (
     StasisEnd,
     StasisStart,
 )
+from smartpbx_ari.telephony.legs import LegTap, quietly, unicast_address
 
 log = logging.getLogger(__name__)
 EXTERNAL_SUFFIX = "-em"
 OPERATOR_SUFFIX = "-op"
 SNOOP_SUFFIX = "-sn"  # what an operator listening in hears: the caller's channel, both ways
+EXTERNAL_SUFFIXES = (EXTERNAL_SUFFIX, "-emc", "-emo")  # the AI's; the caller's, operator's taps
+LEG_SUFFIXES = (OPERATOR_SUFFIX, SNOOP_SUFFIX, "-snc", "-sno")
 BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
 
@@ -70,6 +72,7 @@ class CallMedia:
     # set while an operator's phone is in the call: the AI listens (for the record) only
     operator: asyncio.Event = field(default_factory=asyncio.Event)
     digits: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=8))
+    legs: asyncio.Queue[Leg] = field(default_factory=asyncio.Queue)  # during a takeover
 
     async def recv(self) -> Pcm:
         return await self.receiver.recv()
@@ -114,6 +117,7 @@ class CallSession:
         self.snoop_id = caller.id + SNOOP_SUFFIX
         self.snoop_ready = asyncio.Event()
         self.listen_bridge: str | None = None
+        self.taps: list[LegTap] = []  # each party alone while an operator is on the call
 
     # ---- events from the app's reader (never block) -------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -129,6 +133,12 @@ class CallSession:
         if event.channel.id == self.snoop_id:
             if isinstance(event, StasisStart):
                 self.snoop_ready.set()
+            return
+        for tap in self.taps:
+            if event.channel.id in tap.channel_ids:
+                tap.on_event(event)
+                return
+        if event.channel.id != self.call_id:  # a leg already taken down
             return
         if isinstance(event, ChannelHangupRequest | ChannelDestroyed):
             self.finish("caller hung up")
@@ -166,7 +176,7 @@ class CallSession:
     async def hand_back(self) -> None:
         """The operator leaves; the AI answers again."""
         if self.operator_endpoint:
-            await _quietly(self.app.ari.hangup(self.operator_id))
+            await quietly(self.app.ari.hangup(self.operator_id))
 
     def _on_operator(self, event: ChannelEvent) -> None:
         if isinstance(event, StasisStart):
@@ -179,6 +189,7 @@ class CallSession:
                                              endpoint=self.operator_endpoint))
             elif self.media is not None and self.media.operator.is_set():
                 self.media.operator.clear()
+                self._spawn(self._untap())
                 self.app.publish(HandedBack(call_id=self.call_id,
                                             endpoint=self.operator_endpoint))
             elif self.operator_endpoint:
@@ -192,6 +203,31 @@ class CallSession:
         self.media.operator.set()
         await self.app.ari.add_channel(self.bridge_id, self.operator_id)
         self.app.publish(TakenOver(call_id=self.call_id, endpoint=self.operator_endpoint))
+        await self._tap()
+
+    async def _tap(self) -> None:
+        """Each party alone for the record (the bridge mixes them for the AI's ear)."""
+        cid = self.call_id
+        self.taps = [LegTap(speaker, channel, f"{cid}-sn{speaker[0]}", f"{cid}-em{speaker[0]}",
+                            f"{BRIDGE_PREFIX}leg-{speaker}-{cid}")
+                     for speaker, channel in (("caller", cid), ("operator", self.operator_id))]
+        self.app.route(self, *(i for tap in self.taps for i in tap.channel_ids))
+        try:
+            for tap in self.taps:
+                await tap.open(self.app.ari, self.app.settings, self.app.ports)
+        except (AriError, OSError, TimeoutError) as err:  # the record keeps the mix
+            log.warning("call=%s legs apart failed: %s", cid, err)
+            await self._untap()
+            return
+        if self.media is not None:
+            for tap in self.taps:
+                self.media.legs.put_nowait(tap)
+
+    async def _untap(self) -> None:
+        taps, self.taps = self.taps, []
+        for tap in taps:
+            await tap.close(self.app.ari, self.app.ports)
+            self.app.unroute(*tap.channel_ids)
 
     async def _listen_in(self) -> None:
         """The operator answered: a bridge of their phone and a snoop on the caller's
@@ -207,7 +243,7 @@ class CallSession:
             await ari.add_channel(bridge.id, self.operator_id)
         except (AriError, TimeoutError) as err:  # the operator hears nothing: hang them up
             log.warning("call=%s listen-in failed: %s", self.call_id, err)
-            await _quietly(ari.hangup(self.operator_id))
+            await quietly(ari.hangup(self.operator_id))
             return
         self.app.publish(ListeningIn(call_id=self.call_id, endpoint=self.operator_endpoint))
 
@@ -216,9 +252,9 @@ class CallSession:
         bridge, self.listen_bridge = self.listen_bridge, None
         if bridge is None:
             return
-        await _quietly(self.app.ari.remove_channel(bridge, self.operator_id))
-        await _quietly(self.app.ari.destroy_bridge(bridge))
-        await _quietly(self.app.ari.hangup(self.snoop_id))
+        await quietly(self.app.ari.remove_channel(bridge, self.operator_id))
+        await quietly(self.app.ari.destroy_bridge(bridge))
+        await quietly(self.app.ari.hangup(self.snoop_id))
         self.snoop_ready.clear()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
@@ -279,7 +315,7 @@ class CallSession:
                                                cfg.inbound_queue_frames, self.app.settings.pbx.host)
         ext = await ari.external_media(f"{cfg.bind_host}:{self.port}", cfg.format,
                                        channel_id=self.external_id)
-        self.endpoint.remote = _unicast_address(ext)
+        self.endpoint.remote = unicast_address(ext)
         await self.external_ready.wait()  # adding it before its StasisStart gives 422
         await ari.add_channel(bridge.id, self.call_id)
         await ari.add_channel(bridge.id, self.external_id)
@@ -292,12 +328,13 @@ class CallSession:
         if self.endpoint is not None:
             self.stats = self.endpoint.stats
             self.endpoint.close()
-        await _quietly(ari.hangup(self.external_id))
+        await quietly(ari.hangup(self.external_id))
         await self._stop_listening()
+        await self._untap()
         if self.operator_endpoint:
-            await _quietly(ari.hangup(self.operator_id))
+            await quietly(ari.hangup(self.operator_id))
         if self.bridge_id is not None:
-            await _quietly(ari.destroy_bridge(self.bridge_id))
+            await quietly(ari.destroy_bridge(self.bridge_id))
         if self.port is not None:
             self.app.ports.release(self.port)
         await self._release_caller()
@@ -312,10 +349,10 @@ class CallSession:
         if self.end_reason in ("caller hung up", "caller left"):
             return
         if self.hand_off or self.app.stopping:
-            await _quietly(self.app.ari.continue_in_dialplan(self.call_id))
+            await quietly(self.app.ari.continue_in_dialplan(self.call_id))
             self.app.publish(HandedOff(call_id=self.call_id, reason=self.end_reason))
         else:
-            await _quietly(self.app.ari.hangup(self.call_id))
+            await quietly(self.app.ari.hangup(self.call_id))
 
 
 class StasisApp:
@@ -410,6 +447,15 @@ class StasisApp:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def route(self, session: CallSession, *channel_ids: str) -> None:
+        """Events of these channels (legs the session added) go to ``session``."""
+        for channel_id in channel_ids:
+            self._routes[channel_id] = session
+
+    def unroute(self, *channel_ids: str) -> None:
+        for channel_id in channel_ids:
+            self._routes.pop(channel_id, None)
+
     def forget(self, session: CallSession) -> None:
         self.sessions.pop(session.call_id, None)
         self._routes.pop(session.call_id, None)
@@ -438,16 +484,17 @@ class StasisApp:
         for channel in channels:
             if channel.id in self._routes:
                 continue
-            if (channel.is_external_media and channel.id.endswith(EXTERNAL_SUFFIX)) or \
-                    channel.id.endswith((OPERATOR_SUFFIX, SNOOP_SUFFIX)):  # of a lost call
-                await _quietly(self.ari.hangup(channel.id))
+            if (channel.is_external_media and channel.id.endswith(EXTERNAL_SUFFIXES)) or \
+                    channel.id.endswith(LEG_SUFFIXES):  # an operator's or a tap's, lost
+                await quietly(self.ari.hangup(channel.id))
             elif channel.app_name == "Stasis" and channel.app_data.split(",")[0] == self.ari.app:
                 log.warning("call=%s orphaned in Stasis: back to the dialplan", channel.id)
-                await _quietly(self.ari.continue_in_dialplan(channel.id))
-        owned = {b for s in self.sessions.values() for b in (s.bridge_id, s.listen_bridge)}
+                await quietly(self.ari.continue_in_dialplan(channel.id))
+        owned = {b for s in self.sessions.values()
+                 for b in (s.bridge_id, s.listen_bridge, *(t.bridge_id for t in s.taps))}
         for bridge in bridges:
             if bridge.name.startswith(BRIDGE_PREFIX) and bridge.id not in owned:
-                await _quietly(self.ari.destroy_bridge(bridge.id))
+                await quietly(self.ari.destroy_bridge(bridge.id))
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Hand every call back to the dialplan, then wait for their tasks."""
@@ -457,17 +504,3 @@ class StasisApp:
         tasks = self.active_tasks()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
-
-
-def _unicast_address(channel: Channel) -> tuple[str, int]:
-    host = channel.variables.get("UNICASTRTP_LOCAL_ADDRESS", "")
-    port = channel.variables.get("UNICASTRTP_LOCAL_PORT", "")
-    if not host or not port.isdigit():
-        raise AriError(500, "externalMedia answered without UNICASTRTP_LOCAL_ADDRESS/PORT")
-    return host, int(port)
-
-
-async def _quietly(call: Awaitable[None]) -> None:
-    """Teardown steps: a channel or bridge already gone is not an error."""
-    with contextlib.suppress(AriError, OSError, TimeoutError):
-        await call

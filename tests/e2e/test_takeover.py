@@ -1,6 +1,7 @@
 """Takeover through the real Asterisk: an operator's phone (our SIP UA, registered as
-2001) is rung through ARI, bridged with the caller, and the AI goes quiet but keeps
-transcribing; when the operator hangs up, the AI answers again."""
+2001) is rung through ARI, bridged with the caller, and the AI goes quiet; the record
+keeps caller and operator apart (a snoop and an External Media per leg); when the
+operator hangs up, the AI answers again."""
 
 from __future__ import annotations
 
@@ -44,17 +45,20 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
         heard_at = await line.wait_voice(spoke, 5)
         assert heard_at is not None, "the caller did not hear the operator"
         assert "shop" in (await line.transcribe(heard_at, await line.wait_quiet(heard_at))).lower()
-        # the caller speaks: transcribed for the record (the bridge mixes both voices),
-        # never answered by the AI
+        # the record keeps the two apart (each leg heard alone): the operator's words ...
+        heard = await controller.until(Heard)
+        assert (heard.speaker, "shop" in heard.text.lower()) == ("operator", True), heard
+        # ... and the caller's, never answered by the AI
         await line.say("Thank you Anna.")
         heard = await controller.until(Heard)
-        assert heard.speaker == "call"
+        assert (heard.speaker, "anna" in heard.text.lower()) == ("caller", True), heard
         await asyncio.sleep(1.5)
         later = []
         while not controller.events.queue.empty():
             later.append(controller.events.queue.get_nowait())
-        # no "said": the AI stayed quiet
-        assert all(isinstance(e, Heard) and e.speaker == "call" for e in later), later
+        # no "said": the AI stayed quiet; nothing mixed ("call") on the record
+        assert all(isinstance(e, Heard) and e.speaker in ("caller", "operator")
+                   for e in later), later
         # the operator hangs up: the AI is back
         await phone.hangup()
         assert (await controller.until(HandedBack)).endpoint == "2001"

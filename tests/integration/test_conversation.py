@@ -25,7 +25,7 @@ from smartpbx_ari.ai.tts import TtsError
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.config import load_settings
-from smartpbx_ari.events import CallEvent, Said, StageFailed
+from smartpbx_ari.events import CallEvent, Heard, Said, StageFailed
 from smartpbx_ari.media import codecs
 from smartpbx_ari.media.rtp import RtpPacket
 from tests.fixtures.audio import read_pcm16, speak_wav
@@ -100,6 +100,7 @@ class FakePort:
     language: str = ""
     operator: asyncio.Event = field(default_factory=asyncio.Event)
     digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    legs: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     events: list[CallEvent] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -291,3 +292,46 @@ async def test_a_key_pressed_is_a_turn_of_its_digit() -> None:
         await talk
     said = [e for e in port.events if isinstance(e, Said)]
     assert [s.text for s in said] == ["you said 2"] and said[0].question == "2"
+
+
+class PacedPort(FakePort):
+    async def recv(self) -> np.ndarray:
+        await asyncio.sleep(0.005)
+        return self.frames.popleft() if self.frames else np.zeros(160, np.int16)
+
+
+class FakeLeg:
+    """One party's voice alone: espeak-ng frames, then silence."""
+
+    def __init__(self, speaker: str, frames: collections.deque[np.ndarray]) -> None:
+        self.speaker, self.frames = speaker, frames
+
+    async def recv(self) -> np.ndarray:
+        await asyncio.sleep(0.005)
+        return self.frames.popleft() if self.frames else np.zeros(160, np.int16)
+
+
+async def test_during_a_takeover_each_leg_is_on_the_record_apart_and_the_mix_is_not(
+        tmp_path: Path) -> None:
+    speech = _speech(tmp_path)
+    silence = np.zeros(8000, np.int16)
+    audio = np.concatenate([silence, speech, silence, silence])
+
+    def frames() -> collections.deque[np.ndarray]:
+        return collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
+                                 for i in range(0, len(audio) - 159, 160))
+
+    stt = FakeStt([Transcript("words", 0.9, 1.0, 0.1)] * 6)
+    port = PacedPort(frames(), expect=10**6)  # the bridge's mix reaches the main ear
+    port.operator.set()
+    for speaker in ("caller", "operator"):
+        port.legs.put_nowait(FakeLeg(speaker, frames()))
+    talk = asyncio.create_task(VoiceConversation(_engine(stt, FakeTts())).run(port))
+    await asyncio.sleep(5)  # the legs' speech is paced at 5 ms a frame
+    talk.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await talk
+    heard = [e for e in port.events if isinstance(e, Heard)]
+    assert sorted(e.speaker for e in heard) == ["caller", "operator"], heard  # no "call"
+    assert len(stt.results) == 4  # the mix was not transcribed at all
+    assert not [e for e in port.events if isinstance(e, Said)]  # the AI stays quiet
