@@ -131,6 +131,34 @@ class AriClient:
         params = {"context": context, "extension": extension, "priority": priority}
         await self.request("POST", f"/channels/{channel_id}/continue", params)
 
+    # ---- recordings (Asterisk's spool: var/spool/asterisk/recording) ----------------
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str = "wav") -> None:
+        """Record the bridge's mix (every party) into the stored recording ``name``."""
+        await self.request("POST", f"/bridges/{bridge_id}/record",
+                           {"name": name, "format": fmt, "ifExists": "overwrite"})
+
+    async def stored_recordings(self) -> list[str]:
+        return [str(r.get("name", "")) for r in await self.request("GET", "/recordings/stored")]
+
+    async def is_recording(self, name: str) -> bool:
+        try:
+            await self.request("GET", f"/recordings/live/{name}")
+        except AriError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def recording_file(self, name: str) -> bytes:
+        path = f"/recordings/stored/{name}/file"
+        async with self.session.get(f"{self.base_url}{path}") as resp:
+            if resp.status >= 400:
+                raise AriError(resp.status, _message(await resp.text()), "GET", path)
+            return await resp.read()
+
+    async def delete_recording(self, name: str) -> None:
+        await self.request("DELETE", f"/recordings/stored/{name}")
+
     async def get_variable(self, channel_id: str, name: str) -> str:
         data = await self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})
         return str(data.get("value", ""))
