@@ -50,46 +50,50 @@ class Outcome:
 
 
 def derive(events: Iterable[CallEvent]) -> Outcome:
-    """The outcome of one call from its events in order (those after ``CallEnded`` do not
-    count: the desk closes a call's alerts once it has ended)."""
-    holds: dict[str, float] = {}  # waiting alerts still open -> when raised
-    held: float | None = None
-    taken = answered = ended = abandoned = False
+    """The outcome of one call from its events up to its ``CallEnded``.
+
+    Times decide, not the order of arrival: the desk closes a call's open alerts when it
+    sees ``CallEnded``, and a sink after the desk may get that close before the end itself,
+    so a close at or after the end's moment does not end a hold (the caller was gone).
+    """
+    raised: dict[str, float] = {}  # waiting alerts -> when raised
+    closed: dict[str, float] = {}  # alert -> when answered, taken over or closed
+    leaves: list[float] = []  # when the call left the AI (taken over, handed off)
+    taken = answered = False
     queue: str | None = None
-
-    def stop(alert_id: str | None, at: float) -> None:
-        nonlocal held
-        for key in [alert_id] if alert_id is not None else list(holds):
-            start = holds.pop(key, None)
-            if start is not None:
-                held = (held or 0.0) + max(0.0, at - start)
-
+    end: float | None = None
     for event in events:
         match event:
-            case AlertRaised(waiting=True) if event.alert_id not in holds:
-                holds[event.alert_id] = event.at
-                held = held or 0.0
-            case AlertUpdated() if event.status in CLOSING:
-                stop(event.alert_id, event.at)
+            case AlertRaised(waiting=True) if event.alert_id not in raised:
+                raised[event.alert_id] = event.at
+            case AlertUpdated() if event.status in CLOSING and event.alert_id not in closed:
+                closed[event.alert_id] = event.at
             case TakenOver():
                 taken = True
-                stop(None, event.at)
+                leaves.append(event.at)
             case Said(speaker="operator"):
                 answered = True
             case HandedOff():
                 queue = event.reason if queue is None else queue
-                stop(None, event.at)
+                leaves.append(event.at)
             case CallEnded():
-                abandoned = bool(holds)
-                stop(None, event.at)
-                ended = True
+                end = event.at
                 break
+    last = end if end is not None else max([*raised.values(), *closed.values(), *leaves],
+                                           default=0.0)
+    held: float | None = None
+    abandoned = False
+    for alert_id, start in raised.items():
+        stops = [t for t in (closed.get(alert_id), *leaves)
+                 if t is not None and start <= t < last]
+        held = (held or 0.0) + max(0.0, min([*stops, last]) - start)
+        abandoned = abandoned or not stops
     hold_s = round(held, 3) if held is not None else None
     if taken:
         return Outcome(Disposition.TAKEN_OVER, hold_s=hold_s)
     if queue is not None:
         return Outcome(Disposition.QUEUE, queue, hold_s)
-    if ended and abandoned:
+    if end is not None and abandoned:
         return Outcome(Disposition.ABANDONED_ON_HOLD, hold_s=hold_s)
     if answered:
         return Outcome(Disposition.OPERATOR_ANSWER, hold_s=hold_s)

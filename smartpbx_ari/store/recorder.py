@@ -35,7 +35,7 @@ from smartpbx_ari.events import (
     Said,
 )
 from smartpbx_ari.store.db import Database, safe_url
-from smartpbx_ari.store.disposition import Dispositions, Outcome
+from smartpbx_ari.store.disposition import Dispositions
 from smartpbx_ari.store.models import (
     AlertStatus,
     Call,
@@ -81,8 +81,7 @@ class CallRecorder:
     # ---- the event loop's side ----------------------------------------------------
     def record(self, event: CallEvent) -> None:
         """Turn a call event into records; never blocks."""
-        outcome = self.outcomes.observe(event)
-        for record in self._records(event, outcome):
+        for record in self._records(event):
             self._put(record)
 
     def presence(self, endpoint: str, state: str, detail: str) -> None:
@@ -111,8 +110,9 @@ class CallRecorder:
             self._queue.append(record)
             self._cond.notify()
 
-    def _records(self, event: CallEvent, outcome: Outcome | None) -> list[Record]:
+    def _records(self, event: CallEvent) -> list[Record]:
         cid, at = event.call_id, event.at
+        outcome = self.outcomes.observe(event)
         match event:
             case CallStarted():
                 self._seq[cid] = 0

@@ -82,6 +82,13 @@ def test_hanging_up_while_waiting_for_an_operator_is_abandoned_on_hold() -> None
     assert outcome == Outcome(Disposition.ABANDONED_ON_HOLD, "", 8.0)
 
 
+def test_the_desks_close_at_the_end_may_arrive_first_and_still_is_abandoned() -> None:
+    # a sink after the desk sees the desk's close (made when it saw CallEnded) before the
+    # CallEnded itself: the moments decide, not the order of arrival
+    outcome = derive([started(), held(3), update(11.002, "closed"), ended(11)])
+    assert outcome == Outcome(Disposition.ABANDONED_ON_HOLD, "", 8.0)
+
+
 def test_hanging_up_after_the_hold_was_answered_is_not_abandoned() -> None:
     outcome = derive([started(), held(3), update(4, "answered"), said(4, "operator"),
                       ended(11)])
