@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call, HitlAlert, Utterance
-from smartpbx_ari.store.recordings import delete_recordings
+from smartpbx_ari.store.recordings import delete_recordings, delete_recordings_before
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def purge(db: Database, days: int, now: datetime | None = None,
           recordings: Path | None = None) -> int:
     """Delete calls (their utterances, alerts and recordings in ``recordings`` with them)
     started more than ``days`` days ago; the audit log stays. Returns the number of calls
-    deleted. A recording goes once its call's rows are gone (committed)."""
+    deleted. A recording goes once its call's rows are gone (committed); one older than
+    the cutoff goes too when its call has no record (lost with a full buffer)."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     old = select(Call.call_id).where(Call.start_time < cutoff)
     with db.session() as session:
@@ -67,4 +68,5 @@ def purge(db: Database, days: int, now: datetime | None = None,
             session.execute(delete(Call).where(Call.call_id.in_(chunk)))
     if recordings is not None:
         delete_recordings(recordings, ids)
+        delete_recordings_before(recordings, cutoff)
     return len(ids)

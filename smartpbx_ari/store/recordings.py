@@ -1,6 +1,7 @@
 """Call recordings on disk: ``<data dir>/recordings/<call id>.wav``, written whole (a
-temporary file renamed into place), read by the API, deleted with their call by the purge
-(blocking: run in a thread from async code)."""
+temporary file renamed into place), read by the API, deleted with their call by the purge,
+and past the retention even when their call's record is missing (blocking: run in a
+thread from async code)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from smartpbx_ari.config import Settings
@@ -47,4 +49,18 @@ def delete_recordings(directory: Path, call_ids: Iterable[str]) -> int:
         with contextlib.suppress(FileNotFoundError, ValueError):
             recording_path(directory, call_id).unlink()
             deleted += 1
+    return deleted
+
+
+def delete_recordings_before(directory: Path, cutoff: datetime) -> int:
+    """Delete recordings (and partial files) last written before ``cutoff``, whatever
+    became of their call's record; returns how many."""
+    if not directory.is_dir():
+        return 0
+    deleted = 0
+    for path in directory.iterdir():
+        if path.suffix in (SUFFIX, ".part") and path.stat().st_mtime < cutoff.timestamp():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                deleted += 1
     return deleted

@@ -21,6 +21,7 @@ from smartpbx_ari.call.control import TelephonyError
 from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Connected, parse_event
 
 log = logging.getLogger(__name__)
+RECORDING_TIMEOUT_S = 300.0
 
 
 class AriError(TelephonyError):
@@ -150,8 +151,10 @@ class AriClient:
         return True
 
     async def recording_file(self, name: str) -> bytes:
+        """The stored recording's bytes (an hour of 8 kHz WAV is 58 MB: more time)."""
         path = f"/recordings/stored/{name}/file"
-        async with self.session.get(f"{self.base_url}{path}") as resp:
+        timeout = aiohttp.ClientTimeout(total=RECORDING_TIMEOUT_S, sock_read=30)
+        async with self.session.get(f"{self.base_url}{path}", timeout=timeout) as resp:
             if resp.status >= 400:
                 raise AriError(resp.status, _message(await resp.text()), "GET", path)
             return await resp.read()

@@ -4,6 +4,7 @@ each call's disposition and hold time, the figures count them, and the purge (st
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,9 +99,12 @@ def test_purge_deletes_old_calls_recordings_and_keeps_the_others(
     kept = tmp_path / "recordings"
     old = save_recording(kept, "c-old", b"RIFF-old")
     new = save_recording(kept, "c-new", b"RIFF-new")
+    stray = save_recording(kept, "c-never-recorded", b"RIFF-stray")  # its record was lost
+    long_ago = (now - timedelta(days=41)).timestamp()
+    os.utime(stray, (long_ago, long_ago))
     assert purge(db, days=30, recordings=kept) == 1
     assert not old.exists() and new.read_bytes() == b"RIFF-new"
-    assert list(kept.iterdir()) == [new]  # no partial file left either
+    assert list(kept.iterdir()) == [new]  # no stray nor partial file left either
 
 
 def test_db_purge_command_deletes_a_call_with_its_recording(
