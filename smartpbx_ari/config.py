@@ -221,6 +221,7 @@ class RagSettings:
 class StoreSettings:
     retention_days: int = 90  # transcripts older than this are purged; 0 = keep forever
     buffer_limit: int = 100_000  # records held in memory while the database is down
+    record_calls: bool = True  # each call's audio in <data dir>/recordings/<call id>.wav
 
     def __post_init__(self) -> None:
         if self.retention_days < 0:

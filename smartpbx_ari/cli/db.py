@@ -8,6 +8,7 @@ from smartpbx_ari.config import Settings
 from smartpbx_ari.store import migrate
 from smartpbx_ari.store.calls import purge
 from smartpbx_ari.store.db import Database, database_url, safe_url
+from smartpbx_ari.store.recordings import recordings_dir
 
 
 def add_db_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,5 +33,7 @@ def run_db(args: argparse.Namespace, settings: Settings) -> int:
     if days <= 0:
         print("db: retention is 0 (keep forever): nothing purged")
         return 0
-    print(f"db: purged {purge(db, days)} call(s) older than {days} day(s) from {where}")
+    purged = purge(db, days, recordings=recordings_dir(settings))
+    print(f"db: purged {purged} call(s) older than {days} day(s) from {where}, "
+          "with their recordings")
     return 0

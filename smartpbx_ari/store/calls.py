@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call, HitlAlert, Utterance
+from smartpbx_ari.store.recordings import delete_recordings, delete_recordings_before
 
 
 @dataclass(frozen=True)
 class CallFilter:
     status: str = ""
     caller: str = ""
+    disposition: str = ""
     since: datetime | None = None
     until: datetime | None = None
 
@@ -25,6 +28,8 @@ def list_calls(db: Database, where: CallFilter, limit: int = 50, offset: int = 0
     query = select(Call)
     if where.status:
         query = query.where(Call.status == where.status)
+    if where.disposition:
+        query = query.where(Call.disposition == where.disposition)
     if where.caller:
         query = query.where(Call.caller == where.caller)
     if where.since is not None:
@@ -46,9 +51,12 @@ def get_call(db: Database, call_id: str) -> tuple[Call, list[Utterance]] | None:
         return call, list(call.utterances)
 
 
-def purge(db: Database, days: int, now: datetime | None = None) -> int:
-    """Delete calls (their utterances and alerts with them) started more than ``days``
-    days ago; the audit log stays. Returns the number of calls deleted."""
+def purge(db: Database, days: int, now: datetime | None = None,
+          recordings: Path | None = None) -> int:
+    """Delete calls (their utterances, alerts and recordings in ``recordings`` with them)
+    started more than ``days`` days ago; the audit log stays. Returns the number of calls
+    deleted. A recording goes once its call's rows are gone (committed); one older than
+    the cutoff goes too when its call has no record (lost with a full buffer)."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     old = select(Call.call_id).where(Call.start_time < cutoff)
     with db.session() as session:
@@ -58,4 +66,7 @@ def purge(db: Database, days: int, now: datetime | None = None) -> int:
             session.execute(delete(Utterance).where(Utterance.call_id.in_(chunk)))
             session.execute(delete(HitlAlert).where(HitlAlert.call_id.in_(chunk)))
             session.execute(delete(Call).where(Call.call_id.in_(chunk)))
+    if recordings is not None:
+        delete_recordings(recordings, ids)
+        delete_recordings_before(recordings, cutoff)
     return len(ids)

@@ -139,6 +139,10 @@ class Call(Base):
     language: Mapped[str] = mapped_column(String(8), default="")
     end_reason: Mapped[str] = mapped_column(String(64), default="")
     cdr: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # from AMI's Cdr event
+    # how it ended (store/disposition.py), why it went to the queue, time held for an answer
+    disposition: Mapped[str | None] = mapped_column(String(24), index=True)
+    disposition_reason: Mapped[str] = mapped_column(String(64), default="")
+    hold_s: Mapped[float | None] = mapped_column(Float)
     utterances: Mapped[list[Utterance]] = relationship(
         back_populates="call", order_by="Utterance.seq", cascade="all, delete-orphan",
         passive_deletes=True)

@@ -1,5 +1,6 @@
 """The call record, written as it happens: a Call row at StasisStart, each utterance when
-it is transcribed (caller) or spoken (agent), HITL alerts, the end.
+it is transcribed (caller) or spoken (agent), HITL alerts, the end with its disposition
+(store/disposition.py, derived from the call's events).
 
 ``record()`` is called on the event loop and only appends to a queue; one writer thread
 commits the queue in order, a small batch per transaction. While the database is down
@@ -34,6 +35,7 @@ from smartpbx_ari.events import (
     Said,
 )
 from smartpbx_ari.store.db import Database, safe_url
+from smartpbx_ari.store.disposition import Dispositions
 from smartpbx_ari.store.models import (
     AlertStatus,
     Call,
@@ -69,6 +71,7 @@ class CallRecorder:
         self.written = 0
         self._queue: collections.deque[Record] = collections.deque()
         self._seq: dict[str, int] = {}
+        self.outcomes = Dispositions()
         self._cond = threading.Condition()
         self._stopping = False
         self._down_since: float | None = None
@@ -109,6 +112,7 @@ class CallRecorder:
 
     def _records(self, event: CallEvent) -> list[Record]:
         cid, at = event.call_id, event.at
+        outcome = self.outcomes.observe(event)
         match event:
             case CallStarted():
                 self._seq[cid] = 0
@@ -135,8 +139,11 @@ class CallRecorder:
                                                 "reason": event.reason})]
             case CallEnded():
                 self._seq.pop(cid, None)
-                return [Record("end", cid, at, {"status": CallStatus.COMPLETED,
-                                                "reason": event.reason})]
+                last: dict[str, Any] = {"status": CallStatus.COMPLETED, "reason": event.reason}
+                if outcome is not None:
+                    last["outcome"] = {"disposition": str(outcome.disposition),
+                                      "reason": outcome.reason, "hold_s": outcome.hold_s}
+                return [Record("end", cid, at, last)]
         return []
 
     def _utterance(self, cid: str, at: float, speaker: str, text: str,
@@ -287,4 +294,9 @@ class CallRecorder:
                 start = call.start_time if call.start_time.tzinfo else call.start_time.replace(
                     tzinfo=UTC)
                 call.duration = round((call.end_time - start).total_seconds(), 3)
+            if "outcome" in d:
+                outcome = d["outcome"]
+                call.disposition = outcome["disposition"]
+                call.disposition_reason = str(outcome["reason"])[:64]
+                call.hold_s = outcome["hold_s"]
 

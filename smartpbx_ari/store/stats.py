@@ -1,5 +1,6 @@
-"""The calls' figures over a period: counts, AI-resolved and HITL rates, reply latency
-percentiles (blocking: run in a thread from async code)."""
+"""The calls' figures over a period: counts, AI-resolved and HITL rates, dispositions and
+the containment rate, hold time and abandonment on hold, reply latency percentiles
+(blocking: run in a thread from async code)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.disposition import Disposition
 from smartpbx_ari.store.models import Call, HitlAlert, Utterance
 
 
@@ -16,7 +18,7 @@ def performance(db: Database, since: datetime) -> dict[str, Any]:
     """Figures of the calls started since ``since``; the latency is from the end of a
     caller's utterance to the start of the agent's reply, in milliseconds."""
     with db.session() as session:
-        rows = session.scalars(select(Call).where(Call.start_time >= since)).all()
+        rows = list(session.scalars(select(Call).where(Call.start_time >= since)))
         ids = [r.call_id for r in rows]
         alerted = set(session.scalars(select(HitlAlert.call_id).where(
             HitlAlert.call_id.in_(ids)))) if ids else set()
@@ -32,14 +34,32 @@ def performance(db: Database, since: datetime) -> dict[str, Any]:
     latencies.sort()
     total = len(rows)
     resolved = sum(1 for r in rows if r.status == "completed" and r.call_id not in alerted)
-
-    def pct(p: float) -> float | None:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1) \
-            if latencies else None
-
     return {"calls": total, "active": sum(r.status == "active" for r in rows),
             "ai_resolved_rate": round(resolved / total, 3) if total else None,
             "hitl_rate": round(len(alerted) / total, 3) if total else None,
             "handed_off": sum(r.status == "handed_off" for r in rows),
-            "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99),
-                           "samples": len(latencies)}}
+            **containment(rows),
+            "latency_ms": {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95),
+                           "p99": pct(latencies, 0.99), "samples": len(latencies)}}
+
+
+def containment(rows: list[Call]) -> dict[str, Any]:
+    """Of the calls with a disposition (ended): how many of each, the share the AI handled
+    end to end, hold time percentiles (s) and the share of held callers who hung up."""
+    ended = [r for r in rows if r.disposition]
+    counts = {str(d): sum(r.disposition == d for r in ended) for d in Disposition}
+    holds = sorted(r.hold_s for r in ended if r.hold_s is not None)
+    abandoned = counts[Disposition.ABANDONED_ON_HOLD]
+    return {"dispositions": counts,
+            "containment_rate": round(counts[Disposition.AI] / len(ended), 3) if ended
+            else None,
+            "hold_s": {"p50": pct(holds, 0.5, 2), "p95": pct(holds, 0.95, 2),
+                       "samples": len(holds)},
+            "abandoned_on_hold": abandoned,
+            "abandoned_on_hold_rate": round(abandoned / len(holds), 3) if holds else None}
+
+
+def pct(ordered: list[float], p: float, digits: int = 1) -> float | None:
+    """The ``p`` quantile (nearest rank) of ``ordered``, None when empty."""
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], digits) \
+        if ordered else None

@@ -21,6 +21,7 @@ from smartpbx_ari.call.control import TelephonyError
 from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Connected, parse_event
 
 log = logging.getLogger(__name__)
+RECORDING_TIMEOUT_S = 300.0
 
 
 class AriError(TelephonyError):
@@ -142,6 +143,36 @@ class AriClient:
                                    ) -> None:
         params = {"context": context, "extension": extension, "priority": priority}
         await self.request("POST", f"/channels/{channel_id}/continue", params)
+
+    # ---- recordings (Asterisk's spool: var/spool/asterisk/recording) ----------------
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str = "wav") -> None:
+        """Record the bridge's mix (every party) into the stored recording ``name``."""
+        await self.request("POST", f"/bridges/{bridge_id}/record",
+                           {"name": name, "format": fmt, "ifExists": "overwrite"})
+
+    async def stored_recordings(self) -> list[str]:
+        return [str(r.get("name", "")) for r in await self.request("GET", "/recordings/stored")]
+
+    async def is_recording(self, name: str) -> bool:
+        try:
+            await self.request("GET", f"/recordings/live/{name}")
+        except AriError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def recording_file(self, name: str) -> bytes:
+        """The stored recording's bytes (an hour of 8 kHz WAV is 58 MB: more time)."""
+        path = f"/recordings/stored/{name}/file"
+        timeout = aiohttp.ClientTimeout(total=RECORDING_TIMEOUT_S, sock_read=30)
+        async with self.session.get(f"{self.base_url}{path}", timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise AriError(resp.status, _message(await resp.text()), "GET", path)
+            return await resp.read()
+
+    async def delete_recording(self, name: str) -> None:
+        await self.request("DELETE", f"/recordings/stored/{name}")
 
     async def get_variable(self, channel_id: str, name: str) -> str:
         data = await self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})

@@ -28,8 +28,9 @@ from smartpbx_ari.errors import UserFacingError
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en")
 MARKER = ".smartpbx-provisioned"
 # Trees whose owner (the asterisk user inside) maps to another uid outside the chroot.
+# (Debian's package makes no var/spool/asterisk/recording; ARI's bridge recordings need it.)
 ROOT_OWNED = ("var/lib/asterisk", "var/run/asterisk", "var/log/asterisk",
-              "var/spool/asterisk", "etc/asterisk")
+              "var/spool/asterisk", "var/spool/asterisk/recording", "etc/asterisk")
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 

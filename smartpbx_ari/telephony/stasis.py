@@ -34,6 +34,7 @@ from smartpbx_ari.events import (
 from smartpbx_ari.media import codecs
 from smartpbx_ari.media.endpoint import PortPool, RtpEndpoint, RtpStats
 from smartpbx_ari.media.receiver import RtpReceiver
+from smartpbx_ari.store.recordings import recordings_dir
 from smartpbx_ari.telephony.ari import AriClient, AriError
 from smartpbx_ari.telephony.ari_events import (
     AriEvent,
@@ -47,6 +48,7 @@ from smartpbx_ari.telephony.ari_events import (
     StasisStart,
 )
 from smartpbx_ari.telephony.legs import LegTap, quietly, unicast_address
+from smartpbx_ari.telephony.recording import CallRecordings
 
 log = logging.getLogger(__name__)
 EXTERNAL_SUFFIX = "-em"
@@ -319,6 +321,7 @@ class CallSession:
         await self.external_ready.wait()  # adding it before its StasisStart gives 422
         await ari.add_channel(bridge.id, self.call_id)
         await ari.add_channel(bridge.id, self.external_id)
+        await self.app.recordings.start(self.call_id, bridge.id)
         self.media = CallMedia(self.call_id, cfg.format, self.endpoint,
                                RtpReceiver(self.endpoint.queue, cfg.format),
                                self.app.publish, self.request_hand_off, language=self.language)
@@ -335,6 +338,7 @@ class CallSession:
             await quietly(ari.hangup(self.operator_id))
         if self.bridge_id is not None:
             await quietly(ari.destroy_bridge(self.bridge_id))
+            self.app.recordings.finish(self.call_id)  # the bridge's recording ends with it
         if self.port is not None:
             self.app.ports.release(self.port)
         await self._release_caller()
@@ -369,6 +373,8 @@ class StasisApp:
         self._routes: dict[str, CallSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        self.recordings = CallRecordings(ari, recordings_dir(settings),
+                                         settings.store.record_calls)
 
     def publish(self, event: CallEvent) -> None:
         log.info("%s", event.line())
@@ -495,6 +501,7 @@ class StasisApp:
         for bridge in bridges:
             if bridge.name.startswith(BRIDGE_PREFIX) and bridge.id not in owned:
                 await quietly(self.ari.destroy_bridge(bridge.id))
+        await self.recordings.collect(self.sessions)  # a dead controller's calls' too
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Hand every call back to the dialplan, then wait for their tasks."""
@@ -504,3 +511,4 @@ class StasisApp:
         tasks = self.active_tasks()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        await self.recordings.drain(timeout)

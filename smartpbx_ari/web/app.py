@@ -43,7 +43,8 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault(
         "Content-Security-Policy", "default-src 'self'; connect-src 'self'; "
-        "img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+        "img-src 'self' data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'")  # blob: the recording player (fetched with the token)
     return response
 
 

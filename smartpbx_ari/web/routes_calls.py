@@ -1,5 +1,5 @@
-"""REST handlers for calls and their HITL alerts: the call record and transcript, the live
-alerts, and the operators' actions on them (web/actions.py runs those)."""
+"""REST handlers for calls and their HITL alerts: the call record, transcript and recording,
+the live alerts, and the operators' actions on them (web/actions.py runs those)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 
 from smartpbx_ari.store.calls import CallFilter, get_call, list_calls
 from smartpbx_ari.store.models import Call
+from smartpbx_ari.store.recordings import recording_path, recordings_dir
 from smartpbx_ari.web import actions
 from smartpbx_ari.web.context import ctx, read_json
 from smartpbx_ari.web.route import claims_of, iso, page, when
@@ -20,13 +21,15 @@ def call_summary(call: Call) -> dict[str, Any]:
     return {"call_id": call.call_id, "caller": call.caller, "callee": call.callee,
             "start_time": iso(call.start_time), "end_time": iso(call.end_time),
             "duration": call.duration, "status": call.status, "language": call.language,
-            "end_reason": call.end_reason}
+            "end_reason": call.end_reason, "disposition": call.disposition,
+            "disposition_reason": call.disposition_reason, "hold_s": call.hold_s}
 
 
 async def calls(request: web.Request) -> web.Response:
     limit, offset = page(request)
     where = CallFilter(status=request.query.get("status", ""),
                        caller=request.query.get("caller", ""),
+                       disposition=request.query.get("disposition", ""),
                        since=when(request, "from"), until=when(request, "to"))
     total, found = await asyncio.to_thread(list_calls, ctx(request).db, where, limit, offset)
     return web.json_response({"total": total, "data": [call_summary(c) for c in found]})
@@ -37,9 +40,28 @@ async def call_detail(request: web.Request) -> web.Response:
     if found is None:
         raise web.HTTPNotFound(text="call_id: no such call")
     call, utterances = found
-    return web.json_response({**call_summary(call), "cdr": call.cdr, "utterances": [
+    audio = recording_path(recordings_dir(ctx(request).settings), call.call_id)
+    recorded = await asyncio.to_thread(audio.is_file)
+    return web.json_response({**call_summary(call), "cdr": call.cdr,
+                              "recording": f"/api/v1/calls/{call.call_id}/recording"
+                              if recorded else None, "utterances": [
         {"seq": u.seq, "speaker": u.speaker, "text": u.text, "start": iso(u.start_time),
          "end": iso(u.end_time), "confidence": u.confidence} for u in utterances]})
+
+
+async def call_recording(request: web.Request) -> web.StreamResponse:
+    """The call's audio (WAV); Range requests get 206 and the part asked for."""
+    c = ctx(request)
+    found = await asyncio.to_thread(get_call, c.db, request.match_info["call_id"])
+    if found is None:
+        raise web.HTTPNotFound(text="call_id: no such call")
+    audio = recording_path(recordings_dir(c.settings), found[0].call_id)
+    if not await asyncio.to_thread(audio.is_file):
+        why = "recording of calls is off (store.record_calls)" \
+            if not c.settings.store.record_calls else "it was not recorded or is not kept yet"
+        raise web.HTTPNotFound(text=f"recording: call {found[0].call_id} has none ({why})")
+    return web.FileResponse(audio, headers={"Content-Type": "audio/wav",
+                                            "Cache-Control": "private, no-store"})
 
 
 async def alerts(request: web.Request) -> web.Response:

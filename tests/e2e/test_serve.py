@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call
+from smartpbx_ari.store.recordings import recording_path, recordings_dir
 from smartpbx_ari.telephony.ari import AriClient
 from tests.fixtures.postgres import LocalPostgres
 
@@ -76,6 +78,7 @@ async def test_a_controller_killed_mid_call_is_replaced_and_the_caller_goes_to_a
     caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
     async with caller.dial(dial) as line:
         assert await line.wait_voice(line.answered_at, 10) is not None
+        lasted = time.monotonic() - line.answered_at  # recorded so far, at least
         proc.send_signal(signal.SIGKILL)  # no chance to clean up
         proc.wait(10)
         names = [c.name for c in await ari.channels()]
@@ -88,6 +91,14 @@ async def test_a_controller_killed_mid_call_is_replaced_and_the_caller_goes_to_a
             assert channel.app_name == "Queue"  # reconciled: back to the dialplan
             assert not [c for c in channels if c.name.startswith("UnicastRTP/")]
             assert not line.call.ended.is_set()
+            # the dead controller's recording, ended with its orphaned bridge, is kept
+            kept = recording_path(recordings_dir(settings), channel.id)  # type: ignore[arg-type]
+            async with asyncio.timeout(15):
+                while not kept.is_file():  # noqa: ASYNC110 (another process writes it)
+                    await asyncio.sleep(0.1)
+            with wave.open(str(kept), "rb") as wav:
+                assert wav.getnframes() / wav.getframerate() >= lasted
+            assert f"smartpbx-{channel.id}" not in await ari.stored_recordings()
         finally:
             await asyncio.to_thread(stop, successor)
 

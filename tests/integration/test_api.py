@@ -5,7 +5,10 @@ metrics, OpenAPI, errors as JSON."""
 from __future__ import annotations
 
 import asyncio
+import io
+import math
 import time
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,8 @@ import pytest
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.control import Presence
 from smartpbx_ari.config import Settings
-from smartpbx_ari.events import CallStarted, Heard, Said
+from smartpbx_ari.events import CallEnded, CallStarted, Heard, Said
+from smartpbx_ari.store.recordings import recordings_dir, save_recording
 from smartpbx_ari.web.api import ROUTES
 from tests.fixtures.web_app import PASSWORD, WebUnderTest, make_engine, running_web
 
@@ -334,3 +338,83 @@ async def test_console_page_is_served_with_a_strict_policy(
 def test_the_app_is_loopback_by_default(web_engine: tuple[Settings, RAGEngine],
                                         tmp_path: Path) -> None:
     assert web_engine[0].web.host == "127.0.0.1"
+
+
+def _wav(seconds: float, rate: int = 8000) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"".join(int(8000 * math.sin(2 * math.pi * 440 * n / rate)).to_bytes(
+            2, "little", signed=True) for n in range(int(seconds * rate))))
+    return out.getvalue()
+
+
+async def test_a_recording_is_served_in_ranges_to_operators_and_admins_not_viewers(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    t0 = time.time()
+    for cid in ("c-rec", "c-unrecorded"):
+        web.publish(CallStarted(call_id=cid, at=t0, caller="1002", exten="1000"))
+        web.publish(CallEnded(call_id=cid, at=t0 + 1, reason="caller hung up"))
+    assert web.context.recorder is not None and web.context.recorder.flush(10)
+    audio = _wav(1.0)
+    save_recording(recordings_dir(web.context.settings), "c-rec", audio)
+    otto, ada, vic = [await token(web, http, u) for u in ("otto", "ada", "vic")]
+    url = f"{web.url}/api/v1/calls/c-rec/recording"
+    async with http.get(url, headers={"Authorization": f"Bearer {otto}"}) as r:
+        assert (r.status, r.content_type) == (200, "audio/wav")
+        assert r.headers["Accept-Ranges"] == "bytes" and await r.read() == audio
+    async with http.get(url, headers={"Authorization": f"Bearer {ada}",
+                                      "Range": "bytes=44-1043"}) as r:
+        assert r.status == 206
+        assert r.headers["Content-Range"] == f"bytes 44-1043/{len(audio)}"
+        assert await r.read() == audio[44:1044]
+    async with http.get(url, headers={"Authorization": f"Bearer {otto}",
+                                      "Range": "bytes=-100"}) as r:  # the last 100 bytes
+        assert r.status == 206 and await r.read() == audio[-100:]
+    status, body = await call(http, "GET", url, vic)
+    assert status == 403 and "viewer" in body["error"]["message"]
+    assert (await call(http, "GET", url))[0] == 401
+    status, body = await call(http, "GET", f"{web.url}/api/v1/calls/c-unrecorded/recording",
+                              otto)
+    assert status == 404 and body["error"]["message"].startswith(
+        "recording: call c-unrecorded has none")
+    status, body = await call(http, "GET", f"{web.url}/api/v1/calls/nope/recording", otto)
+    assert (status, body["error"]["message"]) == (404, "call_id: no such call")
+    status, body = await call(http, "GET", f"{web.url}/api/v1/calls/..%2F..%2Fetc/recording",
+                              otto)
+    assert status == 404
+    assert (await call(http, "GET", f"{web.url}/api/v1/calls/c-rec", vic))[1][
+        "recording"] == "/api/v1/calls/c-rec/recording"
+    assert (await call(http, "GET", f"{web.url}/api/v1/calls/c-unrecorded", vic))[1][
+        "recording"] is None
+
+
+async def test_dispositions_in_the_calls_list_the_figures_and_prometheus(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    t0 = time.time()
+    web.publish(CallStarted(call_id="c-abandon", at=t0, caller="1003", exten="1000"))
+    web.publish(Heard(call_id="c-abandon", at=t0 + 2, text="Do you sell gift cards?"))
+    web.context.desk.raise_alert("c-abandon", "low_confidence", "Do you sell gift cards?",
+                                 0.3, waiting=True)
+    await asyncio.sleep(0.3)
+    web.publish(CallEnded(call_id="c-abandon", at=time.time(), reason="caller hung up"))
+    assert web.context.recorder is not None and web.context.recorder.flush(10)
+    vic = await token(web, http, "vic")
+    status, body = await call(http, "GET", f"{web.url}/api/v1/calls", vic,
+                              params={"disposition": "abandoned_on_hold"})
+    assert status == 200 and [c["call_id"] for c in body["data"]] == ["c-abandon"]
+    row = body["data"][0]
+    assert (row["disposition"], row["disposition_reason"]) == ("abandoned_on_hold", "")
+    assert 0.3 <= row["hold_s"] < 5
+    status, figures = await call(http, "GET", f"{web.url}/api/v1/metrics/performance", vic)
+    counts = figures["dispositions"]
+    assert status == 200 and counts["abandoned_on_hold"] >= 1
+    assert figures["containment_rate"] == round(counts["ai"] / sum(counts.values()), 3)
+    assert figures["hold_s"]["samples"] >= 1 and figures["hold_s"]["p50"] is not None
+    assert figures["abandoned_on_hold"] == counts["abandoned_on_hold"]
+    status, text = await call(http, "GET", f"{web.url}/metrics")
+    assert 'smartpbx_call_dispositions_total{disposition="abandoned_on_hold"} 1' in text
+    assert 'smartpbx_call_dispositions_total{disposition="taken_over"} 0' in text
+    assert "smartpbx_call_hold_seconds_total " in text

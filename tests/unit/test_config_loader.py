@@ -27,6 +27,18 @@ def test_toml_then_env_override(tmp_path: Path) -> None:
     assert s.data_dir == Path("/srv/x")
 
 
+def test_calls_are_recorded_unless_turned_off(tmp_path: Path) -> None:
+    assert load_settings(environ={}).store.record_calls is True
+    assert load_settings(environ={"SMARTPBX_STORE__RECORD_CALLS": "false"}
+                         ).store.record_calls is False
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[store]\nrecord_calls = false\n")
+    assert load_settings(cfg, environ={}).store.record_calls is False
+    cfg.write_text('[store]\nrecord_calls = "maybe"\n')
+    with pytest.raises(ConfigError, match="store.record_calls: expected bool"):
+        load_settings(cfg, environ={})
+
+
 def test_config_path_from_environment(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[ari]\napp = "other"\n')
@@ -43,6 +55,8 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ({"SMARTPBX_ARI__APP": "bad name"}, "ari.app:"),
         ({"SMARTPBX_RAG__MULTILINGUAL_MODEL": "labse"}, "rag.multilingual_model: "),
         ({"SMARTPBX_RAG__MULTILINGUAL_WEIGHT_KO": "0.95"}, "rag.multilingual_weight_ko: with"),
+        ({"SMARTPBX_STORE__RECORD_CALLS": "sometimes"},
+         "store.record_calls: expected bool, got 'sometimes'"),
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str], message: str) -> None:

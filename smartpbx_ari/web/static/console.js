@@ -277,7 +277,8 @@ async function loadHistory() {
     const data = await api("GET", `/api/v1/calls?${params}`);
     $("#history-table tbody").replaceChildren(...data.data.map((call) => {
       const row = el("tr", { class: "clickable" }, el("td", {}, call.start_time || ""),
-        el("td", {}, call.caller), el("td", {}, call.status), el("td", {}, call.duration ?? ""));
+        el("td", {}, call.caller), el("td", {}, call.status),
+        el("td", {}, disposition(call)), el("td", {}, call.duration ?? ""));
       row.addEventListener("click", () => showTranscript(call.call_id));
       return row;
     }));
@@ -288,9 +289,30 @@ async function showTranscript(callId) {
   try {
     const call = await api("GET", `/api/v1/calls/${encodeURIComponent(callId)}`);
     $("#history-transcript").replaceChildren(el("h3", {}, `${call.caller} → ${call.callee}`),
+      el("p", { class: "disposition" }, disposition(call)), await player(call),
       ...call.utterances.map((u) => el("div", { class: "transcript-line" },
         el("span", { class: `speaker speaker-${u.speaker}` }, u.speaker), u.text)));
   } catch (err) { toast(err.message, true); }
+}
+
+const DISPOSITIONS = { ai: "AI answered", operator_answer: "operator's typed answer",
+  queue: "to the queue", taken_over: "taken over", abandoned_on_hold: "abandoned on hold" };
+
+function disposition(call) {
+  if (!call.disposition) return "";
+  const name = DISPOSITIONS[call.disposition] || call.disposition;
+  return call.disposition_reason ? `${name} (${call.disposition_reason})` : name;
+}
+
+// The recording, fetched with the bearer token (an <audio src> could not send it).
+async function player(call) {
+  if (!call.recording) return el("p", { class: "muted" }, "no recording");
+  if (state.role === "viewer") return el("p", { class: "muted" }, "recordings: operators and admins");
+  const response = await fetch(call.recording, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!response.ok) return el("p", { class: "muted" }, `recording: ${response.statusText}`);
+  const audio = el("audio", { controls: true, preload: "metadata", class: "recording" });
+  audio.src = URL.createObjectURL(await response.blob());
+  return audio;
 }
 
 // ---- knowledge -----------------------------------------------------------------------
@@ -375,8 +397,12 @@ async function loadMetrics() {
   try {
     const m = await api("GET", `/api/v1/metrics/performance?period=${$("#metrics-period").value}`);
     const pct = (x) => (x == null ? "–" : `${Math.round(x * 100)} %`);
+    const secs = (x) => (x == null ? "–" : `${x} s`);
     const figures = [["Calls", m.calls], ["Active", m.active], ["AI resolved", pct(m.ai_resolved_rate)],
       ["HITL", pct(m.hitl_rate)], ["Handed off", m.handed_off],
+      ["Containment", pct(m.containment_rate)], ["Hold p50", secs(m.hold_s.p50)],
+      ["Hold p95", secs(m.hold_s.p95)],
+      ["Abandoned on hold", `${m.abandoned_on_hold} (${pct(m.abandoned_on_hold_rate)})`],
       ["Latency p50", m.latency_ms.p50 ?? "–"], ["Latency p95", m.latency_ms.p95 ?? "–"]];
     $("#metrics-figures").replaceChildren(...figures.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     drawBars([["p50", m.latency_ms.p50], ["p95", m.latency_ms.p95], ["p99", m.latency_ms.p99]]);
