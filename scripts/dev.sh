@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv postgresql
               pocketsphinx-testdata  # people reading, with transcripts: hearing tests and bench
+              # music on hold (CC-BY-SA 3.0): copied into a PBX root provisioned before it
+              asterisk-moh-opsound-wav asterisk-moh-opsound-g722
               chromium chromium-driver)
 VENV=${SMARTPBX_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
