@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from smartpbx_ari.media.audible import AUDIBLE_RMS
 from smartpbx_ari.media.codecs import Pcm
 from smartpbx_ari.media.turn import rms
-
-AUDIBLE_RMS = 100.0  # about -50 dBFS: quieter than this is heard as nothing on a phone
 
 
 @dataclass(frozen=True)

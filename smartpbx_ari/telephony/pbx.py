@@ -24,12 +24,14 @@ from pathlib import Path
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.telephony.music import curate
 
 # Music on hold: Debian's opsound tracks (CC-BY-SA 3.0) as WAV and G.722, so the queue
 # and the hold never play silence.
 MUSIC_PACKAGES = ("asterisk-moh-opsound-wav", "asterisk-moh-opsound-g722")
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en", *MUSIC_PACKAGES)
-MUSIC_DIR = "usr/share/asterisk/moh"  # inside the root, and on the host (dev.sh installs it)
+MUSIC_DIR = "usr/share/asterisk/moh"  # Debian's tracks: in the root, and on the host (dev.sh)
+PLAYED_MUSIC_DIR = "var/lib/asterisk/moh"  # what the default class plays: quiet ends cut
 SOUNDS_DIR = "usr/share/asterisk/sounds/smartpbx"  # asterisk-config/sounds/ lands here
 MARKER = ".smartpbx-provisioned"
 # Trees whose owner (the asterisk user inside) maps to another uid outside the chroot.
@@ -183,19 +185,19 @@ class LocalPbx:
         return render_config(config_source(), self.root / "etc/asterisk", values)
 
     def ensure_music(self, host_music: Path = Path("/") / MUSIC_DIR) -> int:
-        """Music on hold in the root: a root provisioned before it was a package gets the
-        host's copy (``scripts/dev.sh`` installs it). Returns the files copied in."""
-        target = self.root / MUSIC_DIR
-        if _tracks(target):
-            return 0
-        tracks = _tracks(host_music)
-        if not tracks:
-            raise PbxError(f"pbx: no music on hold in {target} nor in {host_music}: "
-                           f"apt-get install {' '.join(MUSIC_PACKAGES)}")
-        target.mkdir(parents=True, exist_ok=True)
-        for track in tracks:
-            shutil.copy2(track, target / track.name)
-        return len(tracks)
+        """Music on hold in the root, quiet ends cut (telephony/music.py). A root
+        provisioned before the music was one of its packages gets the host's copy
+        (``scripts/dev.sh`` installs it). Returns the tracks curated now (0: done before)."""
+        debian = self.root / MUSIC_DIR
+        if not _tracks(debian):
+            tracks = _tracks(host_music)
+            if not tracks:
+                raise PbxError(f"pbx: no music on hold in {debian} nor in {host_music}: "
+                               f"apt-get install {' '.join(MUSIC_PACKAGES)}")
+            debian.mkdir(parents=True, exist_ok=True)
+            for track in tracks:
+                shutil.copy2(track, debian / track.name)
+        return len(curate(debian, self.root / PLAYED_MUSIC_DIR))
 
     def up(self) -> PbxStatus:
         """Provision if needed, render config, start, wait for ARI. Idempotent."""

@@ -8,15 +8,18 @@ import socket
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.media.codecs import encoder
 from smartpbx_ari.telephony.pbx import (
     MUSIC_DIR,
     MUSIC_PACKAGES,
     PACKAGES,
+    PLAYED_MUSIC_DIR,
     LocalPbx,
     PbxError,
     _who_holds,
@@ -111,7 +114,7 @@ def test_docker_compose_matches_the_sandbox() -> None:
 def test_the_queue_plays_music_and_news_and_offers_a_callback(tmp_path: Path) -> None:
     out, _ = _render(tmp_path)
     moh = (out / "musiconhold.conf").read_text()
-    assert re.search(r"^\[default\]\nmode = files\ndirectory = /usr/share/asterisk/moh$", moh,
+    assert re.search(r"^\[default\]\nmode = files\ndirectory = /var/lib/asterisk/moh$", moh,
                      re.M)
     queue = (out / "queues.conf").read_text().split("[operators]")[1]
     for line in ("musicclass = default", "announce-position = yes", "announce-holdtime = yes",
@@ -153,12 +156,23 @@ def test_a_root_without_music_gets_the_hosts_or_says_what_to_install(tmp_path: P
     with pytest.raises(PbxError, match="apt-get install asterisk-moh-opsound-wav"):
         pbx.ensure_music(host)
     host.mkdir()
-    (host / "tune.wav").write_bytes(b"RIFF")
-    (host / "tune.g722").write_bytes(b"g722")
+    tone = (np.sin(np.arange(8000) * 0.3) * 3000).astype(np.int16)
+    _write_wav(host / "tune.wav", np.concatenate([np.zeros(16000, np.int16), tone]), 8000)
+    (host / "tune.g722").write_bytes(encoder("g722")(np.repeat(tone, 2)))
     (host / "README").write_text("not music")
     assert pbx.ensure_music(host) == 2
     assert sorted(p.name for p in (pbx.root / MUSIC_DIR).iterdir()) == ["tune.g722", "tune.wav"]
+    with wave.open(str(pbx.root / PLAYED_MUSIC_DIR / "tune.wav")) as w:
+        assert w.getnframes() == 8000 + 1600  # the 2 s of silence cut, 0.2 s kept
     assert pbx.ensure_music(tmp_path / "gone") == 0  # the root has music now: nothing to do
+
+
+def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
 
 
 def test_prompts_are_copied_in_and_a_missing_folder_is_no_error(tmp_path: Path) -> None:

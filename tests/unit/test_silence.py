@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smartpbx_ari.sipcaller.silence import AUDIBLE_RMS, Silence, longest_silence
+from smartpbx_ari.media.audible import AUDIBLE_RMS, frame_levels, trim_quiet
+from smartpbx_ari.sipcaller.silence import Silence, longest_silence
 
 pytestmark = pytest.mark.unit
 LOUD = np.full(320, 2000, np.int16)
@@ -41,3 +42,15 @@ def test_frames_outside_the_window_are_ignored_and_a_reversed_window_is_an_error
     assert longest_silence(frames, 2, 8) == Silence(2, 6)
     with pytest.raises(ValueError, match="until"):
         longest_silence(frames, 5, 4)
+
+
+def test_trim_quiet_cuts_inaudible_ends_and_keeps_a_breath() -> None:
+    rate = 8000
+    tone = (np.sin(np.arange(rate) * 0.3) * 3000).astype(np.int16)
+    fade = (tone[:rate] * 0.02).astype(np.int16)  # about -57 dBFS: inaudible
+    pcm = np.concatenate([np.zeros(rate, np.int16), tone, fade, np.zeros(rate, np.int16)])
+    cut = trim_quiet(pcm, rate, keep_s=0.2)
+    assert len(cut) == rate + 2 * 1600
+    assert np.array_equal(cut[1600:-1600], tone)
+    assert trim_quiet(np.zeros(rate, np.int16), rate).size == 0
+    assert frame_levels(tone[:500], rate).shape == (3,)  # whole 20 ms frames only
