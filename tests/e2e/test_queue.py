@@ -1,25 +1,30 @@
 """The operators' queue through the real Asterisk, nobody there to answer: the caller
 hears music and news (position, expected wait, the offer to be called back), never more
-than 5 s of silence, and a number keyed after pressing 1 reaches the operators as a
-callback alert. Measured on the caller's received, decoded RTP; heard with Whisper."""
+than 5 s of silence, and a number keyed after pressing 1 reaches the operators' console
+(the controller's FastAGI -> the HITL desk -> the WebSocket) as a callback alert.
+Measured on the caller's received, decoded RTP; heard with Whisper."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 
-from smartpbx_ari.call.hitl import CALLBACK, HitlDesk
+from smartpbx_ari.call.hitl import CALLBACK
 from smartpbx_ari.cli.serve import callback_alerts
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
-from smartpbx_ari.events import AlertRaised, EventBus, Subscription
 from smartpbx_ari.sipcaller.caller import Dial, Line, SyntheticCaller
 from smartpbx_ari.sipcaller.silence import longest_silence
 from smartpbx_ari.telephony.agi import AgiServer
 from smartpbx_ari.telephony.pbx import LocalPbx
+from tests.fixtures.web_app import WebUnderTest, make_engine, running_web
+from tests.integration.test_api import call, token
+from tests.integration.test_websocket import next_of, ws_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 MAX_SILENCE_S = 5.0  # the issue's target for a caller waiting for a person
@@ -40,19 +45,26 @@ def caller(settings: Settings) -> SyntheticCaller:
 
 
 @pytest.fixture
-async def desk(settings: Settings) -> AsyncIterator[tuple[HitlDesk, Subscription]]:
-    """The controller's FastAGI with the console's desk behind it (as `smartpbx serve`)."""
-    bus = EventBus()
-    desk = HitlDesk(bus.publish)
-    feed = bus.subscribe()
+async def console(settings: Settings, tmp_path: Path) -> AsyncIterator[WebUnderTest]:
+    """The console (web app, desk, WebSocket feed) behind the controller's FastAGI, wired
+    as `smartpbx serve` wires them."""
 
     async def no_rules() -> list[object]:
         return []
 
-    server = await AgiServer(no_rules, settings.agi.host, settings.agi.port,
-                             on_callback=callback_alerts(desk)).start()
-    yield desk, feed
-    await server.close()
+    async with running_web(*make_engine(tmp_path / "web")) as web:
+        server = await AgiServer(no_rules, settings.agi.host, settings.agi.port,
+                                 on_callback=callback_alerts(web.context.desk)).start()
+        try:
+            yield web
+        finally:
+            await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 def words(text: str) -> str:
@@ -92,10 +104,12 @@ async def test_a_second_caller_hears_their_position_and_the_expected_wait(
 
 
 async def test_a_number_left_by_dtmf_becomes_a_callback_alert_and_the_call_ends_politely(
-    queue: Dial, caller: SyntheticCaller, desk: tuple[HitlDesk, Subscription]
+    queue: Dial, caller: SyntheticCaller, console: WebUnderTest, http: aiohttp.ClientSession
 ) -> None:
-    hitl, feed = desk
-    async with caller.dial(queue) as line:
+    otto = await token(console, http, "otto")
+    async with http.ws_connect(ws_url(console, "op001", otto)) as ws, \
+            caller.dial(queue) as line:
+        await next_of(ws, "hello")
         await asyncio.sleep(1.0)
         await line.call.send_dtmf("1")
         pressed = line.call.rtp.received[-1][0]
@@ -106,13 +120,34 @@ async def test_a_number_left_by_dtmf_becomes_a_callback_alert_and_the_call_ends_
         for digit in NUMBER + "#":
             await line.call.send_dtmf(digit)
             await asyncio.sleep(0.15)
-        alert = await asyncio.wait_for(feed.next(10), 10)
+        alert = await next_of(ws, "hitl_alert")  # on the operator's screen
         thanks_at = await line.wait_voice(done + 0.5, 10)
         assert thanks_at is not None
         await asyncio.wait_for(line.call.ended.wait(), 15)  # Asterisk hangs up after it
         thanks = words(await line.transcribe(thanks_at, line.call.rtp.received[-1][0]))
     assert "phone number we should call you back on" in prompt, prompt
-    assert isinstance(alert, AlertRaised)
-    assert (alert.reason, alert.question) == (CALLBACK, NUMBER)
-    assert [(a.reason, a.question) for a in hitl.open_alerts()] == [(CALLBACK, NUMBER)]
+    assert (alert["reason"], alert["question"]) == (CALLBACK, NUMBER)
+    assert re.fullmatch(r"\d+\.\d+", alert["call_id"])  # the caller's channel in Asterisk
+    status, listed = await call(http, "GET", f"{console.url}/api/v1/alerts", otto)
+    assert status == 200 and [(a["reason"], a["question"]) for a in listed["data"]] == [
+        (CALLBACK, NUMBER)]
     assert "call you back" in thanks and "goodbye" in thanks, thanks
+
+
+async def test_a_number_too_short_takes_the_caller_back_into_the_queue_without_an_alert(
+    queue: Dial, caller: SyntheticCaller, console: WebUnderTest
+) -> None:
+    async with caller.dial(queue) as line:
+        await asyncio.sleep(1.0)
+        await line.call.send_dtmf("1")
+        await asyncio.sleep(1.0)  # into the ask for a number
+        for digit in "12#":
+            await line.call.send_dtmf(digit)
+            await asyncio.sleep(0.15)
+        keyed = line.call.rtp.received[-1][0]
+        await asyncio.sleep(12)
+        heard = words(await line.transcribe(keyed, keyed + 12))
+        assert not line.call.ended.is_set()
+    assert "could not take that number" in heard and "back in the queue" in heard, heard
+    assert "first in line" in heard, heard  # the queue again, from the top
+    assert console.context.desk.open_alerts() == []
