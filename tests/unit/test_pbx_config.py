@@ -117,7 +117,7 @@ def test_the_queue_plays_music_and_news_and_offers_a_callback(tmp_path: Path) ->
     assert re.search(r"^\[default\]\nmode = files\ndirectory = /var/lib/asterisk/moh$", moh,
                      re.M)
     queue = (out / "queues.conf").read_text().split("[operators]")[1]
-    for line in ("musicclass = default", "announce-position = yes", "announce-holdtime = yes",
+    for line in ("musicclass = default", "announce-position = yes", "announce-holdtime = once",
                  "announce-to-first-user = yes", "periodic-announce = smartpbx/callback-offer",
                  "context = queue-exit"):
         assert f"\n{line}\n" in queue
