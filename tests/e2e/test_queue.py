@@ -18,10 +18,12 @@ from smartpbx_ari.call.hitl import CALLBACK
 from smartpbx_ari.cli.serve import callback_alerts
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
+from smartpbx_ari.events import HandedOff
 from smartpbx_ari.sipcaller.caller import Dial, Line, SyntheticCaller
 from smartpbx_ari.sipcaller.silence import longest_silence
 from smartpbx_ari.telephony.agi import AgiServer
 from smartpbx_ari.telephony.pbx import LocalPbx
+from tests.e2e.conftest import Controller
 from tests.fixtures.web_app import WebUnderTest, make_engine, running_web
 from tests.integration.test_api import call, token
 from tests.integration.test_websocket import next_of, ws_url
@@ -151,3 +153,21 @@ async def test_a_number_too_short_takes_the_caller_back_into_the_queue_without_a
     assert "could not take that number" in heard and "back in the queue" in heard, heard
     assert "first in line" in heard, heard  # the queue again, from the top
     assert console.context.desk.open_alerts() == []
+
+
+async def test_a_caller_the_ai_hands_over_hears_no_silence_on_the_way_into_the_queue(
+    controller: Controller, caller: SyntheticCaller, dial: Dial
+) -> None:
+    async with caller.dial(dial) as line:
+        assert await line.wait_voice(line.answered_at, 10) is not None  # the greeting
+        await line.call.send_dtmf("0")
+        pressed = line.call.rtp.received[-1][0]
+        assert (await controller.until(HandedOff)).reason == "caller pressed 0"
+        await asyncio.sleep(20)
+        silence = longest_silence(line.call.rtp.received, pressed, pressed + 20)
+        heard = await heard_between(line, pressed - line.answered_at,
+                                    pressed - line.answered_at + 12)
+    print(f"longest silence {silence.seconds:.2f} s at +{silence.start - pressed:.1f} s "
+          "after pressing 0")
+    assert silence.seconds < MAX_SILENCE_S
+    assert "first in line" in heard, heard
