@@ -118,8 +118,7 @@ def test_the_queue_plays_music_and_news_and_offers_a_callback(tmp_path: Path) ->
                      re.M)
     queue = (out / "queues.conf").read_text().split("[operators]")[1]
     for line in ("musicclass = default", "announce-position = yes", "announce-holdtime = once",
-                 "announce-to-first-user = yes", "periodic-announce = smartpbx/callback-offer",
-                 "context = queue-exit"):
+                 "periodic-announce = smartpbx/callback-offer", "context = queue-exit"):
         assert f"\n{line}\n" in queue
     ext = (out / "extensions.conf").read_text()
     assert "AGI_CALLBACK = agi://127.0.0.1:4573/callback" in ext
