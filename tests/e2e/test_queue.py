@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 
 from smartpbx_ari.call.hitl import CALLBACK
@@ -19,7 +21,9 @@ from smartpbx_ari.cli.serve import callback_alerts
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import HandedOff
+from smartpbx_ari.media.resample import resample
 from smartpbx_ari.sipcaller.caller import Dial, Line, SyntheticCaller
+from smartpbx_ari.sipcaller.phone import SipPhone
 from smartpbx_ari.sipcaller.silence import longest_silence
 from smartpbx_ari.telephony.agi import AgiServer
 from smartpbx_ari.telephony.pbx import LocalPbx
@@ -171,3 +175,27 @@ async def test_a_caller_the_ai_hands_over_hears_no_silence_on_the_way_into_the_q
           "after pressing 0")
     assert silence.seconds < MAX_SILENCE_S
     assert "first in line" in heard, heard
+
+
+async def test_an_operator_who_answers_is_put_through_at_once_and_heard(
+    queue: Dial, caller: SyntheticCaller, settings: Settings, credentials: Credentials
+) -> None:
+    server = (settings.pbx.host, settings.pbx.sip_port)
+    async with SipPhone.register(server, "2001", credentials.operator_password) as phone:
+        await asyncio.sleep(1.0)  # the registration reaches the queue's member state
+        async with caller.dial(queue) as line:
+            answered = await phone.incoming(15)  # rung while the caller hears the queue
+            put_through_s = time.monotonic() - line.answered_at
+            speech = await caller.tts.synthesize("Hello, this is Anna from the shop.")
+            rate = answered.rtp.codec.sample_rate
+            pcm = speech if rate == 16000 else resample(speech, 16000, rate).astype(np.int16)
+            spoke = time.monotonic()
+            await answered.rtp.play(pcm)
+            heard_at = await line.wait_voice(spoke, 5)
+            assert heard_at is not None, "the caller did not hear the operator"
+            heard = words(await line.transcribe(heard_at, await line.wait_quiet(heard_at)))
+            await line.call.hangup()
+    print(f"operator answered {put_through_s:.2f} s after the queue answered the caller; "
+          f"the caller heard them {heard_at - spoke:.2f} s after they spoke")
+    assert "shop" in heard, heard
+    assert heard_at - spoke < 1.0  # bridged: no announcement in between
