@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv postgresql
               pocketsphinx-testdata  # people reading, with transcripts: hearing tests and bench
-              asterisk-moh-opsound-wav  # music on hold (CC-BY-SA 3.0): the AI's hold
+              # music on hold (CC-BY-SA 3.0): the AI's hold, and copied into a PBX root
+              # provisioned before it (the operators' queue)
+              asterisk-moh-opsound-wav asterisk-moh-opsound-g722
               chromium chromium-driver)
 VENV=${SMARTPBX_VENV:-.venv}
 PYTHON=${PYTHON:-python3}

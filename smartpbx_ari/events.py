@@ -119,7 +119,7 @@ class StageFailed(CallEvent):
 class AlertRaised(CallEvent):
     kind = EventKind.HITL_ALERT
     alert_id: str
-    reason: str  # low_confidence | human_request | dtmf_0
+    reason: str  # low_confidence | human_request | dtmf_0 | callback
     question: str = ""
     confidence: float | None = None
     waiting: bool = False  # the caller holds for a typed answer

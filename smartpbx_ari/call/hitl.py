@@ -6,7 +6,8 @@ it); the desk follows the events it is given (``observe``: alerts raised elsewhe
 the caller pressing 0, and the call's end) and keeps the live ones.
 A low-confidence turn waits here (``wait_answer``) for an operator's text; an alert whose
 caller went to the queue (pressed 0, asked for a person, nobody answered in time) can
-still be accepted but not answered by text.
+still be accepted but not answered by text. A caller who left a number in the queue
+raises a ``callback`` alert (the number is its text) for an operator to take.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from smartpbx_ari.events import (
 )
 
 MAX_ANSWER = 1000
+CALLBACK = "callback"  # an alert's reason: a caller in the queue left a number (its text)
 KEEP_S = 3600.0  # finished alerts stay live this long
 
 

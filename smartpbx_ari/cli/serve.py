@@ -14,14 +14,14 @@ from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.control import Presence
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine, warm_speech
-from smartpbx_ari.call.hitl import HitlDesk
+from smartpbx_ari.call.hitl import CALLBACK, HitlDesk
 from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.events import QueueChanged
 from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.rules import load_rules
-from smartpbx_ari.telephony.agi import AgiServer
+from smartpbx_ari.telephony.agi import AgiServer, CallbackRequest, CallbackSink
 from smartpbx_ari.telephony.ami import AmiClient
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
@@ -67,7 +67,8 @@ async def serve(settings: Settings) -> None:
         if settings.agi.enabled:
             agi = await AgiServer(lambda: asyncio.to_thread(load_rules, web_ctx.db),
                                   settings.agi.host,
-                                  settings.agi.port, settings.agi.timezone).start()
+                                  settings.agi.port, settings.agi.timezone,
+                                  on_callback=callback_alerts(desk)).start()
             stack.push_async_callback(agi.close)
         if settings.web.enabled:
             runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
@@ -79,6 +80,15 @@ async def serve(settings: Settings) -> None:
         stasis.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stasis
+
+
+def callback_alerts(desk: HitlDesk) -> CallbackSink:
+    """A number left in the operators' queue becomes a callback alert in the console."""
+
+    def raise_callback(request: CallbackRequest) -> None:
+        desk.raise_alert(request.call_id, CALLBACK, request.number)
+
+    return raise_callback
 
 
 async def _warm_speech(voice: VoiceEngine, agent: AIAgentService) -> None:

@@ -1,12 +1,15 @@
-"""FastAGI: the dialplan asks us where a call goes before it reaches the AI.
+"""FastAGI: the dialplan asks us where a call goes, and hands us callback numbers.
 
 ``AGI(agi://127.0.0.1:4573/route)`` -> we read the AGI variables, load the routing rules
 (from the database, in a thread), decide (telephony/routing.py) and answer with two
 channel variables: ``SMARTPBX_ROUTE`` (ai | operators | closed | blocked) and
-``SMARTPBX_LANGUAGE``. Commands go through panoramisk's FastAGI ``Request``; reading the
-request is ours, because panoramisk's reader spins forever on a connection closed before
-its blank line. Anything odd (no variables, garbage, an early hang-up, the database down)
-gets the safe default (the AI path) and one log line.
+``SMARTPBX_LANGUAGE``. ``AGI(agi://.../callback,NUMBER)`` (a caller in the operators'
+queue keyed a number to be called back on) -> ``on_callback`` gets it (a callback alert
+for the operators) and we answer ``SMARTPBX_CALLBACK`` = ok | invalid | failed.
+Commands go through panoramisk's FastAGI ``Request``; reading the request is ours,
+because panoramisk's reader spins forever on a connection closed before its blank line.
+Anything odd (no variables, garbage, an early hang-up, the database down) gets the safe
+default (the AI path; for a callback: back into the queue) and one log line.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,14 +30,29 @@ log = logging.getLogger(__name__)
 HEADER_LIMIT = 16 * 1024
 READ_TIMEOUT_S = 5.0
 ROUTE_SCRIPT = "route"
+CALLBACK_SCRIPT = "callback"
+CALLBACK_DIGITS = (3, 20)  # a number to call back: an extension up to an international one
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A caller waiting for an operator left a number to be called back on."""
+
+    call_id: str  # the caller's channel (Asterisk's uniqueid: the call's id)
+    number: str
+    caller: str = ""  # the caller id the call came with
+
 
 RuleLoader = Callable[[], Awaitable[Sequence[RuleLike]]]
+CallbackSink = Callable[[CallbackRequest], None]
 
 
 class AgiServer:
     def __init__(self, rules: RuleLoader, host: str = "127.0.0.1", port: int = 4573,
-                 timezone: str = "", clock: Callable[[], datetime] | None = None) -> None:
+                 timezone: str = "", clock: Callable[[], datetime] | None = None,
+                 on_callback: CallbackSink | None = None) -> None:
         self.rules, self.host, self.port = rules, host, port
+        self.on_callback = on_callback
         zone = ZoneInfo(timezone) if timezone else None
         self.clock = clock or (lambda: datetime.now(zone).astimezone(zone))
         self.server: asyncio.Server | None = None
@@ -56,14 +75,11 @@ class AgiServer:
         peer = writer.get_extra_info("peername")
         try:
             headers = await asyncio.wait_for(read_headers(reader), READ_TIMEOUT_S)
-            decision = await self._decide(headers)
+            answers = await self._answer(headers)
             request = Request(None, headers, reader, writer)
-            for name, value in (("SMARTPBX_ROUTE", decision.route),
-                                ("SMARTPBX_LANGUAGE", decision.language)):
+            for name, value in answers:
                 await asyncio.wait_for(
                     request.send_command(f'SET VARIABLE {name} "{value}"'), READ_TIMEOUT_S)
-            log.info("agi: caller %r dialled %r -> %s (%s)", headers.get("agi_callerid"),
-                     headers.get("agi_extension"), decision.route, decision.reason)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
                 ConnectionError, TimeoutError) as err:
             log.warning("agi: request from %s ended early or was unreadable (%s); "
@@ -74,10 +90,41 @@ class AgiServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _decide(self, headers: dict[str, str]) -> Decision:
+    async def _answer(self, headers: dict[str, str]) -> list[tuple[str, str]]:
+        """The channel variables that answer the script the dialplan called."""
         script = headers.get("agi_network_script", "").split("?")[0].strip("/")
+        if script == CALLBACK_SCRIPT:
+            return [("SMARTPBX_CALLBACK", self._callback(headers))]
         if script != ROUTE_SCRIPT:
-            return Decision("ai", reason=f"unknown script {script!r}")
+            decision = Decision("ai", reason=f"unknown script {script!r}")
+        else:
+            decision = await self._decide(headers)
+        log.info("agi: caller %r dialled %r -> %s (%s)", headers.get("agi_callerid"),
+                 headers.get("agi_extension"), decision.route, decision.reason)
+        return [("SMARTPBX_ROUTE", decision.route), ("SMARTPBX_LANGUAGE", decision.language)]
+
+    def _callback(self, headers: dict[str, str]) -> str:
+        """ok: the number reached the operators; invalid: not a number; failed: it did not."""
+        number = callback_number(headers.get("agi_arg_1", ""))
+        call_id = headers.get("agi_uniqueid", "")
+        if number is None or not call_id:
+            log.warning("agi: callback from call %r refused: %r is not a phone number",
+                        call_id, headers.get("agi_arg_1", "")[:40])
+            return "invalid"
+        if self.on_callback is None:
+            log.warning("agi: callback number for call %s not taken: no one to tell", call_id)
+            return "failed"
+        try:
+            self.on_callback(CallbackRequest(call_id, number,
+                                             _number(headers.get("agi_callerid", ""))))
+        except Exception as err:  # the caller goes back into the queue, told so
+            log.warning("agi: callback number for call %s not taken (%s: %s)", call_id,
+                        type(err).__name__, err)
+            return "failed"
+        log.info("agi: call %s left callback number %s", call_id, number)
+        return "ok"
+
+    async def _decide(self, headers: dict[str, str]) -> Decision:
         caller = _number(headers.get("agi_callerid", ""))
         dialled = _number(headers.get("agi_extension", ""))
         try:
@@ -99,6 +146,16 @@ async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
     if not headers:
         raise ValueError("no AGI variables")
     return headers
+
+
+def callback_number(keyed: str) -> str | None:
+    """The digits a caller keyed (Read() drops the closing #), or None when they are no
+    phone number: empty, too short or long, or with anything but digits (a stray *)."""
+    keyed = keyed.strip()
+    low, high = CALLBACK_DIGITS
+    if not keyed.isascii() or not keyed.isdigit() or not low <= len(keyed) <= high:
+        return None
+    return keyed
 
 
 def _number(value: str) -> str:

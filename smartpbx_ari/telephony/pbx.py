@@ -24,8 +24,15 @@ from pathlib import Path
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.telephony.music import curate
 
-PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en")
+# Music on hold: Debian's opsound tracks (CC-BY-SA 3.0) as WAV and G.722, so the queue
+# and the hold never play silence.
+MUSIC_PACKAGES = ("asterisk-moh-opsound-wav", "asterisk-moh-opsound-g722")
+PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en", *MUSIC_PACKAGES)
+MUSIC_DIR = "usr/share/asterisk/moh"  # Debian's tracks: in the root, and on the host (dev.sh)
+PLAYED_MUSIC_DIR = "var/lib/asterisk/moh"  # what the default class plays: quiet ends cut
+SOUNDS_DIR = "usr/share/asterisk/sounds/smartpbx"  # asterisk-config/sounds/ lands here
 MARKER = ".smartpbx-provisioned"
 # Trees whose owner (the asterisk user inside) maps to another uid outside the chroot.
 # (Debian's package makes no var/spool/asterisk/recording; ARI's bridge recordings need it.)
@@ -83,6 +90,22 @@ def render_config(src: Path, dest: Path, values: dict[str, str]) -> list[str]:
         os.chmod(target, 0o640)
         written.append(path.name)
     return written
+
+
+def install_sounds(src: Path, dest: Path) -> list[str]:
+    """Copy the admins' prompts (``asterisk-config/sounds/``) into the PBX's sounds."""
+    if not src.is_dir():
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".")):
+        shutil.copyfile(path, dest / path.name)
+        copied.append(path.name)
+    return copied
+
+
+def _tracks(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.wav")) + sorted(folder.glob("*.g722")) if folder.is_dir() else []
 
 
 class LocalPbx:
@@ -159,13 +182,30 @@ class LocalPbx:
 
     def render(self) -> list[str]:
         values = template_values(self.settings, self.creds)
+        install_sounds(config_source() / "sounds", self.root / SOUNDS_DIR)
         return render_config(config_source(), self.root / "etc/asterisk", values)
+
+    def ensure_music(self, host_music: Path = Path("/") / MUSIC_DIR) -> int:
+        """Music on hold in the root, quiet ends cut (telephony/music.py). A root
+        provisioned before the music was one of its packages gets the host's copy
+        (``scripts/dev.sh`` installs it). Returns the tracks curated now (0: done before)."""
+        debian = self.root / MUSIC_DIR
+        if not _tracks(debian):
+            tracks = _tracks(host_music)
+            if not tracks:
+                raise PbxError(f"pbx: no music on hold in {debian} nor in {host_music}: "
+                               f"apt-get install {' '.join(MUSIC_PACKAGES)}")
+            debian.mkdir(parents=True, exist_ok=True)
+            for track in tracks:
+                shutil.copy2(track, debian / track.name)
+        return len(curate(debian, self.root / PLAYED_MUSIC_DIR))
 
     def up(self) -> PbxStatus:
         """Provision if needed, render config, start, wait for ARI. Idempotent."""
         if os.geteuid() != 0:
             raise PbxError("pbx: starting Asterisk in its chroot needs root")
         self.provision()
+        self.ensure_music()
         if self.pid() is not None:
             self.render()
             self.cli("core reload")

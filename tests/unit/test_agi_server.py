@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from smartpbx_ari.call.routing import Rule
-from smartpbx_ari.telephony.agi import AgiServer
+from smartpbx_ari.telephony.agi import AgiServer, CallbackRequest, callback_number
 
 pytestmark = pytest.mark.unit
 HEADERS = ("agi_network: yes\nagi_network_script: route\nagi_request: agi://127.0.0.1/route\n"
@@ -77,5 +77,50 @@ async def test_early_disconnect_or_garbage_is_one_line_and_no_spin(
         assert time.process_time() - cpu < 0.5  # panoramisk's own reader would spin here
         warnings = [r for r in caplog.records if r.name == "smartpbx_ari.telephony.agi"]
         assert len(warnings) == 1 and "keeps its default route" in warnings[0].message
+    finally:
+        await server.close()
+
+
+CALLBACK = ("agi_network: yes\nagi_network_script: callback\n"
+            "agi_request: agi://127.0.0.1/callback\nagi_channel: PJSIP/caller-00000002\n"
+            "agi_uniqueid: 1764300000.42\nagi_callerid: caller\nagi_extension: 1\n"
+            "agi_arg_1: {number}\n\n")
+
+
+@pytest.mark.parametrize(("keyed", "number"), [
+    ("01012345678", "01012345678"), (" 2001 ", "2001"), ("123", "123"), ("9" * 20, "9" * 20),
+    ("", None), ("12", None), ("9" * 21, None), ("0101234*5678", None), ("+4930123", None),
+    ("١٢٣٤", None),  # Arabic-Indic digits: str.isdigit() says yes, a phone does not
+])
+def test_callback_number_is_plain_digits_of_a_phone_number(keyed: str,
+                                                           number: str | None) -> None:
+    assert callback_number(keyed) == number
+
+
+async def test_a_keyed_number_reaches_the_sink_and_the_dialplan_hears_ok() -> None:
+    taken: list[CallbackRequest] = []
+    server = await _server([])
+    server.on_callback = taken.append
+    try:
+        said = await _ask(server, CALLBACK.format(number="5551234567"))
+    finally:
+        await server.close()
+    assert said == ['SET VARIABLE SMARTPBX_CALLBACK "ok"']
+    assert taken == [CallbackRequest("1764300000.42", "5551234567", "caller")]
+
+
+async def test_a_bad_number_or_a_failing_sink_sends_the_caller_back_to_the_queue() -> None:
+    def broken(request: CallbackRequest) -> None:
+        raise RuntimeError("desk gone")
+
+    server = await _server([])
+    try:
+        assert await _ask(server, CALLBACK.format(number="12*")) == [
+            'SET VARIABLE SMARTPBX_CALLBACK "invalid"']
+        assert await _ask(server, CALLBACK.format(number="5551234567")) == [
+            'SET VARIABLE SMARTPBX_CALLBACK "failed"']  # nobody to tell
+        server.on_callback = broken
+        assert await _ask(server, CALLBACK.format(number="5551234567")) == [
+            'SET VARIABLE SMARTPBX_CALLBACK "failed"']
     finally:
         await server.close()

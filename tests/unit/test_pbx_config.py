@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.credentials import load_credentials
+from smartpbx_ari.media.codecs import encoder
 from smartpbx_ari.telephony.pbx import (
+    MUSIC_DIR,
+    MUSIC_PACKAGES,
+    PACKAGES,
+    PLAYED_MUSIC_DIR,
     LocalPbx,
     PbxError,
     _who_holds,
     config_source,
+    install_sounds,
     render_config,
     template_values,
 )
@@ -100,3 +109,76 @@ def test_docker_compose_matches_the_sandbox() -> None:
     pg = services["postgres"]
     assert "listen_addresses=127.0.0.1" in pg["command"]
     assert "?" in pg["environment"]["POSTGRES_PASSWORD"]  # required, never a stock value
+
+
+def test_the_queue_plays_music_and_news_and_offers_a_callback(tmp_path: Path) -> None:
+    out, _ = _render(tmp_path)
+    moh = (out / "musiconhold.conf").read_text()
+    assert re.search(r"^\[default\]\nmode = files\ndirectory = /var/lib/asterisk/moh$", moh,
+                     re.M)
+    queue = (out / "queues.conf").read_text().split("[operators]")[1]
+    for line in ("musicclass = default", "announce-position = yes", "announce-holdtime = once",
+                 "periodic-announce = smartpbx/callback-offer", "context = queue-exit"):
+        assert f"\n{line}\n" in queue
+    ext = (out / "extensions.conf").read_text()
+    assert "AGI_CALLBACK = agi://127.0.0.1:4573/callback" in ext
+    exit_ctx = ext.split("[queue-exit]")[1]
+    assert exit_ctx.index("exten => 1,1,") < exit_ctx.index("Read(CALLBACK_NUMBER,")
+    assert "AGI(${AGI_CALLBACK},${CALLBACK_NUMBER})" in exit_ctx
+    assert "Goto(operators,s,queue)" in exit_ctx  # a refused number: back into the queue
+    assert "load = app_read.so" in (out / "modules.conf").read_text()
+
+
+def test_every_own_prompt_the_config_names_is_shipped_as_16_khz_wav() -> None:
+    names = set()
+    for path in config_source().glob("*.conf"):
+        names |= set(re.findall(r"smartpbx/([\w-]+)", path.read_text()))
+    shipped = {p.stem for p in (config_source() / "sounds").glob("*.wav16")}
+    assert names and names <= shipped
+    for name in names:
+        with wave.open(str(config_source() / "sounds" / f"{name}.wav16")) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            assert 1.0 < w.getnframes() / 16000 < 10.0
+
+
+def test_music_on_hold_is_in_every_install_path() -> None:
+    assert set(MUSIC_PACKAGES) <= set(PACKAGES)  # a fresh root gets them from Debian
+    for path in ("scripts/dev.sh", "docker/asterisk.Dockerfile"):
+        assert all(pkg in (REPO / path).read_text() for pkg in MUSIC_PACKAGES), path
+    assert "asterisk-config/sounds/" in (REPO / "docker/asterisk.Dockerfile").read_text()
+
+
+def test_a_root_without_music_gets_the_hosts_or_says_what_to_install(tmp_path: Path) -> None:
+    env = {"SMARTPBX_DATA_DIR": str(tmp_path), "SMARTPBX_CACHE_DIR": str(tmp_path)}
+    pbx = LocalPbx(load_settings(environ=env))
+    host = tmp_path / "host-moh"
+    with pytest.raises(PbxError, match="apt-get install asterisk-moh-opsound-wav"):
+        pbx.ensure_music(host)
+    host.mkdir()
+    tone = (np.sin(np.arange(8000) * 0.3) * 3000).astype(np.int16)
+    _write_wav(host / "tune.wav", np.concatenate([np.zeros(16000, np.int16), tone]), 8000)
+    (host / "tune.g722").write_bytes(encoder("g722")(np.repeat(tone, 2)))
+    (host / "README").write_text("not music")
+    assert pbx.ensure_music(host) == 2
+    assert sorted(p.name for p in (pbx.root / MUSIC_DIR).iterdir()) == ["tune.g722", "tune.wav"]
+    with wave.open(str(pbx.root / PLAYED_MUSIC_DIR / "tune.wav")) as w:
+        assert w.getnframes() == 8000 + 1600  # the 2 s of silence cut, 0.2 s kept
+    assert pbx.ensure_music(tmp_path / "gone") == 0  # the root has music now: nothing to do
+
+
+def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+
+
+def test_prompts_are_copied_in_and_a_missing_folder_is_no_error(tmp_path: Path) -> None:
+    src = tmp_path / "sounds"
+    src.mkdir()
+    (src / "hello.wav16").write_bytes(b"RIFF")
+    (src / ".hidden").write_bytes(b"x")
+    assert install_sounds(src, tmp_path / "out") == ["hello.wav16"]
+    assert (tmp_path / "out/hello.wav16").read_bytes() == b"RIFF"
+    assert install_sounds(tmp_path / "none", tmp_path / "out2") == []

@@ -113,7 +113,8 @@ function handle(message) {
       break;
     case "hitl_alert":
       upsertAlert({ ...message, status: "open", accepted_by: "" });
-      toast(`Alert: ${message.question || message.reason}`);
+      toast(message.reason === "callback" ? `Call back requested: ${message.question}`
+        : `Alert: ${message.question || message.reason}`);
       break;
     case "alert_update": {
       const alert = state.alerts.get(message.alert_id);
@@ -155,7 +156,8 @@ function upsertAlert(alert) {
   const mine = alert.accepted_by === state.user;
   const taken = alert.accepted_by && !mine;
   const fresh = el("li", { class: `alert ${alert.status}`, "data-alert-id": alert.alert_id },
-    el("div", {}, el("strong", {}, alert.question || `(${alert.reason})`)),
+    el("div", {}, el("strong", {}, alert.reason === "callback" ? `Call back ${alert.question}`
+      : alert.question || `(${alert.reason})`)),
     el("div", { class: "meta" }, `${alert.reason}` +
       (alert.confidence != null ? ` · confidence ${alert.confidence}` : "") +
       ` · call ${alert.call_id}` + (alert.accepted_by ? ` · taken by ${alert.accepted_by}` : "")),
