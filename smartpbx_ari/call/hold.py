@@ -2,7 +2,7 @@
 ``agent.hold_update_s``, so the line is never silent while an operator is asked.
 
 The music is Debian's music-on-hold (``asterisk-moh-opsound-wav``, the PBX's ``default``
-class, CC-BY-SA 3.0) at a soft level; without it, a soft two-note chime. The update is a
+class, CC-BY-SA 3.0), its quiet ends cut, at a soft level; without it, a soft chime. The update is a
 phrase in the call's language, spoken by the TTS (cached after the first hold).
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from smartpbx_ari.call.ear import RATE, Pcm
 from smartpbx_ari.config import ConfigError
+from smartpbx_ari.media.audible import trim_quiet
 from smartpbx_ari.media.resample import resample
 
 MOH_DIR = Path("/usr/share/asterisk/moh")  # Debian's asterisk-moh-opsound-wav
@@ -47,7 +48,10 @@ def load_music(path: str = "") -> Pcm:
         raise ConfigError(f"agent.hold_music: cannot read {file}: {err}") from err
     if len(pcm) < rate:
         raise ConfigError(f"agent.hold_music: {file} holds less than a second of audio")
-    music = resample(pcm.astype(np.int16), rate, RATE) if rate != RATE else pcm
+    pcm = trim_quiet(pcm.astype(np.int16), rate)  # a track's quiet ends: dead air on a loop
+    if len(pcm) < rate:
+        raise ConfigError(f"agent.hold_music: {file} is (nearly) silent")
+    music = resample(pcm, rate, RATE) if rate != RATE else pcm
     return soften(music)
 
 

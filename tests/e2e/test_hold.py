@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 
 from smartpbx_ari.ai.agent import AIAgentService
@@ -22,13 +20,13 @@ from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import AlertHeard, AlertRaised, HandedOff
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.silence import longest_silence
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.stasis import StasisApp
 from tests.e2e.conftest import Controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
-AUDIBLE_RMS = 100.0  # about -50 dBFS: quieter than this is silence to the caller
 HELD_S = 12.0  # past the first spoken update (agent.hold_update_s = 10)
 
 
@@ -53,15 +51,6 @@ async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: 
         voice.stt.close()
 
 
-def longest_silence_s(frames: list[tuple[float, np.ndarray]], since: float,
-                      until: float) -> float:
-    """The longest the caller heard nothing audible between two monotonic times."""
-    audible = [at for at, pcm in frames if since <= at <= until
-               and np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) >= AUDIBLE_RMS]
-    edges = [since, *audible, until]
-    return max(b - a for a, b in itertools.pairwise(edges))
-
-
 async def test_a_caller_on_hold_hears_music_and_asking_for_a_person_goes_to_the_queue(
     controller: Controller, caller: SyntheticCaller, dial: Dial
 ) -> None:
@@ -72,9 +61,8 @@ async def test_a_caller_on_hold_hears_music_and_asking_for_a_person_goes_to_the_
         assert alert.waiting and alert.reason == "low_confidence"
         held_from = time.monotonic()
         await asyncio.sleep(HELD_S)
-        frames = list(line.call.rtp.received)
-        silence = longest_silence_s(frames, held_from, time.monotonic())
-        assert silence <= 5.0, f"the caller on hold heard {silence:.1f} s of silence"
+        silence = longest_silence(list(line.call.rtp.received), held_from, time.monotonic())
+        assert silence.seconds <= 5.0, f"the caller on hold heard {silence} of silence"
         said_at = await line.say("I want to talk to a person please.")
         said_wall = time.time() - (time.monotonic() - said_at)
         heard = await controller.until(AlertHeard, 10)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,11 +29,11 @@ from smartpbx_ari.config import AgentSettings, load_settings
 from smartpbx_ari.events import AlertHeard, AlertRaised, CallEvent, Said
 from smartpbx_ari.media import codecs
 from smartpbx_ari.media.rtp import RtpPacket
+from smartpbx_ari.sipcaller.silence import longest_silence
 from tests.integration.test_conversation import TONE, FakeStt, FakeTts, _speech
 from tests.integration.test_conversation_turns import PacedPort
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
-SILENT_RMS = 60.0  # about -55 dBFS: a frame under this is silence to the caller
 
 
 class Responder:
@@ -92,14 +91,9 @@ class TimedPort(PacedPort):
 
     def longest_silence_s(self, since: float, until: float) -> float:
         """The longest the caller heard nothing audible between two monotonic times."""
-        heard = [since] + [t for t, packet in zip(self.times, self.sent, strict=True)
-                           if since <= t <= until and _rms(packet) >= SILENT_RMS] + [until]
-        return max(b - a for a, b in itertools.pairwise(heard))
-
-
-def _rms(packet: bytes) -> float:
-    pcm = codecs.ulaw_decode(RtpPacket.parse(packet).payload).astype(np.float64)
-    return float(np.sqrt(np.mean(pcm**2)))
+        frames = [(t, codecs.ulaw_decode(RtpPacket.parse(packet).payload))
+                  for t, packet in zip(self.times, self.sent, strict=True)]
+        return longest_silence(frames, since, until).seconds
 
 
 def _operator_said(port: TimedPort) -> list[Said]:

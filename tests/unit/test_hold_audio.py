@@ -13,6 +13,7 @@ import pytest
 
 from smartpbx_ari.call.hold import MOH_DIR, MUSIC_RMS, chime, comfort, load_music
 from smartpbx_ari.config import ConfigError
+from smartpbx_ari.media.audible import AUDIBLE_RMS, frame_levels
 
 pytestmark = pytest.mark.unit
 
@@ -21,11 +22,18 @@ def _rms(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(pcm.astype(np.float64)))))
 
 
-def test_the_pbx_music_is_loaded_soft_at_16_khz() -> None:
-    assert sorted(MOH_DIR.glob("*.wav")), "apt-get install asterisk-moh-opsound-wav"
-    music = load_music()
-    assert music.dtype == np.int16 and len(music) > 60 * 16000  # minutes of music, 16 kHz
+@pytest.mark.parametrize("track", sorted(p.name for p in MOH_DIR.glob("*.wav")) or ["none"])
+def test_the_pbx_music_is_soft_at_16_khz_and_never_silent_for_long_even_looped(
+        track: str) -> None:
+    assert track != "none", "apt-get install asterisk-moh-opsound-wav"
+    music = load_music(str(MOH_DIR / track))
+    assert music.dtype == np.int16 and len(music) > 60 * 16000  # a minute or more, 16 kHz
     assert _rms(music) == pytest.approx(MUSIC_RMS, rel=0.02)
+    looped = np.concatenate([music[-10 * 16000 :], music[: 10 * 16000]])  # the loop point
+    for pcm in (music, looped):
+        quiet = frame_levels(pcm, 16000) < AUDIBLE_RMS
+        runs = np.diff(np.flatnonzero(np.concatenate([[True], ~quiet, [True]]))) - 1
+        assert runs.max() * 0.02 <= 2.5, track  # the target is 5 s of silence at most
 
 
 def test_a_chime_when_there_is_no_music(tmp_path: Path) -> None:
