@@ -165,6 +165,16 @@ class HitlDesk:
         self._update(alert, "accepted", user)
         return alert
 
+    def close(self, alert_id: str, user: str) -> Alert:
+        """Done with an alert nobody waits on (a callback made, a question handled); a
+        caller on hold for it is not left waiting: answer or take over instead."""
+        if self.get(alert_id).waiting:
+            raise DeskError(f"alert_id: the caller of alert {alert_id} is on hold for it: "
+                            "answer or take over")
+        alert = self.accept(alert_id, user)
+        self._update(alert, "closed", user)
+        return alert
+
     def answer(self, alert_id: str, user: str, text: str) -> Alert:
         text = " ".join(text.split())
         if not text or len(text) > MAX_ANSWER:

@@ -35,6 +35,12 @@ async def accept(c: WebContext, claims: Claims, args: Body) -> Body:
     return alert.as_dict()
 
 
+async def close(c: WebContext, claims: Claims, args: Body) -> Body:
+    alert = c.desk.close(args["alert_id"], claims.user)
+    c.audit(claims, "alert_close", alert.call_id, alert.id)
+    return alert.as_dict()
+
+
 async def answer(c: WebContext, claims: Claims, args: Body) -> Body:
     """The text is spoken to the waiting caller and filed as a knowledge candidate."""
     text = args["text"]
@@ -109,7 +115,8 @@ def _telephony(c: WebContext) -> Telephony:
 
 
 ACTIONS: dict[str, Callable[[WebContext, Claims, Body], Awaitable[Body]]] = {
-    "alert_accept": accept, "alert_answer": answer, "alert_takeover": take_over,
+    "alert_accept": accept, "alert_answer": answer, "alert_close": close,
+    "alert_takeover": take_over,
     "call_listen": listen, "call_takeover": take_over_call,
     "call_handback": hand_back, "call_hangup": hang_up}
 

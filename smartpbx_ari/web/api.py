@@ -32,6 +32,7 @@ from smartpbx_ari.web.routes_admin import (
 from smartpbx_ari.web.routes_calls import (
     alert_accept,
     alert_answer,
+    alert_close,
     alert_takeover,
     alerts,
     call_detail,
@@ -198,6 +199,8 @@ ROUTES = [
     Route("GET", "/api/v1/alerts", alerts, "read", "Live HITL alerts"),
     Route("POST", "/api/v1/alerts/{alert_id}/accept", alert_accept, "operate",
           "Take an alert (others see it taken)"),
+    Route("POST", "/api/v1/alerts/{alert_id}/close", alert_close, "operate",
+          "Done with an alert nobody waits on (e.g. a callback made)"),
     Route("POST", "/api/v1/alerts/{alert_id}/answer", alert_answer, "operate",
           "Answer a waiting caller by text (spoken to them)", {"text": str}),
     Route("POST", "/api/v1/alerts/{alert_id}/takeover", alert_takeover, "operate",

@@ -73,6 +73,10 @@ async def alert_accept(request: web.Request) -> web.Response:
     return await _act(request, "alert_accept", {"alert_id": request.match_info["alert_id"]})
 
 
+async def alert_close(request: web.Request) -> web.Response:
+    return await _act(request, "alert_close", {"alert_id": request.match_info["alert_id"]})
+
+
 async def alert_answer(request: web.Request) -> web.Response:
     body = await read_json(request, {"text": str}, ("text",))
     return await _act(request, "alert_answer", {"alert_id": request.match_info["alert_id"],

@@ -418,3 +418,21 @@ async def test_dispositions_in_the_calls_list_the_figures_and_prometheus(
     assert 'smartpbx_call_dispositions_total{disposition="abandoned_on_hold"} 1' in text
     assert 'smartpbx_call_dispositions_total{disposition="taken_over"} 0' in text
     assert "smartpbx_call_hold_seconds_total " in text
+
+
+async def test_an_operator_closes_an_alert_nobody_waits_on(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    desk = web.context.desk
+    callback = desk.raise_alert("c-cb", "callback", "5551234567")
+    held = desk.raise_alert("c-held", "low_confidence", "Gift cards?", 0.2, waiting=True)
+    otto, olga = await token(web, http, "otto"), await token(web, http, "olga")
+    url = f"{web.url}/api/v1/alerts/{{}}/close"
+    status, body = await call(http, "POST", url.format(callback.id), otto)
+    assert (status, body["status"], body["accepted_by"]) == (200, "closed", "otto")
+    _, live = await call(http, "GET", f"{web.url}/api/v1/alerts", olga)
+    assert callback.id not in [a["alert_id"] for a in live["data"]]
+    status, body = await call(http, "POST", url.format(callback.id), olga)
+    assert status == 409 and "is closed already" in body["error"]["message"]
+    status, body = await call(http, "POST", url.format(held.id), otto)  # a caller on hold
+    assert status == 409 and "answer or take over" in body["error"]["message"]
+    assert desk.get(held.id).waiting and desk.get(held.id).status == "open"  # untouched

@@ -168,6 +168,11 @@ function upsertAlert(alert) {
     const accept = el("button", { class: "accept", type: "button", disabled: mine }, mine ? "Yours" : "Accept");
     accept.addEventListener("click", () => act(alert, "accept"));
     fresh.append(accept);
+    if (mine && !alert.waiting) {
+      const done = el("button", { class: "close", type: "button" }, "Done");
+      done.addEventListener("click", () => act(alert, "close"));
+      fresh.append(done);
+    }
     if (alert.waiting) {
       const takeover = el("button", { class: "takeover", type: "button" }, "Take over on my phone");
       takeover.addEventListener("click", () => act(alert, "takeover"));
@@ -189,7 +194,7 @@ async function act(alert, action, text) {
     upsertAlert(data);
     toast({ answer: "Answer sent: it is being spoken to the caller",
       takeover: "Your phone is ringing: answer it to talk to the caller",
-      accept: "Alert taken" }[action]);
+      accept: "Alert taken", close: "Alert closed" }[action]);
   } catch (err) {
     toast(err.message, true);
   }
