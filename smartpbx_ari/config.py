@@ -171,6 +171,9 @@ class AgentSettings:
     llm_phrasing: bool = False
     llm_model: str = ""  # a GGUF file; "" = the packaged Gemma 3 270M Q4_K_M
     llm_budget_ms: int = 800  # past it, the stored answer is spoken as it is
+    # the LLM adds a one-line note on top of an alert's extractive summary, if faithful to
+    # it (off: Gemma 3 270M copies its example more often than not, and takes seconds)
+    llm_summary: bool = False
     min_confidence: float = 0.6
     # below min_confidence the caller hears a holding phrase while operators are alerted;
     # an operator's typed answer within this time is spoken, else the call goes to the queue

@@ -133,6 +133,7 @@ class AlertUpdated(CallEvent):
     status: str  # accepted | answered | taken_over | closed
     user: str = ""
     text: str | None = None  # an operator's typed answer
+    summary: str | None = None  # a better summary (agent.llm_summary), status unchanged
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,14 @@ FEW_SHOT = (
 )
 
 
+SUMMARY_SHOT = (
+    "Write a one-line note for a call-centre agent about each call.\n\n"
+    "Call: Asked \"How do I get a refund?\" (answered). Asked \"Do you sell gift cards?\" "
+    "(not answered). Why a person: the agent was unsure.\n"
+    "Note: Caller got the refund answer; wants to know about gift cards.\n\n"
+)
+
+
 class LlmError(UserFacingError):
     code = "llm-failed"
 
@@ -76,6 +84,15 @@ class Phraser:
                 if stop.is_set():
                     return
                 yield str(chunk["choices"][0]["text"])
+
+    def summary_line(self, notes: str, max_tokens: int = 40) -> str:
+        """Blocking: one line for the operator about a call from its extractive ``notes``,
+        or "" when it is not faithful to them (a small model copies its example)."""
+        prompt = f"{SUMMARY_SHOT}Call: {' '.join(notes.split())}\nNote:"
+        with self._lock:
+            out = self._llm(prompt, max_tokens=max_tokens, temperature=0.0, stop=["\n"])
+        line = str(out["choices"][0]["text"]).strip()
+        return line if faithful(line, notes) else ""
 
     async def phrase(self, answer: str, budget_s: float = 1.0, max_tokens: int = 48) -> str:
         """The answer rephrased for speech, or the answer itself (budget, fidelity)."""

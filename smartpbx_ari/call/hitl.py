@@ -13,9 +13,10 @@ raises a ``callback`` alert (the number is its text) for an operator to take.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from smartpbx_ari.call.summary import CallNotes
@@ -29,6 +30,7 @@ from smartpbx_ari.events import (
     HandedOff,
 )
 
+log = logging.getLogger(__name__)
 MAX_ANSWER = 1000
 CALLBACK = "callback"  # an alert's reason: a caller in the queue left a number (its text)
 KEEP_S = 3600.0  # finished alerts stay live this long
@@ -71,6 +73,9 @@ class HitlDesk:
         self.alerts: dict[str, Alert] = {}
         self._answers: dict[str, asyncio.Future[str]] = {}
         self.notes = CallNotes()
+        # agent.llm_summary: a faithful one-line note for an alert's summary, or ""
+        self.summarize: Callable[[str], Awaitable[str]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- the call side --------------------------------------------------------------
     def raise_alert(self, call_id: str, reason: str, question: str = "",
@@ -84,7 +89,28 @@ class HitlDesk:
         self.publish(AlertRaised(call_id=call_id, at=alert.created, alert_id=alert.id,
                                  reason=reason, question=question, confidence=confidence,
                                  waiting=waiting, summary=alert.summary))
+        self._improve(alert)
         return alert
+
+    def _improve(self, alert: Alert) -> None:
+        """With ``summarize``, the LLM's note goes on top of the summary when it comes."""
+        if self.summarize is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._note(alert, self.summarize))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _note(self, alert: Alert, summarize: Callable[[str], Awaitable[str]]) -> None:
+        try:
+            line = await summarize(alert.summary)
+        except Exception as err:  # the extractive summary stands
+            log.warning("alert %s: no LLM summary: %s", alert.id, err)
+            return
+        if line and alert.status in ("open", "accepted"):
+            alert.summary = f"{line}\n{alert.summary}"
+            self.publish(AlertUpdated(call_id=alert.call_id, alert_id=alert.id,
+                                      status=alert.status, user=alert.accepted_by,
+                                      summary=alert.summary))
 
     async def wait_answer(self, alert: Alert, timeout: float) -> str | None:
         """The operator's text for a waiting ``alert`` within ``timeout`` s, else None."""
@@ -118,6 +144,7 @@ class HitlDesk:
                     event.confidence, waiting=event.waiting, created=event.at,
                     summary=event.summary or self.notes.summary(
                         event.call_id, event.reason, event.confidence))
+                self._improve(self.alerts[event.alert_id])
             case HandedOff() | CallEnded():
                 held = {a.id for a in self.for_call(event.call_id) if a.waiting}
                 self._stop_waiting(event.call_id)

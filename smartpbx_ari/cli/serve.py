@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
 from smartpbx_ari.ai.llm import Phraser
@@ -129,13 +129,26 @@ async def _web_context(settings: Settings, creds: Credentials) -> AsyncIterator[
     db = await asyncio.to_thread(open_database, settings)
     agent = await _agent(settings)
     recorder = CallRecorder(db, settings.store.buffer_limit).start()
-    web_ctx = WebContext(settings, db, agent.rag, agent, HitlDesk(lambda event: None), tokens,
-                         recorder)
+    desk = HitlDesk(lambda event: None)
+    if settings.agent.llm_summary:
+        writer = agent.phraser
+        if writer is None:
+            writer = await asyncio.to_thread(Phraser, settings.agent.llm_model,
+                                             settings.cache_dir)
+        desk.summarize = _summarizer(writer)
+    web_ctx = WebContext(settings, db, agent.rag, agent, desk, tokens, recorder)
     web_ctx.feed.relay = _relay(settings)
     try:
         yield web_ctx
     finally:
         await asyncio.to_thread(recorder.stop)
+
+
+def _summarizer(writer: Phraser) -> Callable[[str], Awaitable[str]]:
+    """agent.llm_summary: the LLM's faithful note on an alert's summary, off the loop."""
+    async def summarize(notes: str) -> str:
+        return await asyncio.to_thread(writer.summary_line, notes)
+    return summarize
 
 
 def _relay(settings: Settings) -> PgRelay | None:

@@ -101,8 +101,9 @@ def message_for(event: CallEvent) -> dict[str, Any] | None:
                     "confidence": event.confidence, "waiting": event.waiting,
                     "summary": event.summary}
         case AlertUpdated():
-            return {"type": "alert_update", **base, "alert_id": event.alert_id,
-                    "status": event.status, "user": event.user}
+            update = {"type": "alert_update", **base, "alert_id": event.alert_id,
+                      "status": event.status, "user": event.user}
+            return update if event.summary is None else {**update, "summary": event.summary}
         case AlertHeard():
             return {"type": "alert_heard", **base, "alert_id": event.alert_id,
                     "text": event.text, "answer": event.answer}
@@ -133,9 +134,12 @@ class AlertMirror:
             self.alerts[alert_id]["heard"].append({"text": message.get("text", ""),
                                                    "answer": message.get("answer", "")})
         elif kind == "alert_update" and alert_id in self.alerts:
-            if message.get("status") == "accepted":
-                self.alerts[alert_id].update(status="accepted", accepted_by=message.get("user"))
-            else:  # answered, taken over, closed: no longer live
+            alert, status = self.alerts[alert_id], message.get("status")
+            if "summary" in message:  # a better summary (agent.llm_summary)
+                alert["summary"] = message["summary"]
+            if status == "accepted":
+                alert.update(status="accepted", accepted_by=message.get("user"))
+            elif status != "open":  # answered, taken over, closed: no longer live
                 del self.alerts[alert_id]
         elif kind == "call_ended":
             for key in [k for k, a in self.alerts.items()

@@ -23,7 +23,7 @@ from smartpbx_ari.events import (
     CallStarted,
     Heard,
 )
-from smartpbx_ari.web.feed import AlertMirror, ConnectionManager
+from smartpbx_ari.web.feed import AlertMirror, ConnectionManager, message_for
 from smartpbx_ari.web.relay import PgRelay
 from tests.fixtures.postgres import LocalPostgres
 from tests.fixtures.web_app import WebUnderTest, make_engine, running_web
@@ -290,3 +290,17 @@ async def test_an_alert_raised_by_the_pbx_side_reaches_operators_with_its_summar
         summary = (await next_of(ws, "hitl_alert"))["summary"]
         assert summary.startswith("Caller 1003 dialled 1000")
         assert "Where is my parcel?" in summary and "pressed 0" in summary
+
+
+def test_a_better_summary_reaches_the_console_and_other_nodes() -> None:
+    event = AlertUpdated(call_id="c1", alert_id="a1", status="open", summary="Note.\nCaller")
+    message = message_for(event)
+    assert message is not None and message["summary"] == "Note.\nCaller"
+    assert "summary" not in (message_for(AlertUpdated(call_id="c1", alert_id="a1",
+                                                      status="accepted")) or {})
+    mirror = AlertMirror()
+    mirror.follow({"type": "hitl_alert", "call_id": "c1", "alert_id": "a1",
+                   "question": "Gift cards?", "waiting": True, "at": 1.0, "summary": "Caller"})
+    mirror.follow(message)
+    (alert,) = mirror.open_alerts()
+    assert (alert["summary"], alert["status"]) == ("Note.\nCaller", "open")  # still live

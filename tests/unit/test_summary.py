@@ -3,12 +3,15 @@ with what was answered (or not), and why a person is needed; the desk puts it on
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.call.summary import MAX_TURNS, CallNotes
 from smartpbx_ari.events import (
     AlertRaised,
+    AlertUpdated,
     CallEnded,
     CallEvent,
     CallStarted,
@@ -61,3 +64,41 @@ def test_the_desk_puts_the_summary_on_alerts_it_raises_and_ones_raised_elsewhere
     alert = desk.raise_alert("c1", "human_request", "Do you sell gift cards?", 1.0)
     (event,) = [e for e in published if isinstance(e, AlertRaised)]
     assert event.summary == alert.summary and "asked for a person" in alert.summary
+
+
+async def test_an_llm_note_goes_on_top_of_the_summary_when_it_comes() -> None:
+    published: list[CallEvent] = []
+    desk = HitlDesk(published.append)
+    asked: list[str] = []
+
+    async def note(notes: str) -> str:
+        asked.append(notes)
+        return "Caller wants gift cards." if "gift" in notes else ""
+
+    desk.summarize = note
+    _call(desk)
+    alert = desk.raise_alert("c1", "low_confidence", "Do you sell gift cards?", 0.3)
+    extractive = alert.summary  # the note comes later, off the call's path
+    await asyncio.gather(*desk._tasks)
+    (update,) = [e for e in published if isinstance(e, AlertUpdated)]
+    assert update.summary == f"Caller wants gift cards.\n{extractive}"
+    assert (update.status, alert.summary) == ("open", update.summary)
+    other = desk.raise_alert("c2", "dtmf_0")  # nothing faithful to say: no update
+    await asyncio.gather(*desk._tasks)
+    assert [e for e in published if isinstance(e, AlertUpdated)] == [update]
+    assert other.summary.startswith("Caller unknown")
+
+
+async def test_a_failing_llm_leaves_the_extractive_summary() -> None:
+    published: list[CallEvent] = []
+    desk = HitlDesk(published.append)
+
+    async def broken(notes: str) -> str:
+        raise RuntimeError("model gone")
+
+    desk.summarize = broken
+    alert = desk.raise_alert("c3", "human_request", "A person please", 1.0)
+    before = alert.summary
+    await asyncio.gather(*desk._tasks, return_exceptions=True)
+    assert alert.summary == before
+    assert not [e for e in published if isinstance(e, AlertUpdated)]

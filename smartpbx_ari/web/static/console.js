@@ -118,7 +118,8 @@ function handle(message) {
       break;
     case "alert_update": {
       const alert = state.alerts.get(message.alert_id);
-      if (alert) upsertAlert({ ...alert, status: message.status, accepted_by: message.user });
+      if (alert) upsertAlert({ ...alert, status: message.status, accepted_by: message.user,
+        summary: message.summary ?? alert.summary });
       break;
     }
     case "alert_heard": {
