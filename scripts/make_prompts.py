@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The queue's own prompts (asterisk-config/sounds/*.wav16), spoken by the product's voice.
+"""The PBX's own prompts (asterisk-config/sounds/*.wav16), spoken by the product's voice.
 
 The operators' queue plays Asterisk's core sounds for position and expected wait; the
 callback offer and its follow-ups have no core sound, so they are rendered here with the
@@ -32,6 +32,7 @@ PROMPTS = {
     "callback-thanks": "Thank you. We will call you back as soon as a colleague is free. "
                        "Goodbye.",
     "callback-failed": "Sorry, we could not take that number. You are back in the queue.",
+    "all-lines-busy": "All our lines are busy right now. I am connecting you to a person.",
 }
 
 

@@ -59,6 +59,9 @@ class AriSettings:
             raise ConfigError(f"ari.app: {self.app!r} is not a valid Stasis application name")
 
 
+CALLS_PER_CORE = 10  # 20 calls on 2 cores answered within p95 0.75 s (bench_calls.py, #15)
+
+
 @dataclass(frozen=True)
 class MediaSettings:
     bind_host: str = "127.0.0.1"
@@ -66,8 +69,17 @@ class MediaSettings:
     port_end: int = 20999
     format: str = "g722"  # wideband both ways; slin16 is one-way (see media.codecs)
     inbound_queue_frames: int = 250
+    # calls the AI takes at once; more hear "all our lines are busy" and go to the
+    # operators' queue. 0 = CALLS_PER_CORE per CPU core (scripts/bench_calls.py measures)
+    max_calls: int = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.max_calls or CALLS_PER_CORE * (os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
+        if self.max_calls < 0:
+            raise ConfigError("media.max_calls: must be 0 (per core) or more")
         _check_port("media.port_start", self.port_start)
         _check_port("media.port_end", self.port_end)
         if self.port_end < self.port_start:

@@ -140,8 +140,9 @@ class AriClient:
 
     async def continue_in_dialplan(self, channel_id: str, context: str | None = None,
                                    extension: str | None = None, priority: int | None = None,
-                                   ) -> None:
-        params = {"context": context, "extension": extension, "priority": priority}
+                                   label: str | None = None) -> None:
+        params = {"context": context, "extension": extension, "priority": priority,
+                  "label": label}
         await self.request("POST", f"/channels/{channel_id}/continue", params)
 
     # ---- recordings (Asterisk's spool: var/spool/asterisk/recording) ----------------

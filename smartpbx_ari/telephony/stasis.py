@@ -58,6 +58,8 @@ EXTERNAL_SUFFIXES = (EXTERNAL_SUFFIX, "-emc", "-emo")  # the AI's; the caller's,
 LEG_SUFFIXES = (OPERATOR_SUFFIX, SNOOP_SUFFIX, "-snc", "-sno")
 BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
+BUSY_LABEL = "busy"  # the dialplan's label for a call beyond capacity
+ALL_BUSY = "all lines busy"
 
 
 @dataclass
@@ -443,6 +445,11 @@ class StasisApp:
     def _start(self, caller: Channel, args: Sequence[str] = ()) -> None:
         if caller.id in self.sessions or self.stopping:
             return
+        if len(self.sessions) >= self.settings.media.capacity:
+            task = asyncio.create_task(self._busy(caller), name=f"busy:{caller.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         session = CallSession(self, caller, args)
         self.sessions[caller.id] = session
         self._routes[caller.id] = session
@@ -461,6 +468,15 @@ class StasisApp:
     def unroute(self, *channel_ids: str) -> None:
         for channel_id in channel_ids:
             self._routes.pop(channel_id, None)
+
+    async def _busy(self, caller: Channel) -> None:
+        """Beyond capacity: the dialplan's ``busy`` label says "all our lines are busy"
+        and sends the caller to the operators' queue; the calls in progress go on."""
+        self.publish(CallStarted(call_id=caller.id, caller=caller.caller_number,
+                                 exten=caller.exten))
+        await quietly(self.ari.continue_in_dialplan(caller.id, caller.context, caller.exten,
+                                                    label=BUSY_LABEL))
+        self.publish(HandedOff(call_id=caller.id, reason=ALL_BUSY))
 
     def forget(self, session: CallSession) -> None:
         self.sessions.pop(session.call_id, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,11 @@ def test_table_expected(tmp_path: Path) -> None:
     cfg.write_text("pbx = 3\n")
     with pytest.raises(ConfigError, match="pbx: expected a table"):
         load_settings(cfg, environ={})
+
+
+def test_capacity_is_configured_or_ten_calls_per_core() -> None:
+    assert load_settings(environ={"SMARTPBX_MEDIA__MAX_CALLS": "3"}).media.capacity == 3
+    derived = load_settings(environ={}).media.capacity
+    assert derived == 10 * (os.cpu_count() or 1)
+    with pytest.raises(ConfigError, match="media.max_calls: must be 0"):
+        load_settings(environ={"SMARTPBX_MEDIA__MAX_CALLS": "-1"})
