@@ -1,0 +1,40 @@
+"""A time window cut into equal buckets aligned to the bucket (whole hours, whole days in
+UTC), the last one holding now: pure, no clock (``now`` is given)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time (SQLite gives naive times, meaning UTC)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime  # aware UTC, a multiple of bucket_s since the epoch
+    bucket_s: int
+    count: int
+
+    @classmethod
+    def ending_at(cls, now: datetime, period_s: int, bucket_s: int) -> Window:
+        """The ceil(period / bucket) buckets up to the one holding ``now``."""
+        if bucket_s < 1 or period_s < bucket_s:
+            raise ValueError("the bucket must be 1 s or more and at most the period")
+        count = -(-period_s // bucket_s)
+        last = int(utc(now).timestamp()) // bucket_s * bucket_s
+        return cls(datetime.fromtimestamp(last - (count - 1) * bucket_s, UTC), bucket_s, count)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=self.bucket_s * self.count)
+
+    def starts(self) -> list[datetime]:
+        return [self.start + timedelta(seconds=self.bucket_s * i) for i in range(self.count)]
+
+    def index(self, moment: datetime) -> int | None:
+        """The bucket holding ``moment``, None when outside the window."""
+        i = int((utc(moment) - self.start).total_seconds() // self.bucket_s)
+        return i if 0 <= i < self.count else None
