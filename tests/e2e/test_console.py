@@ -14,7 +14,7 @@ import subprocess
 import sys
 import wave
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -209,3 +209,106 @@ async def test_the_recording_plays_next_to_the_transcript_with_its_disposition(
         assert abs(float(duration) - 3.2) < 0.05
     finally:
         await asyncio.to_thread(audio.unlink)
+
+
+# ---- the Calls tab read at a glance, and the Metrics tab's charts -----------------------
+SEOUL_NOON_ISH = datetime(2026, 11, 28, 7, 31, 6, 509893, tzinfo=UTC)  # 16:31:06 in Seoul
+PARCEL = "Where is my parcel? I ordered it last week."
+
+
+def _seed_calls(db_url: str, count: int) -> None:
+    """``count`` ended calls a minute apart, newest "glance-00" at SEOUL_NOON_ISH, each with
+    an agent's greeting, then its caller's first question."""
+    db = Database(db_url)
+    with db.session() as session:
+        for n in range(count):
+            start = SEOUL_NOON_ISH - timedelta(minutes=n)
+            first = PARCEL if n == 0 else f"Question number {n}?"
+            session.add(Call(call_id=f"glance-{n:02d}", caller="glance", callee="1000",
+                             start_time=start, end_time=start + timedelta(seconds=125.4),
+                             duration=125.4 if n == 0 else 61.0 * n, status="completed",
+                             language="en" if n % 2 == 0 else "ko",
+                             disposition="queue" if n == 0 else "ai",
+                             disposition_reason="caller asked for a person" if n == 0 else ""))
+            session.flush()
+            session.add_all([
+                Utterance(call_id=f"glance-{n:02d}", seq=1, speaker="agent",
+                          text="Hello, how can I help?", start_time=start),
+                Utterance(call_id=f"glance-{n:02d}", seq=2, speaker="caller", text=first,
+                          start_time=start + timedelta(seconds=3))])
+    db.engine.dispose()
+
+
+def _rows(browser: WebDriver) -> list[list[str]]:
+    return [[td.get_attribute("textContent") or "" for td in row.find_elements(By.TAG_NAME, "td")]
+            for row in browser.find_elements(By.CSS_SELECTOR, "#history-table tbody tr")]
+
+
+def _page_is(browser: WebDriver, label: str) -> None:
+    WebDriverWait(browser, 15).until(ec.text_to_be_present_in_element((By.ID, "history-page"),
+                                                                      label))
+
+
+def read_the_calls_tab(browser: WebDriver, recorded: str) -> dict[str, object]:
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="history"]').click()
+    _page_is(browser, "1–25 of 30")
+    seen: dict[str, object] = {"first_page": _rows(browser)}
+    table = browser.find_element(By.ID, "history-table").size["width"]
+    seen["width_share"] = table / browser.find_element(By.ID, "history").size["width"]
+    seen["prev_disabled"] = not browser.find_element(By.ID, "history-prev").is_enabled()
+    browser.find_element(By.ID, "history-next").click()
+    _page_is(browser, "26–30 of 30")
+    seen["second_page"] = _rows(browser)
+    seen["next_disabled"] = not browser.find_element(By.ID, "history-next").is_enabled()
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-call-id="{recorded}"]').click()
+    WebDriverWait(browser, 15).until(ec.text_to_be_present_in_element(
+        (By.ID, "history-transcript"), "Question number 27?"))
+    seen["duration"] = WebDriverWait(browser, 15).until(_audio_duration)
+    seen["transcript"] = browser.find_element(By.ID, "history-transcript").text
+    seen["lines"] = [(line.find_element(By.CLASS_NAME, "speaker").text,
+                      line.get_attribute("textContent")) for line in
+                     browser.find_elements(By.CSS_SELECTOR, "#history-transcript .transcript-line")]
+    browser.find_element(By.ID, "history-prev").click()
+    _page_is(browser, "1–25 of 30")
+    seen["back"] = _rows(browser)[0][0]
+    seen["helpers"] = browser.execute_script(
+        "return [clock(59.6), clock(3725), clock(null), clock(0), "
+        "localTime('2026-11-28T23:59:59+00:00'), localTime(null), pageLabel(25, 5, 30)]")
+    return seen
+
+
+async def test_the_calls_tab_reads_at_a_glance_pages_and_opens_transcript_and_player(
+    console: tuple[str, str], browser: WebDriver, settings: Settings,
+) -> None:
+    url, db_url = console
+    _seed_calls(db_url, 30)
+    audio = await asyncio.to_thread(save_recording, recordings_dir(settings), "glance-27",
+                                    _tone_wav(2.6))
+    # the browser's own zone, not the server's: local time is Seoul's (UTC+9, no DST)
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Seoul"})
+    try:
+        await asyncio.to_thread(login, browser, url)
+        seen = await asyncio.to_thread(read_the_calls_tab, browser, "glance-27")
+    finally:
+        await asyncio.to_thread(audio.unlink)
+    first = seen["first_page"]
+    assert isinstance(first, list) and len(first) == 25
+    assert first[0] == ["2026-11-28 16:31:06", "glance", "2:05",
+                        "to the queue (caller asked for a person)", PARCEL, "en"]
+    assert first[1] == ["2026-11-28 16:30:06", "glance", "1:01", "AI answered",
+                        "Question number 1?", "ko"]
+    assert first[24][:3] == ["2026-11-28 16:07:06", "glance", "24:24"]
+    assert not any("T07:" in cell or "+00:00" in cell for row in first for cell in row)
+    assert seen["width_share"] > 0.95  # the table uses the tab's whole width
+    assert seen["prev_disabled"] and seen["next_disabled"]
+    second = seen["second_page"]
+    assert isinstance(second, list)
+    assert [row[4] for row in second] == [f"Question number {n}?" for n in range(25, 30)]
+    assert second[4][:3] == ["2026-11-28 16:02:06", "glance", "29:29"]
+    assert abs(float(str(seen["duration"])) - 2.6) < 0.05
+    assert "2026-11-28 16:04:06 · 27:27 · ko" in str(seen["transcript"])
+    assert seen["lines"] == [("agent", "agentHello, how can I help?"),
+                             ("caller", "callerQuestion number 27?")]
+    assert seen["back"] == "2026-11-28 16:31:06"
+    assert seen["helpers"] == ["1:00", "1:02:05", "", "0:00", "2026-11-29 08:59:59", "",
+                               "26–30 of 30"]
