@@ -16,6 +16,7 @@ import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -249,10 +250,10 @@ def _page_is(browser: WebDriver, label: str) -> None:
                                                                       label))
 
 
-def read_the_calls_tab(browser: WebDriver, recorded: str) -> dict[str, object]:
+def read_the_calls_tab(browser: WebDriver, recorded: str) -> dict[str, Any]:
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="history"]').click()
     _page_is(browser, "1–25 of 30")
-    seen: dict[str, object] = {"first_page": _rows(browser)}
+    seen: dict[str, Any] = {"first_page": _rows(browser)}
     table = browser.find_element(By.ID, "history-table").size["width"]
     seen["width_share"] = table / browser.find_element(By.ID, "history").size["width"]
     seen["prev_disabled"] = not browser.find_element(By.ID, "history-prev").is_enabled()
@@ -292,7 +293,7 @@ async def test_the_calls_tab_reads_at_a_glance_pages_and_opens_transcript_and_pl
     finally:
         await asyncio.to_thread(audio.unlink)
     first = seen["first_page"]
-    assert isinstance(first, list) and len(first) == 25
+    assert len(first) == 25
     assert first[0] == ["2026-11-28 16:31:06", "glance", "2:05",
                         "to the queue (caller asked for a person)", PARCEL, "en"]
     assert first[1] == ["2026-11-28 16:30:06", "glance", "1:01", "AI answered",
@@ -302,13 +303,104 @@ async def test_the_calls_tab_reads_at_a_glance_pages_and_opens_transcript_and_pl
     assert seen["width_share"] > 0.95  # the table uses the tab's whole width
     assert seen["prev_disabled"] and seen["next_disabled"]
     second = seen["second_page"]
-    assert isinstance(second, list)
     assert [row[4] for row in second] == [f"Question number {n}?" for n in range(25, 30)]
     assert second[4][:3] == ["2026-11-28 16:02:06", "glance", "29:29"]
-    assert abs(float(str(seen["duration"])) - 2.6) < 0.05
-    assert "2026-11-28 16:04:06 · 27:27 · ko" in str(seen["transcript"])
+    assert abs(seen["duration"] - 2.6) < 0.05
+    assert "2026-11-28 16:04:06 · 27:27 · ko" in seen["transcript"]
     assert seen["lines"] == [("agent", "agentHello, how can I help?"),
                              ("caller", "callerQuestion number 27?")]
     assert seen["back"] == "2026-11-28 16:31:06"
     assert seen["helpers"] == ["1:00", "1:02:05", "", "0:00", "2026-11-29 08:59:59", "",
                                "26–30 of 30"]
+
+
+def _seed_hours(db_url: str, now: datetime) -> tuple[datetime, datetime]:
+    """Three calls three hours ago (two the AI handled, one to the queue after 8 s on hold;
+    replies after 400, 600 and 900 ms) and one an hour ago (abandoned after 20 s on hold,
+    a reply after 1200 ms). Returns the two hours' starts."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    busy, quiet = hour - timedelta(hours=3), hour - timedelta(hours=1)
+    db = Database(db_url)
+    with db.session() as session:
+        for n, (disposition, hold) in enumerate((("ai", None), ("ai", None), ("queue", 8.0))):
+            session.add(Call(call_id=f"busy-{n}", caller="chart", start_time=busy + timedelta(
+                minutes=10 + n), disposition=disposition, hold_s=hold, status="completed"))
+        session.add(Call(call_id="quiet", caller="chart", start_time=quiet + timedelta(minutes=5),
+                         disposition="abandoned_on_hold", hold_s=20.0, status="completed"))
+        session.flush()
+        for seq, (call_id, asked, reply_ms) in enumerate((
+                ("busy-0", busy + timedelta(minutes=10), 400),
+                ("busy-0", busy + timedelta(minutes=11), 600),
+                ("busy-1", busy + timedelta(minutes=11), 900),
+                ("quiet", quiet + timedelta(minutes=5), 1200))):
+            session.add_all([
+                Utterance(call_id=call_id, seq=2 * seq, speaker="caller", text="q",
+                          start_time=asked, end_time=asked + timedelta(seconds=2)),
+                Utterance(call_id=call_id, seq=2 * seq + 1, speaker="agent", text="a",
+                          start_time=asked + timedelta(seconds=2, milliseconds=reply_ms))])
+    db.engine.dispose()
+    return busy, quiet
+
+
+def _points(browser: WebDriver, chart: str) -> list[tuple[str, int, float, float]]:
+    """(series, bucket index, value, y on the chart) of each point drawn."""
+    found = []
+    for point in browser.find_elements(By.CSS_SELECTOR, f"#chart-{chart} .point"):
+        y = point.get_attribute("cy") or point.get_attribute("y")
+        found.append((str(point.get_attribute("data-series")),
+                      int(point.get_attribute("data-index") or -1),
+                      float(point.get_attribute("data-value") or "nan"), float(y or "nan")))
+    return found
+
+
+def read_the_metrics_tab(browser: WebDriver) -> dict[str, Any]:
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="metrics"]').click()
+    WebDriverWait(browser, 15).until(
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, "#chart-calls rect.point")) == 24)
+    timeline = browser.execute_async_script(
+        "const done = arguments[0];"
+        "fetch('/api/v1/metrics/timeline?period=24h&bucket=1h', {headers: {Authorization:"
+        " 'Bearer ' + sessionStorage.getItem('token')}}).then(r => r.json()).then(done);")
+    figures = browser.find_element(By.ID, "metrics-figures").text
+    return {"timeline": timeline, "figures": figures, **{
+        chart: _points(browser, chart) for chart in ("calls", "containment", "hold", "latency")}}
+
+
+SERIES = {"calls": {"calls": lambda b: b["calls"]},
+          "containment": {"contained": lambda b: b["containment_rate"]},
+          "hold": {"p50": lambda b: b["hold_s"]["p50"], "p95": lambda b: b["hold_s"]["p95"]},
+          "latency": {"p50": lambda b: b["latency_ms"]["p50"],
+                      "p95": lambda b: b["latency_ms"]["p95"]}}
+
+
+async def test_the_metrics_tab_draws_the_timeline_from_the_api(
+    console: tuple[str, str], browser: WebDriver,
+) -> None:
+    url, db_url = console
+    busy, quiet = _seed_hours(db_url, datetime.now(UTC))
+    await asyncio.to_thread(login, browser, url)
+    seen = await asyncio.to_thread(read_the_metrics_tab, browser)
+    buckets = seen["timeline"]["data"]
+    starts = [datetime.fromisoformat(b["start"]) for b in buckets]
+    b3, b1 = starts.index(busy), starts.index(quiet)
+    # what was seeded, as the API gives it ...
+    assert (buckets[b3]["calls"], buckets[b3]["containment_rate"]) == (3, 0.667)
+    assert buckets[b3]["hold_s"] == {"p50": 8.0, "p95": 8.0, "samples": 1}
+    assert buckets[b3]["latency_ms"] == {"p50": 600.0, "p95": 900.0, "samples": 3}
+    assert (buckets[b1]["calls"], buckets[b1]["containment_rate"]) == (1, 0.0)
+    assert sum(b["calls"] for b in buckets) == 4
+    # ... and every point drawn is the API's value of its bucket, none missing
+    for chart, series in SERIES.items():
+        drawn = {(name, i, value) for name, i, value, _ in seen[chart]}
+        expected = {(name, i, float(get(b))) for name, get in series.items()
+                    for i, b in enumerate(buckets) if get(b) is not None}
+        assert drawn == expected, chart
+    # higher values are drawn higher (SVG's y grows downwards)
+    calls_y = {i: y for _, i, _, y in seen["calls"]}
+    assert min(calls_y, key=lambda i: calls_y[i]) == b3
+    latency = {(name, i): y for name, i, _, y in seen["latency"]}
+    assert latency[("p95", b3)] < latency[("p50", b3)]
+    assert latency[("p50", b1)] < latency[("p95", b3)]  # 1200 ms over 900 ms
+    contained = {i: y for _, i, _, y in seen["containment"]}
+    assert contained[b3] < contained[b1]
+    assert "Containment\n50 %" in seen["figures"]

@@ -39,7 +39,7 @@ function drawChart(svg, spec, buckets, bucketS) {
   }
   spec.series.forEach((series, n) => {
     const colour = COLOURS[n % COLOURS.length];
-    svg.append(svgEl("text", { class: "legend", x: width - right - 90 * (spec.series.length - n), y: 12, fill: colour },
+    svg.append(svgEl("text", { class: "legend", x: left + 8 + 80 * n, y: 12, fill: colour },
       `■ ${series.name}`));
     if (spec.kind === "lines") svg.append(linePath(buckets, series, x, y, colour));
     buckets.forEach((bucket, i) => {

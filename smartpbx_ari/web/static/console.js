@@ -454,7 +454,8 @@ async function loadMetrics() {
       ["Hold p95", secs(m.hold_s.p95)],
       ["Abandoned on hold", `${m.abandoned_on_hold} (${pct(m.abandoned_on_hold_rate)})`],
       ["Latency p50", ms(m.latency_ms.p50)], ["Latency p95", ms(m.latency_ms.p95)]];
-    $("#metrics-figures").replaceChildren(...figures.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    $("#metrics-figures").replaceChildren(...figures.map(([k, v]) =>
+      el("div", { class: "figure" }, el("dt", {}, k), el("dd", {}, v))));
     for (const [name, spec] of Object.entries(CHARTS)) {
       drawChart($(`#chart-${name}`), spec, line.data, line.bucket_s);
     }
