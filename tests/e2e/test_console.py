@@ -274,7 +274,9 @@ def read_the_calls_tab(browser: WebDriver, recorded: str) -> dict[str, Any]:
     seen["back"] = _rows(browser)[0][0]
     seen["helpers"] = browser.execute_script(
         "return [clock(59.6), clock(3725), clock(null), clock(0), "
-        "localTime('2026-11-28T23:59:59+00:00'), localTime(null), pageLabel(25, 5, 30)]")
+        "localTime('2026-11-28T23:59:59+00:00'), localTime(null), pageLabel(25, 5, 30),"
+        "niceTop(0), niceTop(3), niceTop(20), niceTop(1200), niceTop(0.4),"
+        "axisTime('2026-11-28T05:00:00+00:00', 3600), axisTime('2026-11-28T15:00:00Z', 86400)]")
     return seen
 
 
@@ -311,7 +313,7 @@ async def test_the_calls_tab_reads_at_a_glance_pages_and_opens_transcript_and_pl
                              ("caller", "callerQuestion number 27?")]
     assert seen["back"] == "2026-11-28 16:31:06"
     assert seen["helpers"] == ["1:00", "1:02:05", "", "0:00", "2026-11-29 08:59:59", "",
-                               "26–30 of 30"]
+                               "26–30 of 30", 1, 5, 20, 2000, 0.5, "14:00", "11-29"]
 
 
 def _seed_hours(db_url: str, now: datetime) -> tuple[datetime, datetime]:
