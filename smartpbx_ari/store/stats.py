@@ -4,26 +4,21 @@ the same per time bucket (a timeline) (blocking: run in a thread from async code
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.disposition import Disposition
 from smartpbx_ari.store.models import Call, HitlAlert, Speaker, Utterance
 from smartpbx_ari.store.window import Window
 
-# a reply to a caller's utterance that began before the window is still counted in it
-REPLY_MARGIN = timedelta(minutes=5)
-
-
-class Turn(Protocol):
-    call_id: str
-    speaker: str
-    start_time: datetime
-    end_time: datetime | None
+# the replies in a window are read from the calls started in it or up to this long before
+# (through the indexes on calls.start_time and utterances.call_id)
+CALL_MARGIN = timedelta(hours=1)
 
 
 class Ended(Protocol):
@@ -39,9 +34,9 @@ def performance(db: Database, since: datetime) -> dict[str, Any]:
         ids = [r.call_id for r in rows]
         alerted = set(session.scalars(select(HitlAlert.call_id).where(
             HitlAlert.call_id.in_(ids)))) if ids else set()
-        turns = session.scalars(select(Utterance).where(Utterance.call_id.in_(ids))
-                                .order_by(Utterance.call_id, Utterance.seq)).all() if ids else []
-    latencies = sorted(ms for _, ms in reply_latencies(turns))
+        replies = _replies(session, Utterance.call_id.in_(
+            select(Call.call_id).where(Call.start_time >= since)))
+    latencies = sorted(ms for _, ms in replies)
     total = len(rows)
     resolved = sum(1 for r in rows if r.status == "completed" and r.call_id not in alerted)
     return {"calls": total, "active": sum(r.status == "active" for r in rows),
@@ -53,18 +48,20 @@ def performance(db: Database, since: datetime) -> dict[str, Any]:
                            "p99": pct(latencies, 0.99), "samples": len(latencies)}}
 
 
-def reply_latencies(turns: Iterable[Turn]) -> list[tuple[datetime, float]]:
-    """(end of the caller's utterance, ms to the start of the reply) for each utterance of
-    a caller answered next; ``turns`` ordered by call, then seq."""
-    found: list[tuple[datetime, float]] = []
-    last: Turn | None = None
-    for u in turns:
-        if u.speaker == Speaker.CALLER:
-            last = u
-        elif last is not None and last.call_id == u.call_id and last.end_time is not None:
-            found.append((last.end_time, (u.start_time - last.end_time).total_seconds() * 1000))
-            last = None
-    return found
+def _replies(session: Session, *where: ColumnElement[bool]) -> list[tuple[datetime, float]]:
+    """(end of a caller's utterance, ms until the next utterance of its call began) for
+    each caller's utterance among those ``where`` picks that was answered next (not
+    followed by more of the caller's words: then the latest one counts)."""
+    order: dict[str, Any] = {"partition_by": Utterance.call_id, "order_by": Utterance.seq}
+    turns = select(
+        Utterance.speaker, Utterance.end_time,
+        func.lead(Utterance.speaker).over(**order).label("next_speaker"),
+        func.lead(Utterance.start_time, type_=Utterance.start_time.type).over(**order)
+        .label("next_start")).where(*where).subquery()
+    rows = session.execute(select(turns.c.end_time, turns.c.next_start).where(
+        turns.c.speaker == Speaker.CALLER, turns.c.next_speaker != Speaker.CALLER,
+        turns.c.end_time.is_not(None))).all()
+    return [(r.end_time, (r.next_start - r.end_time).total_seconds() * 1000) for r in rows]
 
 
 def timeline(db: Database, window: Window) -> list[dict[str, Any]]:
@@ -73,18 +70,15 @@ def timeline(db: Database, window: Window) -> list[dict[str, Any]]:
     with db.session() as session:
         calls = session.execute(select(Call.start_time, Call.disposition, Call.hold_s).where(
             Call.start_time >= window.start, Call.start_time < window.end)).all()
-        turns = session.execute(select(
-            Utterance.call_id, Utterance.speaker, Utterance.start_time, Utterance.end_time)
-            .where(Utterance.start_time >= window.start - REPLY_MARGIN,
-                   Utterance.start_time < window.end + REPLY_MARGIN)
-            .order_by(Utterance.call_id, Utterance.seq)).all()
+        replies = _replies(session, Utterance.call_id.in_(select(Call.call_id).where(
+            Call.start_time >= window.start - CALL_MARGIN, Call.start_time < window.end)))
     started: list[list[Ended]] = [[] for _ in range(window.count)]
     for row in calls:
         i = window.index(row.start_time)
         if i is not None:
             started[i].append(row)
     latencies: list[list[float]] = [[] for _ in range(window.count)]
-    for at, ms in reply_latencies(turns):
+    for at, ms in replies:
         i = window.index(at)
         if i is not None:
             latencies[i].append(ms)

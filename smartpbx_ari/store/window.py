@@ -36,5 +36,7 @@ class Window:
 
     def index(self, moment: datetime) -> int | None:
         """The bucket holding ``moment``, None when outside the window."""
-        i = int((utc(moment) - self.start).total_seconds() // self.bucket_s)
+        # naive means UTC: compared as it is (no conversion for each of many rows)
+        since = moment - (self.start if moment.tzinfo else self.start.replace(tzinfo=None))
+        i = int(since.total_seconds() // self.bucket_s)
         return i if 0 <= i < self.count else None

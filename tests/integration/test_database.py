@@ -191,6 +191,30 @@ def test_the_timeline_buckets_calls_containment_hold_and_latency(db: Database) -
     assert buckets[3]["latency_ms"]["samples"] == 0
 
 
+def test_each_caller_utterance_pairs_with_the_next_reply_of_its_call(db: Database) -> None:
+    t = datetime.now(UTC).replace(second=0, microsecond=0)
+    s = timedelta(seconds=1)
+    turns = {"a": [("caller", 0, 2), ("agent", 2.5, None),
+                   ("agent", 9, None),  # a second reply: no new pair
+                   ("caller", 10, 11),
+                   ("caller", 12, 13),  # more of the caller's words: the latest counts
+                   ("operator", 13.7, None)],
+             "b": [("caller", 0, None), ("agent", 1, None)],  # no end: not measurable
+             "c": [("caller", 0, 1)]}  # never answered
+    with db.session() as session:
+        session.add_all([Call(call_id=c, caller=c, start_time=t) for c in turns])
+        session.flush()
+        session.add_all([
+            Utterance(call_id=c, seq=n, speaker=who, text="x", start_time=t + begin * s,
+                      end_time=t + end * s if end is not None else None)
+            for c, said in turns.items() for n, (who, begin, end) in enumerate(said, 1)])
+    figures = stats.performance(db, t - timedelta(minutes=1))
+    assert figures["latency_ms"] == {"p50": 700.0, "p95": 700.0, "p99": 700.0, "samples": 2}
+    line = stats.timeline(db, Window.ending_at(t + 60 * s, 600, 10))  # by the caller's end
+    assert [(b["latency_ms"]["p50"], b["latency_ms"]["samples"]) for b in line
+            if b["latency_ms"]["samples"]] == [(500.0, 1), (700.0, 1)]
+
+
 def test_rules_listed_by_priority_and_deleted(db: Database) -> None:
     late = add_rule(db, "block", "1666", priority=200)
     early = add_rule(db, "vip", "1777", priority=10, note="the boss")

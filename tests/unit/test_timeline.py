@@ -1,15 +1,12 @@
-"""The pure parts of the metrics timeline: spans like 24h, the bucketed window, and the
-pairing of a caller's utterance with the reply that follows it."""
+"""The pure parts of the metrics timeline: spans like 24h and the bucketed window."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from smartpbx_ari.store.stats import reply_latencies
 from smartpbx_ari.store.window import Window, utc
 from smartpbx_ari.web.route import span_s
 
@@ -60,25 +57,3 @@ def test_utc_keeps_the_moment() -> None:
     seoul = datetime(2026, 11, 28, 16, 31, 6, tzinfo=UTC).astimezone(SEOUL)
     assert utc(seoul) == datetime(2026, 11, 28, 16, 31, 6, tzinfo=UTC)
     assert utc(seoul).tzinfo is UTC
-
-
-@dataclass
-class T:
-    call_id: str
-    speaker: str
-    start_time: datetime
-    end_time: datetime | None
-
-
-def test_each_caller_utterance_pairs_with_the_next_reply_of_its_call() -> None:
-    t = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-    s = timedelta(seconds=1)
-    turns = [T("a", "caller", t, t + 2 * s), T("a", "agent", t + 2.5 * s, None),
-             T("a", "agent", t + 9 * s, None),  # a second reply: no new pair
-             T("a", "caller", t + 10 * s, t + 11 * s),
-             T("a", "caller", t + 12 * s, t + 13 * s),  # the latest caller turn counts
-             T("a", "operator", t + 13.7 * s, None),
-             T("b", "caller", t, None),  # no end time: not measurable
-             T("b", "agent", t + s, None),
-             T("c", "caller", t, t + s)]  # never answered
-    assert reply_latencies(turns) == [(t + 2 * s, 500.0), (t + 13 * s, pytest.approx(700.0))]
