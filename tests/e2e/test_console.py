@@ -23,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -261,7 +262,8 @@ def read_the_calls_tab(browser: WebDriver, recorded: str) -> dict[str, Any]:
     _page_is(browser, "26–30 of 30")
     seen["second_page"] = _rows(browser)
     seen["next_disabled"] = not browser.find_element(By.ID, "history-next").is_enabled()
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-call-id="{recorded}"]').click()
+    # by keyboard: the row takes the focus and Enter opens it, as a click does
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-call-id="{recorded}"]').send_keys(Keys.ENTER)
     WebDriverWait(browser, 15).until(ec.text_to_be_present_in_element(
         (By.ID, "history-transcript"), "Question number 27?"))
     seen["duration"] = WebDriverWait(browser, 15).until(_audio_duration)

@@ -300,7 +300,7 @@ async function loadHistory() {
 }
 
 function historyRow(call) {
-  const row = el("tr", { class: "clickable", "data-call-id": call.call_id },
+  const row = el("tr", { class: "clickable", "data-call-id": call.call_id, tabIndex: 0 },
     el("td", { class: "when", title: call.start_time || "" }, localTime(call.start_time)),
     el("td", {}, call.caller), el("td", { class: "num" }, clock(call.duration)),
     el("td", {}, disposition(call) || call.status),
@@ -311,6 +311,7 @@ function historyRow(call) {
     row.classList.add("selected");
     showTranscript(call.call_id);
   });
+  row.addEventListener("keydown", (event) => { if (event.key === "Enter") row.click(); });
   return row;
 }
 
