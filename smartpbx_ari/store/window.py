@@ -1,5 +1,6 @@
-"""A time window cut into equal buckets aligned to the bucket (whole hours, whole days in
-UTC), the last one holding now: pure, no clock (``now`` is given)."""
+"""A time window cut into equal buckets aligned to the bucket (whole hours, whole days) in
+UTC or at a given offset from it (the viewer's local days), the last one holding now:
+pure, no clock (``now`` is given)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,19 @@ def utc(moment: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Window:
-    start: datetime  # aware UTC, a multiple of bucket_s since the epoch
+    start: datetime  # aware UTC, a multiple of bucket_s since the epoch (+ offset)
     bucket_s: int
     count: int
 
     @classmethod
-    def ending_at(cls, now: datetime, period_s: int, bucket_s: int) -> Window:
-        """The ceil(period / bucket) buckets up to the one holding ``now``."""
+    def ending_at(cls, now: datetime, period_s: int, bucket_s: int,
+                  offset_s: int = 0) -> Window:
+        """The ceil(period / bucket) buckets up to the one holding ``now``, aligned where
+        the clock ``offset_s`` ahead of UTC (UTC+09:00: 32400) shows whole buckets."""
         if bucket_s < 1 or period_s < bucket_s:
             raise ValueError("the bucket must be 1 s or more and at most the period")
         count = -(-period_s // bucket_s)
-        last = int(utc(now).timestamp()) // bucket_s * bucket_s
+        last = (int(utc(now).timestamp()) + offset_s) // bucket_s * bucket_s - offset_s
         return cls(datetime.fromtimestamp(last - (count - 1) * bucket_s, UTC), bucket_s, count)
 
     @property

@@ -217,8 +217,8 @@ ROUTES = [
           query=("period",)),
     Route("GET", "/api/v1/metrics/timeline", timeline, "read",
           "The figures per time bucket (calls, containment, hold time and reply latency "
-          "p50/p95), oldest first; buckets aligned in UTC, the last one holding now",
-          query=("period", "bucket")),
+          "p50/p95), oldest first; buckets aligned in UTC or at utc_offset (minutes), the "
+          "last one holding now", query=("period", "bucket", "utc_offset")),
     Route("GET", "/api/v1/operators", operators, "read", "Operators' phones: presence"),
     Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)"),
     Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS),

@@ -19,6 +19,7 @@ from smartpbx_ari.web.route import claims_of, iso, page, span
 from smartpbx_ari.web.text import plain
 
 MAX_BUCKETS = 500
+MAX_OFFSET_MIN = 14 * 60  # UTC-12:00 to UTC+14:00 are the zones in use
 RULE_FIELDS: dict[str, type] = {"kind": str, "pattern": str, "value": str, "priority": int,
                                 "note": str}
 
@@ -39,11 +40,28 @@ async def timeline(request: web.Request) -> web.Response:
     if -(-period_s // bucket_s) > MAX_BUCKETS:
         raise web.HTTPBadRequest(text=f"bucket: {period} in buckets of {bucket} is more "
                                  f"than {MAX_BUCKETS} buckets; choose a larger bucket")
-    window = Window.ending_at(datetime.now(UTC), period_s, bucket_s)
+    offset = _utc_offset_min(request)
+    window = Window.ending_at(datetime.now(UTC), period_s, bucket_s, offset * 60)
     buckets = await asyncio.to_thread(stats.timeline, ctx(request).db, window)
     return web.json_response({"period": period, "bucket": bucket, "bucket_s": bucket_s,
+                              "utc_offset": offset,
                               "from": iso(window.start), "to": iso(window.end),
                               "data": [{**b, "start": iso(b["start"])} for b in buckets]})
+
+
+def _utc_offset_min(request: web.Request) -> int:
+    """The viewer's offset from UTC in minutes (UTC+09:00: 540), so that their days and
+    hours are whole buckets; 0 (UTC) when absent."""
+    raw = request.query.get("utc_offset", "0")
+    try:
+        minutes = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text="utc_offset: minutes ahead of UTC, an integer "
+                                 "(UTC+09:00: 540)") from None
+    if not -MAX_OFFSET_MIN <= minutes <= MAX_OFFSET_MIN:
+        raise web.HTTPBadRequest(text=f"utc_offset: -{MAX_OFFSET_MIN} to {MAX_OFFSET_MIN} "
+                                 "minutes")
+    return minutes
 
 
 async def operators(request: web.Request) -> web.Response:

@@ -363,10 +363,12 @@ def read_the_metrics_tab(browser: WebDriver) -> dict[str, Any]:
         lambda b: len(b.find_elements(By.CSS_SELECTOR, "#chart-calls rect.point")) == 24)
     timeline = browser.execute_async_script(
         "const done = arguments[0];"
-        "fetch('/api/v1/metrics/timeline?period=24h&bucket=1h', {headers: {Authorization:"
+        "fetch('/api/v1/metrics/timeline?period=24h&bucket=1h&utc_offset=540',"
+        " {headers: {Authorization:"
         " 'Bearer ' + sessionStorage.getItem('token')}}).then(r => r.json()).then(done);")
     figures = browser.find_element(By.ID, "metrics-figures").text
-    return {"timeline": timeline, "figures": figures, **{
+    ticks = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#chart-calls text.tick")]
+    return {"timeline": timeline, "figures": figures, "calls_ticks": ticks, **{
         chart: _points(browser, chart) for chart in ("calls", "containment", "hold", "latency")}}
 
 
@@ -382,6 +384,8 @@ async def test_the_metrics_tab_draws_the_timeline_from_the_api(
 ) -> None:
     url, db_url = console
     busy, quiet = _seed_hours(db_url, datetime.now(UTC))
+    # Seoul (UTC+09:00, no DST): the console asks for buckets of its local hours
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Seoul"})
     await asyncio.to_thread(login, browser, url)
     seen = await asyncio.to_thread(read_the_metrics_tab, browser)
     buckets = seen["timeline"]["data"]
@@ -408,3 +412,5 @@ async def test_the_metrics_tab_draws_the_timeline_from_the_api(
     contained = {i: y for _, i, _, y in seen["containment"]}
     assert contained[b3] < contained[b1]
     assert "Containment\n50 %" in seen["figures"]
+    assert seen["timeline"]["utc_offset"] == 540
+    assert seen["calls_ticks"][-1] == f"{(starts[-1].hour + 9) % 24:02d}:00"  # local hours

@@ -478,7 +478,14 @@ async def test_the_metrics_timeline(web: WebUnderTest, http: aiohttp.ClientSessi
     status, default = await call(http, "GET", url, vic)
     assert (status, default["period"], default["bucket"], len(default["data"])) == (
         200, "24h", "1h", 24)
+    status, seoul = await call(http, "GET", url, vic, params={"period": "7d", "bucket": "1d",
+                                                             "utc_offset": "540"})
+    assert (status, seoul["utc_offset"], len(seoul["data"])) == (200, 540, 7)
+    assert all(datetime.fromisoformat(b["start"]).hour == 15 for b in seoul["data"])  # 00:00
     for params, message in (
+            ({"utc_offset": "+9h"}, "utc_offset: minutes ahead of UTC, an integer "
+                                    "(UTC+09:00: 540)"),
+            ({"utc_offset": "900"}, "utc_offset: -840 to 840 minutes"),
             ({"period": "forever"}, "period: like 15m, 1h, 24h or 7d (got 'forever')"),
             ({"period": "0h"}, "period: like 15m, 1h, 24h or 7d (got '0h')"),
             ({"bucket": "1w"}, "bucket: like 15m, 1h, 24h or 7d (got '1w')"),

@@ -47,6 +47,19 @@ def test_a_period_not_a_whole_number_of_buckets_rounds_up() -> None:
     assert window.count == 4 and window.start == datetime(2025, 12, 31, 18, 0, tzinfo=UTC)
 
 
+def test_days_of_a_zone_ahead_or_behind_utc() -> None:
+    now = datetime(2026, 11, 28, 16, 10, tzinfo=UTC)  # 01:10 on the 29th in Seoul
+    seoul = Window.ending_at(now, 7 * 86400, 86400, 9 * 3600)
+    assert seoul.count == 7
+    assert seoul.end.astimezone(SEOUL) == datetime(2026, 11, 30, 0, 0, tzinfo=SEOUL)
+    assert seoul.start.astimezone(SEOUL) == datetime(2026, 11, 23, 0, 0, tzinfo=SEOUL)
+    assert seoul.index(now) == 6
+    kolkata = Window.ending_at(now, 3 * 3600, 3600, 330 * 60)  # UTC+05:30: whole local hours
+    assert kolkata.starts()[-1] == datetime(2026, 11, 28, 15, 30, tzinfo=UTC)
+    new_york = Window.ending_at(now, 86400, 86400, -5 * 3600)  # 11:10 on the 28th there
+    assert new_york.start == datetime(2026, 11, 28, 5, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(("period", "bucket"), [(3600, 7200), (3600, 0)])
 def test_a_bucket_longer_than_the_period_or_empty_is_refused(period: int, bucket: int) -> None:
     with pytest.raises(ValueError, match="bucket"):

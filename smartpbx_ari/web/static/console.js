@@ -445,7 +445,8 @@ async function loadMetrics() {
   try {
     const [m, line] = await Promise.all([
       api("GET", `/api/v1/metrics/performance?period=${period}`),
-      api("GET", `/api/v1/metrics/timeline?${new URLSearchParams({ period, bucket: BUCKETS[period] })}`)]);
+      api("GET", `/api/v1/metrics/timeline?${new URLSearchParams({ period, bucket: BUCKETS[period],
+        utc_offset: String(-new Date().getTimezoneOffset()) })}`)]);  // local days
     const pct = (x) => (x == null ? "–" : `${Math.round(x * 100)} %`);
     const secs = (x) => (x == null ? "–" : `${x} s`);
     const ms = (x) => (x == null ? "–" : `${Math.round(x)} ms`);
