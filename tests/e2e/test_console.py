@@ -1,7 +1,10 @@
 """The whole HITL flow in a real browser (Debian's chromium, headless, via selenium and
 chromium-driver) against `smartpbx serve` and the real Asterisk: a synthetic caller asks
 something the knowledge base lacks, the alert appears in the console, the operator types
-an answer, the caller hears it. And a stored "<script>" in a transcript stays text."""
+an answer, the caller hears it. A stored "<script>" in a transcript stays text. The Calls
+tab reads at a glance (local time, m:ss, disposition, first question, language; paged; a
+row opens the transcript and the recording's player), and the Metrics tab draws the
+API's timeline as SVG charts."""
 
 from __future__ import annotations
 
