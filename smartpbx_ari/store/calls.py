@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 
 from smartpbx_ari.store.db import Database
-from smartpbx_ari.store.models import Call, HitlAlert, Utterance
+from smartpbx_ari.store.models import Call, HitlAlert, Speaker, Utterance
 from smartpbx_ari.store.recordings import delete_recordings, delete_recordings_before
 
 
@@ -41,6 +41,27 @@ def list_calls(db: Database, where: CallFilter, limit: int = 50, offset: int = 0
         page = session.scalars(query.order_by(Call.start_time.desc(), Call.call_id)
                                .limit(limit).offset(offset)).all()
     return int(total), list(page)
+
+
+def first_questions(db: Database, call_ids: list[str]) -> dict[str, str]:
+    """Each call's first words of its caller (its lowest-seq caller utterance), by call id;
+    calls whose caller said nothing are left out."""
+    if not call_ids:
+        return {}
+    first = (select(Utterance.call_id, func.min(Utterance.seq).label("seq"))
+             .where(Utterance.call_id.in_(call_ids), Utterance.speaker == Speaker.CALLER)
+             .group_by(Utterance.call_id).subquery())
+    query = select(Utterance.call_id, Utterance.text).join(
+        first, (Utterance.call_id == first.c.call_id) & (Utterance.seq == first.c.seq))
+    with db.session() as session:
+        return {row.call_id: row.text for row in session.execute(query)}
+
+
+def call_page(db: Database, where: CallFilter, limit: int = 50, offset: int = 0
+              ) -> tuple[int, list[Call], dict[str, str]]:
+    """:func:`list_calls` with the listed calls' :func:`first_questions`."""
+    total, page = list_calls(db, where, limit, offset)
+    return total, page, first_questions(db, [c.call_id for c in page])
 
 
 def get_call(db: Database, call_id: str) -> tuple[Call, list[Utterance]] | None:

@@ -1,17 +1,29 @@
 """The calls' figures over a period: counts, AI-resolved and HITL rates, dispositions and
-the containment rate, hold time and abandonment on hold, reply latency percentiles
-(blocking: run in a thread from async code)."""
+the containment rate, hold time and abandonment on hold, reply latency percentiles; and
+the same per time bucket (a timeline) (blocking: run in a thread from async code)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.disposition import Disposition
-from smartpbx_ari.store.models import Call, HitlAlert, Utterance
+from smartpbx_ari.store.models import Call, HitlAlert, Speaker, Utterance
+from smartpbx_ari.store.window import Window
+
+# the replies in a window are read from the calls started in it or up to this long before
+# (through the indexes on calls.start_time and utterances.call_id)
+CALL_MARGIN = timedelta(hours=1)
+
+
+class Ended(Protocol):
+    disposition: str | None
+    hold_s: float | None
 
 
 def performance(db: Database, since: datetime) -> dict[str, Any]:
@@ -22,16 +34,9 @@ def performance(db: Database, since: datetime) -> dict[str, Any]:
         ids = [r.call_id for r in rows]
         alerted = set(session.scalars(select(HitlAlert.call_id).where(
             HitlAlert.call_id.in_(ids)))) if ids else set()
-        turns = session.scalars(select(Utterance).where(Utterance.call_id.in_(ids))
-                                .order_by(Utterance.call_id, Utterance.seq)).all() if ids else []
-    latencies, last = [], None
-    for u in turns:
-        if u.speaker == "caller":
-            last = u
-        elif last is not None and last.call_id == u.call_id and last.end_time is not None:
-            latencies.append((u.start_time - last.end_time).total_seconds() * 1000)
-            last = None
-    latencies.sort()
+        replies = _replies(session, Utterance.call_id.in_(
+            select(Call.call_id).where(Call.start_time >= since)))
+    latencies = sorted(ms for _, ms in replies)
     total = len(rows)
     resolved = sum(1 for r in rows if r.status == "completed" and r.call_id not in alerted)
     return {"calls": total, "active": sum(r.status == "active" for r in rows),
@@ -43,7 +48,55 @@ def performance(db: Database, since: datetime) -> dict[str, Any]:
                            "p99": pct(latencies, 0.99), "samples": len(latencies)}}
 
 
-def containment(rows: list[Call]) -> dict[str, Any]:
+def _replies(session: Session, *where: ColumnElement[bool]) -> list[tuple[datetime, float]]:
+    """(end of a caller's utterance, ms until the next utterance of its call began) for
+    each caller's utterance among those ``where`` picks that was answered next (not
+    followed by more of the caller's words: then the latest one counts)."""
+    order: dict[str, Any] = {"partition_by": Utterance.call_id, "order_by": Utterance.seq}
+    turns = select(
+        Utterance.speaker, Utterance.end_time,
+        func.lead(Utterance.speaker).over(**order).label("next_speaker"),
+        func.lead(Utterance.start_time, type_=Utterance.start_time.type).over(**order)
+        .label("next_start")).where(*where).subquery()
+    rows = session.execute(select(turns.c.end_time, turns.c.next_start).where(
+        turns.c.speaker == Speaker.CALLER, turns.c.next_speaker != Speaker.CALLER,
+        turns.c.end_time.is_not(None))).all()
+    return [(r.end_time, (r.next_start - r.end_time).total_seconds() * 1000) for r in rows]
+
+
+def timeline(db: Database, window: Window) -> list[dict[str, Any]]:
+    """Per bucket of ``window``: the calls started in it with their containment and hold
+    figures, and the reply latency of the caller's utterances that ended in it."""
+    with db.session() as session:
+        calls = session.execute(select(Call.start_time, Call.disposition, Call.hold_s).where(
+            Call.start_time >= window.start, Call.start_time < window.end)).all()
+        replies = _replies(session, Utterance.call_id.in_(select(Call.call_id).where(
+            Call.start_time >= window.start - CALL_MARGIN, Call.start_time < window.end)))
+    started: list[list[Ended]] = [[] for _ in range(window.count)]
+    for row in calls:
+        i = window.index(row.start_time)
+        if i is not None:
+            started[i].append(row)
+    latencies: list[list[float]] = [[] for _ in range(window.count)]
+    for at, ms in replies:
+        i = window.index(at)
+        if i is not None:
+            latencies[i].append(ms)
+    return [{"start": start, "calls": len(rows), **_bucket(rows, sorted(ms))}
+            for start, rows, ms in zip(window.starts(), started, latencies, strict=True)]
+
+
+def _bucket(rows: Sequence[Ended], latencies: list[float]) -> dict[str, Any]:
+    figures = containment(rows)
+    return {"ended": sum(figures["dispositions"].values()),
+            "contained": figures["dispositions"][Disposition.AI],
+            "containment_rate": figures["containment_rate"], "hold_s": figures["hold_s"],
+            "abandoned_on_hold": figures["abandoned_on_hold"],
+            "latency_ms": {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95),
+                           "samples": len(latencies)}}
+
+
+def containment(rows: Sequence[Ended]) -> dict[str, Any]:
     """Of the calls with a disposition (ended): how many of each, the share the AI handled
     end to end, hold time percentiles (s) and the share of held callers who hung up."""
     ended = [r for r in rows if r.disposition]

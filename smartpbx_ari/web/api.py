@@ -28,6 +28,7 @@ from smartpbx_ari.web.routes_admin import (
     rule_create,
     rule_delete,
     rules,
+    timeline,
 )
 from smartpbx_ari.web.routes_calls import (
     alert_accept,
@@ -175,7 +176,8 @@ async def openapi(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/api/v1/auth/login", login, "", "Log in: a bearer token",
           {"email": str, "password": str}),
-    Route("GET", "/api/v1/calls", calls, "read", "Calls, newest first",
+    Route("GET", "/api/v1/calls", calls, "read",
+          "Calls, newest first, each with its caller's first question",
           query=("limit", "offset", "status", "disposition", "caller", "from", "to")),
     Route("GET", "/api/v1/calls/{call_id}", call_detail, "read", "A call and its transcript"),
     Route("GET", "/api/v1/calls/{call_id}/recording", call_recording, "operate",
@@ -216,6 +218,10 @@ ROUTES = [
     Route("GET", "/api/v1/metrics/performance", performance, "read",
           "Calls, dispositions, containment, hold time, latency percentiles",
           query=("period",)),
+    Route("GET", "/api/v1/metrics/timeline", timeline, "read",
+          "The figures per time bucket (calls, containment, hold time and reply latency "
+          "p50/p95), oldest first; buckets aligned in UTC or at utc_offset (minutes), the "
+          "last one holding now", query=("period", "bucket", "utc_offset")),
     Route("GET", "/api/v1/operators", operators, "read", "Operators' phones: presence"),
     Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)"),
     Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS),

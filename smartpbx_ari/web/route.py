@@ -14,6 +14,7 @@ from smartpbx_ari.web.context import ctx
 
 CLAIMS = web.RequestKey("claims", Claims)
 MAX_PAGE = 200
+UNITS = {"m": 60, "h": 3600, "d": 86400}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -76,6 +77,23 @@ def when(request: web.Request, name: str) -> datetime | None:
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name}: expected an ISO 8601 date or time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def span_s(text: str) -> int | None:
+    """Seconds of a span like 15m, 1h, 24h or 7d; None when it is not one."""
+    unit, count = UNITS.get(text[-1:]), text[:-1]
+    if unit is None or not count.isascii() or not count.isdigit() or int(count) < 1:
+        return None
+    return int(count) * unit
+
+
+def span(request: web.Request, name: str, default: str) -> tuple[str, int]:
+    """The query's span ``name`` (its text and seconds); 400 naming it when malformed."""
+    text = request.query.get(name, default)
+    seconds = span_s(text)
+    if seconds is None:
+        raise web.HTTPBadRequest(text=f"{name}: like 15m, 1h, 24h or 7d (got {text[:20]!r})")
+    return text, seconds
 
 
 def iso(moment: datetime | None) -> str | None:

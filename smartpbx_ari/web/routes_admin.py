@@ -13,24 +13,55 @@ from smartpbx_ari.call.routing import validate_rule
 from smartpbx_ari.store import stats
 from smartpbx_ari.store.audit import list_actions
 from smartpbx_ari.store.rules import add_rule, delete_rule, list_rules
+from smartpbx_ari.store.window import Window
 from smartpbx_ari.web.context import ctx, read_json
-from smartpbx_ari.web.route import claims_of, iso, page
+from smartpbx_ari.web.route import claims_of, iso, page, span
 from smartpbx_ari.web.text import plain
 
-PERIODS = {"m": 60, "h": 3600, "d": 86400}
+MAX_BUCKETS = 500
+MAX_OFFSET_MIN = 14 * 60  # UTC-12:00 to UTC+14:00 are the zones in use
 RULE_FIELDS: dict[str, type] = {"kind": str, "pattern": str, "value": str, "priority": int,
                                 "note": str}
 
 
 async def performance(request: web.Request) -> web.Response:
-    period = request.query.get("period", "1h")
-    unit = PERIODS.get(period[-1:])
-    if unit is None or not period[:-1].isdigit() or int(period[:-1]) < 1:
-        raise web.HTTPBadRequest(text="period: like 15m, 1h, 24h or 7d")
-    seconds = int(period[:-1]) * unit
+    period, seconds = span(request, "period", "1h")
     since = datetime.now(UTC) - timedelta(seconds=seconds)
     figures = await asyncio.to_thread(stats.performance, ctx(request).db, since)
     return web.json_response({"period": period, **figures})
+
+
+async def timeline(request: web.Request) -> web.Response:
+    """The figures per bucket over the period, oldest first, the last bucket holding now."""
+    period, period_s = span(request, "period", "24h")
+    bucket, bucket_s = span(request, "bucket", "1h")
+    if bucket_s > period_s:
+        raise web.HTTPBadRequest(text=f"bucket: at most the period ({period})")
+    if -(-period_s // bucket_s) > MAX_BUCKETS:
+        raise web.HTTPBadRequest(text=f"bucket: {period} in buckets of {bucket} is more "
+                                 f"than {MAX_BUCKETS} buckets; choose a larger bucket")
+    offset = _utc_offset_min(request)
+    window = Window.ending_at(datetime.now(UTC), period_s, bucket_s, offset * 60)
+    buckets = await asyncio.to_thread(stats.timeline, ctx(request).db, window)
+    return web.json_response({"period": period, "bucket": bucket, "bucket_s": bucket_s,
+                              "utc_offset": offset,
+                              "from": iso(window.start), "to": iso(window.end),
+                              "data": [{**b, "start": iso(b["start"])} for b in buckets]})
+
+
+def _utc_offset_min(request: web.Request) -> int:
+    """The viewer's offset from UTC in minutes (UTC+09:00: 540), so that their days and
+    hours are whole buckets; 0 (UTC) when absent."""
+    raw = request.query.get("utc_offset", "0")
+    try:
+        minutes = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text="utc_offset: minutes ahead of UTC, an integer "
+                                 "(UTC+09:00: 540)") from None
+    if not -MAX_OFFSET_MIN <= minutes <= MAX_OFFSET_MIN:
+        raise web.HTTPBadRequest(text=f"utc_offset: -{MAX_OFFSET_MIN} to {MAX_OFFSET_MIN} "
+                                 "minutes")
+    return minutes
 
 
 async def operators(request: web.Request) -> web.Response:

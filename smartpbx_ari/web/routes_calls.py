@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from smartpbx_ari.store.calls import CallFilter, get_call, list_calls
+from smartpbx_ari.store.calls import CallFilter, call_page, get_call
 from smartpbx_ari.store.models import Call
 from smartpbx_ari.store.recordings import recording_path, recordings_dir
 from smartpbx_ari.web import actions
@@ -31,8 +31,10 @@ async def calls(request: web.Request) -> web.Response:
                        caller=request.query.get("caller", ""),
                        disposition=request.query.get("disposition", ""),
                        since=when(request, "from"), until=when(request, "to"))
-    total, found = await asyncio.to_thread(list_calls, ctx(request).db, where, limit, offset)
-    return web.json_response({"total": total, "data": [call_summary(c) for c in found]})
+    total, found, questions = await asyncio.to_thread(call_page, ctx(request).db, where,
+                                                      limit, offset)
+    return web.json_response({"total": total, "limit": limit, "offset": offset, "data": [
+        {**call_summary(c), "first_question": questions.get(c.call_id, "")} for c in found]})
 
 
 async def call_detail(request: web.Request) -> web.Response:

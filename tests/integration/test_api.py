@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import math
 import time
 import wave
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -436,3 +438,78 @@ async def test_an_operator_closes_an_alert_nobody_waits_on(
     status, body = await call(http, "POST", url.format(held.id), otto)  # a caller on hold
     assert status == 409 and "answer or take over" in body["error"]["message"]
     assert desk.get(held.id).waiting and desk.get(held.id).status == "open"  # untouched
+
+
+async def test_the_calls_list_pages_with_each_callers_first_question(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    t0 = time.time()
+    for n in range(3):
+        cid = f"c-page-{n}"
+        web.publish(CallStarted(call_id=cid, at=t0 + n, caller="1077", exten="1000",
+                                language="ko" if n == 2 else ""))
+        web.publish(Said(call_id=cid, at=t0 + n + 0.1, text="Hello, how can I help?"))
+        web.publish(Heard(call_id=cid, at=t0 + n + 0.5, text=f"Question number {n}?",
+                          start=t0 + n + 0.2, end=t0 + n + 0.4))
+    assert web.context.recorder is not None and web.context.recorder.flush(10)
+    tok = await token(web, http, "vic")
+    url = f"{web.url}/api/v1/calls"
+    status, first = await call(http, "GET", url, tok, params={"caller": "1077", "limit": 2})
+    assert (status, first["total"], first["limit"], first["offset"]) == (200, 3, 2, 0)
+    assert [(c["call_id"], c["first_question"], c["language"]) for c in first["data"]] == [
+        ("c-page-2", "Question number 2?", "ko"), ("c-page-1", "Question number 1?", "")]
+    status, rest = await call(http, "GET", url, tok, params={"caller": "1077", "limit": 2,
+                                                             "offset": 2})
+    assert [c["first_question"] for c in rest["data"]] == ["Question number 0?"]
+    for params, field in (({"limit": 0}, "limit:"), ({"offset": -1}, "limit:"),
+                          ({"limit": "x"}, "limit:")):
+        status, body = await call(http, "GET", url, tok, params=params)
+        assert status == 400 and body["error"]["message"].startswith(field), body
+
+
+async def test_the_metrics_timeline(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    t0 = time.time()
+    web.publish(CallStarted(call_id="c-line", at=t0, caller="1088", exten="1000"))
+    web.publish(Heard(call_id="c-line", at=t0 + 1.5, text="Where is my parcel?",
+                      start=t0 + 0.2, end=t0 + 1.0))
+    web.publish(Said(call_id="c-line", at=t0 + 1.6, text="Track it online."))
+    web.publish(CallEnded(call_id="c-line", at=t0 + 3, reason="caller hung up"))
+    assert web.context.recorder is not None and web.context.recorder.flush(10)
+    vic = await token(web, http, "vic")
+    url = f"{web.url}/api/v1/metrics/timeline"
+    status, line = await call(http, "GET", url, vic, params={"period": "6h", "bucket": "1h"})
+    assert status == 200, line
+    assert (line["period"], line["bucket"], line["bucket_s"], len(line["data"])) == (
+        "6h", "1h", 3600, 6)
+    starts = [datetime.fromisoformat(b["start"]) for b in line["data"]]
+    assert all(s.minute == s.second == 0 and s.utcoffset() == timedelta(0) for s in starts)
+    assert [b - a for a, b in itertools.pairwise(starts)] == [timedelta(hours=1)] * 5
+    assert starts[0] == datetime.fromisoformat(line["from"])
+    now = line["data"][-1]  # the bucket holding now has the call just made
+    assert now["calls"] >= 1 and now["ended"] >= 1 and now["latency_ms"]["samples"] >= 1
+    assert set(now) == {"start", "calls", "ended", "contained", "containment_rate", "hold_s",
+                        "abandoned_on_hold", "latency_ms"}
+    # the buckets add up to the figures over the same span (all calls here are this hour's)
+    status, figures = await call(http, "GET", f"{web.url}/api/v1/metrics/performance", vic,
+                                 params={"period": "6h"})
+    assert sum(b["calls"] for b in line["data"]) == figures["calls"]
+    assert sum(b["contained"] for b in line["data"]) == figures["dispositions"]["ai"]
+    status, default = await call(http, "GET", url, vic)
+    assert (status, default["period"], default["bucket"], len(default["data"])) == (
+        200, "24h", "1h", 24)
+    status, seoul = await call(http, "GET", url, vic, params={"period": "7d", "bucket": "1d",
+                                                             "utc_offset": "540"})
+    assert (status, seoul["utc_offset"], len(seoul["data"])) == (200, 540, 7)
+    assert all(datetime.fromisoformat(b["start"]).hour == 15 for b in seoul["data"])  # 00:00
+    for params, message in (
+            ({"utc_offset": "+9h"}, "utc_offset: minutes ahead of UTC, an integer "
+                                    "(UTC+09:00: 540)"),
+            ({"utc_offset": "900"}, "utc_offset: -840 to 840 minutes"),
+            ({"period": "forever"}, "period: like 15m, 1h, 24h or 7d (got 'forever')"),
+            ({"period": "0h"}, "period: like 15m, 1h, 24h or 7d (got '0h')"),
+            ({"bucket": "1w"}, "bucket: like 15m, 1h, 24h or 7d (got '1w')"),
+            ({"period": "1h", "bucket": "2h"}, "bucket: at most the period (1h)"),
+            ({"period": "7d", "bucket": "1m"}, "bucket: 7d in buckets of 1m is more than 500 "
+                                               "buckets; choose a larger bucket")):
+        status, body = await call(http, "GET", url, vic, params=params)
+        assert (status, body["error"]["message"]) == (400, message)
+    assert (await call(http, "GET", url))[0] == 401

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from smartpbx_ari.store import stats
 from smartpbx_ari.store.audit import list_actions
-from smartpbx_ari.store.calls import CallFilter, get_call, list_calls, purge
+from smartpbx_ari.store.calls import CallFilter, call_page, get_call, list_calls, purge
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call, HitlAlert, Knowledge, OperatorAction, Utterance
 from smartpbx_ari.store.rules import add_rule, delete_rule, list_rules
+from smartpbx_ari.store.window import Window
 from tests.fixtures.factories import CallFactory, KnowledgeFactory, UtteranceFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.db]
@@ -125,6 +126,93 @@ def test_performance_counts_rates_and_reply_latency(db: Database) -> None:
         "calls": 2, "active": 0, "ai_resolved_rate": 0.5, "hitl_rate": 0.5, "handed_off": 1}
     assert figures["latency_ms"] == {"p50": 800.0, "p95": 800.0, "p99": 800.0, "samples": 1}
     assert stats.performance(db, now + timedelta(hours=1))["ai_resolved_rate"] is None
+
+
+def test_a_page_of_calls_with_each_callers_first_question(db: Database) -> None:
+    t = datetime(2026, 11, 28, 7, 31, 6, 509893, tzinfo=UTC)
+    with db.session() as session:
+        asked = Call(call_id="asked", caller="1", start_time=t)
+        silent = Call(call_id="silent", caller="2", start_time=t - timedelta(minutes=1))
+        session.add_all([asked, silent])
+        session.flush()
+        session.add_all([  # seq decides, not the order of insertion nor the speaker's turn
+            Utterance(call_id="asked", seq=3, speaker="caller", text="And returns?",
+                      start_time=t),
+            Utterance(call_id="asked", seq=1, speaker="agent", text="Hello, how can I help?",
+                      start_time=t),
+            Utterance(call_id="asked", seq=2, speaker="caller", text="Where is my parcel?",
+                      start_time=t),
+            Utterance(call_id="silent", seq=1, speaker="agent", text="Hello?", start_time=t)])
+    total, page, questions = call_page(db, CallFilter(), limit=1)
+    assert (total, [c.call_id for c in page], questions) == (
+        2, ["asked"], {"asked": "Where is my parcel?"})
+    total, page, questions = call_page(db, CallFilter(), limit=1, offset=1)
+    assert ([c.call_id for c in page], questions) == (["silent"], {})
+
+
+def test_the_timeline_buckets_calls_containment_hold_and_latency(db: Database) -> None:
+    now = datetime(2026, 11, 28, 14, 55, tzinfo=UTC)
+    s = timedelta(seconds=1)
+    hour = timedelta(hours=1)
+    window = Window.ending_at(now, 4 * 3600, 3600)  # 11:00, 12:00, 13:00, 14:00
+    with db.session() as session:
+        rows = [Call(call_id="old", caller="0", start_time=window.start - s,
+                     disposition="ai"),  # before the window
+                Call(call_id="a1", caller="1", start_time=window.start + 5 * s,
+                     disposition="ai"),
+                Call(call_id="a2", caller="2", start_time=window.start + 30 * 60 * s,
+                     disposition="queue", hold_s=12.5),
+                Call(call_id="a3", caller="3", start_time=window.start + hour - s,
+                     disposition="abandoned_on_hold", hold_s=30.0),
+                Call(call_id="b1", caller="4", start_time=window.start + 2 * hour,
+                     disposition="ai"),
+                Call(call_id="live", caller="5", start_time=now)]  # no disposition yet
+        session.add_all(rows)
+        session.flush()
+        for seq, (call_id, start, reply_ms) in enumerate((
+                ("a1", rows[1].start_time, 400), ("a1", rows[1].start_time + 20 * s, 900),
+                ("b1", rows[4].start_time, 650), ("old", window.start - s, 300))):
+            session.add_all([
+                Utterance(call_id=call_id, seq=2 * seq, speaker="caller", text="q",
+                          start_time=start, end_time=start + 2 * s),
+                Utterance(call_id=call_id, seq=2 * seq + 1, speaker="agent", text="a",
+                          start_time=start + 2 * s + timedelta(milliseconds=reply_ms))])
+    buckets = stats.timeline(db, window)
+    assert [b["start"] for b in buckets] == [window.start + n * hour for n in range(4)]
+    assert [b["calls"] for b in buckets] == [3, 0, 1, 1]
+    assert [b["ended"] for b in buckets] == [3, 0, 1, 0]
+    assert [b["containment_rate"] for b in buckets] == [0.333, None, 1.0, None]
+    assert buckets[0]["hold_s"] == {"p50": 30.0, "p95": 30.0, "samples": 2}
+    assert buckets[0]["abandoned_on_hold"] == 1
+    assert buckets[1]["hold_s"] == {"p50": None, "p95": None, "samples": 0}
+    # by the end of the caller's words: "old" asked before the window and ended inside it
+    assert buckets[0]["latency_ms"] == {"p50": 400.0, "p95": 900.0, "samples": 3}
+    assert buckets[2]["latency_ms"] == {"p50": 650.0, "p95": 650.0, "samples": 1}
+    assert buckets[3]["latency_ms"]["samples"] == 0
+
+
+def test_each_caller_utterance_pairs_with_the_next_reply_of_its_call(db: Database) -> None:
+    t = datetime.now(UTC).replace(second=0, microsecond=0)
+    s = timedelta(seconds=1)
+    turns = {"a": [("caller", 0, 2), ("agent", 2.5, None),
+                   ("agent", 9, None),  # a second reply: no new pair
+                   ("caller", 10, 11),
+                   ("caller", 12, 13),  # more of the caller's words: the latest counts
+                   ("operator", 13.7, None)],
+             "b": [("caller", 0, None), ("agent", 1, None)],  # no end: not measurable
+             "c": [("caller", 0, 1)]}  # never answered
+    with db.session() as session:
+        session.add_all([Call(call_id=c, caller=c, start_time=t) for c in turns])
+        session.flush()
+        session.add_all([
+            Utterance(call_id=c, seq=n, speaker=who, text="x", start_time=t + begin * s,
+                      end_time=t + end * s if end is not None else None)
+            for c, said in turns.items() for n, (who, begin, end) in enumerate(said, 1)])
+    figures = stats.performance(db, t - timedelta(minutes=1))
+    assert figures["latency_ms"] == {"p50": 700.0, "p95": 700.0, "p99": 700.0, "samples": 2}
+    line = stats.timeline(db, Window.ending_at(t + 60 * s, 600, 10))  # by the caller's end
+    assert [(b["latency_ms"]["p50"], b["latency_ms"]["samples"]) for b in line
+            if b["latency_ms"]["samples"]] == [(500.0, 1), (700.0, 1)]
 
 
 def test_rules_listed_by_priority_and_deleted(db: Database) -> None:

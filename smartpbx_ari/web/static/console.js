@@ -275,31 +275,66 @@ async function loadOperators() {
 }
 
 // ---- history -------------------------------------------------------------------------
-$("#history-form").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
+const PAGE = 25;
+const listing = { offset: 0, total: 0 };
+$("#history-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  listing.offset = 0;
+  loadHistory();
+});
+$("#history-prev").addEventListener("click", () => {
+  listing.offset = Math.max(0, listing.offset - PAGE);
+  loadHistory();
+});
+$("#history-next").addEventListener("click", () => {
+  if (listing.offset + PAGE < listing.total) listing.offset += PAGE;
+  loadHistory();
+});
 
 async function loadHistory() {
-  const params = new URLSearchParams({ limit: "50" });
-  if ($("#history-caller").value) params.set("caller", $("#history-caller").value);
-  if ($("#history-status").value) params.set("status", $("#history-status").value);
+  const params = new URLSearchParams({ limit: String(PAGE), offset: String(listing.offset) });
+  for (const key of ["caller", "status", "disposition"]) {
+    const value = $(`#history-${key}`).value;
+    if (value) params.set(key, value);
+  }
   try {
     const data = await api("GET", `/api/v1/calls?${params}`);
-    $("#history-table tbody").replaceChildren(...data.data.map((call) => {
-      const row = el("tr", { class: "clickable" }, el("td", {}, call.start_time || ""),
-        el("td", {}, call.caller), el("td", {}, call.status),
-        el("td", {}, disposition(call)), el("td", {}, call.duration ?? ""));
-      row.addEventListener("click", () => showTranscript(call.call_id));
-      return row;
-    }));
+    listing.total = data.total;
+    $("#history-table tbody").replaceChildren(...data.data.map(historyRow));
+    $("#history-page").textContent = pageLabel(listing.offset, data.data.length, data.total);
+    $("#history-prev").disabled = listing.offset === 0;
+    $("#history-next").disabled = listing.offset + data.data.length >= data.total;
   } catch (err) { toast(err.message, true); }
+}
+
+function historyRow(call) {
+  const row = el("tr", { class: "clickable", "data-call-id": call.call_id, tabIndex: 0 },
+    el("td", { class: "when", title: call.start_time || "" }, localTime(call.start_time)),
+    el("td", {}, call.caller), el("td", { class: "num" }, clock(call.duration)),
+    el("td", {}, disposition(call) || call.status),
+    el("td", { class: "question", title: call.first_question }, call.first_question),
+    el("td", {}, call.language || "default"));
+  row.addEventListener("click", () => {
+    for (const other of document.querySelectorAll("#history-table tr.selected")) other.classList.remove("selected");
+    row.classList.add("selected");
+    showTranscript(call.call_id);
+  });
+  row.addEventListener("keydown", (event) => { if (event.key === "Enter") row.click(); });
+  return row;
 }
 
 async function showTranscript(callId) {
   try {
     const call = await api("GET", `/api/v1/calls/${encodeURIComponent(callId)}`);
-    $("#history-transcript").replaceChildren(el("h3", {}, `${call.caller} → ${call.callee}`),
+    const box = $("#history-transcript");
+    box.replaceChildren(el("h3", {}, `${call.caller} → ${call.callee}`),
+      el("p", { class: "small" }, `${localTime(call.start_time)} · ${clock(call.duration) || "live"}` +
+        ` · ${call.language || "default language"}`),
       el("p", { class: "disposition" }, disposition(call)), await player(call),
       ...call.utterances.map((u) => el("div", { class: "transcript-line" },
         el("span", { class: `speaker speaker-${u.speaker}` }, u.speaker), u.text)));
+    box.hidden = false;
+    box.scrollIntoView({ block: "nearest" });
   } catch (err) { toast(err.message, true); }
 }
 
@@ -401,36 +436,41 @@ $("#kb-add").addEventListener("submit", async (event) => {
 $("#metrics-refresh").addEventListener("click", loadMetrics);
 $("#metrics-period").addEventListener("change", loadMetrics);
 
+// the period shown -> its buckets: hours of a day, 6 hours of a week
+const BUCKETS = { "1h": "5m", "24h": "1h", "7d": "6h", "30d": "1d" };
+const CHARTS = {
+  calls: { kind: "bars", unit: "calls", series: [{ name: "calls", value: (b) => b.calls }] },
+  containment: { kind: "lines", unit: "%", top: 100, scale: 100,
+    series: [{ name: "contained", value: (b) => b.containment_rate }] },
+  hold: { kind: "lines", unit: "s", series: [{ name: "p50", value: (b) => b.hold_s.p50 },
+    { name: "p95", value: (b) => b.hold_s.p95 }] },
+  latency: { kind: "lines", unit: "ms", series: [{ name: "p50", value: (b) => b.latency_ms.p50 },
+    { name: "p95", value: (b) => b.latency_ms.p95 }] },
+};
+
 async function loadMetrics() {
+  const period = $("#metrics-period").value;
   try {
-    const m = await api("GET", `/api/v1/metrics/performance?period=${$("#metrics-period").value}`);
+    const [m, line] = await Promise.all([
+      api("GET", `/api/v1/metrics/performance?period=${period}`),
+      api("GET", `/api/v1/metrics/timeline?${new URLSearchParams({ period, bucket: BUCKETS[period],
+        utc_offset: String(-new Date().getTimezoneOffset()) })}`)]);  // local days
     const pct = (x) => (x == null ? "–" : `${Math.round(x * 100)} %`);
     const secs = (x) => (x == null ? "–" : `${x} s`);
+    const ms = (x) => (x == null ? "–" : `${Math.round(x)} ms`);
     const figures = [["Calls", m.calls], ["Active", m.active], ["AI resolved", pct(m.ai_resolved_rate)],
       ["HITL", pct(m.hitl_rate)], ["Handed off", m.handed_off],
       ["Containment", pct(m.containment_rate)], ["Hold p50", secs(m.hold_s.p50)],
       ["Hold p95", secs(m.hold_s.p95)],
       ["Abandoned on hold", `${m.abandoned_on_hold} (${pct(m.abandoned_on_hold_rate)})`],
-      ["Latency p50", m.latency_ms.p50 ?? "–"], ["Latency p95", m.latency_ms.p95 ?? "–"]];
-    $("#metrics-figures").replaceChildren(...figures.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-    drawBars([["p50", m.latency_ms.p50], ["p95", m.latency_ms.p95], ["p99", m.latency_ms.p99]]);
+      ["Latency p50", ms(m.latency_ms.p50)], ["Latency p95", ms(m.latency_ms.p95)]];
+    $("#metrics-figures").replaceChildren(...figures.map(([k, v]) =>
+      el("div", { class: "figure" }, el("dt", {}, k), el("dd", {}, v))));
+    for (const [name, spec] of Object.entries(CHARTS)) {
+      drawChart($(`#chart-${name}`), spec, line.data, line.bucket_s);
+    }
+    $("#metrics-span").textContent = `${localTime(line.from)} – ${localTime(line.to)}, per ${line.bucket}`;
   } catch (err) { toast(err.message, true); }
-}
-
-function drawBars(bars) {
-  const svg = $("#metrics-chart");
-  const ns = "http://www.w3.org/2000/svg";
-  const top = Math.max(1, ...bars.map(([, v]) => v || 0));
-  svg.replaceChildren();
-  bars.forEach(([label, value], i) => {
-    const width = 400 * (value || 0) / top;  // the label above its bar
-    const rect = document.createElementNS(ns, "rect");
-    for (const [k, v] of Object.entries({ x: 5, y: 22 + i * 48, width, height: 18, fill: "#2a6fb0" })) rect.setAttribute(k, v);
-    const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", 5); text.setAttribute("y", 16 + i * 48);
-    text.textContent = `${label} ${value == null ? "–" : Math.round(value) + " ms"}`;
-    svg.append(rect, text);
-  });
 }
 
 if (state.token) start();
