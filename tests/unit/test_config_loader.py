@@ -42,7 +42,9 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ({"SMARTPBX_PBX__RTP_END": "9000"}, "pbx.rtp_end: must be greater"),
         ({"SMARTPBX_ARI__APP": "bad name"}, "ari.app:"),
         ({"SMARTPBX_RAG__MULTILINGUAL_MODEL": "labse"}, "rag.multilingual_model: "),
-        ({"SMARTPBX_RAG__MULTILINGUAL_WEIGHT_KO": "0.95"}, "rag.multilingual_weight_ko: with"),
+        ({"SMARTPBX_RAG__DENSE_WEIGHT_KO": "0.2", "SMARTPBX_RAG__MULTILINGUAL_WEIGHT_KO": "0.95"},
+         "rag.multilingual_weight_ko: with"),
+        ({"SMARTPBX_RAG__MULTILINGUAL_WEIGHT": "0.8"}, "rag.multilingual_weight: with"),
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str], message: str) -> None:
