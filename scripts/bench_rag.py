@@ -173,7 +173,7 @@ def _ask(agent: AIAgentService, asked: str, session: str, expected: str
     elif len(offered) == 1:
         said = "yes"
     else:
-        said = ("one", "two")[offered.index(expected)]
+        said = ("one", "two", "three")[offered.index(expected)]
     return agent.answer(said, session), 2
 
 
