@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -113,7 +114,7 @@ def domain(kb: Path, questions: Path, show_misses: bool = True) -> dict[str, obj
     clarifying question is answered as a truthful caller would: yes (or "one"/"two")
     when the expected entry is offered, else no; a "no" counts as handed over."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(environ={"SMARTPBX_DATA_DIR": tmp})
+        settings = load_settings(environ={**os.environ, "SMARTPBX_DATA_DIR": tmp})
         engine = RAGEngine.open(settings)
         started = time.perf_counter()
         report = import_file(engine, kb)
@@ -172,7 +173,7 @@ def _ask(agent: AIAgentService, asked: str, session: str, expected: str
     elif len(offered) == 1:
         said = "yes"
     else:
-        said = ("one", "two")[offered.index(expected)]
+        said = ("one", "two", "three")[offered.index(expected)]
     return agent.answer(said, session), 2
 
 
@@ -274,7 +275,7 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir or Path(tmp)
-        settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(data_dir)})
+        settings = load_settings(environ={**os.environ, "SMARTPBX_DATA_DIR": str(data_dir)})
         engine = RAGEngine.open(settings)
         if not len(engine):
             import_file(engine, demo_path())

@@ -1,8 +1,9 @@
 """A clarifying question instead of a guess or a hand-over (sans-IO).
 
-When the best entry is plausible but not sure, or the best two are close, the agent asks
-"Do you mean <title>?" or "Is it about <A>, or <B>?" in the call's language, and reads
-the caller's next utterance (or DTMF 1/2, passed on as the digit) as the choice:
+When the best entry is plausible but not sure, or the best two (or three) are close, the
+agent asks "Do you mean <title>?", "Is it about <A>, or <B>?" or "Is it about <A>, <B>,
+or <C>?" in the call's language, and reads the caller's next utterance (or DTMF 1/2/3,
+passed on as the digit) as the choice:
 :func:`read_choice`. Each entry has a short spoken title (:func:`spoken_title`, made
 from its question at import; operators may edit it).
 """
@@ -33,9 +34,13 @@ SENTENCE = re.compile(r"(?<=[.?!])\s+")
 PROMPTS = {
     "en": {"one": "Do you mean {0}? Please say yes or no.",
            "two": "Is it about {0}, or about {1}? Say one or two, or press 1 or 2.",
+           "three": "Is it about {0}, about {1}, or about {2}? Say one, two or three, or "
+                    "press 1, 2 or 3.",
            "rephrase": "Sorry about that. Could you say your question in other words?"},
     "ko": {"one": "{0}, 이 문의가 맞으신가요? 네 또는 아니요로 말씀해 주세요.",
            "two": "{0}, {1} 중 어느 쪽인가요? 1번 또는 2번을 말씀하시거나 눌러 주세요.",
+           "three": "{0}, {1}, {2} 중 어느 쪽인가요? 1번, 2번, 3번 중에 말씀하시거나 눌러 "
+                    "주세요.",
            "rephrase": "죄송합니다. 다른 말로 한 번 더 말씀해 주시겠어요?"},
 }
 _YES = {"yes", "yeah", "yep", "yup", "yes please", "correct", "right", "exactly", "sure",
@@ -47,9 +52,14 @@ _NO = ("no", "nope", "neither", "none", "not really", "not that", "wrong", "아�
 _PICKS = ({"1", "one", "a", "first", "the first", "first one", "the first one", "1번", "일번",
            "첫 번째", "첫번째", "첫째", "앞에 거"},
           {"2", "two", "b", "second", "the second", "second one", "the second one", "2번",
-           "이번", "두 번째", "두번째", "둘째", "뒤에 거"})
+           "이번", "두 번째", "두번째", "둘째", "뒤에 거"},
+          {"3", "three", "c", "third", "the third", "third one", "the third one", "3번",
+           "삼번", "세 번째", "세번째", "셋째", "마지막 거"})
 # ... or a word inside a longer one ("I think the second")
-_ORDINAL_WORDS = ({"first", "1번", "첫", "첫번째", "첫째"}, {"second", "2번", "두번째", "둘째"})
+_ORDINAL_WORDS = ({"first", "1번", "첫", "첫번째", "첫째"}, {"second", "2번", "두번째", "둘째"},
+                  {"third", "3번", "세번째", "셋째"})
+_SPACED = {"첫 번째": "첫번째", "두 번째": "두번째", "세 번째": "세번째"}
+PROMPT_KEYS = ("one", "two", "three")  # by the number of choices
 
 
 @dataclass(frozen=True)
@@ -72,9 +82,9 @@ def spoken_title(question: str) -> str:
 
 
 def prompt(choices: tuple[Choice, ...], language: str) -> str:
-    """The clarifying question for one or two choices."""
+    """The clarifying question for one, two or three choices."""
     phrases = PROMPTS.get(language, PROMPTS["en"])
-    return phrases["one" if len(choices) == 1 else "two"].format(*(c.title for c in choices))
+    return phrases[PROMPT_KEYS[len(choices) - 1]].format(*(c.title for c in choices))
 
 
 def rephrase(language: str) -> str:
@@ -93,9 +103,13 @@ def read_choice(text: str, choices: tuple[Choice, ...]) -> int | None:
     for index, picks in enumerate(_PICKS[: len(choices)]):
         if said in picks:
             return index
-    if len(choices) == 2:
-        words = set(said.replace("두 번째", "두번째").replace("첫 번째", "첫번째").split())
-        named = [n for n, ordinals in enumerate(_ORDINAL_WORDS) if words & ordinals]
+    if len(choices) >= 2:
+        joined = said
+        for spaced, word in _SPACED.items():
+            joined = joined.replace(spaced, word)
+        words = set(joined.split())
+        named = [n for n, ordinals in enumerate(_ORDINAL_WORDS[: len(choices)])
+                 if words & ordinals]
         if len(named) == 1:
             return named[0]
     if said in _YES or any(said.startswith(f"{w} ") for w in _YES if " " not in w):

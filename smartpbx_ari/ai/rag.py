@@ -28,6 +28,7 @@ class RAGEngine:
     def __init__(self, db: Database, retriever: HybridRetriever) -> None:
         self.db, self.retriever = db, retriever
         retriever.load(approved_entries(db))
+        retriever.fill_empty()
 
     @classmethod
     def open(cls, settings: Settings, db: Database | None = None) -> RAGEngine:

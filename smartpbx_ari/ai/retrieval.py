@@ -1,24 +1,26 @@
 """HybridRetriever: the approved entries' indexes and their fusion into ranked hits.
 
 Three indexes, all rebuildable from the SQL rows (``store/knowledge.py``): a dense one
-(Chroma, sentence-transformers), for Korean questions a multilingual dense one, and an
-in-memory BM25 over character n-grams (lexical). Each phrasing of an entry is indexed
+(Chroma, sentence-transformers), a multilingual dense one (``rag.multilingual_model``:
+multilingual-e5-small, ``ai/e5.py``, or USE multilingual), and an in-memory BM25 over
+character n-grams (lexical). Each phrasing of an entry is indexed
 apart: the question under the entry's id, each alternate (another way callers ask it)
 under ``<id>#alt<n>``, each with the answer (a caller often asks with its words; and
 equal lengths keep BM25 fair to short phrasings); an entry scores as its best phrasing.
 Fusion: candidates are the union of the indexes' top hits; each gets ``similarity =
 w * dense + m * multilingual + (1 - w - m) * lexical`` with ``dense`` the cosine (clipped
 to 0..1) and ``lexical`` the normalized BM25 of the query expanded by the domain lexicon.
-``w`` is ``rag.dense_weight`` (0.6), or ``rag.dense_weight_ko`` for Korean, which
-all-MiniLM-L6-v2 barely separates: there the lexical and multilingual halves carry it.
-Weights and the 0.43 similarity that separates in-domain from out-of-domain questions
-(``agent.SEPARATING_SIMILARITY``) come from ``scripts/bench_rag.py`` on the dev set.
+``w`` and ``m`` are ``rag.dense_weight`` and ``rag.multilingual_weight``, or their
+``_ko`` twins for Korean, which all-MiniLM-L6-v2 barely separates: there the
+multilingual and lexical halves carry it. An index with no weight is not queried.
+The weights come from ``scripts/bench_rag.py --domains`` on the design domains.
 Blocking (models, Chroma): run it in a thread. Within a search the lexical and the
 multilingual queries run in threads of their own while the dense one runs.
 """
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ import yaml
 
 from smartpbx_ari.ai.confidence import KbProfile, measure_profile
 from smartpbx_ari.ai.dense import VectorIndex, best_per_entry, entry_id, open_collection
+from smartpbx_ari.ai.e5 import E5Embedder
 from smartpbx_ari.ai.embeddings import Embedder, MultilingualEmbedder
 from smartpbx_ari.ai.language import base_language, is_korean
 from smartpbx_ari.ai.lexical import Bm25Index
@@ -35,8 +38,10 @@ from smartpbx_ari.data import read_text
 from smartpbx_ari.store.knowledge import ALT, KnowledgeError, all_alternates
 from smartpbx_ari.store.models import Knowledge
 
+log = logging.getLogger(__name__)
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="rag")  # the lexical and multilingual halves
 CANDIDATES = 4  # each index contributes top_k * CANDIDATES hits to the fusion
+NONE = 1e-6  # a weight at most this: its index is not queried
 PROFILE_DRIFT = 0.1  # the KB profile is measured anew once entries changed by this share
 
 
@@ -103,7 +108,11 @@ class HybridRetriever:
     def open(cls, settings: Settings) -> HybridRetriever:
         """Blocking: loads the embedding models and opens the Chroma collections."""
         multilingual = None
-        if settings.rag.multilingual_model:
+        model = settings.rag.multilingual_model
+        if model.startswith("e5-small"):  # the question with its answer
+            multilingual = VectorIndex(E5Embedder(settings.cache_dir, int8=model == "e5-small"),
+                                       open_collection(settings, f"-{model}"), phrasings)
+        elif model:
             multilingual = VectorIndex(MultilingualEmbedder(),
                                        open_collection(settings, "-multilingual"), questions)
         dense = VectorIndex(Embedder(settings.rag.embedding_model, settings.cache_dir),
@@ -137,13 +146,13 @@ class HybridRetriever:
                  // len(self._rows))
         expanded = expand_query(text, self.lexicon)
         w, m = self.weights(text)
-        # the indexes at once: all release the GIL (torch, numpy)
-        pending = _POOL.submit(self.lexical.query, expanded)
+        # the indexes with a share, at once: all release the GIL (onnxruntime, numpy)
+        pending = _POOL.submit(self.lexical.query, expanded) if 1 - w - m > NONE else None
         other = _POOL.submit(self.multilingual.query, text, want) if (
-            m and self.multilingual) else None
-        dense = self.dense.query(text, want)
-        scores = pending.result()
-        lexical = best_per_entry(scores.top(want))
+            m > NONE and self.multilingual) else None
+        dense = self.dense.query(text, want) if w > NONE else {}
+        scores = pending.result() if pending else None
+        lexical = best_per_entry(scores.top(want)) if scores else {}
         multilingual = other.result() if other else {}
         hits = []
         for doc_id in set(dense) | set(lexical) | set(multilingual):
@@ -154,9 +163,10 @@ class HybridRetriever:
                 continue
             d = dense.get(doc_id, 0.0)
             lx = lexical.get(doc_id)
-            if lx is None:
+            if lx is None and scores is not None:
                 lx = max(scores.get(index_id) for index_id, _text in phrasings(row))
             u = multilingual.get(doc_id, 0.0)
+            lx = lx or 0.0
             hits.append(Hit(doc_id, row.question, row.answer, row.category,
                             w * d + m * u + (1 - w - m) * lx, d, lx))
         hits.sort(key=lambda h: h.similarity, reverse=True)
@@ -181,10 +191,10 @@ class HybridRetriever:
     def weights(self, text: str) -> tuple[float, float]:
         """(dense, multilingual) weights of a question; the lexical half has the rest.
         Korean leans on the lexical and multilingual halves: all-MiniLM barely separates it."""
-        if is_korean(text):
-            m = self.settings.multilingual_weight_ko if self.multilingual else 0.0
-            return self.settings.dense_weight_ko, m
-        return self.settings.dense_weight, 0.0
+        korean = is_korean(text)
+        w = self.settings.dense_weight_ko if korean else self.settings.dense_weight
+        m = self.settings.multilingual_weight_ko if korean else self.settings.multilingual_weight
+        return w, m if self.multilingual else 0.0
 
     def load(self, rows: list[Knowledge]) -> None:
         """The lexical index and the entries from the approved rows (the dense indexes
@@ -249,6 +259,17 @@ class HybridRetriever:
             missing |= {entry_id(i) for i in expected - indexed}
             stale |= {entry_id(i) for i in indexed - expected}
         return missing, stale
+
+    def fill_empty(self, batch: int = 500) -> None:
+        """A vector index holding nothing while entries exist (a model newly chosen) gets
+        every approved entry."""
+        rows = list(self._rows.values())
+        for index in self.vector_indexes():
+            if rows and not index.collection.count():
+                log.info("retrieval: indexing %d entries into the empty collection %s",
+                         len(rows), index.collection.name)
+                for start in range(0, len(rows), batch):
+                    index.upsert(rows[start : start + batch], [])
 
     def rebuild(self, rows: list[Knowledge], batch: int = 500) -> int:
         """Every index anew from the approved rows (SQL, the source of truth)."""

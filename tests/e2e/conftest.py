@@ -14,6 +14,7 @@ from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEvent, Subscription
@@ -39,11 +40,15 @@ class Controller:
                     return event
 
 
-@pytest.fixture
-async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: RAGEngine
-                     ) -> AsyncIterator[Controller]:
-    voice = await VoiceEngine.load(settings, AIAgentService(engine, settings.agent))
-    app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice))
+@contextlib.asynccontextmanager
+async def running_controller(settings: Settings, ari: AriClient, engine: RAGEngine,
+                             desk: HitlDesk | None = None) -> AsyncIterator[Controller]:
+    """Our controller in this process; with ``desk``, wired as ``smartpbx serve`` does."""
+    voice = await VoiceEngine.load(settings, AIAgentService(engine, settings.agent), desk)
+    app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
+                    sinks=[desk.observe] if desk else [])
+    if desk is not None:
+        desk.publish = app.publish
     events = app.events.subscribe()
     runner = asyncio.create_task(app.run())
     await asyncio.wait_for(ari.connected.wait(), 10)
@@ -54,6 +59,13 @@ async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: 
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         voice.stt.close()
+
+
+@pytest.fixture
+async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: RAGEngine
+                     ) -> AsyncIterator[Controller]:
+    async with running_controller(settings, ari, engine) as running:
+        yield running
 
 
 @pytest.fixture

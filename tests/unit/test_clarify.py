@@ -10,6 +10,7 @@ pytestmark = pytest.mark.unit
 
 ONE = (Choice("close", "close your account"),)
 TWO = (Choice("close", "close your account"), Choice("type", "change your account type"))
+THREE = (*TWO, Choice("fee", "account fees"))
 
 
 @pytest.mark.parametrize(("question", "title"), [
@@ -59,3 +60,23 @@ def test_two_choices_are_read_by_number_or_by_title(said: str, choice: int | Non
 
 def test_a_short_unrecognised_reply_is_not_a_new_question() -> None:
     assert is_short("um, maybe") and not is_short("how much does a transfer abroad cost")
+
+
+def test_three_choices_are_named_in_the_prompt() -> None:
+    assert prompt(THREE, "en") == ("Is it about close your account, about change your account "
+                                   "type, or about account fees? Say one, two or three, or "
+                                   "press 1, 2 or 3.")
+    assert prompt(THREE, "ko").startswith("close your account, change your account type, "
+                                          "account fees 중")
+
+
+@pytest.mark.parametrize(("said", "choice"), [
+    ("3", 2), ("three", 2), ("the third one", 2), ("세 번째", 2), ("3번", 2), ("2", 1),
+    ("I think the third", 2), ("account fees", 2), ("no", NO), ("yes", None),
+])
+def test_three_choices_are_read_by_number_or_by_title(said: str, choice: int | None) -> None:
+    assert read_choice(said, THREE) == choice
+
+
+def test_a_third_is_no_answer_to_two_choices() -> None:
+    assert read_choice("3", TWO) is None and read_choice("the third one", TWO) is None
