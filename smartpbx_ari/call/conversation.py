@@ -102,11 +102,25 @@ class VoiceConversation:
             return ""
         reply = await self.engine.responder.respond(transcript.text, port.call_id,
                                                     port.language)
-        self._said(port, reply, transcript.text)
         if not reply.hitl:
-            await mouth.play(self._synth(port, reply.text, reply.speech))
+            await self._speak(port, mouth, reply, transcript.text)
             return ""
+        self._said(port, reply, transcript.text)
         return await self._ask_a_human(port, mouth, transcript.text, reply)
+
+    async def _speak(self, port: CallPort, mouth: Mouth, reply: Reply, question: str) -> None:
+        """An answer, on the record as its first audio leaves (so the record's reply time
+        is voice-to-voice), or when it ends if none did (stopped at once, failed)."""
+        said = False
+
+        def record() -> None:
+            nonlocal said
+            if not said:
+                said = True
+                self._said(port, reply, question)
+
+        await mouth.play(self._synth(port, reply.text, reply.speech), on_start=record)
+        record()
 
     async def _heard(self, port: CallPort, mouth: Mouth, utterance: Utterance,
                      apologize: bool) -> Transcript | None:
@@ -220,8 +234,7 @@ class VoiceConversation:
             await mouth.play(self._synth(port, said))
             return ""
         desk.heard_on_hold(alert, question, reply.text)
-        self._said(port, reply, question)
-        await mouth.play(self._synth(port, reply.text, reply.speech))
+        await self._speak(port, mouth, reply, question)
         return ""
 
     async def _operator_answered(self, port: CallPort, mouth: Mouth, alert: Alert,

@@ -39,9 +39,11 @@ class Mouth:
         return Playback(self.player.playing, self.player.held,
                         max(self._sent_levels, default=0.0))
 
-    async def play(self, audio: AsyncIterator[Pcm]) -> None:
-        """Say ``audio`` (16 kHz chunks, as they come); returns when said or stopped."""
-        await self.player.play(self._frames(audio))
+    async def play(self, audio: AsyncIterator[Pcm],
+                   on_start: Callable[[], None] | None = None) -> None:
+        """Say ``audio`` (16 kHz chunks, as they come); returns when said or stopped.
+        ``on_start``: called as its first audio leaves (voice-to-voice is measured there)."""
+        await self.player.play(self._frames(audio, on_start))
         self._queued_levels.clear()
         self._sent_levels.clear()
 
@@ -50,7 +52,8 @@ class Mouth:
         self._sent_levels.append(self._queued_levels.popleft() if self._queued_levels
                                  else 0.0)
 
-    async def _frames(self, audio: AsyncIterator[Pcm]) -> AsyncIterator[bytes]:
+    async def _frames(self, audio: AsyncIterator[Pcm],
+                      on_start: Callable[[], None] | None) -> AsyncIterator[bytes]:
         """Whole codec frames of the chunks as they come; a chunk's tail waits for the
         next one (padding every chunk would put a gap in a streamed sentence)."""
         codec = self.codec
@@ -63,6 +66,8 @@ class Mouth:
                 if first:
                     self.player.packetizer.start_talkspurt()
                     first = False
+                    if on_start is not None:
+                        on_start()
                 pcm = np.concatenate([rest, down.process(pcm) if down else pcm])
                 whole = len(pcm) - len(pcm) % n
                 rest = pcm[whole:]

@@ -10,6 +10,7 @@ import pytest
 from smartpbx_ari.ai.agent import HOLDING, AIAgentService
 from smartpbx_ari.ai.confidence import MIN_SPREAD
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.retrieval import PROFILE_DRIFT
 from smartpbx_ari.config import Settings
 from smartpbx_ari.store.knowledge import KnowledgeError
 
@@ -110,8 +111,10 @@ async def test_empty_and_oversized_queries_name_the_field(agent: AIAgentService)
 
 
 def test_the_kb_profile_is_measured_from_its_own_entries(engine: RAGEngine) -> None:
+    # measured anew once the entries changed by a tenth: other tests of this session may
+    # have added and removed a few since (the order of files is random)
     profile = engine.retriever.profile()
-    assert profile.entries == len(engine)
+    assert abs(profile.entries - len(engine)) <= PROFILE_DRIFT * profile.entries
     assert 0.0 < profile.impostor < 1.0 and profile.spread >= MIN_SPREAD
 
 

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ class FakePort:
     sent: list[bytes] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     handed_off: list[str] | None = None  # None: a hand-off fails the test
+    sent_at: list[float] = field(default_factory=list)  # when each packet left (TimedPort)
 
     async def recv(self) -> np.ndarray:
         if self.frames:
@@ -335,3 +337,39 @@ async def test_during_a_takeover_each_leg_is_on_the_record_apart_and_the_mix_is_
     assert sorted(e.speaker for e in heard) == ["caller", "operator"], heard  # no "call"
     assert len(stt.results) == 4  # the mix was not transcribed at all
     assert not [e for e in port.events if isinstance(e, Said)]  # the AI stays quiet
+
+
+class SlowTts(FakeTts):
+    """A synthesis that takes 0.3 s before its first audio."""
+
+    async def stream(self, text: str, voice: str = ""):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.3)
+        async for pcm in super().stream(text, voice):
+            yield pcm
+
+
+class TimedPort(FakePort):
+    def send(self, packet: bytes) -> None:
+        super().send(packet)
+        self.sent_at.append(time.time())
+
+
+async def test_an_answer_is_on_the_record_when_its_first_audio_leaves(tmp_path: Path) -> None:
+    # the record's reply time (a caller's words to the answer) is then voice-to-voice
+    stt = FakeStt([Transcript("How do I get a refund?", 0.9, 2.0, 0.3)])
+    speech, silence = _speech(tmp_path), np.zeros(8000, np.int16)
+    audio = np.concatenate([silence, speech, silence, silence])
+    port = TimedPort(collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(
+        audio[i : i + 160])) for i in range(0, len(audio) - 159, 160)), expect=1)
+    talk = asyncio.create_task(VoiceConversation(_engine(stt, SlowTts())).run(port))
+    async with asyncio.timeout(20):
+        await port.done.wait()
+    await asyncio.sleep(0.3)
+    talk.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await talk
+    heard = next(e for e in port.events if isinstance(e, Heard))
+    said = next(e for e in port.events if isinstance(e, Said))
+    first_audio = min(t for t in port.sent_at if t >= heard.at)
+    assert said.at - heard.at >= 0.3  # after the synthesis, not when the answer was chosen
+    assert abs(first_audio - said.at) < 0.05, (first_audio - said.at)
