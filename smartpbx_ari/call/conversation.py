@@ -183,16 +183,16 @@ class VoiceConversation:
         turn: asyncio.Future[Utterance] | None = None
         try:
             while True:
-                music = asyncio.ensure_future(mouth.play(self._comfort(port)))
                 turn = turn or asyncio.ensure_future(self.turns.get())
                 either: set[asyncio.Future[Any]] = {answer, turn}
-                await asyncio.wait(either | {music}, return_when=asyncio.FIRST_COMPLETED)
-                if music.done() and not (answer.done() or turn.done()):
-                    # the caller spoke over the music: their turn, or the music again soon
-                    await asyncio.wait(either, timeout=RESUME_S,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                mouth.player.stop()
-                await music
+                if not answer.done():  # (an operator may answer during the holding phrase)
+                    music = asyncio.ensure_future(mouth.play(self._comfort(port)))
+                    await asyncio.wait(either | {music}, return_when=asyncio.FIRST_COMPLETED)
+                    if music.done() and not (answer.done() or turn.done()):
+                        # the caller spoke over the music: their turn, or music again soon
+                        await asyncio.wait(either, timeout=RESUME_S,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    await _silence(mouth, music)
                 if answer.done():
                     if turn.done():  # said as the answer came: the next turn
                         self._queue(turn.result())
@@ -367,6 +367,13 @@ class VoiceConversation:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 self.eager.exception()
             self.eager = None
+
+
+async def _silence(mouth: Mouth, playing: asyncio.Future[None]) -> None:
+    """Stop what ``playing`` plays, also if its player has not started it yet."""
+    while not playing.done():
+        mouth.player.stop()  # a no-op until the player has begun
+        await asyncio.wait({playing}, timeout=0.05)
 
 
 async def _once(pcm: Pcm) -> AsyncIterator[Pcm]:

@@ -173,3 +173,22 @@ async def test_a_wait_that_runs_out_says_what_comes_next_and_goes_to_the_queue(
 def test_the_hold_settings_are_checked() -> None:
     with pytest.raises(Exception, match="agent.hold_update_s"):
         AgentSettings(hold_update_s=0.5)
+
+
+async def test_an_answer_typed_during_the_holding_phrase_is_spoken_at_once(
+        tmp_path: Path) -> None:
+    engine, tts = _engine(["Do you sell gift cards?"])
+    port = TimedPort(_frames(1, 0.5, _speech(tmp_path)))
+
+    async def operator() -> None:  # as soon as the alert shows: the phrase still plays
+        while not port.raised:
+            await port.changed.wait()
+        assert engine.desk is not None
+        (alert,) = engine.desk.alerts.values()
+        engine.desk.answer(alert.id, "anna", "Yes, from 10 to 100 euros.")
+
+    typing = asyncio.create_task(operator())
+    await _call(engine, port, lambda: bool(_operator_said(port)), 10)
+    await typing
+    assert tts.streamed[-1] == "Yes, from 10 to 100 euros."
+    assert UPDATE["en"] not in tts.streamed  # no music or update started meanwhile
