@@ -122,4 +122,5 @@ class VoiceEngine:
         return cls(settings, stt, tts, responder, greeting, apology, desk,
                    {"ko": await tts.synthesize(settings.agent.greeting_ko, korean)},
                    {"ko": await tts.synthesize(settings.agent.apology_ko, korean)},
-                   stt_ko, turn_model, load_music(settings.agent.hold_music))
+                   stt_ko, turn_model,
+                   await loop.run_in_executor(None, load_music, settings.agent.hold_music))

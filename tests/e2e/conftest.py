@@ -17,8 +17,9 @@ from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
-from smartpbx_ari.events import CallEvent, Subscription
-from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.events import CallEvent, CallStarted, Subscription
+from smartpbx_ari.sipcaller.caller import Dial, Line, SyntheticCaller
+from smartpbx_ari.sipcaller.phone import SipPhone
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.stasis import StasisApp
@@ -66,6 +67,20 @@ async def controller(pbx: LocalPbx, ari: AriClient, settings: Settings, engine: 
                      ) -> AsyncIterator[Controller]:
     async with running_controller(settings, ari, engine) as running:
         yield running
+
+
+@contextlib.asynccontextmanager
+async def greeted_with_phone(controller: Controller, caller: SyntheticCaller, dial: Dial,
+                             settings: Settings, credentials: Credentials,
+                             endpoint: str = "2001",
+                             ) -> AsyncIterator[tuple[CallStarted, Line, SipPhone]]:
+    """An operator phone registered, and a call to the AI past its greeting."""
+    server = (settings.pbx.host, settings.pbx.sip_port)
+    async with SipPhone.register(server, endpoint, credentials.operator_password) as phone, \
+            caller.dial(dial) as line:
+        started = await controller.until(CallStarted)
+        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+        yield started, line, phone
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import pytest
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
-from smartpbx_ari.events import CallStarted, ListenEnded, ListeningIn, Said, TakenOver
+from smartpbx_ari.events import ListenEnded, ListeningIn, Said, TakenOver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
-from smartpbx_ari.sipcaller.phone import IncomingCall, SipPhone
+from smartpbx_ari.sipcaller.phone import IncomingCall
 from smartpbx_ari.sipcaller.rtp_stream import RtpStream
 from smartpbx_ari.telephony.ari import AriError
-from tests.e2e.conftest import Controller
+from tests.e2e.conftest import Controller, greeted_with_phone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 
@@ -41,11 +41,8 @@ async def test_an_operator_listens_in_unheard_then_takes_over_from_there(
     controller: Controller, caller: SyntheticCaller, dial: Dial, settings: Settings,
     credentials: Credentials,
 ) -> None:
-    server = (settings.pbx.host, settings.pbx.sip_port)
-    async with SipPhone.register(server, "2001", credentials.operator_password) as phone, \
-            caller.dial(dial) as line:
-        started = await controller.until(CallStarted)
-        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+    async with greeted_with_phone(controller, caller, dial, settings, credentials) as (
+            started, line, phone):
         await controller.app.listen(started.call_id, "2001")
         with pytest.raises(AriError, match="has the call already"):
             await controller.app.take_over(started.call_id, "2002")
@@ -81,11 +78,8 @@ async def test_a_listener_who_hangs_up_leaves_the_call_with_the_ai(
     controller: Controller, caller: SyntheticCaller, dial: Dial, settings: Settings,
     credentials: Credentials,
 ) -> None:
-    server = (settings.pbx.host, settings.pbx.sip_port)
-    async with SipPhone.register(server, "2001", credentials.operator_password) as phone, \
-            caller.dial(dial) as line:
-        started = await controller.until(CallStarted)
-        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+    async with greeted_with_phone(controller, caller, dial, settings, credentials) as (
+            started, line, phone):
         await controller.app.listen(started.call_id, "2001")
         await phone.incoming(15)
         await controller.until(ListeningIn)

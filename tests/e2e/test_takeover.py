@@ -12,12 +12,11 @@ import pytest
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
-from smartpbx_ari.events import CallEnded, CallStarted, HandedBack, Heard, Said, TakenOver
+from smartpbx_ari.events import CallEnded, HandedBack, Heard, Said, TakenOver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
-from smartpbx_ari.sipcaller.phone import SipPhone
 from smartpbx_ari.telephony.ari import AriError
-from tests.e2e.conftest import Controller
+from tests.e2e.conftest import Controller, greeted_with_phone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 
@@ -26,11 +25,8 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
     controller: Controller, caller: SyntheticCaller, dial: Dial, settings: Settings,
     credentials: Credentials,
 ) -> None:
-    server = (settings.pbx.host, settings.pbx.sip_port)
-    async with SipPhone.register(server, "2001", credentials.operator_password) as phone, \
-            caller.dial(dial) as line:
-        started = await controller.until(CallStarted)
-        await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+    async with greeted_with_phone(controller, caller, dial, settings, credentials) as (
+            started, line, phone):
         await controller.app.take_over(started.call_id, "2001")
         with pytest.raises(AriError, match="has the call already"):
             await controller.app.take_over(started.call_id, "2002")
