@@ -17,7 +17,6 @@ from smartpbx_ari.call.engine import VoiceEngine, warm_speech
 from smartpbx_ari.call.hitl import CALLBACK, HitlDesk
 from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
-from smartpbx_ari.events import QueueChanged
 from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.rules import load_rules
@@ -171,7 +170,7 @@ async def _agent(settings: Settings) -> AIAgentService:
 async def _start_ami(settings: Settings, secret: str, recorder: CallRecorder, app: StasisApp,
                      web_ctx: WebContext) -> AmiClient:
     """Presence into the database and to the console; CDRs next to their calls; queue
-    events to the bus."""
+    events and calls' ends to the Stasis app."""
     pending: set[asyncio.Task[object]] = set()
 
     def on_presence(p: Presence) -> None:
@@ -184,10 +183,7 @@ async def _start_ami(settings: Settings, secret: str, recorder: CallRecorder, ap
     def on_event(kind: str, fields: dict[str, str]) -> None:
         if kind == "Cdr":
             recorder.cdr(fields)
-        elif fields.get("Uniqueid") in app.sessions or kind.startswith("Queue"):
-            app.events.publish(QueueChanged(call_id=fields.get("Uniqueid", ""), event=kind,
-                                            queue=fields.get("Queue", ""),
-                                            position=fields.get("Position", "")))
+        app.ami_event(kind, fields)
 
     client = AmiClient(settings.pbx.host, settings.pbx.ami_port, AMI_USER, secret,
                        on_event=on_event, on_presence=on_presence)

@@ -69,6 +69,7 @@ def template_values(settings: Settings, creds: Credentials) -> dict[str, str]:
         ami_port=str(pbx.ami_port), rtp_start=str(pbx.rtp_start), rtp_end=str(pbx.rtp_end),
         ari_user=settings.ari.user, ari_app=settings.ari.app,
         agi_host=settings.agi.host, agi_port=str(settings.agi.port),
+        record_calls="yes" if settings.store.record_calls else "no",
     )
     return values
 

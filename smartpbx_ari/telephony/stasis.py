@@ -28,6 +28,7 @@ from smartpbx_ari.events import (
     HandedOff,
     ListenEnded,
     ListeningIn,
+    QueueChanged,
     TakenOver,
     TakeoverFailed,
 )
@@ -352,9 +353,12 @@ class CallSession:
 
     async def _release_caller(self) -> None:
         """Hand the caller back to the dialplan (operators) or leave a hung-up call alone."""
+        to_queue = self.end_reason not in ("caller hung up", "caller left") and \
+            (self.hand_off or self.app.stopping)
+        self.app.recordings.handed_off(self.call_id, to_queue)
         if self.end_reason in ("caller hung up", "caller left"):
             return
-        if self.hand_off or self.app.stopping:
+        if to_queue:
             await quietly(self.app.ari.continue_in_dialplan(self.call_id))
             self.app.publish(HandedOff(call_id=self.call_id, reason=self.end_reason))
         else:
@@ -474,9 +478,20 @@ class StasisApp:
         and sends the caller to the operators' queue; the calls in progress go on."""
         self.publish(CallStarted(call_id=caller.id, caller=caller.caller_number,
                                  exten=caller.exten))
+        self.recordings.handed_off(caller.id, to_queue=True)
         await quietly(self.ari.continue_in_dialplan(caller.id, caller.context, caller.exten,
                                                     label=BUSY_LABEL))
         self.publish(HandedOff(call_id=caller.id, reason=ALL_BUSY))
+
+    def ami_event(self, kind: str, fields: dict[str, str]) -> None:
+        """An AMI event: a call's end (its CDR) keeps its queue part's recording; queue
+        events (and any about our calls) go to the bus."""
+        if kind == "Cdr":
+            self.recordings.call_over(fields.get("UniqueID", ""))
+        elif fields.get("Uniqueid") in self.sessions or kind.startswith("Queue"):
+            self.events.publish(QueueChanged(call_id=fields.get("Uniqueid", ""), event=kind,
+                                             queue=fields.get("Queue", ""),
+                                             position=fields.get("Position", "")))
 
     def forget(self, session: CallSession) -> None:
         self.sessions.pop(session.call_id, None)

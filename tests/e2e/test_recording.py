@@ -1,6 +1,7 @@
 """A call through the real Asterisk is recorded (the bridge's mix: the AI and the caller),
-kept under the data dir by call id, gone from Asterisk's spool, and as long as the call;
-its disposition, derived from the events the real call published, is the right one."""
+kept under the data dir by call id, gone from Asterisk's spool, and as long as the call,
+its time in the operators' queue included; its disposition, derived from the events the
+real call published, is the right one."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smartpbx_ari.cli.serve import AMI_USER
 from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEnded, CallStarted, HandedOff, Subscription
 from smartpbx_ari.sipcaller.caller import VOICE_RMS, Dial, SyntheticCaller
 from smartpbx_ari.store.disposition import Disposition, Dispositions, Outcome
 from smartpbx_ari.store.recordings import recording_path, recordings_dir
+from smartpbx_ari.telephony.ami import AmiClient
 from smartpbx_ari.telephony.ari import AriClient
-from smartpbx_ari.telephony.recording import PREFIX
+from smartpbx_ari.telephony.recording import PREFIX, QUEUE_SUFFIX
 from tests.e2e.conftest import Controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -85,17 +89,39 @@ async def test_a_call_is_recorded_as_long_as_it_lasted_with_both_voices(
     assert _outcome(events) == Outcome(Disposition.AI)
 
 
-async def test_a_call_handed_to_the_queue_is_recorded_up_to_the_hand_off(
+async def test_a_call_handed_to_the_queue_is_recorded_to_its_end_queue_included(
     controller: Controller, caller: SyntheticCaller, dial: Dial, settings: Settings,
+    credentials: Credentials, ari: AriClient,
 ) -> None:
     events = controller.app.events.subscribe()
-    async with caller.dial(dial) as line:
-        started = await controller.until(CallStarted)
-        assert await line.wait_voice(line.answered_at, 5) is not None  # the greeting
-        await asyncio.sleep(1.5)
-        await line.call.send_dtmf("0")
-        assert (await controller.until(HandedOff)).reason == "caller pressed 0"
-        ended = await controller.until(CallEnded)
-        await asyncio.sleep(1.0)  # the caller stays in the queue: not the AI's recording
-    await _kept(controller, settings, started, ended)
+    recordings = controller.app.recordings
+    ami = await AmiClient(settings.pbx.host, settings.pbx.ami_port, AMI_USER,
+                          credentials.ami_secret, on_event=controller.app.ami_event).start()
+    try:
+        async with caller.dial(dial) as line:
+            started = await controller.until(CallStarted)
+            assert await line.wait_voice(line.answered_at, 5) is not None  # the greeting
+            await asyncio.sleep(1.5)
+            await line.call.send_dtmf("0")
+            assert (await controller.until(HandedOff)).reason == "caller pressed 0"
+            ended = await controller.until(CallEnded)
+            await asyncio.sleep(4.0)  # in the queue: its music and news, recorded too
+        hung_up = time.time()
+        for _ in range(75):  # Asterisk's CDR of the call's end, then the queue's part kept
+            if recordings.kept >= 2:
+                break
+            await recordings.drain()
+            await asyncio.sleep(0.2)
+    finally:
+        ami.close()
+    assert recordings.kept == 2
+    path = recording_path(recordings_dir(settings), started.call_id)
+    samples, rate = _frames(path)
+    recorded, lasted = len(samples) / rate, hung_up - started.at
+    print(f"recording {recorded:.3f} s, call {lasted:.3f} s (queue included)")  # -s
+    assert abs(recorded - lasted) <= TOLERANCE_S, (recorded, lasted)
+    queued = ended.at - started.at
+    assert _loud(samples, rate, queued + 0.5, recorded - 0.5) >= VOICE_RMS  # not silence
+    spool = await ari.stored_recordings()
+    assert not {PREFIX + started.call_id, PREFIX + started.call_id + QUEUE_SUFFIX} & set(spool)
     assert _outcome(events) == Outcome(Disposition.QUEUE, "caller pressed 0")
