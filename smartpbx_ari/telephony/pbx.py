@@ -32,7 +32,7 @@ MUSIC_PACKAGES = ("asterisk-moh-opsound-wav", "asterisk-moh-opsound-g722")
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en", *MUSIC_PACKAGES)
 MUSIC_DIR = "usr/share/asterisk/moh"  # Debian's tracks: in the root, and on the host (dev.sh)
 PLAYED_MUSIC_DIR = "var/lib/asterisk/moh"  # what the default class plays: quiet ends cut
-SOUNDS_DIR = "usr/share/asterisk/sounds/smartpbx"  # asterisk-config/sounds/ lands here
+SOUNDS_DIR = "usr/share/asterisk/sounds"  # asterisk-config/sounds/ lands in smartpbx/ here
 MARKER = ".smartpbx-provisioned"
 # Trees whose owner (the asterisk user inside) maps to another uid outside the chroot.
 # (Debian's package makes no var/spool/asterisk/recording; ARI's bridge recordings need it.)
@@ -93,15 +93,22 @@ def render_config(src: Path, dest: Path, values: dict[str, str]) -> list[str]:
     return written
 
 
-def install_sounds(src: Path, dest: Path) -> list[str]:
-    """Copy the admins' prompts (``asterisk-config/sounds/``) into the PBX's sounds."""
+def install_sounds(src: Path, sounds: Path) -> list[str]:
+    """Copy the admins' prompts (``asterisk-config/sounds/``) into the PBX's sounds: the
+    top level's into ``smartpbx/``; a language's folder (``ko/``: its own ``smartpbx/``
+    prompts, and Asterisk's queue prompts and digits in that language) as it is into
+    ``<language>/``, where Asterisk looks first for a caller of that language."""
     if not src.is_dir():
         return []
-    dest.mkdir(parents=True, exist_ok=True)
     copied = []
-    for path in sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".")):
-        shutil.copyfile(path, dest / path.name)
-        copied.append(path.name)
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        relative = path.relative_to(src)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        target = sounds / (relative if len(relative.parts) > 1 else Path("smartpbx", path.name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copied.append(relative.as_posix())
     return copied
 
 

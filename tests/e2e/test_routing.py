@@ -34,13 +34,16 @@ async def rules(settings: Settings) -> AsyncIterator[list[Rule]]:
     await server.close()
 
 
-async def test_language_by_dialled_number_reaches_the_stasis_app(
-    rules: list[Rule], controller: Controller, caller: SyntheticCaller, dial: Dial
+async def test_language_by_dialled_number_reaches_the_stasis_app_and_asterisk(
+    rules: list[Rule], controller: Controller, caller: SyntheticCaller, dial: Dial,
+    ari: AriClient,
 ) -> None:
-    rules.append(Rule("language", "1000", "ko"))
+    rules.append(Rule("language", "1000", "ko-KR"))
     async with caller.dial(dial):
         started = await controller.until(CallStarted)
-    assert started.language == "ko"
+        # Asterisk's own prompts (the queue's, "all lines busy") come from sounds/ko/
+        assert await ari.get_variable(started.call_id, "CHANNEL(language)") == "ko"
+    assert started.language == "ko-KR"
 
 
 async def test_a_blocked_number_is_refused(

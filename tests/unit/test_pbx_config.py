@@ -174,11 +174,36 @@ def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
         w.writeframes(pcm.astype("<i2").tobytes())
 
 
-def test_prompts_are_copied_in_and_a_missing_folder_is_no_error(tmp_path: Path) -> None:
+def test_prompts_are_copied_in_by_language_and_a_missing_folder_is_no_error(
+        tmp_path: Path) -> None:
     src = tmp_path / "sounds"
-    src.mkdir()
+    (src / "ko/smartpbx").mkdir(parents=True)
+    (src / "ko/digits").mkdir()
     (src / "hello.wav16").write_bytes(b"RIFF")
+    (src / "ko/smartpbx/hello.wav16").write_bytes(b"RIFF-ko")
+    (src / "ko/digits/7.wav16").write_bytes(b"RIFF-7")
     (src / ".hidden").write_bytes(b"x")
-    assert install_sounds(src, tmp_path / "out") == ["hello.wav16"]
-    assert (tmp_path / "out/hello.wav16").read_bytes() == b"RIFF"
+    assert install_sounds(src, tmp_path / "out") == ["hello.wav16", "ko/digits/7.wav16",
+                                                     "ko/smartpbx/hello.wav16"]
+    assert (tmp_path / "out/smartpbx/hello.wav16").read_bytes() == b"RIFF"
+    assert (tmp_path / "out/ko/smartpbx/hello.wav16").read_bytes() == b"RIFF-ko"
+    assert (tmp_path / "out/ko/digits/7.wav16").read_bytes() == b"RIFF-7"
     assert install_sounds(tmp_path / "none", tmp_path / "out2") == []
+
+
+def test_korean_callers_have_every_prompt_the_dialplan_and_the_queue_speak() -> None:
+    """Each sound named in the shipped dialplan and queues.conf, and each the queue speaks
+    by itself (position, expected wait, in numbers up to 99), exists in Korean too; else
+    Asterisk falls back to English for a Korean caller."""
+    config = config_source()
+    named = set(re.findall(r"smartpbx/[a-z-]+",
+                           (config / "extensions.conf").read_text("utf-8")
+                           + (config / "queues.conf").read_text("utf-8")))
+    spoken = {"queue-thereare", "queue-callswaiting", "queue-youarenext", "queue-holdtime",
+              "queue-minute", "queue-minutes", "queue-seconds", "queue-thankyou"}
+    numbers = {f"digits/{n}" for n in (*range(20), *range(20, 100, 10))}
+    korean = {p.relative_to(config / "sounds/ko").with_suffix("").as_posix()
+              for p in (config / "sounds/ko").rglob("*.wav16")}
+    assert named and named | spoken | numbers <= korean, (named | spoken | numbers) - korean
+    english = {f"smartpbx/{p.stem}" for p in (config / "sounds").glob("*.wav16")}
+    assert named <= english
