@@ -6,9 +6,12 @@ calls with the synthetic caller until --turns questions were asked; prints greet
 and voice-to-voice latency (end of the caller's speech -> first answer audio) as
 p50/p95/max, and where it went from the controller's log: the STT's decode time and the
 wait for the transcript once the turn had ended (the rest is the VAD's lag, the end-of-turn
-decision, the answer and the line). Targets on 2 cores: p50 <= 450 ms, p95 <= 700 ms,
-greeting <= 300 ms. Compare end-of-turn decisions in the same conditions with
-SMARTPBX_TURN__MODEL=off (the silence timer) against the default (Smart Turn).
+decision, the answer and the line), and the controller's own per-stage histograms from
+its /metrics (end-of-turn wait, STT queue wait, STT, agent, first audio out: mean and
+p50/p95 interpolated in the buckets, as Prometheus' histogram_quantile does). Targets
+on 2 cores: p50 <= 450 ms, p95 <= 700 ms, greeting <= 300 ms. Compare end-of-turn
+decisions in the same conditions with SMARTPBX_TURN__MODEL=off (the silence timer)
+against the default (Smart Turn).
 
     .venv/bin/python scripts/bench_voice.py --turns 20 [--json]
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import signal
@@ -27,11 +31,15 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
 from smartpbx_ari.cli.kb import ensure_demo_knowledge
-from smartpbx_ari.config import load_settings
+from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.sipcaller.caller import CallReport, Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
+from smartpbx_ari.web.metrics import STAGES
 
 QUESTIONS = [
     "How do I get a refund?",
@@ -57,6 +65,46 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": round(statistics.median(values)),
             "p95": round(percentile(values, 0.95)), "min": round(min(values)),
             "max": round(max(values))}
+
+
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The q-quantile of a histogram's cumulative (upper bound, count) buckets, linear
+    within the bucket it falls in (Prometheus' histogram_quantile)."""
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower
+            return lower + (upper - lower) * (rank - below) / ((count - below) or 1.0)
+        lower, below = upper, count
+    return lower
+
+
+async def stage_figures(settings: Settings) -> dict[str, dict[str, float]]:
+    """The controller's per-stage histograms, scraped from its /metrics, in ms."""
+    url = f"http://{settings.web.host}:{settings.web.port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        text = await response.text()
+    samples: dict[str, list[tuple[str, dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        samples[family.name] = [(s.name, s.labels, s.value) for s in family.samples]
+    figures = {}
+    for stage in STAGES:
+        name = f"smartpbx_turn_{stage}_seconds"
+        rows = samples.get(name, [])
+        values = {n: v for n, _, v in rows}
+        buckets = [(float(labels["le"]), v) for n, labels, v in rows if n == f"{name}_bucket"]
+        count = values.get(f"{name}_count", 0.0)
+        figure = {"n": count, "mean": round(values.get(f"{name}_sum", 0.0) / count * 1000)
+                  if count else 0}
+        for q in (0.5, 0.95):
+            at = bucket_quantile(q, sorted(buckets))
+            figure[f"p{round(q * 100)}"] = round(at * 1000) if at is not None else 0
+        figures[stage] = figure
+    return figures
 
 
 def start_controller(log: Path) -> subprocess.Popen[bytes]:
@@ -101,6 +149,7 @@ def main() -> int:
     controller = start_controller(log)
     try:
         reports = asyncio.run(run_calls(args.turns))
+        stages = asyncio.run(stage_figures(settings)) if settings.web.enabled else {}
     finally:
         controller.send_signal(signal.SIGTERM)
         controller.wait(20)
@@ -114,6 +163,7 @@ def main() -> int:
         "greeting_ms": summary(greetings),
         "stt_decode_ms": summary([float(stt) for stt, _ in heard]),
         "transcript_wait_after_turn_end_ms": summary([float(wait) for _, wait in heard]),
+        "stages_ms": stages,
         "load_average": os.getloadavg()[0],
         "unanswered": sum(t.latency_ms is None for t in turns),
         "turns": [{"said": t.said, "heard": t.heard, "latency_ms": t.latency_ms} for t in turns],
@@ -126,6 +176,8 @@ def main() -> int:
         print(f"STT decode (ms):             {result['stt_decode_ms']}")
         print(f"transcript wait after the turn ended (ms): "
               f"{result['transcript_wait_after_turn_end_ms']}")
+        for stage, figure in stages.items():
+            print(f"stage {stage + ' (ms):':<26}{figure}")
         print(f"load average (1 min):        {result['load_average']:.1f}")
         print(f"unanswered turns:            {result['unanswered']} of {len(turns)}")
         for t in turns:

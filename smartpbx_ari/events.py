@@ -78,6 +78,10 @@ class Heard(CallEvent):
     wait_ms: int | None = None  # end of the turn to the transcript
     start: float | None = None  # wall clock of the utterance
     end: float | None = None
+    # the turn's stages (None: not measured, e.g. a key pressed): the caller's pause the
+    # ear waited out (speech end -> turn ended), and turn ended -> decoding began
+    pause_ms: int | None = None
+    queue_ms: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +97,10 @@ class Said(CallEvent):
     question: str = ""
     speaker: str = "agent"  # or "operator"
     operator: str = ""
+    # the turn's stages (None: not measured): question -> reply chosen, and reply chosen
+    # -> its first audio out (set only when published as that audio leaves)
+    agent_ms: int | None = None
+    first_audio_ms: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,6 +44,7 @@ class Transcript:
     confidence: float  # mean token probability, 0..1
     audio_s: float
     decode_s: float
+    started: float | None = None  # time.monotonic() as decoding began; None: not decoded
 
 
 class SpeechToText:
@@ -99,7 +100,7 @@ class SpeechToText:
         return base_language(call_language) or self.settings.language
 
     def _decode(self, pcm16k: npt.NDArray[np.int16], language: str) -> Transcript:
-        started = time.perf_counter()
+        started = time.monotonic()
         audio = pcm16k.astype(np.float32) / 32768.0
         prompt = self.bias(language) if self.bias else ""
         parts = self._segments(audio, language, prompt)
@@ -113,7 +114,7 @@ class SpeechToText:
         logprobs = [s.avg_logprob for s in parts]
         confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
         return Transcript(text, confidence, len(pcm16k) / SAMPLE_RATE,
-                          time.perf_counter() - started)
+                          time.monotonic() - started, started)
 
     def _segments(self, audio: npt.NDArray[np.float32], language: str,
                   prompt: str) -> list[Any]:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from smartpbx_ari.ai.agent import HOLDING
@@ -51,9 +51,20 @@ RESUME_S = 2.0  # music stopped for the caller's voice comes back after this if 
 class Utterance:
     transcript: asyncio.Future[Transcript]
     ended_at: float  # monotonic, when the ear closed the turn
+    pause_s: float | None = None  # the caller's silence the ear waited out; None: a key
     moot: bool = False  # the caller resumed the turn before its answer began
     overheard: bool = False  # it ended while an operator had the call: record it only
     begun: bool = False
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The responder's reply to a question, and when it was asked and chosen (monotonic)."""
+
+    reply: Reply
+    question: str
+    asked: float
+    at: float = field(default_factory=time.monotonic)
 
 
 class VoiceConversation:
@@ -100,27 +111,30 @@ class VoiceConversation:
         transcript = await self._heard(port, mouth, utterance, apologize=True)
         if transcript is None:
             return ""
+        asked = time.monotonic()
         reply = await self.engine.responder.respond(transcript.text, port.call_id,
                                                     port.language)
+        chosen = Chosen(reply, transcript.text, asked)
         if not reply.hitl:
-            await self._speak(port, mouth, reply, transcript.text)
+            await self._speak(port, mouth, chosen)
             return ""
-        self._said(port, reply, transcript.text)
+        self._said(port, chosen)
         return await self._ask_a_human(port, mouth, transcript.text, reply)
 
-    async def _speak(self, port: CallPort, mouth: Mouth, reply: Reply, question: str) -> None:
+    async def _speak(self, port: CallPort, mouth: Mouth, chosen: Chosen) -> None:
         """An answer, on the record as its first audio leaves (so the record's reply time
         is voice-to-voice), or when it ends if none did (stopped at once, failed)."""
         said = False
 
-        def record() -> None:
+        def record(first_audio: bool) -> None:
             nonlocal said
             if not said:
                 said = True
-                self._said(port, reply, question)
+                self._said(port, chosen, out_at=time.monotonic() if first_audio else None)
 
-        await mouth.play(self._synth(port, reply.text, reply.speech), on_start=record)
-        record()
+        await mouth.play(self._synth(port, chosen.reply.text, chosen.reply.speech),
+                         on_start=lambda: record(True))
+        record(False)
 
     async def _heard(self, port: CallPort, mouth: Mouth, utterance: Utterance,
                      apologize: bool) -> Transcript | None:
@@ -145,17 +159,26 @@ class VoiceConversation:
             return None
         waited = time.monotonic() - utterance.ended_at
         ended = time.time() - waited  # wall clock, for the record
+        began = transcript.started  # None: a key pressed, nothing decoded to time
+        # turn ended -> decoding began; 0: an eager decode began before the turn ended
+        queued = None if began is None else max(0.0, began - utterance.ended_at)
         port.publish(Heard(call_id=port.call_id, text=transcript.text, confidence=confidence,
-                           stt_ms=round(transcript.decode_s * 1000),
-                           wait_ms=round(waited * 1000),
-                           start=round(ended - transcript.audio_s, 3), end=round(ended, 3)))
+                           stt_ms=None if began is None else _ms(transcript.decode_s),
+                           wait_ms=_ms(waited),
+                           start=round(ended - transcript.audio_s, 3), end=round(ended, 3),
+                           pause_ms=_ms(utterance.pause_s), queue_ms=_ms(queued)))
         return transcript
 
     @staticmethod
-    def _said(port: CallPort, reply: Reply, question: str, text: str = "") -> None:
+    def _said(port: CallPort, chosen: Chosen, text: str = "",
+              out_at: float | None = None) -> None:
+        """``out_at``: monotonic, as the answer's first audio left (None: not spoken so)."""
+        reply = chosen.reply
         port.publish(Said(call_id=port.call_id, text=text or reply.text, intent=reply.intent,
                           confidence=round(reply.confidence, 3), hitl=reply.hitl,
-                          phrased=reply.speech is not None, question=question))
+                          phrased=reply.speech is not None, question=chosen.question,
+                          agent_ms=_ms(chosen.at - chosen.asked),
+                          first_audio_ms=None if out_at is None else _ms(out_at - chosen.at)))
 
     async def _ask_a_human(self, port: CallPort, mouth: Mouth, question: str,
                            reply: Reply) -> str:
@@ -221,20 +244,21 @@ class VoiceConversation:
         transcript = await self._heard(port, mouth, utterance, apologize=False)
         if transcript is None:
             return ""
-        question = transcript.text
+        question, asked = transcript.text, time.monotonic()
         reply = await self.engine.responder.respond(question, port.call_id, port.language)
+        chosen = Chosen(reply, question, asked)
         if reply.intent == "human_request":
             desk.heard_on_hold(alert, question, "")
-            self._said(port, reply, question)
+            self._said(port, chosen)
             return "caller asked for a person"  # at once: the queue says what comes next
         if reply.hitl:  # unsure again: the operator gets this question too
             said = ADDED.get(base_language(port.language), ADDED["en"])
             desk.heard_on_hold(alert, question, "")
-            self._said(port, reply, question, said)
+            self._said(port, chosen, said)
             await mouth.play(self._synth(port, said))
             return ""
         desk.heard_on_hold(alert, question, reply.text)
-        await self._speak(port, mouth, reply, question)
+        await self._speak(port, mouth, chosen)
         return ""
 
     async def _operator_answered(self, port: CallPort, mouth: Mouth, alert: Alert,
@@ -345,7 +369,7 @@ class VoiceConversation:
             case TurnEnded(audio=audio):
                 future = self.eager or asyncio.ensure_future(self._transcribe(port, audio))
                 self.eager = None
-                self._queue(Utterance(future, time.monotonic(),
+                self._queue(Utterance(future, time.monotonic(), event.pause_s,
                                       overheard=overheard or port.operator.is_set()))
 
     def _queue(self, utterance: Utterance) -> None:
@@ -378,3 +402,7 @@ async def _silence(mouth: Mouth, playing: asyncio.Future[None]) -> None:
 
 async def _once(pcm: Pcm) -> AsyncIterator[Pcm]:
     yield pcm
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)

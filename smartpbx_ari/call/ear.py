@@ -90,6 +90,7 @@ class TurnEnded:
     """The caller's turn is over: answer it (with the eager transcript, if one runs)."""
 
     audio: Pcm
+    pause_s: float = 0.0  # the silence (as the VAD heard it) waited out before it ended
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ class Ear:
             self.resumed = True
             out.append(TurnResumed())
         elif not speech and self.resumed:  # not confirmed as speech: the turn stands
-            out.append(TurnEnded(np.concatenate(self.ended)))
+            out.append(TurnEnded(np.concatenate(self.ended), self.ended_pause_s + seconds))
             self.resumed = False  # and may still be resumed within the cap
         elif not speech:
             self.ended_pause_s += seconds
@@ -253,7 +254,7 @@ class Ear:
             self.silence_s = 0.0
         elif isinstance(event, SpeechEnded):
             audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)
-            out.append(TurnEnded(audio))
+            out.append(TurnEnded(audio, self.silence_s))
             self.eager, self.capture = False, None
         elif isinstance(event, UtteranceTooShort):
             self._drop_eager(out)

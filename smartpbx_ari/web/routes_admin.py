@@ -110,5 +110,5 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    return web.Response(text=ctx(request).metrics.render(), content_type="text/plain",
-                        charset="utf-8")
+    body, content_type = ctx(request).metrics.exposition(request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from smartpbx_ari.cli.serve import AMI_USER
 from smartpbx_ari.config import Settings
@@ -23,6 +24,7 @@ from smartpbx_ari.store.recordings import recording_path, recordings_dir
 from smartpbx_ari.telephony.ami import AmiClient
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.recording import PREFIX, QUEUE_SUFFIX
+from smartpbx_ari.web.metrics import STAGES, Metrics
 from tests.e2e.conftest import Controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,12 +45,26 @@ def _loud(samples: np.ndarray, rate: int, start_s: float, end_s: float) -> float
     return float(np.sqrt((frames**2).mean(axis=1)).max()) if len(frames) else 0.0
 
 
-def _outcome(events: Subscription) -> Outcome | None:
-    """The disposition of the call whose events ``events`` got (all of them, in order)."""
+def _outcome(events: Subscription, metrics: Metrics | None = None) -> Outcome | None:
+    """The disposition of the call whose events ``events`` got (all of them, in order);
+    ``metrics`` (as ``serve`` wires it) sees them too."""
     follower, outcome = Dispositions(), None
     while not events.queue.empty():
-        outcome = follower.observe(events.queue.get_nowait()) or outcome
+        event = events.queue.get_nowait()
+        outcome = follower.observe(event) or outcome
+        if metrics is not None:
+            metrics.event(event)
     return outcome
+
+
+def _stage_counts(metrics: Metrics) -> dict[str, float]:
+    """Each turn stage histogram's count, parsed from the exposition /metrics serves."""
+    body, _ = metrics.exposition()
+    samples = {s.name: s.value for f in text_string_to_metric_families(body.decode())
+               for s in f.samples if s.name.startswith("smartpbx_turn_")}
+    print(" ".join(f"{stage} {samples[f'smartpbx_turn_{stage}_seconds_sum'] * 1000:.0f} ms"
+                   for stage in STAGES))  # the figures (-s)
+    return {name: value for name, value in samples.items() if name.endswith("_count")}
 
 
 async def _kept(controller: Controller, settings: Settings, started: CallStarted,
@@ -86,7 +102,11 @@ async def test_a_call_is_recorded_as_long_as_it_lasted_with_both_voices(
     assert _loud(samples, rate, greeted, greeted + 1.0) >= VOICE_RMS
     assert _loud(samples, rate, asked - 1.0, asked) >= VOICE_RMS  # the AI is quiet here
     assert PREFIX + started.call_id not in await ari.stored_recordings()
-    assert _outcome(events) == Outcome(Disposition.AI)
+    metrics = Metrics()
+    assert _outcome(events, metrics) == Outcome(Disposition.AI)
+    # the answered turn, stage by stage, on /metrics
+    assert _stage_counts(metrics) == {f"smartpbx_turn_{stage}_seconds_count": 1
+                                      for stage in STAGES}
 
 
 async def test_a_call_handed_to_the_queue_is_recorded_to_its_end_queue_included(

@@ -13,8 +13,11 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from smartpbx_ari.config import Settings
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.models import Call
@@ -121,12 +124,22 @@ def pg_serve(pbx: object, postgres: LocalPostgres, tmp_path: Path
     db.engine.dispose()
 
 
+async def _stage_counts(settings: Settings) -> dict[str, float]:
+    """The controller's /metrics, scraped: each turn stage histogram's count."""
+    url = f"http://{settings.web.host}:{settings.web.port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name.startswith("smartpbx_turn_") and s.name.endswith("_seconds_count")}
+
+
 async def test_kill_9_loses_nothing_already_said(
-    pg_serve: tuple[subprocess.Popen[bytes], Database], settings: object, dial: Dial,
+    pg_serve: tuple[subprocess.Popen[bytes], Database], settings: Settings, dial: Dial,
     ari: AriClient,
 ) -> None:
     proc, db = pg_serve
-    caller = SyntheticCaller(settings, transcribe=False)  # type: ignore[arg-type]
+    caller = SyntheticCaller(settings, transcribe=False)
     try:
         async with caller.dial(dial) as line:
             await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
@@ -134,6 +147,13 @@ async def test_kill_9_loses_nothing_already_said(
             async with asyncio.timeout(30):
                 while len(rows := await asyncio.to_thread(_utterances, db)) < 2:  # noqa: ASYNC110 (polls another process's database)
                     await asyncio.sleep(0.1)
+            # the turn is on /metrics up to the reply chosen (this database has no
+            # knowledge: the reply is the holding phrase, on the record before it plays,
+            # so its first audio is not timed; tests/e2e/test_recording.py times one)
+            counts = await _stage_counts(settings)
+            assert counts == {f"smartpbx_turn_{stage}_seconds_count": 1 for stage in (
+                "end_of_turn_wait", "stt_queue_wait", "stt", "agent")} | {
+                "smartpbx_turn_first_audio_seconds_count": 0}
             proc.kill()  # while the agent is still speaking: nothing gets to clean up
             proc.wait(10)
         after = await asyncio.to_thread(_utterances, db)

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.control import Presence
@@ -309,6 +310,9 @@ async def test_metrics_health_and_openapi(web: WebUnderTest,
                        params={"period": "forever"}))[0] == 400
     status, text = await call(http, "GET", f"{web.url}/metrics")
     assert status == 200 and "smartpbx_http_requests_total{" in text
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert families["smartpbx_turn_stt_seconds"] == "histogram"
+    assert families["process_cpu_seconds"] == "counter"
     assert (await call(http, "GET", f"{web.url}/healthz"))[1]["status"] == "ok"
     status, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
@@ -417,8 +421,8 @@ async def test_dispositions_in_the_calls_list_the_figures_and_prometheus(
     assert figures["hold_s"]["samples"] >= 1 and figures["hold_s"]["p50"] is not None
     assert figures["abandoned_on_hold"] == counts["abandoned_on_hold"]
     status, text = await call(http, "GET", f"{web.url}/metrics")
-    assert 'smartpbx_call_dispositions_total{disposition="abandoned_on_hold"} 1' in text
-    assert 'smartpbx_call_dispositions_total{disposition="taken_over"} 0' in text
+    assert 'smartpbx_call_dispositions_total{disposition="abandoned_on_hold"} 1.0\n' in text
+    assert 'smartpbx_call_dispositions_total{disposition="taken_over"} 0.0\n' in text
     assert "smartpbx_call_hold_seconds_total " in text
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import subprocess
 import time
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ class FakeStt:
         result = self.results.pop(0)
         if isinstance(result, Exception):
             raise result
-        return result
+        return dataclasses.replace(result, started=time.monotonic())  # decodes at once
 
 
 class FakeResponder:
@@ -294,6 +295,9 @@ async def test_a_key_pressed_is_a_turn_of_its_digit() -> None:
         await talk
     said = [e for e in port.events if isinstance(e, Said)]
     assert [s.text for s in said] == ["you said 2"] and said[0].question == "2"
+    [heard] = [e for e in port.events if isinstance(e, Heard)]
+    assert (heard.pause_ms, heard.queue_ms, heard.stt_ms) == (None, None, None)  # no decode
+    assert said[0].agent_ms is not None and said[0].first_audio_ms is not None
 
 
 class PacedPort(FakePort):
@@ -373,3 +377,14 @@ async def test_an_answer_is_on_the_record_when_its_first_audio_leaves(tmp_path: 
     first_audio = min(t for t in port.sent_at if t >= heard.at)
     assert said.at - heard.at >= 0.3  # after the synthesis, not when the answer was chosen
     assert abs(first_audio - said.at) < 0.05, (first_audio - said.at)
+    # the turn's stages (/metrics): the silence timer waited out (VAD windows of 32 ms);
+    # no queue for a decoder (the fake decodes once the loop runs it: this port's frames
+    # come unpaced, so the ear reads on first); the decode the STT reported; the
+    # synthesis before the first audio
+    assert heard.pause_ms is not None
+    assert abs(heard.pause_ms - load_settings(environ={}).turn.end_silence_ms) <= 32
+    assert heard.queue_ms is not None and heard.queue_ms < 100
+    assert heard.stt_ms == 300
+    assert said.agent_ms is not None and said.agent_ms < 50  # the fake answers at once
+    assert said.first_audio_ms is not None
+    assert 300 <= said.first_audio_ms <= 300 + 50 + (said.at - heard.at) * 1000

@@ -79,6 +79,8 @@ def test_a_question_then_silence_is_transcribed_eagerly_then_ends_the_turn(ear: 
     assert len(start.audio) >= (300 + 1000) * 16
     assert np.count_nonzero(end.audio) == 1000 * 16
     assert len(end.audio) > len(start.audio)
+    # the silence it waited out: the timer's (the end-of-turn stage on /metrics)
+    assert end.pause_s == pytest.approx(TurnSettings().end_silence_ms / 1000)
 
 
 def test_speech_after_a_pause_drops_the_eager_transcript(ear: Ear) -> None:

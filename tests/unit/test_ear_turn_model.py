@@ -89,6 +89,7 @@ def test_a_complete_question_ends_the_turn_as_soon_as_the_model_says_so() -> Non
     # asked at the first ~180 ms of silence, answered 80 ms later: before the 400 ms timer
     silence_ms = caller.ended_at_ms() - 1400
     assert 180 + 80 <= silence_ms < TurnSettings().end_silence_ms
+    assert end.pause_s * 1000 == pytest.approx(silence_ms, abs=20)  # what the turn waited
 
 
 def test_an_incomplete_sentence_waits_for_the_cap() -> None:
@@ -178,6 +179,10 @@ def test_a_blip_after_the_model_ended_the_turn_ends_it_again_as_it_was() -> None
     assert isinstance(first, TurnEnded) and isinstance(again, TurnEnded)
     assert np.array_equal(again.audio[: len(first.audio)], first.audio)  # nothing lost
     assert np.count_nonzero(again.audio) == (800 + 40) * 16
+    # what each waited out: the pause the model was asked at (no delay); the silence
+    # before the blip and the window after it
+    asked_s = TurnSettings().model_silence_ms / 1000
+    assert (first.pause_s, again.pause_s) == pytest.approx((asked_s, 0.3 + 0.02))
 
 
 def test_after_a_blip_the_turn_may_still_be_resumed_within_the_cap() -> None:
