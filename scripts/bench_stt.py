@@ -10,6 +10,10 @@ the clip as a whole (no VAD: the STT alone; ``bench_hearing.py`` measures the ca
 
     .venv/bin/python scripts/bench_stt.py [--models ,whisper-base] [--limit 20]
         [--prompt-tokens 0] [--threads 2] [--json]
+
+``--batches 1,2,4,8`` measures instead what a batch costs (the first model): the clips
+decoded in groups of each size in turn (interleaved, ``--rounds`` times), printing wall
+and CPU time per utterance, and how many were heard differently than alone.
 """
 
 from __future__ import annotations
@@ -126,6 +130,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for name in models}}
 
 
+def batch_cost(stt: SpeechToText, samples: list[tuple[str, str, np.ndarray]],
+               sizes: list[int], rounds: int) -> dict[str, Any]:
+    """Per batch size: wall and CPU ms per utterance (median and range over the rounds)."""
+    pcms = [p for _k, _t, p in samples]
+    stt._decode(pcms[0], "en")  # warm
+    alone = [stt._decode(p, "en").text for p in pcms]
+    wall: dict[int, list[float]] = {b: [] for b in sizes}
+    cpu: dict[int, list[float]] = {b: [] for b in sizes}
+    differ = dict.fromkeys(sizes, 0)
+    for _round in range(rounds):
+        for size in sizes:
+            cpu_before, wall_before = time.process_time(), time.perf_counter()
+            heard = [t.text for i in range(0, len(pcms), size)
+                     for t in stt._decode_many(pcms[i:i + size], "en")]
+            wall[size].append((time.perf_counter() - wall_before) / len(pcms))
+            cpu[size].append((time.process_time() - cpu_before) / len(pcms))
+            differ[size] += sum(a != b for a, b in zip(alone, heard, strict=True))
+    return {"clips": len(pcms), "rounds": rounds, "batches": {
+        size: {"wall_ms_per_utterance_p50": round(1000 * statistics.median(wall[size])),
+               "range": f"{1000 * min(wall[size]):.0f}-{1000 * max(wall[size]):.0f}",
+               "cpu_ms_per_utterance": round(1000 * statistics.median(cpu[size])),
+               "heard_differently": differ[size]}
+        for size in sizes}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",whisper-base",
@@ -134,7 +163,20 @@ def main() -> int:
     parser.add_argument("--prompt-tokens", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="stt.cpu_threads")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--batches", default="", help="batch sizes, e.g. 1,2,4,8")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.batches:
+        settings = load_settings()
+        stt = SpeechToText(replace(settings.stt, model=args.models.split(",")[0],
+                                   cpu_threads=args.threads), settings.cache_dir)
+        costs = batch_cost(stt, asyncio.run(clips(questions(args.limit))),
+                           [int(b) for b in args.batches.split(",")], args.rounds)
+        print(json.dumps(costs) if args.json else "\n".join(
+            [f"{costs['clips']} clips, {costs['rounds']} rounds, {args.threads} threads"]
+            + [f"batch {b:>2}: " + "  ".join(f"{k} {v}" for k, v in row.items())
+               for b, row in costs["batches"].items()]))
+        return 0
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result))

@@ -108,10 +108,14 @@ class SttSettings:
     beam_size: int = 1
     cpu_threads: int = 2
     workers: int = 1  # bounded pool: at most this many decodes at once
+    # utterances waiting together decoded as one batch, at most this many (1 = each alone)
+    batch_max: int = 8
 
     def __post_init__(self) -> None:
-        if self.beam_size < 1 or self.cpu_threads < 1 or self.workers < 1:
-            raise ConfigError("stt: beam_size, cpu_threads and workers must be at least 1")
+        if self.beam_size < 1 or self.cpu_threads < 1 or self.workers < 1 \
+                or self.batch_max < 1:
+            raise ConfigError("stt: beam_size, cpu_threads, workers and batch_max must be "
+                              "at least 1")
         if not 0 <= self.prompt_tokens <= 200:
             raise ConfigError("stt.prompt_tokens: must be between 0 and 200 (Whisper's "
                               "prompt holds at most 223)")

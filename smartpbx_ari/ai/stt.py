@@ -1,6 +1,11 @@
 """Speech to text with faster-whisper, off the event loop in a bounded worker pool; the
 model of Korean calls (multilingual) beside the default one (tiny.en).
 
+Utterances waiting at the same moment (callers who finished speaking together) are
+decoded as one batch (ai/stt_batch.py, at most ``stt.batch_max``): whoever gets a worker
+takes every waiting utterance of its language with it, and the others find theirs done.
+Nothing waits for a batch to fill: a lone utterance is decoded at once, alone.
+
 ``transcribe()`` of faster-whisper returns a lazy generator: it is consumed *inside* the
 worker (``list(...)``), or decoding would silently run on the event loop.
 """
@@ -22,6 +27,7 @@ import numpy.typing as npt
 
 from smartpbx_ari.ai import stt_models
 from smartpbx_ari.ai.language import base_language
+from smartpbx_ari.ai.stt_batch import WINDOW_S, Decoded, decode_batch
 from smartpbx_ari.config import Settings, SttSettings
 from smartpbx_ari.errors import UserFacingError
 
@@ -47,6 +53,13 @@ class Transcript:
     started: float | None = None  # time.monotonic() as decoding began; None: not decoded
 
 
+@dataclass(eq=False)
+class _Job:
+    pcm16k: npt.NDArray[np.int16]
+    language: str
+    result: asyncio.Future[Transcript]
+
+
 class SpeechToText:
     """One Whisper model and its worker pool; ``bias`` (set by the owner) gives the words
     to prime the decoder with for a call's language (the knowledge base's vocabulary)."""
@@ -70,7 +83,9 @@ class SpeechToText:
         self.multilingual = bool(self._model.model.is_multilingual)
         self.bias: Callable[[str], str] | None = None
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="stt")
-        self._slots = asyncio.Semaphore(settings.workers)
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._waiting: list[_Job] = []
+        self.batches: dict[int, int] = {}  # batch size -> how many decoded (for /metrics)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -78,14 +93,41 @@ class SpeechToText:
     async def transcribe(self, pcm16k: npt.NDArray[np.int16], language: str = "") -> Transcript:
         """Decode one utterance; raises :class:`SttError` (the caller turns it into speech)."""
         loop = asyncio.get_running_loop()
-        async with self._slots:
-            try:
-                return await loop.run_in_executor(self._pool, self._decode, pcm16k,
-                                                  self.language(language))
-            except SttError:
-                raise
-            except Exception as err:
-                raise SttError(f"transcription failed: {err}") from err
+        if self._slots is None or self._slots[0] is not loop:  # a semaphore binds to its loop
+            self._slots = (loop, asyncio.Semaphore(self.settings.workers))
+        job = _Job(pcm16k, self.language(language), loop.create_future())
+        self._waiting.append(job)
+        try:
+            async with self._slots[1]:
+                if not job.result.done():  # else decoded in another's batch meanwhile
+                    await self._decode_waiting(job)
+            return await job.result
+        finally:
+            if job in self._waiting:  # cancelled before its turn
+                self._waiting.remove(job)
+
+    async def _decode_waiting(self, first: _Job) -> None:
+        """Decode ``first`` with the utterances of its language waiting now (a batch)."""
+        batch = [first] + [j for j in self._waiting
+                           if j is not first and j.language == first.language]
+        batch = batch[:self.settings.batch_max]
+        for job in batch:
+            self._waiting.remove(job)
+        loop = asyncio.get_running_loop()
+        try:
+            done = await loop.run_in_executor(self._pool, self._decode_many,
+                                              [j.pcm16k for j in batch], first.language)
+        except Exception as err:
+            failed = err if isinstance(err, SttError) else SttError(
+                f"transcription failed: {err}")
+            for job in batch:
+                if not job.result.done():
+                    job.result.set_exception(failed)
+            return
+        self.batches[len(batch)] = self.batches.get(len(batch), 0) + 1
+        for job, transcript in zip(batch, done, strict=True):
+            if not job.result.done():
+                job.result.set_result(transcript)
 
     def tokens(self, text: str) -> int:
         """How many tokens of this model's vocabulary ``text`` is, as a prompt."""
@@ -99,10 +141,32 @@ class SpeechToText:
             return "en"
         return base_language(call_language) or self.settings.language
 
-    def _decode(self, pcm16k: npt.NDArray[np.int16], language: str) -> Transcript:
+    def _decode_many(self, pcms: list[npt.NDArray[np.int16]],
+                     language: str) -> list[Transcript]:
+        """Decode these utterances: one alone as faster-whisper does; several in one batch
+        (one longer than Whisper's window alone), each redone alone where the knowledge
+        base's prompt may have spoken instead of the caller."""
+        if len(pcms) == 1 or any(len(p) > WINDOW_S * SAMPLE_RATE for p in pcms):
+            return [self._decode(pcm, language) for pcm in pcms]
+        started = time.monotonic()
+        audios = [pcm.astype(np.float32) / 32768.0 for pcm in pcms]
+        prompt = self.bias(language) if self.bias else ""
+        decoded = decode_batch(self._model, audios, language, prompt, self.settings.beam_size)
+        took = time.monotonic() - started
+        out = []
+        for pcm, one in zip(pcms, decoded, strict=True):
+            if prompt and not one.skipped and _doubtful(one):
+                out.append(self._decode(pcm, language, primed=False))
+                continue
+            confidence = math.exp(one.avg_logprob) if not one.skipped else 0.0
+            out.append(Transcript(one.text, confidence, len(pcm) / SAMPLE_RATE, took, started))
+        return out
+
+    def _decode(self, pcm16k: npt.NDArray[np.int16], language: str,
+                primed: bool = True) -> Transcript:
         started = time.monotonic()
         audio = pcm16k.astype(np.float32) / 32768.0
-        prompt = self.bias(language) if self.bias else ""
+        prompt = self.bias(language) if self.bias and primed else ""
         parts = self._segments(audio, language, prompt)
         if prompt and any(s.no_speech_prob > NO_SPEECH or s.avg_logprob < UNSURE
                           or s.compression_ratio > LOOPING for s in parts):
@@ -124,6 +188,12 @@ class SpeechToText:
             without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
             temperature=0.0)
         return list(segments)  # consume the generator here, in the worker
+
+def _doubtful(one: Decoded) -> bool:
+    """Whisper's own checks fail a primed decode (see ``_decode``)."""
+    return (one.no_speech_prob > NO_SPEECH or one.avg_logprob < UNSURE
+            or one.compression_ratio > LOOPING)
+
 
 def korean_ears(settings: Settings, default: SpeechToText) -> SpeechToText | None:
     """The model Korean calls are heard with (``stt.model_ko``, multilingual), or None,

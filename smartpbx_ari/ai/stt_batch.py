@@ -1,0 +1,69 @@
+"""Several utterances decoded by one Whisper model in one CTranslate2 call: their log-mel
+features stacked into one encoder batch and one ``generate`` (greedy or beam), as
+faster-whisper decodes one of them alone (the same prompt, suppressed tokens, no-speech
+skip and scores), so a batch hears each utterance as a lone decode would.
+
+Each utterance is one window (at most 30 s; longer ones are the caller's to decode alone).
+Blocking: run it on the STT's worker thread.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+WINDOW_S = 30.0  # one Whisper window
+NO_SPEECH = 0.6  # faster-whisper's defaults: skipped as silence when more likely
+LOG_PROB = -1.0  # silence than speech and decoded no better than this
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    avg_logprob: float  # 0.0 when skipped as silence (no text)
+    no_speech_prob: float
+    compression_ratio: float
+    skipped: bool
+
+
+def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: str,
+                 prompt: str, beam_size: int) -> list[Decoded]:
+    """Decode ``audios`` (16 kHz float, each at most :data:`WINDOW_S`) in one batch."""
+    from faster_whisper.audio import pad_or_trim  # heavy (PyAV): loaded with the model
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
+                          task="transcribe", language=language)
+    extract = model.feature_extractor
+    # faster-whisper drops the extractor's last frame, then pads the window to 30 s
+    features = np.stack([pad_or_trim(extract(audio)[:, :-1]) for audio in audios])
+    encoded = model.encode(features)
+    previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
+    start = model.get_prompt(tokenizer, previous, without_timestamps=True)
+    results = model.model.generate(
+        encoded, [list(start) for _ in audios], beam_size=beam_size, patience=1.0,
+        length_penalty=1.0, max_length=model.max_length, suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]), return_scores=True,
+        return_no_speech_prob=True)
+    return [_decoded(tokenizer, result) for result in results]
+
+
+def _decoded(tokenizer: Any, result: Any) -> Decoded:
+    tokens = result.sequences_ids[0]
+    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+    if result.no_speech_prob > NO_SPEECH and avg_logprob <= LOG_PROB:
+        return Decoded("", 0.0, result.no_speech_prob, 0.0, skipped=True)
+    text = tokenizer.decode(tokens).strip()
+    return Decoded(text, avg_logprob, result.no_speech_prob, _compression_ratio(text),
+                   skipped=False)
+
+
+def _compression_ratio(text: str) -> float:
+    """How well the text compresses (faster-whisper's loop check)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))

@@ -1,0 +1,97 @@
+"""Utterances waiting together are decoded by the real tiny.en as one batch, and each is
+heard exactly as it is decoded alone: speech, silence and noise, with and without the
+knowledge base's prompt. A cancelled wait costs no one else their answer; a failed batch
+fails each of its utterances with the STT's own error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.ai.stt import SpeechToText, SttError
+from smartpbx_ari.config import ConfigError, load_settings
+from tests.fixtures.audio import read_pcm16, speak_wav
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
+SAID = ["Where is my parcel? I ordered it last week.",
+        "Can I change the delivery address of my order?",
+        "How long does a refund take to reach my card?"]
+
+
+@pytest.fixture(scope="module")
+def stt() -> Iterator[SpeechToText]:
+    settings = load_settings()
+    ears = SpeechToText(replace(settings.stt, batch_max=8, workers=1), settings.cache_dir)
+    yield ears
+    ears.close()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    where = tmp_path_factory.mktemp("said")
+    spoken = [np.frombuffer(read_pcm16(speak_wav(text, where / f"{i}.wav", 16000))[0],
+                            "<i2").astype(np.int16) for i, text in enumerate(SAID)]
+    rng = np.random.default_rng(3)
+    return [*spoken, np.zeros(24000, np.int16),
+            rng.normal(0, 1500, 24000).astype(np.int16)]
+
+
+async def _together(stt: SpeechToText, clips: list[np.ndarray]) -> list[str]:
+    before = dict(stt.batches)
+    heard = await asyncio.gather(*(stt.transcribe(c, "en") for c in clips))
+    grown = {size: n - before.get(size, 0) for size, n in stt.batches.items()
+             if n != before.get(size, 0)}
+    # the first finds a free worker and goes alone; the rest waited for it: one batch
+    assert grown == {1: 1, len(clips) - 1: 1}, grown
+    return [t.text for t in heard]
+
+
+async def test_a_batch_hears_each_utterance_as_it_is_heard_alone(
+        stt: SpeechToText, clips: list[np.ndarray]) -> None:
+    alone = [stt._decode(c, "en").text for c in clips]
+    assert all(alone[:3]) and alone[3:] == ["", ""]  # speech heard, silence and noise not
+    assert await _together(stt, clips) == alone
+
+
+async def test_with_the_prompt_silence_and_noise_in_a_batch_stay_silent(
+        stt: SpeechToText, clips: list[np.ndarray]) -> None:
+    stt.bias = lambda language: "refund parcel delivery address order card invoice"
+    try:
+        alone = [stt._decode(c, "en").text for c in clips]
+        together = await _together(stt, clips)
+    finally:
+        stt.bias = None
+    assert together == alone and together[3:] == ["", ""]
+
+
+async def test_a_cancelled_wait_costs_the_others_nothing(
+        stt: SpeechToText, clips: list[np.ndarray]) -> None:
+    tasks = [asyncio.create_task(stt.transcribe(c, "en")) for c in clips[:3]]
+    await asyncio.sleep(0)  # all three waiting; the first is decoding
+    tasks[1].cancel()
+    first, second, third = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(second, asyncio.CancelledError)
+    assert not isinstance(first, BaseException) and first.text
+    assert not isinstance(third, BaseException) and third.text
+    assert stt._waiting == []
+
+
+async def test_a_failed_batch_fails_each_of_its_utterances_with_the_stt_error(
+        stt: SpeechToText, clips: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(pcms: list[np.ndarray], language: str) -> list[object]:
+        raise RuntimeError("ctranslate2: out of memory")
+
+    monkeypatch.setattr(stt, "_decode_many", broken)
+    heard = await asyncio.gather(*(stt.transcribe(c, "en") for c in clips[:3]),
+                                 return_exceptions=True)
+    assert all(isinstance(h, SttError) and "out of memory" in str(h) for h in heard), heard
+    assert stt._waiting == []
+
+
+def test_a_batch_max_below_one_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="batch_max"):
+        replace(load_settings().stt, batch_max=0)
