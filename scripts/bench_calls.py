@@ -10,10 +10,14 @@ Each caller asks --questions questions of the demo knowledge base. Per N it prin
 voice-to-voice latency p50/p95/max (end of the caller's words to the first answer audio),
 unanswered turns, failed calls, greeting time, the outbound RTP's jitter p99 and longest
 gap at the callers, and the controller's CPU (share of one core) and peak RSS. --plot
-draws latency and jitter against N (PNG, matplotlib).
+draws latency and jitter against N (PNG, matplotlib). --profile samples the controller
+with py-spy (``pip install py-spy``; needs ptrace rights) during the largest N and prints
+where its threads spend their time (the collapsed stacks are kept next to the file).
+The controller's settings come from the environment, e.g. ``SMARTPBX_STT__BATCH_MAX=1``
+or ``SMARTPBX_MEDIA__MAX_CALLS=60`` (to measure past the configured capacity).
 
     .venv/bin/python scripts/bench_calls.py --calls 5,10,20 [--shape burst|poisson|both]
-        [--rate 1.0] [--questions 3] [--plot calls.png] [--json]
+        [--rate 1.0] [--questions 3] [--plot calls.png] [--profile prof.txt] [--json]
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -157,6 +163,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="poisson: calls per second")
     parser.add_argument("--questions", type=int, default=3)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--profile", type=Path, help="py-spy's top frames, at the largest N")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:
@@ -173,8 +180,15 @@ def main() -> int:
     try:
         for shape in shapes:
             for n in ns:
+                spy = profiler(controller.pid, args.profile) \
+                    if args.profile and n == max(ns) else None
                 levels.append(asyncio.run(run_level(n, shape, args.rate, args.questions,
                                                     process)))
+                if spy is not None and args.profile:
+                    spy.send_signal(signal.SIGINT)  # py-spy writes what it has
+                    spy.wait(30)
+                    args.profile.write_text(top_frames(args.profile.with_suffix(".raw")))
+                    print(args.profile.read_text(), file=sys.stderr)
                 print(json.dumps(levels[-1]) if args.json else _line(levels[-1]), flush=True)
     finally:
         controller.send_signal(signal.SIGTERM)
@@ -183,6 +197,36 @@ def main() -> int:
         plot(levels, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
     return 0 if all(lv["failed_calls"] == 0 for lv in levels) else 1
+
+
+def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--threads", "--rate", "50",
+                             "--format", "raw", "--output", str(out.with_suffix(".raw")),
+                             "--nonblocking"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def top_frames(raw: Path, shown: int = 25) -> str:
+    """The frames most often on top of a thread's stack (self time), and per thread the
+    share of samples, from py-spy's collapsed stacks ("thread;frame;...;frame count")."""
+    own: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text("utf-8", "replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames, n = stack.split(";"), int(count)
+        total += n
+        threads[frames[0]] = threads.get(frames[0], 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    lines = [f"{total} samples"]
+    lines += [f"{100 * n / total:5.1f}%  thread {t}" for t, n in
+              sorted(threads.items(), key=lambda kv: -kv[1])[:8]]
+    lines += [f"{100 * n / total:5.1f}%  {f}" for f, n in
+              sorted(own.items(), key=lambda kv: -kv[1])[:shown]]
+    return "\n".join(lines) + "\n"
 
 
 def _line(level: dict[str, object]) -> str:

@@ -110,12 +110,17 @@ class SttSettings:
     workers: int = 1  # bounded pool: at most this many decodes at once
     # utterances waiting together decoded as one batch, at most this many (1 = each alone)
     batch_max: int = 8
+    # the Whisper window an utterance of at most half of it is decoded in (seconds; 30 =
+    # Whisper's own); longer utterances get 30 s
+    window_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.cpu_threads < 1 or self.workers < 1 \
                 or self.batch_max < 1:
             raise ConfigError("stt: beam_size, cpu_threads, workers and batch_max must be "
                               "at least 1")
+        if not 5.0 <= self.window_s <= 30.0:
+            raise ConfigError("stt.window_s: must be between 5 and 30 seconds")
         if not 0 <= self.prompt_tokens <= 200:
             raise ConfigError("stt.prompt_tokens: must be between 0 and 200 (Whisper's "
                               "prompt holds at most 223)")

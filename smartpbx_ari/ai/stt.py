@@ -143,37 +143,55 @@ class SpeechToText:
 
     def _decode_many(self, pcms: list[npt.NDArray[np.int16]],
                      language: str) -> list[Transcript]:
-        """Decode these utterances: one alone as faster-whisper does; several in one batch
-        (one longer than Whisper's window alone), each redone alone where the knowledge
-        base's prompt may have spoken instead of the caller."""
-        if len(pcms) == 1 or any(len(p) > WINDOW_S * SAMPLE_RATE for p in pcms):
+        """Decode these utterances, those that fit in ``stt.window_s`` in one batch with
+        that window, the others in one with Whisper's own 30 s (longer: in 30 s pieces,
+        alone, as faster-whisper does); each redone without the knowledge base's prompt
+        where it may have spoken instead of the caller."""
+        short = self.settings.window_s * SAMPLE_RATE / 2  # its window at least half silence
+        groups: dict[float, list[int]] = {}
+        for i, pcm in enumerate(pcms):
+            window = WINDOW_S if len(pcm) > short else self.settings.window_s
+            groups.setdefault(window if len(pcm) <= WINDOW_S * SAMPLE_RATE else 0.0,
+                              []).append(i)
+        out: list[Transcript | None] = [None] * len(pcms)
+        for window, indexes in groups.items():
+            for i, transcript in zip(indexes, self._decode_group(
+                    [pcms[i] for i in indexes], language, window), strict=True):
+                out[i] = transcript
+        return [t for t in out if t is not None]
+
+    def _decode_group(self, pcms: list[npt.NDArray[np.int16]], language: str,
+                      window: float) -> list[Transcript]:
+        if not window:  # longer than one window
             return [self._decode(pcm, language) for pcm in pcms]
         started = time.monotonic()
         audios = [pcm.astype(np.float32) / 32768.0 for pcm in pcms]
         prompt = self.bias(language) if self.bias else ""
-        decoded = decode_batch(self._model, audios, language, prompt, self.settings.beam_size)
+        decoded = decode_batch(self._model, audios, language, prompt,
+                               self.settings.beam_size, window)
+        if prompt and any(not one.skipped and _doubtful(one) for one in decoded):
+            # the prompt may have spoken, not the caller: on silence or noise a primed
+            # decoder loops ("$1,000, $1,000, ...") where a plain one says nothing. A
+            # primed decode stands only when Whisper's own checks pass it.
+            doubted = [k for k, one in enumerate(decoded) if not one.skipped and _doubtful(one)]
+            plain = decode_batch(self._model, [audios[k] for k in doubted], language, "",
+                                 self.settings.beam_size, window)
+            for k, one in zip(doubted, plain, strict=True):
+                decoded[k] = one
         took = time.monotonic() - started
-        out = []
-        for pcm, one in zip(pcms, decoded, strict=True):
-            if prompt and not one.skipped and _doubtful(one):
-                out.append(self._decode(pcm, language, primed=False))
-                continue
-            confidence = math.exp(one.avg_logprob) if not one.skipped else 0.0
-            out.append(Transcript(one.text, confidence, len(pcm) / SAMPLE_RATE, took, started))
-        return out
+        return [Transcript(one.text, 0.0 if one.skipped else math.exp(one.avg_logprob),
+                           len(pcm) / SAMPLE_RATE, took, started)
+                for pcm, one in zip(pcms, decoded, strict=True)]
 
-    def _decode(self, pcm16k: npt.NDArray[np.int16], language: str,
-                primed: bool = True) -> Transcript:
+    def _decode(self, pcm16k: npt.NDArray[np.int16], language: str) -> Transcript:
+        """One utterance longer than Whisper's window, as faster-whisper decodes it."""
         started = time.monotonic()
         audio = pcm16k.astype(np.float32) / 32768.0
-        prompt = self.bias(language) if self.bias and primed else ""
+        prompt = self.bias(language) if self.bias else ""
         parts = self._segments(audio, language, prompt)
         if prompt and any(s.no_speech_prob > NO_SPEECH or s.avg_logprob < UNSURE
                           or s.compression_ratio > LOOPING for s in parts):
-            # the prompt may have spoken, not the caller: on silence or noise a primed
-            # decoder loops ("$1,000, $1,000, ...") where a plain one says nothing. The
-            # primed decode stands only when Whisper's own checks pass it.
-            parts = self._segments(audio, language, "")
+            parts = self._segments(audio, language, "")  # see _decode_group
         text = " ".join(s.text.strip() for s in parts).strip()
         logprobs = [s.avg_logprob for s in parts]
         confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
@@ -188,6 +206,7 @@ class SpeechToText:
             without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
             temperature=0.0)
         return list(segments)  # consume the generator here, in the worker
+
 
 def _doubtful(one: Decoded) -> bool:
     """Whisper's own checks fail a primed decode (see ``_decode``)."""

@@ -4,7 +4,8 @@ faster-whisper decodes one of them alone (the same prompt, suppressed tokens, no
 skip and scores), so a batch hears each utterance as a lone decode would.
 
 Each utterance is one window (at most 30 s; longer ones are the caller's to decode alone).
-Blocking: run it on the STT's worker thread.
+A shorter window (``stt.window_s``) costs the encoder less: attention over the padding is
+most of a short question's decode. Blocking: run it on the STT's worker thread.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ class Decoded:
 
 
 def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: str,
-                 prompt: str, beam_size: int) -> list[Decoded]:
-    """Decode ``audios`` (16 kHz float, each at most :data:`WINDOW_S`) in one batch."""
+                 prompt: str, beam_size: int, window_s: float = WINDOW_S) -> list[Decoded]:
+    """Decode ``audios`` (16 kHz float, each at most ``window_s``) in one batch, each
+    padded to ``window_s`` (Whisper's own 30 s; the encoder's cost grows with it)."""
     from faster_whisper.audio import pad_or_trim  # heavy (PyAV): loaded with the model
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
@@ -41,7 +43,8 @@ def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: st
                           task="transcribe", language=language)
     extract = model.feature_extractor
     # faster-whisper drops the extractor's last frame, then pads the window to 30 s
-    features = np.stack([pad_or_trim(extract(audio)[:, :-1]) for audio in audios])
+    frames = round(window_s * 100)  # 10 ms a frame
+    features = np.stack([pad_or_trim(extract(audio)[:, :-1], frames) for audio in audios])
     encoded = model.encode(features)
     previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
     start = model.get_prompt(tokenizer, previous, without_timestamps=True)

@@ -1,7 +1,8 @@
 """Utterances waiting together are decoded by the real tiny.en as one batch, and each is
 heard exactly as it is decoded alone: speech, silence and noise, with and without the
-knowledge base's prompt. A cancelled wait costs no one else their answer; a failed batch
-fails each of its utterances with the STT's own error."""
+knowledge base's prompt. A shorter window takes the short utterances only. A cancelled
+wait costs no one else their answer; a failed batch fails each of its utterances with
+the STT's own error."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from smartpbx_ari.ai import stt as stt_module
 from smartpbx_ari.ai.stt import SpeechToText, SttError
 from smartpbx_ari.config import ConfigError, load_settings
 from tests.fixtures.audio import read_pcm16, speak_wav
@@ -95,3 +97,24 @@ async def test_a_failed_batch_fails_each_of_its_utterances_with_the_stt_error(
 def test_a_batch_max_below_one_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="batch_max"):
         replace(load_settings().stt, batch_max=0)
+
+
+async def test_a_short_window_takes_short_utterances_and_leaves_long_ones_whisper_s(
+        clips: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    ears = SpeechToText(replace(settings.stt, window_s=10.0), settings.cache_dir)
+    windows: list[tuple[int, float]] = []
+    real = stt_module.decode_batch
+
+    def spy(model: object, audios: list[np.ndarray], *args: object) -> object:
+        windows.append((len(audios), float(args[-1])))  # type: ignore[arg-type]
+        return real(model, audios, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stt_module, "decode_batch", spy)
+    long = np.concatenate([clips[0], np.zeros(8000, np.int16), clips[1]])  # over 5 s
+    try:
+        heard = ears._decode_many([clips[0], long, clips[2]], "en")
+    finally:
+        ears.close()
+    assert sorted(windows) == [(1, 30.0), (2, 10.0)]
+    assert len(long) > 5 * 16000 and all(t.text for t in heard)
