@@ -1,5 +1,6 @@
 """Session fixtures shared by every layer: the real Asterisk, the settings, tmp audio; the
-seed's small fixtures (a call id, access tokens, a G.711 frame, an RTP packet).
+seed's small fixtures (a call id, access tokens, a G.711 frame, an RTP packet); and the
+full run's coverage gates (tests/coverage_gate.py).
 
 hypothesis' pytest plugin imports some of its modules lazily (at report time, at session
 end); on CPython 3.11.7 compiling them then (assertion rewriting) can die with "AST
@@ -33,6 +34,11 @@ from smartpbx_ari.store import migrate
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.web.auth import ALGORITHM, Tokens
+from tests.coverage_gate import (  # noqa: F401  (pytest hooks)
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from tests.fixtures.postgres import LocalPostgres, pg_bin
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
