@@ -289,14 +289,17 @@ def test_the_harness_reports_crashes_and_hangs_with_their_input() -> None:
     def check(data: bytes) -> None:
         if data[:1] == b"k":
             raise KeyError("boom")
-        if data[:1] == b"h":
-            time.sleep(1)
+        if data[:1] == b"h":  # spinning: the CPU-time watchdog
+            while True:
+                pass
+        if data[:1] == b"b":  # blocked: the wall-time watchdog (ten times the CPU one)
+            time.sleep(5)
         raise ValueError("documented")
 
-    target = fuzz_parsers.Target("toy", check, (ValueError,), [b"k1", b"h1", b"ok"], [b"x"])
-    result = fuzz_parsers.fuzz(target, 60, seed=3, max_seconds=0.05)
-    kinds = {crash.kind: crash for crash in result.crashes.values()}
-    assert set(kinds) == {"KeyError", "Hang"}
-    assert kinds["KeyError"].example[:1] == b"k" and kinds["Hang"].example[:1] == b"h"
-    assert result.crashed + result.rejected == 60
-    assert result.max_input_s < 0.5  # the watchdog cut each hang short
+    target = fuzz_parsers.Target("toy", check, (ValueError,), [b"k1", b"h1", b"b1", b"ok"],
+                                 [b"x"])
+    result = fuzz_parsers.fuzz(target, 80, seed=3, max_seconds=0.02)
+    found = {(crash.kind, crash.example[:1]) for crash in result.crashes.values()}
+    assert found == {("KeyError", b"k"), ("Hang", b"h"), ("Hang", b"b")}
+    assert result.crashed + result.rejected == 80
+    assert result.max_input_s < 1.0  # each hang cut short
