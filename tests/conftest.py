@@ -1,4 +1,6 @@
-"""Session fixtures shared by every layer: the real Asterisk, the settings, tmp audio.
+"""Session fixtures shared by every layer: the real Asterisk, the settings, tmp audio; the
+seed's small fixtures (a call id, access tokens, a G.711 frame, an RTP packet); and the
+full run's coverage gates (tests/coverage_gate.py).
 
 hypothesis' pytest plugin imports some of its modules lazily (at report time, at session
 end); on CPython 3.11.7 compiling them then (assertion rewriting) can die with "AST
@@ -9,6 +11,7 @@ here, at collection, avoids that.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import hypothesis.internal.healthcheck
 import hypothesis.internal.observability
 import hypothesis.reporting
 import hypothesis.statistics  # noqa: F401
+import jwt
 import pytest
 
 from smartpbx_ari.ai.knowledge_io import import_file
@@ -29,6 +33,12 @@ from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.store import migrate
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.telephony.pbx import LocalPbx
+from smartpbx_ari.web.auth import ALGORITHM, Tokens
+from tests.coverage_gate import (  # noqa: F401  (pytest hooks)
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from tests.fixtures.postgres import LocalPostgres, pg_bin
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -115,3 +125,52 @@ def engine(kb_settings: Settings) -> RAGEngine:
     report = import_file(engine, demo_path())
     assert (report.added, report.skipped) == (20, [])
     return engine
+
+
+# ---- the seed's fixtures (backend-testing-strategy.md, "Fixtures") ----------------------
+TEST_JWT_SECRET = "test-secret-key-" + "x" * 32  # the seed's name, long enough for Tokens
+
+
+@pytest.fixture
+def sample_call_id() -> str:
+    return "abc123-def456-ghi789"
+
+
+@pytest.fixture
+def tokens() -> Tokens:
+    """The product's token issuer and checker, keyed with the tokens' test secret."""
+    return Tokens(TEST_JWT_SECRET, ttl_s=3600)
+
+
+@pytest.fixture
+def auth_token(tokens: Tokens) -> str:
+    """A valid operator's access token (for ``tokens``)."""
+    return tokens.issue("user123", "operator")
+
+
+@pytest.fixture
+def viewer_token(tokens: Tokens) -> str:
+    """A valid token of the viewer role (reads only)."""
+    return tokens.issue("viewer123", "viewer")
+
+
+@pytest.fixture
+def expired_token() -> str:
+    """Well signed, with every claim, expired an hour ago."""
+    now = int(time.time())
+    claims = {"sub": "user123", "role": "operator", "iat": now - 7200, "exp": now - 3600}
+    return jwt.encode(claims, TEST_JWT_SECRET, algorithm=ALGORITHM)
+
+
+@pytest.fixture
+def sample_audio_data() -> bytes:
+    """20 ms of G.711 mu-law silence at 8 kHz (160 bytes)."""
+    return b"\xff" * 160
+
+
+@pytest.fixture
+def sample_rtp_packet(sample_audio_data: bytes) -> bytes:
+    """RTP v2, PCMU, sequence 0x1234, timestamp 1, SSRC 0xAABBCCDD, then the audio."""
+    header = bytes([0x80, 0x00, 0x12, 0x34, 0x00, 0x00, 0x00, 0x01,
+                    0xAA, 0xBB, 0xCC, 0xDD])
+    return header + sample_audio_data

@@ -75,14 +75,15 @@ class RtpPacket:
         )
 
     def serialize(self) -> bytes:
-        if len(self.extension) % 4:
-            raise ValueError("RTP extension length must be a multiple of 4")
+        """The datagram; ``ValueError`` naming a field the header cannot carry (sequence,
+        timestamp and SSRC wrap around)."""
+        self._check()
         b0 = RTP_VERSION << 6 | len(self.csrc)
         if self.padding_size:
             b0 |= 0x20
         if self.extension_profile is not None:
             b0 |= 0x10
-        b1 = (0x80 if self.marker else 0) | (self.payload_type & 0x7F)
+        b1 = (0x80 if self.marker else 0) | self.payload_type
         parts = [_HEADER.pack(b0, b1, self.sequence_number & 0xFFFF,
                               self.timestamp & 0xFFFFFFFF, self.ssrc & 0xFFFFFFFF)]
         parts.extend(struct.pack("!I", c) for c in self.csrc)
@@ -93,6 +94,24 @@ class RtpPacket:
         if self.padding_size:
             parts.append(bytes(self.padding_size - 1) + bytes([self.padding_size]))
         return b"".join(parts)
+
+    def _check(self) -> None:
+        if not 0 <= self.payload_type <= 0x7F:
+            raise ValueError(f"RTP payload_type {self.payload_type} is not 0-127")
+        if len(self.csrc) > 15:
+            raise ValueError(f"RTP csrc: {len(self.csrc)} sources, at most 15 fit")
+        if any(not 0 <= c <= 0xFFFFFFFF for c in self.csrc):
+            raise ValueError("RTP csrc: each source must be a 32-bit unsigned number")
+        if not 0 <= self.padding_size <= 0xFF:
+            raise ValueError(f"RTP padding_size {self.padding_size} is not 0-255")
+        if self.extension_profile is None:
+            if self.extension:
+                raise ValueError("RTP extension given without an extension_profile")
+            return
+        if not 0 <= self.extension_profile <= 0xFFFF:
+            raise ValueError(f"RTP extension_profile {self.extension_profile} is not 16-bit")
+        if len(self.extension) % 4 or len(self.extension) > 4 * 0xFFFF:
+            raise ValueError("RTP extension length must be a multiple of 4, at most 262140")
 
 
 class RTPParser:

@@ -18,7 +18,7 @@ DEFAULT_DTMF_PT = 101
 STATIC_PAYLOADS = {0: ("PCMU", 8000), 3: ("GSM", 8000), 8: ("PCMA", 8000),
                    9: ("G722", 8000), 18: ("G729", 8000)}
 SDP_NAMES = {"ulaw": "PCMU", "alaw": "PCMA", "slin16": "L16", "g722": "G722"}
-_RTPMAP = re.compile(r"(\d+)\s+([^/\s]+)/(\d+)")
+_RTPMAP = re.compile(r"([0-9]{1,3})\s+([^/\s]+)/([0-9]{1,9})")
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 
@@ -105,9 +105,14 @@ def _media_line(value: str) -> _Audio | None:
     if len(fields) < 4 or fields[0] != "audio":
         return None
     port = fields[1].split("/", 1)[0]
-    if not port.isdigit() or not all(f.isdigit() for f in fields[3:]):
+    if not (_number(port, 0xFFFF) and all(_number(f, 127) for f in fields[3:])):
         raise ValueError(f"malformed SDP media line {value[:60]!r}")
     return _Audio(port=int(port), formats=[int(f) for f in fields[3:]])
+
+
+def _number(text: str, most: int) -> bool:
+    """ASCII digits (no other script's, no superscripts) of a number up to ``most``."""
+    return text.isascii() and text.isdigit() and len(text) <= 5 and int(text) <= most
 
 
 def _connection_ip(value: str) -> str:

@@ -231,7 +231,7 @@ class SIPMessage:
     def cseq(self) -> tuple[int, str]:
         """``(number, method)`` of the CSeq header; ``ValueError`` if absent or malformed."""
         number, _, method = self.headers.get("CSeq", "").partition(" ")
-        if not number.isdigit() or not method.strip():
+        if not (number.isascii() and number.isdigit()) or not method.strip():
             raise ValueError(f"malformed CSeq {self.headers.get('CSeq')!r}")
         return int(number), method.strip()
 
@@ -373,7 +373,7 @@ def new_branch() -> str:
 
 def header_params(value: str) -> dict[str, str]:
     """Header parameters after a name-addr (``<sip:a@b>;tag=x``) or a Via, lower-cased names."""
-    tail = value.rsplit(">", 1)[1] if "<" in value else value
+    tail = value.rsplit(">", 1)[-1] if "<" in value else value  # no ">": all of it
     params: dict[str, str] = {}
     for part in tail.split(";")[1:]:
         name, _, val = part.partition("=")
@@ -420,7 +420,7 @@ def uri_host_port(uri: str, default_port: int = 5060) -> tuple[str, int]:
         port = port.lstrip(":")
     else:
         host, _, port = hostport.partition(":")
-    if port and not port.isdigit():
+    if port and not (port.isascii() and port.isdigit()):
         raise ValueError(f"malformed port in SIP URI {uri!r}")
     return host, int(port) if port else default_port
 

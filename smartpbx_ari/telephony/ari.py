@@ -18,7 +18,14 @@ from typing import Any
 import aiohttp
 
 from smartpbx_ari.call.control import TelephonyError
-from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Connected, parse_event
+from smartpbx_ari.telephony.ari_events import (
+    AriEvent,
+    AriEventError,
+    Bridge,
+    Channel,
+    Connected,
+    parse_message,
+)
 
 log = logging.getLogger(__name__)
 RECORDING_TIMEOUT_S = 300.0
@@ -208,7 +215,12 @@ class AriClient:
             yield Connected(type="Connected", application=self.app, first=first)
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    yield parse_event(json.loads(msg.data))
+                    try:
+                        event = parse_message(msg.data)
+                    except AriEventError as err:  # one bad frame must not end every call
+                        log.warning("ARI WebSocket: event skipped: %s", err)
+                        continue
+                    yield event
                 elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
             self._ws = None

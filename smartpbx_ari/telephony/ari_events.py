@@ -1,9 +1,65 @@
-"""Typed ARI events and resources: sans-IO, JSON dicts in, dataclasses out."""
+"""Typed ARI events and resources: sans-IO, JSON text or dicts in, dataclasses out.
+
+Anything not of the documented shape (not JSON, not an object, a field of the wrong type,
+a channel without its id) raises :class:`AriEventError` naming the field; nothing else
+comes out of :func:`parse_message`.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class AriEventError(ValueError):
+    """An ARI message or resource that is not of the documented shape."""
+
+
+def _object(data: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise AriEventError(f"{where}{name}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _text(data: dict[str, Any], name: str, where: str = "") -> str:
+    value = data.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        raise AriEventError(f"{where}{name}: expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _int(data: dict[str, Any], name: str) -> int:
+    value = data.get(name, 0)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise AriEventError(f"{name}: expected an integer, got {str(value)[:20]!r}")
+
+
+def _texts(values: Any, where: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if not isinstance(values, list) or any(isinstance(v, dict | list) for v in values):
+        raise AriEventError(f"{where}: expected a list of strings")
+    return tuple(str(v) for v in values)
+
+
+def _resource(data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise AriEventError(f"{where}: expected an object, got {type(data).__name__}")
+    if _text(data, "id", f"{where}.") == "":
+        raise AriEventError(f"{where}.id: missing")
+    return data
 
 
 @dataclass(frozen=True)
@@ -21,19 +77,22 @@ class Channel:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Channel:
-        caller = data.get("caller") or {}
-        dialplan = data.get("dialplan") or {}
+        """``AriEventError`` naming the field if ``data`` is not a channel."""
+        data = _resource(data, "channel")
+        caller = _object(data, "caller", "channel.")
+        dialplan = _object(data, "dialplan", "channel.")
+        variables = _object(data, "channelvars", "channel.")
         return cls(
-            id=str(data["id"]),
-            name=str(data.get("name", "")),
-            state=str(data.get("state", "")),
-            caller_number=str(caller.get("number", "")),
-            caller_name=str(caller.get("name", "")),
-            exten=str(dialplan.get("exten", "")),
-            context=str(dialplan.get("context", "")),
-            app_name=str(dialplan.get("app_name", "")),
-            app_data=str(dialplan.get("app_data", "")),
-            variables={str(k): str(v) for k, v in (data.get("channelvars") or {}).items()},
+            id=_text(data, "id"),
+            name=_text(data, "name"),
+            state=_text(data, "state"),
+            caller_number=_text(caller, "number", "channel.caller."),
+            caller_name=_text(caller, "name", "channel.caller."),
+            exten=_text(dialplan, "exten", "channel.dialplan."),
+            context=_text(dialplan, "context", "channel.dialplan."),
+            app_name=_text(dialplan, "app_name", "channel.dialplan."),
+            app_data=_text(dialplan, "app_data", "channel.dialplan."),
+            variables={str(k): _text(variables, k, "channel.channelvars.") for k in variables},
         )
 
     @property
@@ -49,8 +108,10 @@ class Bridge:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Bridge:
-        return cls(id=str(data["id"]), name=str(data.get("name", "")),
-                   channels=tuple(data.get("channels") or ()))
+        """``AriEventError`` naming the field if ``data`` is not a bridge."""
+        data = _resource(data, "bridge")
+        return cls(id=_text(data, "id"), name=_text(data, "name"),
+                   channels=_texts(data.get("channels"), "bridge.channels"))
 
 
 @dataclass(frozen=True)
@@ -103,25 +164,36 @@ class Connected(AriEvent):
     first: bool = True
 
 
+def parse_message(text: str | bytes) -> AriEvent:
+    """One ARI WebSocket text frame -> a typed event; ``AriEventError`` if it is none."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:  # RecursionError: nested too deeply
+        raise AriEventError(f"ARI message is not JSON ({type(err).__name__})") from None
+    if not isinstance(data, dict):
+        raise AriEventError(f"ARI message: expected an object, got {type(data).__name__}")
+    return parse_event(data)
+
+
 def parse_event(data: dict[str, Any]) -> AriEvent:
     """Turn one ARI WebSocket message into a typed event (unknown types stay generic)."""
-    kind = str(data.get("type", ""))
-    app = str(data.get("application", ""))
+    kind = _text(data, "type")
+    app = _text(data, "application")
     chan = data.get("channel")
     if chan is None:
         return AriEvent(type=kind, application=app, raw=data)
     channel = Channel.from_json(chan)
     common: dict[str, Any] = {"type": kind, "application": app, "raw": data, "channel": channel}
     if kind == "StasisStart":
-        return StasisStart(**common, args=tuple(data.get("args") or ()))
+        return StasisStart(**common, args=_texts(data.get("args"), "args"))
     if kind == "StasisEnd":
         return StasisEnd(**common)
     if kind == "ChannelDtmfReceived":
-        return ChannelDtmfReceived(**common, digit=str(data.get("digit", "")),
-                                   duration_ms=int(data.get("duration_ms", 0)))
+        return ChannelDtmfReceived(**common, digit=_text(data, "digit"),
+                                   duration_ms=_int(data, "duration_ms"))
     if kind == "ChannelHangupRequest":
-        return ChannelHangupRequest(**common, cause=int(data.get("cause", 0)))
+        return ChannelHangupRequest(**common, cause=_int(data, "cause"))
     if kind == "ChannelDestroyed":
-        return ChannelDestroyed(**common, cause=int(data.get("cause", 0)),
-                                cause_txt=str(data.get("cause_txt", "")))
+        return ChannelDestroyed(**common, cause=_int(data, "cause"),
+                                cause_txt=_text(data, "cause_txt"))
     return ChannelEvent(**common)

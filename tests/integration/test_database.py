@@ -21,6 +21,7 @@ from tests.fixtures.factories import CallFactory, KnowledgeFactory, UtteranceFac
 pytestmark = [pytest.mark.integration, pytest.mark.db]
 
 
+@pytest.mark.smoke
 def test_create_call(db: Database) -> None:
     with db.session() as session:
         session.add(Call(caller="1003", callee="1004", start_time=datetime.now(UTC),

@@ -50,6 +50,7 @@ def dominant_hz(pcm: np.ndarray[Any, Any]) -> float:
     return float(np.fft.rfftfreq(len(pcm), 1 / 8000)[int(np.argmax(spectrum))])
 
 
+@pytest.mark.smoke
 async def test_echo_plays_our_tone_back(asterisk: Target) -> None:
     async with SipCall.dial(server=asterisk.server, password=asterisk.password,
                             exten=ECHO) as call:

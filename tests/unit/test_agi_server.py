@@ -40,6 +40,7 @@ async def _ask(server: AgiServer, text: str) -> list[str]:
     return commands
 
 
+@pytest.mark.smoke
 async def test_variables_in_route_and_language_out() -> None:
     server = await _server([Rule("vip", "01012345678"), Rule("language", "1001", "ko")])
     try:

@@ -66,6 +66,7 @@ def ear() -> Ear:
     return Ear(TurnSettings(), LoudVad())
 
 
+@pytest.mark.smoke
 def test_a_question_then_silence_is_transcribed_eagerly_then_ends_the_turn(ear: Ear) -> None:
     events = hear(ear, frames(QUIET, 400) + frames(LOUD, 1000))
     assert events == []

@@ -106,6 +106,7 @@ def test_no_imports_inside_functions_or_type_checking() -> None:
     assert hidden == []
 
 
+@pytest.mark.smoke
 def test_no_import_cycles() -> None:
     state: dict[str, int] = {}  # 1 = on the path, 2 = done
     path: list[str] = []

@@ -21,6 +21,7 @@ def _packet(seq: int, level: int) -> RtpPacket:
                      payload=codecs.ulaw_encode(pcm))
 
 
+@pytest.mark.smoke
 async def test_reordered_packets_come_out_in_order() -> None:
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for seq in (0, 2, 1, 3, 4):

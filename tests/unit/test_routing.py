@@ -18,6 +18,7 @@ RULES = [Rule("block", "0109999*"), Rule("vip", "01012345678"),
          Rule("hours", "", "Mon-Fri 09:00-18:00"), Rule("language", "1001", "ko")]
 
 
+@pytest.mark.smoke
 def test_order_block_vip_hours_language() -> None:
     assert decide("01099990000", "1000", RULES, MONDAY_10).route == "blocked"
     assert decide("01012345678", "1001", RULES, SUNDAY_10) == decide(

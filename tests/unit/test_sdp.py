@@ -32,6 +32,7 @@ def test_offer_lines() -> None:
     assert "a=fmtp:101 0-16" in lines
 
 
+@pytest.mark.smoke
 def test_parse_asterisk_answer() -> None:
     assert parse_answer(ASTERISK_ANSWER) == SdpAnswer(
         ip="127.0.0.1", port=10884, payload_type=0, encoding="PCMU", clock_rate=8000,

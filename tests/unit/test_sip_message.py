@@ -87,6 +87,7 @@ def invite() -> SIPMessage:
     return SIPMessage.parse(SEED_INVITE)
 
 
+@pytest.mark.smoke
 def test_parse_invite(invite: SIPMessage) -> None:
     assert invite.method == SIPMethod.INVITE
     assert invite.uri == "sip:1004@10.153.195.83"
