@@ -13,11 +13,12 @@ from typing import Any
 from aiohttp import web
 
 from smartpbx_ari.ai import learning
+from smartpbx_ari.ai.language import LANGUAGES
 from smartpbx_ari.store.knowledge import entry_dict, list_entries
 from smartpbx_ari.store.users import authenticate
 from smartpbx_ari.web.context import ctx, read_json
 from smartpbx_ari.web.openapi import document
-from smartpbx_ari.web.route import Route, claims_of, page
+from smartpbx_ari.web.route import Route, bounded, claims_of, page
 from smartpbx_ari.web.routes_admin import (
     RULE_FIELDS,
     audit,
@@ -47,6 +48,7 @@ from smartpbx_ari.web.routes_calls import (
 from smartpbx_ari.web.text import plain
 
 MIN_QUESTION = 5
+MAX_TOP_K = 50
 
 
 # ---- auth -------------------------------------------------------------------------
@@ -75,6 +77,8 @@ LISTS = ("alternates", "generated")
 
 
 def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+    if "language" in body and body["language"] not in LANGUAGES:
+        raise web.HTTPBadRequest(text=f"language: one of {', '.join(LANGUAGES)}")
     out: dict[str, Any] = {k: plain(v) for k, v in body.items() if k not in LISTS}
     for key in LISTS:
         if key not in body:
@@ -95,12 +99,7 @@ async def knowledge(request: web.Request) -> web.Response:
     c = ctx(request)
     query = request.query.get("query", "").strip()
     if query:
-        try:
-            top_k = int(request.query.get("top_k", "5"))
-        except ValueError:
-            raise web.HTTPBadRequest(text="top_k: expected an integer") from None
-        if not 1 <= top_k <= 50:
-            raise web.HTTPBadRequest(text="top_k: 1 to 50")
+        top_k = bounded(request, "top_k", 5, 1, MAX_TOP_K)
         hits = await c.rag.search(query, top_k)
         return web.json_response({"total": len(hits), "data": hits})
     status = request.query.get("status", "approved")

@@ -53,6 +53,7 @@ async def token(web: WebUnderTest, http: aiohttp.ClientSession, user: str) -> st
 async def call(http: aiohttp.ClientSession, method: str, url: str, tok: str | None = None,
                **kwargs: Any) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+    headers.update(kwargs.pop("headers", {}))
     async with http.request(method, url, headers=headers, **kwargs) as r:
         body = await r.json() if r.content_type == "application/json" else await r.text()
         return r.status, body
@@ -160,9 +161,11 @@ async def test_knowledge_create_validate_strip_update_delete(
     assert changed["title"] == "gift wrapping"
     status, body = await call(http, "PUT", f"{url}/{xss['id']}", tok, json={"generated": [1]})
     assert (status, body["error"]["message"]) == (400, "generated[0]: expected str")
-    status, body = await call(http, "POST", url, tok, data=b"{" + b"x" * 70_000)
+    json_type = {"Content-Type": "application/json"}
+    status, body = await call(http, "POST", url, tok, data=b"{" + b"x" * 70_000,
+                              headers=json_type)
     assert status == 413 and body["error"]["code"] == "too-large"
-    status, body = await call(http, "POST", url, tok, data=b"{not json")
+    status, body = await call(http, "POST", url, tok, data=b"{not json", headers=json_type)
     assert (status, body["error"]["message"]) == (400, "body: not valid JSON")
     status, changed = await call(http, "PUT", f"{url}/{created['id']}", tok,
                                  json={"answer": "아이폰 17 있습니다"})
@@ -460,7 +463,7 @@ async def test_the_calls_list_pages_with_each_callers_first_question(
     status, rest = await call(http, "GET", url, tok, params={"caller": "1077", "limit": 2,
                                                              "offset": 2})
     assert [c["first_question"] for c in rest["data"]] == ["Question number 0?"]
-    for params, field in (({"limit": 0}, "limit:"), ({"offset": -1}, "limit:"),
+    for params, field in (({"limit": 0}, "limit:"), ({"offset": -1}, "offset:"),
                           ({"limit": "x"}, "limit:")):
         status, body = await call(http, "GET", url, tok, params=params)
         assert status == 400 and body["error"]["message"].startswith(field), body
