@@ -1,4 +1,5 @@
-"""JWT (HS256, pyjwt) access tokens, role checks, and the login rate limit."""
+"""JWT (HS256, pyjwt) access tokens, role checks, the login rate limit, and a token bucket
+(the WebSocket's message rate)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,20 @@ class RateLimiter:
             return hits[0] + self.window_s - now
         hits.append(now)
         return 0.0
+
+
+class Bucket:
+    """A token bucket: ``rate`` takes a second on average, ``2 * rate`` at once."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.burst = rate, max(1.0, 2 * rate)
+        self.tokens, self.at = self.burst, time.monotonic()
+
+    def take(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

@@ -22,6 +22,8 @@ from smartpbx_ari.config import Settings
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
+from smartpbx_ari.store.users import role_of
+from smartpbx_ari.web.accounts import Accounts
 from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens
 from smartpbx_ari.web.feed import ConnectionManager, EventFeed
 from smartpbx_ari.web.metrics import Metrics
@@ -51,12 +53,15 @@ class WebContext:
     feed: EventFeed = field(default_factory=lambda: EventFeed(ConnectionManager()))
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter = field(init=False)  # logins per client address, from settings
+    accounts: Accounts = field(init=False)  # a token's user as they are now
     calls: Telephony | None = None  # the Stasis app: takeover, hand back, hang up
     # other nodes' alerts and calls, through the relay (set when the feed has one)
     remote: Remote | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.web.login_attempts_per_minute)
+        self.accounts = Accounts(lambda name: role_of(self.db, name),
+                                 self.settings.web.user_check_s)
         self.feed.summary_of = self._summary_of
 
     def _summary_of(self, alert_id: str) -> str:

@@ -36,7 +36,7 @@ def guarded(route: Route) -> Handler:
         for name, value in [*request.match_info.items(), *request.query.items()]:
             check_text(_printable(name), value)
         if route.right:
-            claims = bearer_claims(request)
+            claims = await current_claims(request, bearer_claims(request))
             if not claims.may(route.right):
                 raise web.HTTPForbidden(text=f"role {claims.role!r} may not {route.right}")
             request[CLAIMS] = claims
@@ -53,6 +53,15 @@ def bearer_claims(request: web.Request) -> Claims:
         raise web.HTTPUnauthorized(text="a valid bearer token is required",
                                    headers={"WWW-Authenticate": "Bearer"})
     return claims
+
+
+async def current_claims(request: web.Request, claims: Claims) -> Claims:
+    """The token's user with their role now; 401 when they were removed or disabled."""
+    current = await ctx(request).accounts.current(claims)
+    if current is None:
+        raise web.HTTPUnauthorized(text="token: its user no longer exists or is disabled",
+                                   headers={"WWW-Authenticate": "Bearer"})
+    return current
 
 
 def claims_of(request: web.Request) -> Claims:

@@ -1,5 +1,6 @@
 """Tokens (HS256 only, required claims, expiry), the weak-secret refusal, role rights,
-the login rate limiter, markup stripping."""
+the login rate limiter, the socket's token bucket, a token's user looked up again,
+markup stripping."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import time
 import jwt
 import pytest
 
-from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens, WeakSecretError
+from smartpbx_ari.web.accounts import Accounts
+from smartpbx_ari.web.auth import Bucket, Claims, RateLimiter, Tokens, WeakSecretError
 from smartpbx_ari.web.text import plain
 
 pytestmark = pytest.mark.unit
@@ -60,3 +62,31 @@ def test_rate_limiter_window() -> None:
 def test_plain_strips_markup_and_scripts() -> None:
     assert plain("<b>Hi</b> <script>alert(1)</script>there &amp; you") == "Hi there & you"
     assert plain("a < b > c") == "a b c"
+
+
+def test_the_bucket_allows_a_burst_then_the_rate() -> None:
+    bucket = Bucket(5.0)
+    bucket.at = 0.0
+    assert [bucket.take(now=0.0) for _ in range(11)] == [True] * 10 + [False]
+    assert bucket.take(now=0.2) and not bucket.take(now=0.2)  # one more every 1/5 s
+    assert [bucket.take(now=100.0) for _ in range(11)].count(True) == 10  # never above burst
+
+
+async def test_accounts_look_the_user_up_again_when_the_cache_is_old() -> None:
+    roles: dict[str, str | None] = {"ada": "admin"}
+    asked: list[str] = []
+
+    def role_of(name: str) -> str | None:
+        asked.append(name)
+        return roles.get(name)
+
+    accounts = Accounts(role_of, check_s=60.0)
+    token = Claims("ada", "admin")
+    assert await accounts.current(token) == token
+    roles["ada"] = "viewer"
+    assert await accounts.current(token) == token and asked == ["ada"]  # cached
+    assert await accounts.current(token, fresh=True) == Claims("ada", "viewer")
+    roles["ada"] = None  # disabled or removed
+    accounts.check_s = 0.0
+    assert await accounts.current(token) is None
+    assert await accounts.current(Claims("ghost", "admin")) is None
