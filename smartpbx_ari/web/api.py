@@ -8,6 +8,7 @@ are handled in web/routes_calls.py, running the service in web/routes_admin.py.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from aiohttp import web
@@ -54,14 +55,16 @@ MAX_TOP_K = 50
 # ---- auth -------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    wait = c.limiter.allow(request.remote or "?")
-    if wait:
-        raise web.HTTPTooManyRequests(text="too many login attempts; wait and retry",
-                                      headers={"Retry-After": str(int(wait) + 1)})
     body = await read_json(request, {"email": str, "password": str}, ("email", "password"))
+    address = request.remote or "?"
+    wait = c.logins.allow(address, body["email"])
+    if wait:
+        raise web.HTTPTooManyRequests(text="too many failed logins; wait and retry",
+                                      headers={"Retry-After": str(math.ceil(wait))})
     user = await asyncio.to_thread(authenticate, c.db, body["email"], body["password"])
     if user is None:
         raise web.HTTPUnauthorized(text="wrong e-mail or password")
+    c.logins.succeeded(address, body["email"])
     return web.json_response({"access_token": c.tokens.issue(user.name, user.role),
                               "token_type": "bearer", "expires_in": c.tokens.ttl_s,
                               "role": user.role, "user": user.name})

@@ -24,7 +24,7 @@ from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.users import role_of
 from smartpbx_ari.web.accounts import Accounts
-from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens
+from smartpbx_ari.web.auth import Claims, LoginThrottle, Tokens
 from smartpbx_ari.web.feed import ConnectionManager, EventFeed
 from smartpbx_ari.web.metrics import Metrics
 
@@ -52,14 +52,16 @@ class WebContext:
     presence: Callable[[], dict[str, Presence]] = dict
     feed: EventFeed = field(default_factory=lambda: EventFeed(ConnectionManager()))
     metrics: Metrics = field(default_factory=Metrics)
-    limiter: RateLimiter = field(init=False)  # logins per client address, from settings
+    logins: LoginThrottle = field(init=False)  # per client address and account
     accounts: Accounts = field(init=False)  # a token's user as they are now
     calls: Telephony | None = None  # the Stasis app: takeover, hand back, hang up
     # other nodes' alerts and calls, through the relay (set when the feed has one)
     remote: Remote | None = None
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.settings.web.login_attempts_per_minute)
+        web = self.settings.web
+        self.logins = LoginThrottle(web.login_attempts_per_minute,
+                                    web.login_failures_per_account, web.login_backoff_max_s)
         self.accounts = Accounts(lambda name: role_of(self.db, name),
                                  self.settings.web.user_check_s)
         self.feed.summary_of = self._summary_of

@@ -74,16 +74,33 @@ async def test_unauthorized_invalid_expired_and_unsigned_tokens_get_401(
     assert status == 401 and body["error"]["code"] == "unauthorized"
 
 
-async def test_wrong_password_and_the_login_rate_limit(web: WebUnderTest,
-                                                       http: aiohttp.ClientSession) -> None:
+async def test_wrong_password_and_the_login_backoff(web: WebUnderTest,
+                                                    http: aiohttp.ClientSession) -> None:
+    """Failures per account and per address make the next try wait (backoff), never lock
+    the right password out: it works once the wait is over."""
     url = f"{web.url}/api/v1/auth/login"
+    settings = web.context.settings.web
     status, body = await call(http, "POST", url, json={"email": "ada@example.com",
                                                        "password": "nope-nope-nope"})
     assert (status, body["error"]["message"]) == (401, "wrong e-mail or password")
-    limit = web.context.settings.web.login_attempts_per_minute
-    statuses = [(await call(http, "POST", url, json={"email": "x", "password": "y"}))[0]
-                for _ in range(limit)]
-    assert statuses[-1] == 429 and set(statuses[:limit - 1]) == {401}
+    statuses = [(await call(http, "POST", url, json={"email": "ada@example.com",
+                                                     "password": "wrong"}))[0]
+                for _ in range(settings.login_failures_per_account)]
+    assert statuses == [401] * (settings.login_failures_per_account - 1) + [429]
+    async with http.post(url, json={"email": "ada@example.com", "password": PASSWORD}) as r:
+        assert (r.status, r.headers["Retry-After"]) == (429, "1")  # even the right one waits
+    assert (await call(http, "POST", url, json={"email": "vic@example.com",
+                                                "password": PASSWORD}))[0] == 200
+    await asyncio.sleep(1.05)
+    assert (await call(http, "POST", url, json={"email": "ada@example.com",
+                                                "password": PASSWORD}))[0] == 200
+    left = settings.login_attempts_per_minute - settings.login_failures_per_account
+    statuses = [(await call(http, "POST", url, json={"email": f"x{n}", "password": "y"}))[0]
+                for n in range(left + 1)]  # many accounts from one address
+    assert statuses == [401] * left + [429]
+    await asyncio.sleep(1.05)
+    assert (await call(http, "POST", url, json={"email": "otto@example.com",
+                                                "password": PASSWORD}))[0] == 200
 
 
 async def test_roles(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
