@@ -77,6 +77,8 @@ KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "gener
                                      "answer": str, "category": str, "language": str,
                                      "title": str}
 LISTS = ("alternates", "generated")
+LONGEST = {"category": 64, "title": 200}  # the columns' sizes
+ENTRY: dict[str, type] = {**KNOWLEDGE_FIELDS, "id": str, "source": str, "status": str}
 
 
 def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
@@ -95,6 +97,9 @@ def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, An
                                  "(markup removed)")
     if ("answer" in out or not partial) and not out.get("answer"):
         raise web.HTTPBadRequest(text="answer: must not be empty (markup removed)")
+    for key, most in LONGEST.items():
+        if len(out.get(key, "")) > most:
+            raise web.HTTPBadRequest(text=f"{key}: at most {most} characters")
     return out
 
 
@@ -177,21 +182,25 @@ async def openapi(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("POST", "/api/v1/auth/login", login, "", "Log in: a bearer token",
-          {"email": str, "password": str}),
+          {"email": str, "password": str},
+          returns={"access_token": str, "token_type": str, "expires_in": int, "role": str,
+                   "user": str}),
     Route("GET", "/api/v1/calls", calls, "read",
           "Calls, newest first, each with its caller's first question",
-          query=("limit", "offset", "status", "disposition", "caller", "from", "to")),
+          query=("limit", "offset", "status", "disposition", "caller", "from", "to"),
+          returns={"total": int, "limit": int, "offset": int, "data": list}),
     Route("GET", "/api/v1/calls/{call_id}", call_detail, "read", "A call and its transcript"),
     Route("GET", "/api/v1/calls/{call_id}/recording", call_recording, "operate",
-          "The call's recording (WAV; HTTP Range requests)"),
+          "The call's recording (WAV; HTTP Range requests)", media="audio/wav"),
     Route("GET", "/api/v1/knowledge", knowledge, "read",
           "Search (query, top_k) or list (status, limit, offset) the knowledge base",
-          query=("query", "top_k", "status", "limit", "offset")),
+          query=("query", "top_k", "status", "limit", "offset"),
+          returns={"total": int, "data": list}),
     Route("POST", "/api/v1/knowledge", knowledge_create, "edit_knowledge",
-          "Add an entry", KNOWLEDGE_FIELDS),
-    Route("GET", "/api/v1/knowledge/{id}", knowledge_get, "read", "One entry"),
+          "Add an entry", KNOWLEDGE_FIELDS, status=201, returns=ENTRY),
+    Route("GET", "/api/v1/knowledge/{id}", knowledge_get, "read", "One entry", returns=ENTRY),
     Route("PUT", "/api/v1/knowledge/{id}", knowledge_update, "edit_knowledge",
-          "Change an entry", KNOWLEDGE_FIELDS),
+          "Change an entry", KNOWLEDGE_FIELDS, returns=ENTRY),
     Route("DELETE", "/api/v1/knowledge/{id}", knowledge_delete, "edit_knowledge",
           "Delete an entry"),
     Route("POST", "/api/v1/knowledge/{id}/approve", knowledge_approve, "edit_knowledge",
@@ -200,7 +209,8 @@ ROUTES = [
           "Reject a candidate"),
     Route("POST", "/api/v1/agent/query", agent_query, "operate", "One agent turn",
           {"query": str, "session_id": str}),
-    Route("GET", "/api/v1/alerts", alerts, "read", "Live HITL alerts"),
+    Route("GET", "/api/v1/alerts", alerts, "read", "Live HITL alerts",
+          returns={"total": int, "data": list}),
     Route("POST", "/api/v1/alerts/{alert_id}/accept", alert_accept, "operate",
           "Take an alert (others see it taken)"),
     Route("POST", "/api/v1/alerts/{alert_id}/close", alert_close, "operate",
@@ -224,13 +234,16 @@ ROUTES = [
           "The figures per time bucket (calls, containment, hold time and reply latency "
           "p50/p95), oldest first; buckets aligned in UTC or at utc_offset (minutes), the "
           "last one holding now", query=("period", "bucket", "utc_offset")),
-    Route("GET", "/api/v1/operators", operators, "read", "Operators' phones: presence"),
-    Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)"),
-    Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS),
+    Route("GET", "/api/v1/operators", operators, "read", "Operators' phones: presence",
+          returns={"data": list}),
+    Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)",
+          returns={"data": list}),
+    Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS,
+          status=201, returns={"id": int}),
     Route("DELETE", "/api/v1/rules/{id}", rule_delete, "admin", "Delete a routing rule"),
     Route("GET", "/api/v1/audit", audit, "admin", "The operators' audit log",
-          query=("limit", "offset")),
+          query=("limit", "offset"), returns={"data": list}),
     Route("GET", "/api/v1/openapi.json", openapi, "", "This document"),
-    Route("GET", "/healthz", healthz, "", "Liveness"),
-    Route("GET", "/metrics", prometheus, "", "Prometheus metrics"),
+    Route("GET", "/healthz", healthz, "", "Liveness", returns={"status": str, "time": float}),
+    Route("GET", "/metrics", prometheus, "", "Prometheus metrics", media="text/plain"),
 ]

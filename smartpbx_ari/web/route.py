@@ -29,6 +29,9 @@ class Route:
     summary: str
     body: Mapping[str, type] = field(default_factory=dict)
     query: tuple[str, ...] = ()
+    status: int = 200  # of success (201: created)
+    returns: Mapping[str, type] = field(default_factory=dict)  # the JSON answer's fields
+    media: str = "application/json"  # of the success answer
 
 
 def guarded(route: Route) -> Handler:

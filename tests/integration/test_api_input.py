@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
-from tests.fixtures.web_app import WebUnderTest, make_engine, running_web
+from tests.fixtures.web_app import PASSWORD, WebUnderTest, make_engine, running_web
 from tests.integration.test_api import call, token
 
 pytestmark = [pytest.mark.integration]
@@ -140,3 +143,83 @@ async def test_a_rule_id_is_ascii_digits(web: WebUnderTest,
                                                            "2147483647")
     status, body = await call(http, "DELETE", f"{web.url}/api/v1/rules/12345", ada)
     assert (status, body["error"]["message"]) == (404, "id: no such rule")
+
+
+async def test_a_request_aiohttp_cannot_parse_gets_json_with_the_security_headers(
+        web: WebUnderTest) -> None:
+    host, port = web.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/v1/calls HTTP/1.1\r\nHost: x\r\nX-Probe: <script>\x01evil\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(10):
+        answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert lines[0].split()[1] == "400"
+    assert headers["content-type"].startswith("application/json")
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["server"] == "SmartPBX"
+    assert json.loads(body) == {"error": {"code": "bad-request",
+                                          "message": "request: not valid HTTP"}}
+    assert b"evil" not in answer and b"<script>" not in answer
+
+
+async def test_no_response_names_the_server_software(web: WebUnderTest,
+                                                     http: aiohttp.ClientSession) -> None:
+    for path in ("/healthz", "/api/v1/calls", "/nowhere", "/static/console.js", "/"):
+        async with http.get(f"{web.url}{path}") as r:
+            assert r.headers["Server"] == "SmartPBX", path
+            assert r.headers["X-Content-Type-Options"] == "nosniff", path
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        async with http.ws_connect(f"{web.url}/ws/operator/otto?token=x"):
+            pass
+    assert err.value.headers is not None and err.value.headers["Server"] == "SmartPBX"
+
+
+def _conforms(value: Any, schema: dict[str, Any]) -> bool:
+    kinds = {"string": str, "integer": int, "number": (int, float), "boolean": bool,
+             "array": list, "object": dict}
+    if not isinstance(value, kinds[schema["type"]]):
+        return False
+    if schema["type"] == "object":
+        props = schema.get("properties", {})
+        return set(schema.get("required", ())) <= set(value) and all(
+            _conforms(value[k], s) for k, s in props.items() if k in value)
+    return schema["type"] != "array" or all(_conforms(v, schema["items"]) for v in value
+                                            if schema["items"])
+
+
+async def test_the_openapi_document_tells_the_success_answers(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    _, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
+    ada = await token(web, http, "ada")
+
+    def answer(path: str, method: str, status: str) -> dict[str, Any]:
+        schema: dict[str, Any] = doc["paths"][path][method]["responses"][status]["content"][
+            "application/json"]["schema"]
+        return schema
+
+    status, created = await call(http, "POST", f"{web.url}/api/v1/knowledge", ada, json={
+        "question": "Do you sell gift cards?", "answer": "Yes.", "category": "gifts"})
+    assert status == 201 and _conforms(created, answer("/api/v1/knowledge", "post", "201"))
+    status, rule = await call(http, "POST", f"{web.url}/api/v1/rules", ada,
+                              json={"kind": "block", "pattern": "5550000"})
+    assert status == 201 and _conforms(rule, answer("/api/v1/rules", "post", "201"))
+    assert "200" not in doc["paths"]["/api/v1/rules"]["post"]["responses"]
+    async with http.post(f"{web.url}/api/v1/auth/login",
+                         json={"email": "vic@example.com", "password": PASSWORD}) as r:
+        assert _conforms(await r.json(), answer("/api/v1/auth/login", "post", "200"))
+    for path in ("/api/v1/calls", "/api/v1/knowledge", "/api/v1/alerts", "/api/v1/operators",
+                 "/api/v1/rules", "/api/v1/audit", "/healthz", f"/api/v1/knowledge/"
+                                                               f"{created['id']}"):
+        status, body = await call(http, "GET", f"{web.url}{path}", ada)
+        documented = path if "knowledge/" not in path else "/api/v1/knowledge/{id}"
+        schema = answer(documented, "get", "200")
+        assert status == 200 and schema.get("properties") and _conforms(body, schema), path
+    assert "text/plain" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    status, body = await call(http, "POST", f"{web.url}/api/v1/knowledge", ada, json={
+        "question": "Do you sell gift cards?", "answer": "Yes.", "category": "g" * 65})
+    assert (status, body["error"]["message"]) == (400, "category: at most 64 characters")
