@@ -14,6 +14,7 @@ ALGORITHM = "HS256"
 MIN_SECRET = 32
 FORGET_S = 3600.0  # a login key's failures are forgotten after an hour without one
 MAX_KEYS = 100_000  # login keys remembered (addresses and account names)
+MAX_LOGIN = 254  # characters of an account name kept as its key
 # what each role may do; a role has the rights of those below it
 RIGHTS = {
     "viewer": {"read"},
@@ -95,6 +96,10 @@ class Backoff:
             self._tries[key] = (count - 1, last)
 
 
+def _account_key(login: str) -> str:
+    return login.strip().lower()[:MAX_LOGIN]  # no e-mail is longer; memory stays bounded
+
+
 class LoginThrottle:
     """Logins limited per client address and per account, with backoff: a wrong password
     makes the next try wait a little longer, never locks the right one out for long. A
@@ -106,7 +111,7 @@ class LoginThrottle:
     def allow(self, address: str, account: str, now: float | None = None) -> float:
         """0 when this login may be tried (and counted), else the seconds to wait."""
         now = time.monotonic() if now is None else now
-        account = account.strip().lower()
+        account = _account_key(account)
         wait = max(self.addresses.wait(address, now), self.accounts.wait(account, now))
         if wait == 0:
             self.addresses.attempt(address, now)
@@ -115,7 +120,7 @@ class LoginThrottle:
 
     def succeeded(self, address: str, account: str) -> None:
         self.addresses.succeeded(address, clear=False)
-        self.accounts.succeeded(account.strip().lower(), clear=True)
+        self.accounts.succeeded(_account_key(account), clear=True)
 
 
 class Bucket:

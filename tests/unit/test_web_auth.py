@@ -118,3 +118,9 @@ async def test_accounts_look_the_user_up_again_when_the_cache_is_old() -> None:
     accounts.check_s = 0.0
     assert await accounts.current(token) is None
     assert await accounts.current(Claims("ghost", "admin")) is None
+
+
+def test_a_login_keeps_a_bounded_key_however_long_the_name() -> None:
+    throttle = LoginThrottle(per_address=4, per_account=2, max_s=300.0)
+    assert throttle.allow("10.0.0.1", "x" * 60_000, 0.0) == 0
+    assert [len(key) for key in throttle.accounts._tries] == [254]
