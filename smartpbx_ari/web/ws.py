@@ -120,10 +120,17 @@ async def _handle(c: WebContext, claims: Claims, raw: str) -> dict[str, Any]:
         return {"type": "error", "message": f"type: unknown {shown}"}
     if not claims.may("operate"):
         return {"type": "error", "message": "forbidden: viewers cannot act on alerts"}
-    args = {"alert_id": check_text("alert_id", str(data.get("alert_id", "")))}
+    args = {"alert_id": _text(data, "alert_id")}
     if kind == "answer":
-        args["text"] = plain(check_text("text", str(data.get("text", ""))))
+        args["text"] = plain(_text(data, "text"))
     status, body = await actions.run(c, claims, f"alert_{kind}", args)
     if status != 200:
         return {"type": "error", "message": body["error"]["message"]}
     return {"type": "accepted" if kind == "accept" else "answered", **body}
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name, "")
+    if not isinstance(value, str):
+        raise BodyError(f"{name}: expected a string")
+    return check_text(name, value)

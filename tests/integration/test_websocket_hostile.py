@@ -56,6 +56,8 @@ async def test_a_deeply_nested_frame_is_an_error_and_the_socket_lives_on(
                                                            "(a lone surrogate)")
         await ws.send_str('{"type": ' + "[" * 500 + "]" * 500 + "}")
         assert (await next_of(ws, "error"))["message"] == "type: unknown list"
+        await ws.send_str('{"type": "accept", "alert_id": ' + "[" * 900 + "]" * 900 + "}")
+        assert (await next_of(ws, "error"))["message"] == "alert_id: expected a string"
         await ws.send_str('{"type": "ping"}')
         assert (await next_of(ws, "pong"))["type"] == "pong"
 
