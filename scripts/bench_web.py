@@ -63,7 +63,8 @@ def main() -> int:
         port = free_port()
         env = {**os.environ, "SMARTPBX_DATA_DIR": str(data_dir),
                "SMARTPBX_WEB__PORT": str(port),
-               "SMARTPBX_WEB__LOGIN_ATTEMPTS_PER_MINUTE": "100000"}
+               "SMARTPBX_WEB__LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+               "SMARTPBX_WEB__LOGIN_FAILURES_PER_ACCOUNT": "100000"}
         log = (data_dir / "web.log").open("wb")
         server = subprocess.Popen([str(bin_dir / "smartpbx"), "serve", "--web-only"],
                                   env=env, stdout=log, stderr=subprocess.STDOUT)

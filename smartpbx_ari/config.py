@@ -284,7 +284,18 @@ class WebSettings:
     enabled: bool = True
     token_ttl_s: int = 3600
     max_body_kb: int = 64  # larger request bodies get 413
-    login_attempts_per_minute: int = 10  # per client address; then 429
+    # failed logins per client address, and per account, before each next try waits (1 s,
+    # doubling to login_backoff_max_s; 429 meanwhile); a success clears its account's
+    login_attempts_per_minute: int = 10
+    login_failures_per_account: int = 5
+    login_backoff_max_s: float = 300.0
+    # a token's user is looked up again (exists, active, role) when this old; a disabled
+    # or removed user's requests and sockets end within this many seconds
+    user_check_s: float = 5.0
+    ws_messages_per_s: float = 20.0  # per operator socket (a burst of twice that); then 1008
+    # browser origins besides the console's own that may open the operators' WebSocket,
+    # comma-separated (e.g. "https://console.example.com")
+    allowed_origins: str = ""
     dev_mode: bool = False  # allows a short JWT secret (never in production)
     # "local": live events stay in this process; "postgres": shared with other processes
     # (web nodes) through LISTEN/NOTIFY on database_url (which must be PostgreSQL)
@@ -296,6 +307,13 @@ class WebSettings:
             raise ConfigError("web.events: 'local' or 'postgres'")
         if self.token_ttl_s < 60:
             raise ConfigError("web.token_ttl_s: must be at least 60")
+        if self.login_attempts_per_minute < 1 or self.login_failures_per_account < 1:
+            raise ConfigError("web.login_attempts_per_minute, web.login_failures_per_account:"
+                              " must be at least 1")
+        if self.ws_messages_per_s <= 0:
+            raise ConfigError("web.ws_messages_per_s: must be above 0")
+        if not 0 < self.user_check_s <= 300:
+            raise ConfigError("web.user_check_s: must be above 0 and at most 300")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import re
 HANGUL_FIRST, HANGUL_LAST = "\uac00", "\ud7a3"  # the precomposed Hangul syllables
 _HANGUL = re.compile(f"[{HANGUL_FIRST}-{HANGUL_LAST}]")
 _TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2})?$")  # what a routing rule may set
+# the base languages knowledge is kept in and calls are answered in (STT, voice, greeting)
+LANGUAGES = ("en", "ko")
 
 
 def base_language(tag: str) -> str:

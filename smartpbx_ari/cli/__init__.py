@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_arguments(db)
     db.set_defaults(handler=run_db)
 
-    users = sub.add_parser("users", help="console users: add (password from stdin), list")
+    users = sub.add_parser("users", help="console users: add (password from stdin), list, "
+                           "disable, remove")
     add_users_arguments(users)
     users.set_defaults(handler=run_users)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import private_dir
 from smartpbx_ari.store import migrate
 from smartpbx_ari.store.calls import purge
 from smartpbx_ari.store.db import Database, database_url, safe_url
@@ -18,7 +19,7 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_db(args: argparse.Namespace, settings: Settings) -> int:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     db = Database(database_url(settings))
     where = safe_url(db.url)
     if args.action == "current":

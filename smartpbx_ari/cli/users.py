@@ -1,4 +1,6 @@
-"""`smartpbx users add NAME --role ROLE` (password from stdin) and `smartpbx users list`."""
+"""`smartpbx users add NAME --role ROLE` (password from stdin), `users list`, and
+`users disable EMAIL` / `users remove EMAIL` (a running console ends that user's tokens and
+sockets within web.user_check_s)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,15 @@ from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.models import User
-from smartpbx_ari.store.users import add_user, get_user
+from smartpbx_ari.store.users import add_user, disable_user, get_user, remove_user
 
 DEMO_ADMIN = "admin"
 
 
 def add_users_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["add", "list"])
-    parser.add_argument("name", nargs="?", help="add: the user's name")
+    parser.add_argument("action", choices=["add", "list", "disable", "remove"])
+    parser.add_argument("name", nargs="?", help="add: the user's name; disable, remove: "
+                        "their e-mail (or name)")
     parser.add_argument("--role", choices=["admin", "operator", "viewer"], default="operator")
     parser.add_argument("--email", default="", help="default: NAME@localhost")
     parser.add_argument("--endpoint", default="", help="the operator's PJSIP phone, e.g. 2001")
@@ -33,8 +36,13 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{user.name}\t{user.role}\t{user.email}\t{user.endpoint or '-'}")
         return 0
     if not args.name:
-        print("smartpbx: users add: name: required", file=sys.stderr)
+        print(f"smartpbx: users {args.action}: name: required", file=sys.stderr)
         return 2
+    if args.action in ("disable", "remove"):
+        user = (disable_user if args.action == "disable" else remove_user)(db, args.name)
+        print(f"users: {args.action}d {user.name} ({user.email}); a running console ends "
+              f"their sessions within {settings.web.user_check_s:g} s")
+        return 0
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.name}: ")
     else:

@@ -1,15 +1,18 @@
-"""Engine and sessions. Blocking by nature: call from threads (``asyncio.to_thread``)."""
+"""Engine and sessions (a SQLite file is its owner's only, 0600). Blocking by nature: call
+from threads (``asyncio.to_thread``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import private_file
 from smartpbx_ari.errors import UserFacingError
 
 
@@ -29,6 +32,10 @@ def safe_url(url: str) -> str:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
+        path = make_url(url).database if url.startswith("sqlite") else None
+        if path and path != ":memory:" and not path.startswith("file:") \
+                and Path(path).parent.is_dir():
+            private_file(Path(path))  # its journals (-wal, -shm) take its mode: 0600 too
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

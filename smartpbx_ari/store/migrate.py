@@ -18,14 +18,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from smartpbx_ari.config import Settings
+from smartpbx_ari.credentials import private_dir
 from smartpbx_ari.store.db import Database, DatabaseError, database_url, safe_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def open_database(settings: Settings) -> Database:
-    """The configured database (the data dir made if missing), upgraded to the head."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The configured database (the data dir made if missing, 0700), upgraded to the head."""
+    private_dir(settings.data_dir)
     db = Database(database_url(settings))
     upgrade(db)
     return db

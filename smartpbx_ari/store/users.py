@@ -1,4 +1,5 @@
-"""Console users: argon2id password hashes, roles admin / operator / viewer."""
+"""Console users: argon2id password hashes, roles admin / operator / viewer; disabling and
+removing them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.store.db import Database
@@ -58,6 +60,39 @@ def authenticate(db: Database, login: str, password: str) -> User | None:
         _HASHER.verify(user.password_hash if user else _DUMMY, password)
     except (VerificationError, InvalidHashError):
         return None
+    return user
+
+
+def role_of(db: Database, name: str) -> str | None:
+    """The role of the active user ``name``; None when there is none (or disabled)."""
+    with db.session() as session:
+        return session.scalar(select(User.role).where(User.name == name, User.active))
+
+
+def disable_user(db: Database, login: str) -> User:
+    """Disable the user whose e-mail or name is ``login`` (tokens and sockets end)."""
+    with db.session() as session:
+        user = _find(session, login)
+        user.active = False
+        session.flush()
+        session.expunge(user)
+    return user
+
+
+def remove_user(db: Database, login: str) -> User:
+    """Delete the user whose e-mail or name is ``login`` (the audit log keeps the name)."""
+    with db.session() as session:
+        user = _find(session, login)
+        session.delete(user)
+        session.flush()
+        session.expunge(user)
+    return user
+
+
+def _find(session: Session, login: str) -> User:
+    user = session.scalar(select(User).where(or_(User.email == login, User.name == login)))
+    if user is None:
+        raise UserError(f"user: no user with e-mail or name {login!r}")
     return user
 
 

@@ -8,16 +8,18 @@ are handled in web/routes_calls.py, running the service in web/routes_admin.py.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from aiohttp import web
 
 from smartpbx_ari.ai import learning
+from smartpbx_ari.ai.language import LANGUAGES
 from smartpbx_ari.store.knowledge import entry_dict, list_entries
 from smartpbx_ari.store.users import authenticate
 from smartpbx_ari.web.context import ctx, read_json
 from smartpbx_ari.web.openapi import document
-from smartpbx_ari.web.route import Route, claims_of, page
+from smartpbx_ari.web.route import Route, bounded, claims_of, page
 from smartpbx_ari.web.routes_admin import (
     RULE_FIELDS,
     audit,
@@ -47,19 +49,22 @@ from smartpbx_ari.web.routes_calls import (
 from smartpbx_ari.web.text import plain
 
 MIN_QUESTION = 5
+MAX_TOP_K = 50
 
 
 # ---- auth -------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    wait = c.limiter.allow(request.remote or "?")
-    if wait:
-        raise web.HTTPTooManyRequests(text="too many login attempts; wait and retry",
-                                      headers={"Retry-After": str(int(wait) + 1)})
     body = await read_json(request, {"email": str, "password": str}, ("email", "password"))
+    address = request.remote or "?"
+    wait = c.logins.allow(address, body["email"])
+    if wait:
+        raise web.HTTPTooManyRequests(text="too many failed logins; wait and retry",
+                                      headers={"Retry-After": str(math.ceil(wait))})
     user = await asyncio.to_thread(authenticate, c.db, body["email"], body["password"])
     if user is None:
         raise web.HTTPUnauthorized(text="wrong e-mail or password")
+    c.logins.succeeded(address, body["email"])
     return web.json_response({"access_token": c.tokens.issue(user.name, user.role),
                               "token_type": "bearer", "expires_in": c.tokens.ttl_s,
                               "role": user.role, "user": user.name})
@@ -72,9 +77,13 @@ KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "gener
                                      "answer": str, "category": str, "language": str,
                                      "title": str}
 LISTS = ("alternates", "generated")
+LONGEST = {"category": 64, "title": 200}  # the columns' sizes
+ENTRY: dict[str, type] = {**KNOWLEDGE_FIELDS, "id": str, "source": str, "status": str}
 
 
 def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+    if "language" in body and body["language"] not in LANGUAGES:
+        raise web.HTTPBadRequest(text=f"language: one of {', '.join(LANGUAGES)}")
     out: dict[str, Any] = {k: plain(v) for k, v in body.items() if k not in LISTS}
     for key in LISTS:
         if key not in body:
@@ -88,6 +97,9 @@ def _knowledge_body(body: dict[str, Any], partial: bool = False) -> dict[str, An
                                  "(markup removed)")
     if ("answer" in out or not partial) and not out.get("answer"):
         raise web.HTTPBadRequest(text="answer: must not be empty (markup removed)")
+    for key, most in LONGEST.items():
+        if len(out.get(key, "")) > most:
+            raise web.HTTPBadRequest(text=f"{key}: at most {most} characters")
     return out
 
 
@@ -95,12 +107,7 @@ async def knowledge(request: web.Request) -> web.Response:
     c = ctx(request)
     query = request.query.get("query", "").strip()
     if query:
-        try:
-            top_k = int(request.query.get("top_k", "5"))
-        except ValueError:
-            raise web.HTTPBadRequest(text="top_k: expected an integer") from None
-        if not 1 <= top_k <= 50:
-            raise web.HTTPBadRequest(text="top_k: 1 to 50")
+        top_k = bounded(request, "top_k", 5, 1, MAX_TOP_K)
         hits = await c.rag.search(query, top_k)
         return web.json_response({"total": len(hits), "data": hits})
     status = request.query.get("status", "approved")
@@ -175,21 +182,25 @@ async def openapi(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("POST", "/api/v1/auth/login", login, "", "Log in: a bearer token",
-          {"email": str, "password": str}),
+          {"email": str, "password": str},
+          returns={"access_token": str, "token_type": str, "expires_in": int, "role": str,
+                   "user": str}),
     Route("GET", "/api/v1/calls", calls, "read",
           "Calls, newest first, each with its caller's first question",
-          query=("limit", "offset", "status", "disposition", "caller", "from", "to")),
+          query=("limit", "offset", "status", "disposition", "caller", "from", "to"),
+          returns={"total": int, "limit": int, "offset": int, "data": list}),
     Route("GET", "/api/v1/calls/{call_id}", call_detail, "read", "A call and its transcript"),
     Route("GET", "/api/v1/calls/{call_id}/recording", call_recording, "operate",
-          "The call's recording (WAV; HTTP Range requests)"),
+          "The call's recording (WAV; HTTP Range requests)", media="audio/wav"),
     Route("GET", "/api/v1/knowledge", knowledge, "read",
           "Search (query, top_k) or list (status, limit, offset) the knowledge base",
-          query=("query", "top_k", "status", "limit", "offset")),
+          query=("query", "top_k", "status", "limit", "offset"),
+          returns={"total": int, "data": list}),
     Route("POST", "/api/v1/knowledge", knowledge_create, "edit_knowledge",
-          "Add an entry", KNOWLEDGE_FIELDS),
-    Route("GET", "/api/v1/knowledge/{id}", knowledge_get, "read", "One entry"),
+          "Add an entry", KNOWLEDGE_FIELDS, status=201, returns=ENTRY),
+    Route("GET", "/api/v1/knowledge/{id}", knowledge_get, "read", "One entry", returns=ENTRY),
     Route("PUT", "/api/v1/knowledge/{id}", knowledge_update, "edit_knowledge",
-          "Change an entry", KNOWLEDGE_FIELDS),
+          "Change an entry", KNOWLEDGE_FIELDS, returns=ENTRY),
     Route("DELETE", "/api/v1/knowledge/{id}", knowledge_delete, "edit_knowledge",
           "Delete an entry"),
     Route("POST", "/api/v1/knowledge/{id}/approve", knowledge_approve, "edit_knowledge",
@@ -198,7 +209,8 @@ ROUTES = [
           "Reject a candidate"),
     Route("POST", "/api/v1/agent/query", agent_query, "operate", "One agent turn",
           {"query": str, "session_id": str}),
-    Route("GET", "/api/v1/alerts", alerts, "read", "Live HITL alerts"),
+    Route("GET", "/api/v1/alerts", alerts, "read", "Live HITL alerts",
+          returns={"total": int, "data": list}),
     Route("POST", "/api/v1/alerts/{alert_id}/accept", alert_accept, "operate",
           "Take an alert (others see it taken)"),
     Route("POST", "/api/v1/alerts/{alert_id}/close", alert_close, "operate",
@@ -222,13 +234,16 @@ ROUTES = [
           "The figures per time bucket (calls, containment, hold time and reply latency "
           "p50/p95), oldest first; buckets aligned in UTC or at utc_offset (minutes), the "
           "last one holding now", query=("period", "bucket", "utc_offset")),
-    Route("GET", "/api/v1/operators", operators, "read", "Operators' phones: presence"),
-    Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)"),
-    Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS),
+    Route("GET", "/api/v1/operators", operators, "read", "Operators' phones: presence",
+          returns={"data": list}),
+    Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)",
+          returns={"data": list}),
+    Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS,
+          status=201, returns={"id": int}),
     Route("DELETE", "/api/v1/rules/{id}", rule_delete, "admin", "Delete a routing rule"),
     Route("GET", "/api/v1/audit", audit, "admin", "The operators' audit log",
-          query=("limit", "offset")),
+          query=("limit", "offset"), returns={"data": list}),
     Route("GET", "/api/v1/openapi.json", openapi, "", "This document"),
-    Route("GET", "/healthz", healthz, "", "Liveness"),
-    Route("GET", "/metrics", prometheus, "", "Prometheus metrics"),
+    Route("GET", "/healthz", healthz, "", "Liveness", returns={"status": str, "time": float}),
+    Route("GET", "/metrics", prometheus, "", "Prometheus metrics", media="text/plain"),
 ]

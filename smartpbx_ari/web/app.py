@@ -2,7 +2,8 @@
 
 One route table (web/api.py ROUTES) drives routing, the right each route needs and the
 OpenAPI document, so the three cannot disagree. Every error is JSON
-``{"error": {"code", "message"}}``; nothing else of an exception leaves the process.
+``{"error": {"code", "message"}}``; nothing else of an exception leaves the process. Every
+response has the security headers (web/server.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from smartpbx_ari.web import api, ws
+from smartpbx_ari.web import api, server, ws
 from smartpbx_ari.web.actions import RemoteActions, execute
 from smartpbx_ari.web.context import CTX, WebContext, ctx, error_for
 from smartpbx_ari.web.route import Handler, guarded
@@ -35,23 +36,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
-@web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault(
-        "Content-Security-Policy", "default-src 'self'; connect-src 'self'; "
-        "img-src 'self' data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'")  # blob: the recording player (fetched with the token)
-    return response
-
-
 def create_app(context: WebContext) -> web.Application:
-    app = web.Application(middlewares=[headers_middleware, errors_middleware],
+    app = web.Application(middlewares=[errors_middleware],
                           client_max_size=context.settings.web.max_body_kb * 1024)
     app[CTX] = context
+    app.on_response_prepare.append(server.on_prepare)
     for route in api.ROUTES:
         app.router.add_route(route.method, route.path, guarded(route))
     app.router.add_get("/ws/operator/{operator_id}", ws.operator_socket)
@@ -79,7 +68,7 @@ async def _stop_feed(app: web.Application) -> None:
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    runner = server.Runner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     log.info("console and API on http://%s:%d", host, port)

@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document, made from the route table (it cannot drift from the routes)."""
+"""The OpenAPI 3 document, made from the route table (it cannot drift from the routes):
+paths, parameters, bodies, the success status and answer, errors."""
 
 from __future__ import annotations
 
@@ -12,6 +13,20 @@ def _schema(kind: type) -> dict[str, Any]:
     if kind is list:  # the API's lists are lists of strings
         return {"type": "array", "items": {"type": "string"}}
     return {"type": TYPES[kind]}
+
+
+def _answer(route: Any) -> dict[str, Any]:
+    """The success answer's schema: the fields the route returns (a list there: of anything
+    but in ``body``'s fields, where it is a list of strings)."""
+    if route.media != "application/json":
+        return {"type": "string", "format": "binary"} if route.media.startswith("audio/") \
+            else {"type": "string"}
+    props = {k: _schema(t) if t is not list or k in route.body
+             else {"type": "array", "items": {}} for k, t in route.returns.items()}
+    return {"type": "object", "properties": props, "required": sorted(props)} if props \
+        else {"type": "object"}
+
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -21,9 +36,11 @@ def document(routes: list[Any]) -> dict[str, Any]:
         op: dict[str, Any] = {
             "summary": route.summary,
             "operationId": route.handler.__name__,
-            "responses": {"200": {"description": "OK"},
-                          "4XX": {"description": "Error",
-                                  "content": {"application/json": {"schema": ERROR}}}},
+            "responses": {
+                str(route.status): {"description": "Created" if route.status == 201 else "OK",
+                                    "content": {route.media: {"schema": _answer(route)}}},
+                "4XX": {"description": "Error",
+                        "content": {"application/json": {"schema": ERROR}}}},
         }
         params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                   for n in re.findall(r"{(\w+)}", route.path)]

@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from smartpbx_ari.web.auth import Claims
-from smartpbx_ari.web.context import ctx
+from smartpbx_ari.web.context import check_text, ctx
 
 CLAIMS = web.RequestKey("claims", Claims)
 MAX_PAGE = 200
+MAX_OFFSET = 2**31 - 1
 UNITS = {"m": 60, "h": 3600, "d": 86400}
+MAX_SPAN_DAYS = 3660  # ten years and a bit: the longest period or bucket
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -27,12 +29,17 @@ class Route:
     summary: str
     body: Mapping[str, type] = field(default_factory=dict)
     query: tuple[str, ...] = ()
+    status: int = 200  # of success (201: created)
+    returns: Mapping[str, type] = field(default_factory=dict)  # the JSON answer's fields
+    media: str = "application/json"  # of the success answer
 
 
 def guarded(route: Route) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
+        for name, value in [*request.match_info.items(), *request.query.items()]:
+            check_text(_printable(name), value)
         if route.right:
-            claims = bearer_claims(request)
+            claims = await current_claims(request, bearer_claims(request))
             if not claims.may(route.right):
                 raise web.HTTPForbidden(text=f"role {claims.role!r} may not {route.right}")
             request[CLAIMS] = claims
@@ -51,20 +58,45 @@ def bearer_claims(request: web.Request) -> Claims:
     return claims
 
 
+async def current_claims(request: web.Request, claims: Claims) -> Claims:
+    """The token's user with their role now; 401 when they were removed or disabled."""
+    current = await ctx(request).accounts.current(claims)
+    if current is None:
+        raise web.HTTPUnauthorized(text="token: its user no longer exists or is disabled",
+                                   headers={"WWW-Authenticate": "Bearer"})
+    return current
+
+
 def claims_of(request: web.Request) -> Claims:
     return request[CLAIMS]
 
 
+def _printable(name: str) -> str:
+    return name if name.isascii() and name.isprintable() else repr(name[:40])
+
+
+def ascii_int(text: str) -> int | None:
+    """``text`` as an integer when it is ASCII digits (a leading '-' allowed, at most 18
+    digits); None otherwise (no Unicode digits, signs, spaces or underscores)."""
+    digits = text[1:] if text.startswith("-") else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(text)
+
+
+def bounded(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """The query's integer ``name`` in [low, high]; 400 naming it otherwise."""
+    raw = request.query.get(name)
+    value = default if raw is None else ascii_int(raw)
+    if value is None or not low <= value <= high:
+        raise web.HTTPBadRequest(text=f"{name}: an integer from {low} to {high}")
+    return value
+
+
 def page(request: web.Request) -> tuple[int, int]:
-    """(limit, offset) from the query; 400 when out of range."""
-    try:
-        limit = int(request.query.get("limit", "50"))
-        offset = int(request.query.get("offset", "0"))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit: expected integers for limit and offset") from None
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise web.HTTPBadRequest(text=f"limit: 1 to {MAX_PAGE}, offset >= 0")
-    return limit, offset
+    """(limit, offset) from the query; 400 naming the one out of range."""
+    return (bounded(request, "limit", 50, 1, MAX_PAGE),
+            bounded(request, "offset", 0, 0, MAX_OFFSET))
 
 
 def when(request: web.Request, name: str) -> datetime | None:
@@ -82,7 +114,8 @@ def when(request: web.Request, name: str) -> datetime | None:
 def span_s(text: str) -> int | None:
     """Seconds of a span like 15m, 1h, 24h or 7d; None when it is not one."""
     unit, count = UNITS.get(text[-1:]), text[:-1]
-    if unit is None or not count.isascii() or not count.isdigit() or int(count) < 1:
+    if unit is None or not count.isascii() or not count.isdigit() or len(count) > 12 \
+            or int(count) < 1:
         return None
     return int(count) * unit
 
@@ -93,6 +126,8 @@ def span(request: web.Request, name: str, default: str) -> tuple[str, int]:
     seconds = span_s(text)
     if seconds is None:
         raise web.HTTPBadRequest(text=f"{name}: like 15m, 1h, 24h or 7d (got {text[:20]!r})")
+    if seconds > MAX_SPAN_DAYS * 86400:
+        raise web.HTTPBadRequest(text=f"{name}: at most {MAX_SPAN_DAYS}d")
     return text, seconds
 
 

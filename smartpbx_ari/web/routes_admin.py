@@ -14,8 +14,8 @@ from smartpbx_ari.store import stats
 from smartpbx_ari.store.audit import list_actions
 from smartpbx_ari.store.rules import add_rule, delete_rule, list_rules
 from smartpbx_ari.store.window import Window
-from smartpbx_ari.web.context import ctx, read_json
-from smartpbx_ari.web.route import claims_of, iso, page, span
+from smartpbx_ari.web.context import INT_MAX, ctx, read_json
+from smartpbx_ari.web.route import ascii_int, claims_of, iso, page, span
 from smartpbx_ari.web.text import plain
 
 MAX_BUCKETS = 500
@@ -52,12 +52,10 @@ async def timeline(request: web.Request) -> web.Response:
 def _utc_offset_min(request: web.Request) -> int:
     """The viewer's offset from UTC in minutes (UTC+09:00: 540), so that their days and
     hours are whole buckets; 0 (UTC) when absent."""
-    raw = request.query.get("utc_offset", "0")
-    try:
-        minutes = int(raw)
-    except ValueError:
+    minutes = ascii_int(request.query.get("utc_offset", "0"))
+    if minutes is None:
         raise web.HTTPBadRequest(text="utc_offset: minutes ahead of UTC, an integer "
-                                 "(UTC+09:00: 540)") from None
+                                 "(UTC+09:00: 540)")
     if not -MAX_OFFSET_MIN <= minutes <= MAX_OFFSET_MIN:
         raise web.HTTPBadRequest(text=f"utc_offset: -{MAX_OFFSET_MIN} to {MAX_OFFSET_MIN} "
                                  "minutes")
@@ -90,11 +88,13 @@ async def rule_create(request: web.Request) -> web.Response:
 
 async def rule_delete(request: web.Request) -> web.Response:
     c = ctx(request)
-    raw = request.match_info["id"]
-    if not raw.isdigit() or not await asyncio.to_thread(delete_rule, c.db, int(raw)):
+    rule_id = ascii_int(request.match_info["id"])
+    if rule_id is None or not 1 <= rule_id <= INT_MAX:
+        raise web.HTTPBadRequest(text=f"id: a rule number, 1 to {INT_MAX}")
+    if not await asyncio.to_thread(delete_rule, c.db, rule_id):
         raise web.HTTPNotFound(text="id: no such rule")
-    c.audit(claims_of(request), "rule_delete", rule=int(raw))
-    return web.json_response({"deleted": int(raw)})
+    c.audit(claims_of(request), "rule_delete", rule=rule_id)
+    return web.json_response({"deleted": rule_id})
 
 
 async def audit(request: web.Request) -> web.Response:

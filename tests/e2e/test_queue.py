@@ -113,7 +113,7 @@ async def test_a_number_left_by_dtmf_becomes_a_callback_alert_and_the_call_ends_
     queue: Dial, caller: SyntheticCaller, console: WebUnderTest, http: aiohttp.ClientSession
 ) -> None:
     otto = await token(console, http, "otto")
-    async with http.ws_connect(ws_url(console, "op001", otto)) as ws, \
+    async with http.ws_connect(ws_url(console, "otto", otto)) as ws, \
             caller.dial(queue) as line:
         await next_of(ws, "hello")
         await asyncio.sleep(1.0)

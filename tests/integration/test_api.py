@@ -54,6 +54,7 @@ async def token(web: WebUnderTest, http: aiohttp.ClientSession, user: str) -> st
 async def call(http: aiohttp.ClientSession, method: str, url: str, tok: str | None = None,
                **kwargs: Any) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+    headers.update(kwargs.pop("headers", {}))
     async with http.request(method, url, headers=headers, **kwargs) as r:
         body = await r.json() if r.content_type == "application/json" else await r.text()
         return r.status, body
@@ -74,16 +75,33 @@ async def test_unauthorized_invalid_expired_and_unsigned_tokens_get_401(
     assert status == 401 and body["error"]["code"] == "unauthorized"
 
 
-async def test_wrong_password_and_the_login_rate_limit(web: WebUnderTest,
-                                                       http: aiohttp.ClientSession) -> None:
+async def test_wrong_password_and_the_login_backoff(web: WebUnderTest,
+                                                    http: aiohttp.ClientSession) -> None:
+    """Failures per account and per address make the next try wait (backoff), never lock
+    the right password out: it works once the wait is over."""
     url = f"{web.url}/api/v1/auth/login"
+    settings = web.context.settings.web
     status, body = await call(http, "POST", url, json={"email": "ada@example.com",
                                                        "password": "nope-nope-nope"})
     assert (status, body["error"]["message"]) == (401, "wrong e-mail or password")
-    limit = web.context.settings.web.login_attempts_per_minute
-    statuses = [(await call(http, "POST", url, json={"email": "x", "password": "y"}))[0]
-                for _ in range(limit)]
-    assert statuses[-1] == 429 and set(statuses[:limit - 1]) == {401}
+    statuses = [(await call(http, "POST", url, json={"email": "ada@example.com",
+                                                     "password": "wrong"}))[0]
+                for _ in range(settings.login_failures_per_account)]
+    assert statuses == [401] * (settings.login_failures_per_account - 1) + [429]
+    async with http.post(url, json={"email": "ada@example.com", "password": PASSWORD}) as r:
+        assert (r.status, r.headers["Retry-After"]) == (429, "1")  # even the right one waits
+    assert (await call(http, "POST", url, json={"email": "vic@example.com",
+                                                "password": PASSWORD}))[0] == 200
+    await asyncio.sleep(1.05)
+    assert (await call(http, "POST", url, json={"email": "ada@example.com",
+                                                "password": PASSWORD}))[0] == 200
+    left = settings.login_attempts_per_minute - settings.login_failures_per_account
+    statuses = [(await call(http, "POST", url, json={"email": f"x{n}", "password": "y"}))[0]
+                for n in range(left + 1)]  # many accounts from one address
+    assert statuses == [401] * left + [429]
+    await asyncio.sleep(1.05)
+    assert (await call(http, "POST", url, json={"email": "otto@example.com",
+                                                "password": PASSWORD}))[0] == 200
 
 
 async def test_roles(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
@@ -161,9 +179,11 @@ async def test_knowledge_create_validate_strip_update_delete(
     assert changed["title"] == "gift wrapping"
     status, body = await call(http, "PUT", f"{url}/{xss['id']}", tok, json={"generated": [1]})
     assert (status, body["error"]["message"]) == (400, "generated[0]: expected str")
-    status, body = await call(http, "POST", url, tok, data=b"{" + b"x" * 70_000)
+    json_type = {"Content-Type": "application/json"}
+    status, body = await call(http, "POST", url, tok, data=b"{" + b"x" * 70_000,
+                              headers=json_type)
     assert status == 413 and body["error"]["code"] == "too-large"
-    status, body = await call(http, "POST", url, tok, data=b"{not json")
+    status, body = await call(http, "POST", url, tok, data=b"{not json", headers=json_type)
     assert (status, body["error"]["message"]) == (400, "body: not valid JSON")
     status, changed = await call(http, "PUT", f"{url}/{created['id']}", tok,
                                  json={"answer": "아이폰 17 있습니다"})
@@ -464,7 +484,7 @@ async def test_the_calls_list_pages_with_each_callers_first_question(
     status, rest = await call(http, "GET", url, tok, params={"caller": "1077", "limit": 2,
                                                              "offset": 2})
     assert [c["first_question"] for c in rest["data"]] == ["Question number 0?"]
-    for params, field in (({"limit": 0}, "limit:"), ({"offset": -1}, "limit:"),
+    for params, field in (({"limit": 0}, "limit:"), ({"offset": -1}, "offset:"),
                           ({"limit": "x"}, "limit:")):
         status, body = await call(http, "GET", url, tok, params=params)
         assert status == 400 and body["error"]["message"].startswith(field), body

@@ -4,15 +4,19 @@ routing rules and audit log the API reads."""
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from smartpbx_ari.config import load_settings
 from smartpbx_ari.store import stats
 from smartpbx_ari.store.audit import list_actions
 from smartpbx_ari.store.calls import CallFilter, call_page, get_call, list_calls, purge
 from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.models import Call, HitlAlert, Knowledge, OperatorAction, Utterance
 from smartpbx_ari.store.rules import add_rule, delete_rule, list_rules
 from smartpbx_ari.store.window import Window
@@ -231,3 +235,19 @@ def test_audit_log_newest_first(db: Database) -> None:
                          for n in range(3)])
     assert [a.action for a in list_actions(db, limit=2)] == ["a2", "a1"]
     assert [a.action for a in list_actions(db, limit=2, offset=2)] == ["a0"]
+
+
+def test_the_sqlite_database_is_its_owners_only(tmp_path: Path) -> None:
+    """It holds password hashes and transcripts: 0600, its journals too; the dir 0700."""
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o755)  # an older install's
+    db = open_database(load_settings(environ={"SMARTPBX_DATA_DIR": str(data)}))
+    with db.session() as session:  # a write: SQLite's -wal and -shm files appear
+        session.add(Call(caller="1003", callee="1004", start_time=datetime.now(UTC),
+                         status="active"))
+    files = sorted(data.glob("smartpbx.db*"))
+    assert len(files) >= 2 and files[0].name == "smartpbx.db"
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+        f.name: 0o600 for f in files}
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700

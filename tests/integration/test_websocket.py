@@ -57,18 +57,18 @@ async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, A
 
 async def test_websocket_connection(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
     tok = await token(web, http, "otto")
-    async with http.ws_connect(ws_url(web, "op001", tok)) as ws:
+    async with http.ws_connect(ws_url(web, "otto", tok)) as ws:
         hello = await next_of(ws, "hello")
         assert hello["user"] == "otto"
         await ws.send_str('{"type": "ping"}')
         assert (await next_of(ws, "pong"))["type"] == "pong"
         await ws.send_str("not json")
-        assert (await next_of(ws, "error"))["message"] == "not JSON"
+        assert (await next_of(ws, "error"))["message"] == "message: not valid JSON"
 
 
 async def test_a_bad_token_is_refused(web: WebUnderTest, http: aiohttp.ClientSession) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-        async with http.ws_connect(ws_url(web, "op001", "forged")):
+        async with http.ws_connect(ws_url(web, "otto", "forged")):
             pass
     assert err.value.status == 401
 
@@ -76,8 +76,8 @@ async def test_a_bad_token_is_refused(web: WebUnderTest, http: aiohttp.ClientSes
 async def test_hitl_alert_broadcast_and_transcripts(web: WebUnderTest,
                                                     http: aiohttp.ClientSession) -> None:
     otto, olga = await token(web, http, "otto"), await token(web, http, "olga")
-    async with http.ws_connect(ws_url(web, "op001", otto)) as ws1, \
-            http.ws_connect(ws_url(web, "op002", olga)) as ws2:
+    async with http.ws_connect(ws_url(web, "otto", otto)) as ws1, \
+            http.ws_connect(ws_url(web, "olga", olga)) as ws2:
         await next_of(ws1, "hello")
         await next_of(ws2, "hello")
         web.publish(CallStarted(call_id="c-ws", caller="1003", exten="1000"))
@@ -100,7 +100,7 @@ async def test_hitl_alert_broadcast_and_transcripts(web: WebUnderTest,
 async def test_websocket_reconnection_replays_what_was_missed(
         web: WebUnderTest, http: aiohttp.ClientSession) -> None:
     tok = await token(web, http, "vic")
-    async with http.ws_connect(ws_url(web, "op003", tok)) as ws:
+    async with http.ws_connect(ws_url(web, "vic", tok)) as ws:
         hello = await next_of(ws, "hello")
         web.publish(CallStarted(call_id="c-re", caller="1004", exten="1000"))
         seen = (await next_of(ws, "call_started"))["id"]
@@ -108,7 +108,7 @@ async def test_websocket_reconnection_replays_what_was_missed(
     web.publish(Heard(call_id="c-re", text="Hello?", confidence=0.8))
     web.publish(CallEnded(call_id="c-re", reason="caller hung up"))
     await asyncio.sleep(0.2)
-    async with http.ws_connect(ws_url(web, "op003", tok, since=seen)) as ws:
+    async with http.ws_connect(ws_url(web, "vic", tok, since=seen)) as ws:
         missed = [await ws.receive_json() for _ in range(2)]
         assert [m["type"] for m in missed] == ["transcript", "call_ended"]
         assert [m["id"] for m in missed] == [seen + 1, seen + 2]
@@ -157,7 +157,7 @@ async def test_two_processes_share_live_events_through_postgres(
     controller_relay, node_relay = controller.context.feed.relay, node.context.feed.relay
     assert isinstance(controller_relay, PgRelay) and isinstance(node_relay, PgRelay)
     tok = await token(node, http, "otto")
-    async with http.ws_connect(ws_url(node, "op009", tok)) as ws:
+    async with http.ws_connect(ws_url(node, "otto", tok)) as ws:
         await next_of(ws, "hello")
         controller.publish(CallStarted(call_id="c-relay", caller="1005"))
         alert = controller.context.desk.raise_alert("c-relay", "low_confidence",
@@ -192,7 +192,7 @@ async def test_an_operator_on_another_node_acts_on_the_controllers_alert(
     status, body = await call(http, "POST", f"{base}/accept", olga)
     assert status == 409 and body["error"]["message"] == (
         f"alert_id: otto has taken alert {alert.id}")
-    async with http.ws_connect(ws_url(node, "op010", otto)) as ws:
+    async with http.ws_connect(ws_url(node, "otto", otto)) as ws:
         await next_of(ws, "hello")
         await ws.send_json({"type": "answer", "alert_id": alert.id,
                             "text": "Yes, in every <b>store</b>."})
@@ -241,7 +241,7 @@ def test_other_nodes_alerts_follow_their_feed() -> None:
 async def test_what_a_caller_on_hold_says_reaches_the_alert_live(
         web: WebUnderTest, http: aiohttp.ClientSession) -> None:
     otto = await token(web, http, "otto")
-    async with http.ws_connect(ws_url(web, "op001", otto)) as ws:
+    async with http.ws_connect(ws_url(web, "otto", otto)) as ws:
         await next_of(ws, "hello")
         desk = web.context.desk
         alert = desk.raise_alert("c-hold", "low_confidence", "Gift cards?", 0.3, waiting=True)
@@ -282,7 +282,7 @@ def test_other_nodes_see_what_a_caller_on_hold_said() -> None:
 async def test_an_alert_raised_by_the_pbx_side_reaches_operators_with_its_summary(
         web: WebUnderTest, http: aiohttp.ClientSession) -> None:
     otto = await token(web, http, "otto")
-    async with http.ws_connect(ws_url(web, "op001", otto)) as ws:
+    async with http.ws_connect(ws_url(web, "otto", otto)) as ws:
         await next_of(ws, "hello")
         web.publish(CallStarted(call_id="c-sum", caller="1003", exten="1000"))
         web.publish(Heard(call_id="c-sum", text="Where is my parcel?"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smartpbx_ari.credentials import SECRET_NAMES, load_credentials
+from smartpbx_ari.credentials import SECRET_NAMES, load_credentials, private_dir
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +40,13 @@ def test_missing_names_are_added_without_touching_others(tmp_path: Path) -> None
 def test_repr_never_shows_a_secret(tmp_path: Path) -> None:
     creds = load_credentials(tmp_path, environ={})
     assert creds.ari_password not in repr(creds)
+
+
+
+def test_the_data_dir_is_its_owners_only(tmp_path: Path) -> None:
+    load_credentials(tmp_path / "fresh" / "dir")
+    assert stat.S_IMODE((tmp_path / "fresh" / "dir").stat().st_mode) == 0o700
+    older = tmp_path / "older"  # the data dir of an older install
+    older.mkdir()
+    older.chmod(0o755)
+    assert private_dir(older) == older and stat.S_IMODE(older.stat().st_mode) == 0o700

@@ -1,5 +1,6 @@
 """Tokens (HS256 only, required claims, expiry), the weak-secret refusal, role rights,
-the login rate limiter, markup stripping."""
+the logins' backoff, the socket's token bucket, a token's user looked up again,
+markup stripping."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import time
 import jwt
 import pytest
 
-from smartpbx_ari.web.auth import Claims, RateLimiter, Tokens, WeakSecretError
+from smartpbx_ari.web.accounts import Accounts
+from smartpbx_ari.web.auth import (
+    Backoff,
+    Bucket,
+    Claims,
+    LoginThrottle,
+    Tokens,
+    WeakSecretError,
+)
 from smartpbx_ari.web.text import plain
 
 pytestmark = pytest.mark.unit
@@ -49,14 +58,69 @@ def test_rights_by_role() -> None:
     assert Claims("a", "admin").may("admin")
 
 
-def test_rate_limiter_window() -> None:
-    limiter = RateLimiter(2, window_s=10)
-    assert limiter.allow("ip", now=0) == 0 and limiter.allow("ip", now=1) == 0
-    assert limiter.allow("ip", now=2) == pytest.approx(8)
-    assert limiter.allow("other", now=2) == 0
-    assert limiter.allow("ip", now=10.5) == 0  # the first attempt left the window
+def test_backoff_doubles_after_the_free_attempts_and_forgets_after_an_hour() -> None:
+    backoff = Backoff(2, max_s=5.0)
+    for now in (0.0, 0.1):
+        assert backoff.wait("k", now) == 0
+        backoff.attempt("k", now)
+    assert backoff.wait("k", 0.1) == pytest.approx(1.0)  # third try: 1 s after the last
+    assert backoff.wait("other", 0.1) == 0
+    backoff.attempt("k", 1.1)
+    assert backoff.wait("k", 1.1) == pytest.approx(2.0)
+    for now in (3.1, 7.1, 12.1):
+        backoff.attempt("k", now)
+    assert backoff.wait("k", 12.1) == pytest.approx(5.0)  # capped at max_s
+    assert backoff.wait("k", 12.1 + 3601) == 0  # an hour of quiet: forgotten
+
+
+def test_a_right_password_is_never_locked_out_for_long() -> None:
+    throttle = LoginThrottle(per_address=4, per_account=2, max_s=300.0)
+    for now in (0.0, 0.1):  # two wrong passwords for ada
+        assert throttle.allow("10.0.0.1", "ada@example.com", now) == 0
+    assert throttle.allow("10.0.0.1", " ADA@example.com", 0.2) == pytest.approx(0.9)
+    assert throttle.allow("10.0.0.2", "ada@example.com", 0.2) > 0  # per account, any address
+    assert throttle.allow("10.0.0.1", "otto@example.com", 0.2) == 0  # others still may
+    assert throttle.allow("10.0.0.1", "ada@example.com", 1.2) == 0  # a second later
+    throttle.succeeded("10.0.0.1", "ada@example.com")  # the right one: ada's count cleared
+    assert throttle.allow("10.0.0.1", "ada@example.com", 1.3) == 0
+    # the address: three failures and one attempt still open -> the next waits
+    assert throttle.allow("10.0.0.1", "vic@example.com", 1.4) == pytest.approx(0.9)
 
 
 def test_plain_strips_markup_and_scripts() -> None:
     assert plain("<b>Hi</b> <script>alert(1)</script>there &amp; you") == "Hi there & you"
     assert plain("a < b > c") == "a b c"
+
+
+def test_the_bucket_allows_a_burst_then_the_rate() -> None:
+    bucket = Bucket(5.0)
+    bucket.at = 0.0
+    assert [bucket.take(now=0.0) for _ in range(11)] == [True] * 10 + [False]
+    assert bucket.take(now=0.2) and not bucket.take(now=0.2)  # one more every 1/5 s
+    assert [bucket.take(now=100.0) for _ in range(11)].count(True) == 10  # never above burst
+
+
+async def test_accounts_look_the_user_up_again_when_the_cache_is_old() -> None:
+    roles: dict[str, str | None] = {"ada": "admin"}
+    asked: list[str] = []
+
+    def role_of(name: str) -> str | None:
+        asked.append(name)
+        return roles.get(name)
+
+    accounts = Accounts(role_of, check_s=60.0)
+    token = Claims("ada", "admin")
+    assert await accounts.current(token) == token
+    roles["ada"] = "viewer"
+    assert await accounts.current(token) == token and asked == ["ada"]  # cached
+    assert await accounts.current(token, fresh=True) == Claims("ada", "viewer")
+    roles["ada"] = None  # disabled or removed
+    accounts.check_s = 0.0
+    assert await accounts.current(token) is None
+    assert await accounts.current(Claims("ghost", "admin")) is None
+
+
+def test_a_login_keeps_a_bounded_key_however_long_the_name() -> None:
+    throttle = LoginThrottle(per_address=4, per_account=2, max_s=300.0)
+    assert throttle.allow("10.0.0.1", "x" * 60_000, 0.0) == 0
+    assert [len(key) for key in throttle.accounts._tries] == [254]
