@@ -11,6 +11,10 @@ the clip as a whole (no VAD: the STT alone; ``bench_hearing.py`` measures the ca
     .venv/bin/python scripts/bench_stt.py [--models ,whisper-base] [--limit 20]
         [--prompt-tokens 0] [--threads 2] [--json]
 
+``--windows 30,15,10`` compares Whisper windows (``stt.window_s``, the first model): the
+same clips plus people reading (pocketsphinx-testdata, the validation set's), each
+decoded in each window in turn, printing word error rate and decode time per window.
+
 ``--batches 1,2,4,8`` measures instead what a batch costs (the first model): the clips
 decoded in groups of each size in turn (interleaved, ``--rounds`` times), printing wall
 and CPU time per utterance, and how many were heard differently than alone.
@@ -48,7 +52,7 @@ from smartpbx_ari.media.resample import resample
 from smartpbx_ari.sipcaller.caller import trim_silence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hearing import word_errors  # one way to count errors: Whisper's
+from bench_hearing import pocketsphinx_recordings, word_errors  # Whisper's way of counting
 
 VALIDATION = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "rag_validation.yaml"
 VOICES = {"neural": Voice("piper"), "robot-us": Voice("espeak", "en-us")}
@@ -155,6 +159,33 @@ def batch_cost(stt: SpeechToText, samples: list[tuple[str, str, np.ndarray]],
         for size in sizes}}
 
 
+def window_cost(settings_stt: Any, cache_dir: Path, samples: list[tuple[str, str, np.ndarray]],
+                windows: list[float]) -> dict[str, Any]:
+    """Per window: word error rate (questions, people reading) and decode ms p50/p95."""
+    people = [("human", r.text, r.pcm) for r in pocketsphinx_recordings()]
+    models = {w: SpeechToText(replace(settings_stt, window_s=w), cache_dir) for w in windows}
+    errors = {w: {"questions": [0, 0], "people": [0, 0]} for w in windows}
+    took: dict[float, list[float]] = {w: [] for w in windows}
+    for done, (kind, text, pcm) in enumerate(samples + people, 1):
+        for window, stt in models.items():  # interleaved: a busy moment slows all alike
+            heard = stt._decode_many([pcm], "en")[0]
+            took[window].append(heard.decode_s)
+            e, n = word_errors(text, heard.text)
+            tally = errors[window]["people" if kind == "human" else "questions"]
+            tally[0] += e
+            tally[1] += n
+        print(f"\r{done}/{len(samples) + len(people)}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    return {"questions": len(samples), "people": len(people), "windows": {
+        window: {"wer_questions": round(errors[window]["questions"][0]
+                                        / max(1, errors[window]["questions"][1]), 3),
+                 "wer_people": round(errors[window]["people"][0]
+                                     / max(1, errors[window]["people"][1]), 3),
+                 "decode_ms_p50": round(1000 * statistics.median(took[window])),
+                 "decode_ms_p95": round(1000 * percentile(took[window], 0.95))}
+        for window in windows}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",whisper-base",
@@ -165,7 +196,19 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--batches", default="", help="batch sizes, e.g. 1,2,4,8")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--windows", default="", help="stt.window_s values, e.g. 30,15,10")
     args = parser.parse_args()
+    if args.windows:
+        settings = load_settings()
+        costs = window_cost(replace(settings.stt, model=args.models.split(",")[0],
+                                    cpu_threads=args.threads), settings.cache_dir,
+                            asyncio.run(clips(questions(args.limit))),
+                            [float(w) for w in args.windows.split(",")])
+        print(json.dumps(costs) if args.json else "\n".join(
+            [f"{costs['questions']} question clips, {costs['people']} people reading"]
+            + [f"window {w:>4} s: " + "  ".join(f"{k} {v}" for k, v in row.items())
+               for w, row in costs["windows"].items()]))
+        return 0
     if args.batches:
         settings = load_settings()
         stt = SpeechToText(replace(settings.stt, model=args.models.split(",")[0],
