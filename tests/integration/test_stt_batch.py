@@ -27,7 +27,8 @@ SAID = ["Where is my parcel? I ordered it last week.",
 @pytest.fixture(scope="module")
 def stt() -> Iterator[SpeechToText]:
     settings = load_settings()
-    ears = SpeechToText(replace(settings.stt, batch_max=8, workers=1), settings.cache_dir)
+    ears = SpeechToText(replace(settings.stt, batch_max=8, workers=1, window_s=30.0),
+                        settings.cache_dir)  # Whisper's own window: as faster-whisper hears
     yield ears
     ears.close()
 
