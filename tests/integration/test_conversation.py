@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from smartpbx_ari.ai import stt as stt_module
 from smartpbx_ari.ai.agent import HOLDING
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
@@ -223,17 +224,16 @@ async def test_a_korean_call_is_heard_by_the_multilingual_model_in_korean(
     """espeak-ng's Korean is not intelligible to any model here: what is checked is the
     route, that a call routed as Korean reaches the multilingual model told "ko"."""
     told: list[str] = []
-    decode = korean_stt._model.transcribe
+    decode = stt_module.decode_batch
     loop, decoded = asyncio.get_running_loop(), asyncio.Event()
 
-    def spy(audio: np.ndarray, **options: Any) -> Any:
-        told.append(options["language"])
-        segments, info = decode(audio, **options)
-        segments = list(segments)  # decoded here, in the STT worker
+    def spy(model: Any, audios: list[np.ndarray], language: str, *args: Any) -> Any:
+        told.append(language)
+        heard = decode(model, audios, language, *args)  # in the STT worker
         loop.call_soon_threadsafe(decoded.set)
-        return iter(segments), info
+        return heard
 
-    monkeypatch.setattr(korean_stt._model, "transcribe", spy)
+    monkeypatch.setattr(stt_module, "decode_batch", spy)
     english = FakeStt([])
     engine = _engine(english, FakeTts())
     engine.stt_ko = korean_stt
