@@ -15,6 +15,11 @@ the clip as a whole (no VAD: the STT alone; ``bench_hearing.py`` measures the ca
 same clips plus people reading (pocketsphinx-testdata, the validation set's), each
 decoded in each window in turn, printing word error rate and decode time per window.
 
+``--pools 1x2b1,1x2b8,2x1b1`` sizes the pool: for each configuration (``stt.workers`` x
+``stt.cpu_threads``, ``b`` ``stt.batch_max``) all clips are asked at once (as callers who
+finish speaking together), interleaved over ``--rounds``; prints utterances per second
+and the p50/p95 wait for a transcript.
+
 ``--batches 1,2,4,8`` measures instead what a batch costs (the first model): the clips
 decoded in groups of each size in turn (interleaved, ``--rounds`` times), printing wall
 and CPU time per utterance, and how many were heard differently than alone.
@@ -186,6 +191,36 @@ def window_cost(settings_stt: Any, cache_dir: Path, samples: list[tuple[str, str
         for window in windows}}
 
 
+async def pool_cost(settings_stt: Any, cache_dir: Path, pcms: list[np.ndarray],
+                    pools: list[str], rounds: int) -> dict[str, Any]:
+    """Per pool shape: throughput and the wait for each transcript, all asked at once."""
+    shapes = {}
+    for pool in pools:
+        workers, rest = pool.split("x")
+        threads, batch = rest.split("b")
+        shapes[pool] = SpeechToText(replace(settings_stt, workers=int(workers),
+                                            cpu_threads=int(threads), batch_max=int(batch)),
+                                    cache_dir)
+    rates: dict[str, list[float]] = {p: [] for p in pools}
+    waits: dict[str, list[float]] = {p: [] for p in pools}
+
+    async def timed(stt: SpeechToText, pcm: np.ndarray, asked: float) -> float:
+        await stt.transcribe(pcm, "en")
+        return time.perf_counter() - asked
+
+    for _round in range(rounds):
+        for pool, stt in shapes.items():
+            asked = time.perf_counter()
+            done = await asyncio.gather(*(timed(stt, p, asked) for p in pcms))
+            rates[pool].append(len(pcms) / max(done))
+            waits[pool] += done
+    return {"utterances": len(pcms), "rounds": rounds, "pools": {
+        pool: {"per_s": round(statistics.median(rates[pool]), 2),
+               "wait_ms_p50": round(1000 * statistics.median(waits[pool])),
+               "wait_ms_p95": round(1000 * percentile(waits[pool], 0.95))}
+        for pool in pools}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",whisper-base",
@@ -197,7 +232,19 @@ def main() -> int:
     parser.add_argument("--batches", default="", help="batch sizes, e.g. 1,2,4,8")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--windows", default="", help="stt.window_s values, e.g. 30,15,10")
+    parser.add_argument("--pools", default="", help="e.g. 1x2b1,1x2b8,2x1b1")
     args = parser.parse_args()
+    if args.pools:
+        settings = load_settings()
+        pcms = [p for _k, _t, p in asyncio.run(clips(questions(args.limit)))]
+        costs = asyncio.run(pool_cost(replace(settings.stt, model=args.models.split(",")[0]),
+                                      settings.cache_dir, pcms, args.pools.split(","),
+                                      args.rounds))
+        print(json.dumps(costs) if args.json else "\n".join(
+            [f"{costs['utterances']} utterances at once, {costs['rounds']} rounds"]
+            + [f"pool {p:>7}: " + "  ".join(f"{k} {v}" for k, v in row.items())
+               for p, row in costs["pools"].items()]))
+        return 0
     if args.windows:
         settings = load_settings()
         costs = window_cost(replace(settings.stt, model=args.models.split(",")[0],

@@ -99,7 +99,7 @@ class SpeechToText:
         self._waiting.append(job)
         try:
             async with self._slots[1]:
-                if not job.result.done():  # else decoded in another's batch meanwhile
+                if job in self._waiting:  # else taken into another's batch meanwhile
                     await self._decode_waiting(job)
             return await job.result
         finally:

@@ -119,3 +119,17 @@ async def test_a_short_window_takes_short_utterances_and_leaves_long_ones_whispe
         ears.close()
     assert sorted(windows) == [(1, 30.0), (2, 10.0)]
     assert len(long) > 5 * 16000 and all(t.text for t in heard)
+
+
+async def test_two_workers_share_the_waiting_utterances_without_taking_one_twice(
+        clips: list[np.ndarray]) -> None:
+    settings = load_settings()
+    ears = SpeechToText(replace(settings.stt, workers=2, cpu_threads=1, batch_max=2,
+                                window_s=30.0), settings.cache_dir)
+    try:
+        heard = await asyncio.gather(*(ears.transcribe(c, "en") for c in clips * 2))
+    finally:
+        ears.close()
+    assert [t.text for t in heard[:3]] == [t.text for t in heard[5:8]]
+    assert all(t.text for t in heard[:3]) and ears._waiting == []
+    assert sum(size * n for size, n in ears.batches.items()) == len(clips) * 2
