@@ -108,8 +108,10 @@ class SttSettings:
     beam_size: int = 1
     cpu_threads: int = 2
     workers: int = 1  # bounded pool: at most this many decodes at once
-    # utterances waiting together decoded as one batch, at most this many (1 = each alone)
-    batch_max: int = 8
+    # utterances waiting together decoded as one batch, at most this many (1 = each alone).
+    # 1: on 2 cores a batch decodes no faster per utterance, and each waits for the whole
+    # batch (bench_stt.py --pools: 32 at once, 2.96/s alone vs 2.92/s in batches of 8)
+    batch_max: int = 1
     # the Whisper window an utterance of at most half of it is decoded in (seconds; 30 =
     # Whisper's own); longer utterances get 30 s. 15 s: the decode 2.3x faster (tiny.en
     # p50 219 vs 510 ms) at the same word error rate (questions 0.185 vs 0.177, people
