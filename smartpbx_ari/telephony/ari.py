@@ -18,7 +18,14 @@ from typing import Any
 import aiohttp
 
 from smartpbx_ari.call.control import TelephonyError
-from smartpbx_ari.telephony.ari_events import AriEvent, Bridge, Channel, Connected, parse_event
+from smartpbx_ari.telephony.ari_events import (
+    AriEvent,
+    Bridge,
+    Channel,
+    Connected,
+    Disconnected,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
 RECORDING_TIMEOUT_S = 300.0
@@ -179,6 +186,16 @@ class AriClient:
         data = await self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})
         return str(data.get("value", ""))
 
+    async def reachable(self) -> bool:
+        """Asterisk answers ARI's REST at all (an error status counts: it is alive)."""
+        try:
+            await self.request("GET", "/asterisk/ping")
+        except AriError:
+            return True
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return True
+
     # ---- WebSocket ----------------------------------------------------------------
     def _ws_url(self) -> str:
         return self.base_url.replace("http", "ws", 1) + "/events"
@@ -194,7 +211,9 @@ class AriClient:
                     yield event
             except (aiohttp.ClientError, OSError, TimeoutError) as err:
                 log.warning("ARI WebSocket: %s", err)
-            self.connected.clear()
+            if self.connected.is_set():
+                self.connected.clear()
+                yield Disconnected(type="Disconnected", application=self.app)
             first = False
             await asyncio.sleep(next(delays))
 

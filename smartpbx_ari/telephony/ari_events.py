@@ -103,6 +103,13 @@ class Connected(AriEvent):
     first: bool = True
 
 
+@dataclass(frozen=True)
+class Disconnected(AriEvent):
+    """Not from Asterisk: the WebSocket of a connection closed; reconnecting goes on.
+
+    If Asterisk itself is gone (killed, its host down), its calls went with it."""
+
+
 def parse_event(data: dict[str, Any]) -> AriEvent:
     """Turn one ARI WebSocket message into a typed event (unknown types stay generic)."""
     kind = str(data.get("type", ""))
