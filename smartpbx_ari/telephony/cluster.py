@@ -79,6 +79,7 @@ def node_env(node: Node) -> dict[str, str]:
     """The ``SMARTPBX_*`` overrides that make ``smartpbx serve`` this node's controller."""
     s = node.settings
     return {
+        "SMARTPBX_DATA_DIR": str(s.data_dir), "SMARTPBX_CACHE_DIR": str(s.cache_dir),
         "SMARTPBX_PBX__HOST": s.pbx.host, "SMARTPBX_PBX__SIP_PORT": str(s.pbx.sip_port),
         "SMARTPBX_PBX__HTTP_PORT": str(s.pbx.http_port),
         "SMARTPBX_PBX__AMI_PORT": str(s.pbx.ami_port),
