@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+EXEC_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True)
 class Daemon:
@@ -45,6 +47,9 @@ class Daemon:
             os.close(log)
             os.close(null)
         self.pidfile.write_text(f"{pid}\n")
+        deadline = time.monotonic() + EXEC_TIMEOUT_S  # until it runs our command (exec'd)
+        while self.pid() != pid and not self.exited(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return pid
 
     def exited(self, pid: int) -> bool:
