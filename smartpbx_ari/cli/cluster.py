@@ -4,24 +4,41 @@ each) sharing one PostgreSQL and one Chroma server, all on loopback (telephony/c
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from smartpbx_ari.cli.kb import ensure_demo_knowledge
 from smartpbx_ari.cli.users import ensure_demo_admin
 from smartpbx_ari.config import Settings
 from smartpbx_ari.store.db import safe_url
 from smartpbx_ari.store.migrate import open_database
-from smartpbx_ari.telephony.cluster import Cluster, ClusterStatus
+from smartpbx_ari.telephony.cluster import Cluster, ClusterStatus, cluster_node
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status", "serve", "render"])
+    parser.add_argument("target", nargs="?",
+                        help="serve: the node whose controller to run (node1, ...); "
+                             "render: a directory")
     parser.add_argument("--demo", action="store_true",
                         help="up: import the demo knowledge base when it is empty, and the "
                              "console user admin (as `smartpbx demo` does)")
 
 
 def run_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action in ("serve", "render") and not args.target:
+        print(f"smartpbx: cluster {args.action} needs a "
+              f"{'node' if args.action == 'serve' else 'directory'}", file=sys.stderr)
+        return 2
+    if args.action == "serve":
+        from smartpbx_ari.cli.serve import run_serve
+
+        return run_serve(cluster_node(settings, args.target).settings)
     cluster = Cluster(settings, config=args.config)
+    if args.action == "render":
+        for path in cluster.render(Path(args.target)):
+            print(f"cluster: rendered {path}")
+        return 0
     if args.action == "down":
         stopped = cluster.down()
         print("cluster: stopped " + (", ".join(stopped) if stopped else "nothing (not running)"))

@@ -19,7 +19,7 @@ from smartpbx_ari.credentials import Credentials, load_credentials
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.telephony.daemon import Daemon
 from smartpbx_ari.telephony.kamailio import Destination, Kamailio
-from smartpbx_ari.telephony.pbx import LocalPbx, PbxStatus
+from smartpbx_ari.telephony.pbx import LocalPbx, PbxStatus, config_source, render_config
 
 CONTROLLER_READY = "ARI WebSocket connected"  # telephony/ari.py logs it once connected
 CONTROLLER_TIMEOUT_S = 240.0  # models load on 2 shared cores
@@ -75,24 +75,12 @@ def cluster_nodes(settings: Settings) -> list[Node]:
     return nodes
 
 
-def node_env(node: Node) -> dict[str, str]:
-    """The ``SMARTPBX_*`` overrides that make ``smartpbx serve`` this node's controller."""
-    s = node.settings
-    return {
-        "SMARTPBX_DATA_DIR": str(s.data_dir), "SMARTPBX_CACHE_DIR": str(s.cache_dir),
-        "SMARTPBX_PBX__HOST": s.pbx.host, "SMARTPBX_PBX__SIP_PORT": str(s.pbx.sip_port),
-        "SMARTPBX_PBX__HTTP_PORT": str(s.pbx.http_port),
-        "SMARTPBX_PBX__AMI_PORT": str(s.pbx.ami_port),
-        "SMARTPBX_PBX__RTP_START": str(s.pbx.rtp_start),
-        "SMARTPBX_PBX__RTP_END": str(s.pbx.rtp_end),
-        "SMARTPBX_MEDIA__BIND_HOST": s.media.bind_host,
-        "SMARTPBX_MEDIA__PORT_START": str(s.media.port_start),
-        "SMARTPBX_MEDIA__PORT_END": str(s.media.port_end),
-        "SMARTPBX_AGI__HOST": s.agi.host, "SMARTPBX_AGI__PORT": str(s.agi.port),
-        "SMARTPBX_WEB__HOST": s.web.host, "SMARTPBX_WEB__PORT": str(s.web.port),
-        "SMARTPBX_WEB__EVENTS": s.web.events, "SMARTPBX_RAG__CHROMA_URL": s.rag.chroma_url,
-        "SMARTPBX_DATABASE_URL": s.database_url,
-    }
+def cluster_node(settings: Settings, name: str) -> Node:
+    for node in cluster_nodes(settings):
+        if node.name == name:
+            return node
+    names = ", ".join(n.name for n in cluster_nodes(settings))
+    raise ConfigError(f"cluster.nodes: no node {name!r} (the nodes: {names})")
 
 
 @dataclass(frozen=True)
@@ -134,7 +122,7 @@ class Cluster:
     def controller(self, node: Node) -> Daemon:
         folder = self.state / node.name
         return Daemon(f"controller {node.name}", folder / "serve.pid", folder / "serve.log",
-                      f"smartpbx_node={node.name}")
+                      node.name)
 
     def chroma_up(self) -> int:
         pid = self.chroma.pid()
@@ -162,11 +150,11 @@ class Cluster:
             return pid
         daemon.logfile.parent.mkdir(parents=True, exist_ok=True)
         offset = daemon.logfile.stat().st_size if daemon.logfile.exists() else 0
-        env: dict[str, str] = {**os.environ, **node_env(node)}
+        env = dict(os.environ)
         if self.config is not None:
             env["SMARTPBX_CONFIG"] = str(self.config)
-        pid = daemon.start([sys.executable, "-X", f"smartpbx_node={node.name}", "-m",
-                            "smartpbx_ari", "serve"], env)
+        pid = daemon.start([sys.executable, "-m", "smartpbx_ari", "cluster", "serve",
+                            node.name], env)
         deadline = time.monotonic() + CONTROLLER_TIMEOUT_S
         while CONTROLLER_READY not in _read_from(daemon.logfile, offset):
             if daemon.exited(pid):
@@ -178,9 +166,23 @@ class Cluster:
             time.sleep(0.3)
         return pid
 
+    def render(self, dest: Path) -> list[Path]:
+        """For hosts of their own (docker-compose): each node's Asterisk configuration in
+        ``dest/<node>/`` and Kamailio's in ``dest/kamailio/`` (its paths under there)."""
+        written = []
+        for node in self.nodes:
+            pbx = self.pbx(node)
+            render_config(config_source(), dest / node.name, pbx.values())
+            render_config(config_source() / "node", dest / node.name, pbx.values())
+            written.append(dest / node.name)
+        Kamailio(self.settings.cluster, dest / "kamailio").render(self.addresses())
+        return [*written, dest / "kamailio"]
+
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(n.settings.pbx.host, n.settings.pbx.sip_port) for n in self.nodes]
+
     def kamailio_up(self) -> int:
-        return self.kamailio.up([(n.settings.pbx.host, n.settings.pbx.sip_port)
-                                 for n in self.nodes])
+        return self.kamailio.up(self.addresses())
 
     # ---- the whole ----------------------------------------------------------------
     def down(self) -> list[str]:

@@ -206,8 +206,11 @@ class LocalPbx:
             detail = f"running (pid {pid}), ARI {'answers' if ok else 'does not answer'}"
         return PbxStatus(pid is not None, pid, ok, detail)
 
+    def values(self) -> dict[str, str]:
+        return {**template_values(self.settings, self.creds), **self.node_values}
+
     def render(self) -> list[str]:
-        values = {**template_values(self.settings, self.creds), **self.node_values}
+        values = self.values()
         install_sounds(config_source() / "sounds", self.root / SOUNDS_DIR)
         written = render_config(config_source(), self.root / self.etc, values)
         if self.node:

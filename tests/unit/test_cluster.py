@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from smartpbx_ari.config import ConfigError, Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.telephony.ari_events import Disconnected
-from smartpbx_ari.telephony.cluster import Cluster, cluster_nodes, node_env
+from smartpbx_ari.telephony.cluster import Cluster, cluster_node, cluster_nodes
 from smartpbx_ari.telephony.daemon import Daemon
 from smartpbx_ari.telephony.kamailio import Kamailio, parse_destinations
 from smartpbx_ari.telephony.pbx import LocalPbx
@@ -71,11 +72,25 @@ def test_bad_cluster_settings_name_the_key(tmp_path: Path, key: str, value: str,
         _settings(tmp_path, **{f"SMARTPBX_CLUSTER__{key}": value})
 
 
-def test_a_controllers_environment_makes_it_its_node(tmp_path: Path) -> None:
-    """``smartpbx serve`` with the node's overrides loads exactly the node's settings."""
+def test_a_node_is_found_by_name(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    for node in cluster_nodes(settings):
-        assert load_settings(environ=node_env(node)) == node.settings
+    assert cluster_node(settings, "node2") == cluster_nodes(settings)[1]
+    with pytest.raises(ConfigError, match=r"^cluster.nodes: no node 'node3' \(the nodes: "
+                                          r"node1, node2\)"):
+        cluster_node(settings, "node3")
+
+
+def test_render_writes_every_nodes_asterisk_and_kamailios_config(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    cluster = Cluster(settings, load_credentials(settings.data_dir, environ={}))
+    out = tmp_path / "out"
+    assert cluster.render(out) == [out / "node1", out / "node2", out / "kamailio"]
+    for k, node in enumerate(("node1", "node2")):
+        assert f"systemname = {node}" in (out / node / "asterisk.conf").read_text()
+        assert f"bind = 127.0.0.{k + 2}:{5061 + k}" in (out / node / "pjsip.conf").read_text()
+        assert "{{" not in (out / node / "extensions.conf").read_text()
+    assert f"unix:{out / 'kamailio' / 'kamailio.ctl'}" in \
+        (out / "kamailio" / "kamailio.cfg").read_text()
 
 
 def test_kamailio_config_is_rendered_with_the_nodes(tmp_path: Path) -> None:
@@ -212,3 +227,21 @@ async def test_calls_wait_for_the_reconnect_while_the_pbx_still_answers(tmp_path
     ari.connected.set()  # the WebSocket is back: reconcile takes over from here
     await asyncio.wait_for(asyncio.gather(*app.active_tasks()), 2)
     assert [s.reason for s in sessions] == ["", ""]
+
+
+def test_docker_compose_has_the_same_cluster_as_a_profile(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((repo / "docker-compose.yml").read_text())["services"]
+    cluster = {n: s for n, s in services.items() if "cluster" in s.get("profiles", [])}
+    nodes = [n.name for n in cluster_nodes(_settings(tmp_path))]
+    assert set(cluster) == {"cluster-config", "chroma", "kamailio",
+                            *(f"asterisk-{n}" for n in nodes),
+                            *(f"controller-{n}" for n in nodes)}
+    assert all(s["network_mode"] == "host" for s in cluster.values())
+    assert cluster["cluster-config"]["command"][1:3] == ["cluster", "render"]
+    for n in nodes:
+        assert cluster[f"controller-{n}"]["command"] == ["smartpbx", "cluster", "serve", n]
+        assert cluster[f"asterisk-{n}"]["environment"] == {"NODE": n}
+    assert "--host" in cluster["chroma"]["command"] and "127.0.0.1" in cluster["chroma"]["command"]
+    assert "kamailio" in (repo / "docker/kamailio.Dockerfile").read_text()
+    assert "kamailio" in (repo / "scripts/dev.sh").read_text()
