@@ -5,8 +5,9 @@ live call and alert; one node's Asterisk killed by its PID: new calls go to the 
 within 5 s, the killed node's calls end "PBX lost" in the shared database, and no caller's
 utterance is missing from the record.
 
-Kept to 6 calls before the kill and 2 after (the issue asks for 20): two controllers and
-the callers' speech share 2 cores, and 6 already put 3 on each node (round-robin)."""
+Kept to 6 calls before the kill and 2 after by default (the issue asks for 20; set
+SMARTPBX_E2E_CLUSTER_CALLS=20 for that): two controllers and the callers' speech share 2
+cores, and 6 already put 3 on each node (round-robin)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from tests.fixtures.postgres import LocalPostgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 
-CALLS = 6
+CALLS = int(os.environ.get("SMARTPBX_E2E_CLUSTER_CALLS", "6"))  # even: half on each node
 AFTER_KILL = 2
 QUESTIONS = ["How do I get a refund?", "Which payment methods do you accept?",
              "How long does shipping take?"]
@@ -175,8 +176,13 @@ async def test_calls_spread_fail_over_and_stay_on_record(cluster: Cluster, db: D
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
+        lost = asyncio.create_task(wait_for(
+            lambda: [c for c in calls_of(db).values()
+                     if c.call_id.startswith(killed.name) and c.end_time], 15,
+            "the killed node's calls ended"))
         first = await greeted(caller, dial, stack)
-        assert first.answered_at - killed_at < FAILOVER_S
+        failover_s = first.answered_at - killed_at
+        assert failover_s < FAILOVER_S
         more = [first] + [await greeted(caller, dial, stack) for _ in range(AFTER_KILL - 1)]
         await asyncio.gather(*(ask(line, QUESTIONS[0]) for line in more))
         view = await asyncio.to_thread(cluster.kamailio.destinations)
@@ -187,9 +193,12 @@ async def test_calls_spread_fail_over_and_stay_on_record(cluster: Cluster, db: D
                           f"sip:{survivor.settings.pbx.host}:{survivor.settings.pbx.sip_port}":
                           True}
         # the killed node's calls end with the reason, in the shared database
-        ended = await wait_for(lambda: [c for c in calls_of(db).values()
-                                        if c.call_id.startswith(killed.name) and c.end_time],
-                               10, "the killed node's calls ended")
+        ended = await lost
+        lost_s = max(c.end_time for c in ended).timestamp() - (time.time() - (
+            time.monotonic() - killed_at))
+        print(f"\ncluster: {CALLS} calls {[len(v) for v in per_node.values()]} per node; "
+              f"after the kill the next call was answered in {failover_s:.2f} s, the killed "
+              f"node's calls on record as ended {lost_s:.2f} s after it")
         assert len(ended) == CALLS // 2
         assert {c.end_reason for c in ended} == {PBX_LOST}
         records = calls_of(db)
