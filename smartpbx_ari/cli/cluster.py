@@ -12,7 +12,12 @@ from smartpbx_ari.cli.users import ensure_demo_admin
 from smartpbx_ari.config import Settings
 from smartpbx_ari.store.db import safe_url
 from smartpbx_ari.store.migrate import open_database
-from smartpbx_ari.telephony.cluster import Cluster, ClusterStatus, cluster_node
+from smartpbx_ari.telephony.cluster import (
+    Cluster,
+    ClusterStatus,
+    check_shared_database,
+    cluster_node,
+)
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +38,7 @@ def run_cluster(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "serve":
         from smartpbx_ari.cli.serve import run_serve
 
+        check_shared_database(settings)
         return run_serve(cluster_node(settings, args.target).settings)
     cluster = Cluster(settings, config=args.config)
     if args.action == "render":
@@ -53,6 +59,7 @@ def run_cluster(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def up(cluster: Cluster, demo: bool) -> None:
+    check_shared_database(cluster.settings)
     first = cluster.nodes[0].settings
     print(f"cluster: chroma (pid {cluster.chroma_up()}) on {first.rag.chroma_url}")
     db = open_database(first)

@@ -50,9 +50,6 @@ def chroma_url(settings: Settings) -> str:
 def cluster_nodes(settings: Settings) -> list[Node]:
     """Node k (1, 2, ...) on its address: pbx/web/agi ports + k, its share of the pbx and
     media RTP ranges, the shared database and Chroma, live events over PostgreSQL."""
-    if not settings.database_url.startswith("postgresql"):
-        raise ConfigError("database_url: a cluster's nodes share one PostgreSQL "
-                          "(postgresql+psycopg://...)")
     hosts = settings.cluster.node_hosts
     nodes = []
     for k, host in enumerate(hosts):
@@ -73,6 +70,12 @@ def cluster_nodes(settings: Settings) -> list[Node]:
             rag=dataclasses.replace(settings.rag, chroma_url=chroma_url(settings)))
         nodes.append(Node(f"node{k + 1}", node))
     return nodes
+
+
+def check_shared_database(settings: Settings) -> None:
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError("database_url: a cluster's nodes share one PostgreSQL "
+                          "(postgresql+psycopg://...)")
 
 
 def cluster_node(settings: Settings, name: str) -> Node:

@@ -16,7 +16,12 @@ import yaml
 from smartpbx_ari.config import ConfigError, Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.telephony.ari_events import Disconnected
-from smartpbx_ari.telephony.cluster import Cluster, cluster_node, cluster_nodes
+from smartpbx_ari.telephony.cluster import (
+    Cluster,
+    check_shared_database,
+    cluster_node,
+    cluster_nodes,
+)
 from smartpbx_ari.telephony.daemon import Daemon
 from smartpbx_ari.telephony.kamailio import Kamailio, parse_destinations
 from smartpbx_ari.telephony.pbx import LocalPbx
@@ -52,8 +57,9 @@ def test_nodes_get_their_address_ports_and_a_share_of_every_range(tmp_path: Path
 
 
 def test_a_cluster_needs_postgresql_and_room_in_its_ranges(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="^database_url: "):
-        cluster_nodes(_settings(tmp_path, SMARTPBX_DATABASE_URL=""))
+    with pytest.raises(ConfigError, match="^database_url: a cluster's nodes share one "):
+        check_shared_database(_settings(tmp_path, SMARTPBX_DATABASE_URL=""))
+    check_shared_database(_settings(tmp_path))
     with pytest.raises(ConfigError, match="^pbx.rtp_start: the range is too small for 2"):
         cluster_nodes(_settings(tmp_path, SMARTPBX_PBX__RTP_START="10000",
                                 SMARTPBX_PBX__RTP_END="10002"))
