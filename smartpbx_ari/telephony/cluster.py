@@ -149,7 +149,8 @@ class Cluster:
         """Start the node's ``smartpbx serve`` and wait until it is connected to its ARI."""
         daemon = self.controller(node)
         pid = daemon.pid()
-        if pid is not None:
+        if pid is not None:  # running: once its Asterisk (re)started, it reconnects
+            self._wait_app(node, pid, daemon)
             return pid
         daemon.logfile.parent.mkdir(parents=True, exist_ok=True)
         offset = daemon.logfile.stat().st_size if daemon.logfile.exists() else 0
@@ -183,6 +184,19 @@ class Cluster:
 
     def addresses(self) -> list[tuple[str, int]]:
         return [(n.settings.pbx.host, n.settings.pbx.sip_port) for n in self.nodes]
+
+    def _wait_app(self, node: Node, pid: int, daemon: Daemon) -> None:
+        """Until the controller's Stasis app is registered with the node's Asterisk."""
+        path = f"/applications/{node.settings.ari.app}"
+        deadline = time.monotonic() + node.settings.ari.reconnect_max_s + 10.0
+        while not self.pbx(node).ari_ok(path=path):
+            if daemon.exited(pid):
+                raise ClusterError(f"cluster: the controller of {node.name} exited: "
+                                   f"{daemon.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"cluster: the controller of {node.name} did not "
+                                   f"reconnect to its Asterisk; see {daemon.logfile}")
+            time.sleep(0.3)
 
     def kamailio_up(self) -> int:
         return self.kamailio.up(self.addresses())

@@ -185,9 +185,9 @@ class LocalPbx:
             return None
         return pid
 
-    def ari_ok(self, timeout: float = 1.0) -> bool:
+    def ari_ok(self, timeout: float = 1.0, path: str = "/asterisk/info") -> bool:
         pbx = self.settings.pbx
-        url = f"http://{pbx.host}:{pbx.http_port}/ari/asterisk/info"
+        url = f"http://{pbx.host}:{pbx.http_port}/ari{path}"
         token = f"{self.settings.ari.user}:{self.creds.ari_password}".encode()
         req = urllib.request.Request(
             url, headers={"Authorization": "Basic " + base64.b64encode(token).decode()})

@@ -46,14 +46,21 @@ FAILOVER_S = 5.0
 
 
 @pytest.fixture(scope="module")
-def cluster(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Cluster]:
+def cluster_env(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
+                ) -> dict[str, str]:
+    """`smartpbx cluster`'s environment: a fresh data dir and database, and a config."""
     data = tmp_path_factory.mktemp("cluster-data")
     url = postgres.create_database(f"cluster_{os.urandom(4).hex()}")
     config = data / "smartpbx.toml"  # the callers on hold stay there for the whole test
     config.write_text("[agent]\nhitl_wait_s = 300\n")
-    env = {**os.environ, "SMARTPBX_DATA_DIR": str(data), "SMARTPBX_DATABASE_URL": url,
-           "SMARTPBX_CONFIG": str(config)}
+    return {**os.environ, "SMARTPBX_DATA_DIR": str(data), "SMARTPBX_DATABASE_URL": url,
+            "SMARTPBX_CONFIG": str(config)}
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_env: dict[str, str]) -> Iterator[Cluster]:
+    env = cluster_env
+    config = Path(env["SMARTPBX_CONFIG"])
     running = Cluster(load_settings(config, env), config=config)
     try:
         smartpbx("up", "--demo", env=env)
@@ -147,8 +154,9 @@ async def get(http: aiohttp.ClientSession, path: str) -> Any:
         return await resp.json()
 
 
-async def test_calls_spread_fail_over_and_stay_on_record(cluster: Cluster, db: Database
-                                                         ) -> None:
+async def test_calls_spread_fail_over_and_stay_on_record(
+    cluster: Cluster, db: Database, cluster_env: dict[str, str]
+) -> None:
     dial = dispatcher(cluster.settings)
     caller = SyntheticCaller(cluster.settings, transcribe=False)
     async with contextlib.AsyncExitStack() as stack:
@@ -223,6 +231,16 @@ async def test_calls_spread_fail_over_and_stay_on_record(cluster: Cluster, db: D
     assert {k: len(v) for k, v in heard.items()} == \
         {c: 2 if c in on_hold else 1 for c in calls_of(db)}, heard
     assert all(text.strip() for texts in heard.values() for text in texts)
+
+    # ---- `cluster up` again restarts the killed Asterisk: probed back in, it takes calls
+    await asyncio.to_thread(smartpbx, "up", env=cluster_env)
+    await wait_for(lambda: all(d.active for d in cluster.kamailio.destinations() or []), 10,
+                   "both nodes active again")
+    before = set(calls_of(db))
+    async with contextlib.AsyncExitStack() as stack:
+        await asyncio.gather(*(greeted(caller, dial, stack) for _ in range(2)))
+    back = sorted(c[:5] for c in set(calls_of(db)) - before)
+    assert back == ["node1", "node2"], back
 
 
 async def wait_for_alerts(http: aiohttp.ClientSession, count: int) -> list[dict[str, Any]]:
