@@ -11,7 +11,8 @@ APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv 
               # music on hold (CC-BY-SA 3.0): the AI's hold, and copied into a PBX root
               # provisioned before it (the operators' queue)
               asterisk-moh-opsound-wav asterisk-moh-opsound-g722
-              chromium chromium-driver)
+              chromium chromium-driver
+              kamailio)  # the SIP dispatcher of `smartpbx cluster` (two PBX nodes)
 VENV=${SMARTPBX_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_CPU=${SMARTPBX_TORCH:-torch==2.13.0}

@@ -53,8 +53,13 @@ class AriSettings:
     app: str = "smartpbx"
     user: str = "smartpbx"
     reconnect_max_s: float = 10.0
+    # the WebSocket dropped and ARI's REST does not answer for this long: the PBX is gone,
+    # and its calls end (reason "PBX lost") instead of waiting for it
+    lost_after_s: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.1 <= self.lost_after_s <= 60.0:
+            raise ConfigError("ari.lost_after_s: must be between 0.1 and 60 seconds")
         if not self.app.isidentifier():
             raise ConfigError(f"ari.app: {self.app!r} is not a valid Stasis application name")
 
@@ -320,6 +325,41 @@ class WebSettings:
             raise ConfigError("web.user_check_s: must be above 0 and at most 300")
 
 
+CLUSTER_ALGORITHMS = {"round-robin": 4, "call-id": 0}  # Kamailio dispatcher's numbers
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """`smartpbx cluster`: Kamailio on sip_host:sip_port dispatches calls to PBX nodes (an
+    Asterisk and a controller each) on the node addresses; ports of node k (1, 2, ...) are
+    pbx/web/agi ports + k, and the pbx and media RTP ranges are split between the nodes."""
+
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    nodes: str = "127.0.0.2,127.0.0.3"  # one address per node, comma-separated
+    algorithm: str = "round-robin"  # or "call-id" (a hash over the Call-ID)
+    ping_interval_s: int = 1  # OPTIONS probing of every node
+    failover_ms: int = 1500  # a node silent this long after an INVITE: the next node
+    chroma_port: int = 8000  # the shared Chroma server on sip_host
+
+    @property
+    def node_hosts(self) -> list[str]:
+        return [h.strip() for h in self.nodes.split(",") if h.strip()]
+
+    def __post_init__(self) -> None:
+        _check_port("cluster.sip_port", self.sip_port)
+        _check_port("cluster.chroma_port", self.chroma_port)
+        if len(self.node_hosts) < 1 or len(set(self.node_hosts)) != len(self.node_hosts):
+            raise ConfigError("cluster.nodes: one or more distinct addresses, comma-separated")
+        if self.algorithm not in CLUSTER_ALGORITHMS:
+            raise ConfigError(f"cluster.algorithm: {self.algorithm!r} is not round-robin "
+                              "or call-id")
+        if not 1 <= self.ping_interval_s <= 60:
+            raise ConfigError("cluster.ping_interval_s: must be between 1 and 60")
+        if not 200 <= self.failover_ms <= 30000:
+            raise ConfigError("cluster.failover_ms: must be between 200 and 30000")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: _home(".local", "share", "smartpbx"))
@@ -335,6 +375,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     database_url: str = ""  # "" = SQLite in the data dir; postgresql+psycopg://... at scale
 
     @property

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from smartpbx_ari.cli.call import add_call_arguments, run_call
+from smartpbx_ari.cli.cluster import add_cluster_arguments, run_cluster
 from smartpbx_ari.cli.db import add_db_arguments, run_db
 from smartpbx_ari.cli.kb import (
     add_ask_arguments,
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="pbx up + serve with the embedded defaults")
     demo.set_defaults(handler=_demo)
+
+    cluster = sub.add_parser("cluster", help="Kamailio + two PBX nodes on loopback: up, "
+                                             "down, status")
+    add_cluster_arguments(cluster)
+    cluster.set_defaults(handler=run_cluster)
 
     call = sub.add_parser("call", help="the synthetic caller: dial, speak, listen, measure")
     add_call_arguments(call)

@@ -24,6 +24,7 @@ from smartpbx_ari.telephony.ari_events import (
     Bridge,
     Channel,
     Connected,
+    Disconnected,
     parse_message,
 )
 
@@ -186,6 +187,16 @@ class AriClient:
         data = await self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})
         return str(data.get("value", ""))
 
+    async def reachable(self) -> bool:
+        """Asterisk answers ARI's REST at all (an error status counts: it is alive)."""
+        try:
+            await self.request("GET", "/asterisk/ping")
+        except AriError:
+            return True
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return True
+
     # ---- WebSocket ----------------------------------------------------------------
     def _ws_url(self) -> str:
         return self.base_url.replace("http", "ws", 1) + "/events"
@@ -201,7 +212,9 @@ class AriClient:
                     yield event
             except (aiohttp.ClientError, OSError, TimeoutError) as err:
                 log.warning("ARI WebSocket: %s", err)
-            self.connected.clear()
+            if self.connected.is_set():
+                self.connected.clear()
+                yield Disconnected(type="Disconnected", application=self.app)
             first = False
             await asyncio.sleep(next(delays))
 

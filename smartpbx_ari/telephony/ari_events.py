@@ -156,6 +156,13 @@ class ChannelDestroyed(ChannelEvent):
 
 
 @dataclass(frozen=True)
+class Disconnected(AriEvent):
+    """Not from Asterisk: the WebSocket of a connection closed; reconnecting goes on.
+
+    If Asterisk itself is gone (killed, its host down), its calls went with it."""
+
+
+@dataclass(frozen=True)
 class Connected(AriEvent):
     """Not from Asterisk: the WebSocket is (re)connected, before any event of it.
 

@@ -3,6 +3,8 @@
 Asterisk runs in a chroot kept in the cache dir, with ``asterisk-config/`` rendered into
 it (secrets and ports filled in) at every start. It is stopped by its own PID only.
 Synchronous by design: called from the CLI and test fixtures, never from the event loop.
+A named node (``smartpbx cluster``) runs from the same root with its own etc, run, spool,
+log and database directories (``asterisk-config/node/asterisk.conf``, ``-C``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def template_values(settings: Settings, creds: Credentials) -> dict[str, str]:
         ari_user=settings.ari.user, ari_app=settings.ari.app,
         agi_host=settings.agi.host, agi_port=str(settings.agi.port),
         record_calls="yes" if settings.store.record_calls else "no",
+        identifier_order="username,ip",
     )
     return values
 
@@ -79,18 +82,22 @@ def render_config(src: Path, dest: Path, values: dict[str, str]) -> list[str]:
     written: list[str] = []
     dest.mkdir(parents=True, exist_ok=True)
     for path in sorted(src.glob("*.conf")):
-        text = path.read_text("utf-8")
-
-        def fill(m: re.Match[str], _file: str = path.name) -> str:
-            if m.group(1) not in values:
-                raise PbxError(f"{_file}: unknown placeholder {{{{{m.group(1)}}}}}")
-            return values[m.group(1)]
-
         target = dest / path.name
-        target.write_text(PLACEHOLDER.sub(fill, text), "utf-8")
+        target.write_text(fill_template(path.read_text("utf-8"), values, path.name), "utf-8")
         os.chmod(target, 0o640)
         written.append(path.name)
     return written
+
+
+def fill_template(text: str, values: dict[str, str], name: str) -> str:
+    """``{{name}}`` placeholders filled in; an unknown one is an error naming the file."""
+
+    def fill(m: re.Match[str]) -> str:
+        if m.group(1) not in values:
+            raise PbxError(f"{name}: unknown placeholder {{{{{m.group(1)}}}}}")
+        return values[m.group(1)]
+
+    return PLACEHOLDER.sub(fill, text)
 
 
 def install_sounds(src: Path, sounds: Path) -> list[str]:
@@ -117,12 +124,21 @@ def _tracks(folder: Path) -> list[Path]:
 
 
 class LocalPbx:
-    def __init__(self, settings: Settings, creds: Credentials | None = None) -> None:
+    def __init__(self, settings: Settings, creds: Credentials | None = None, node: str = "",
+                 node_values: dict[str, str] | None = None) -> None:
+        """``node``: a cluster node's name (its own directories in the shared root);
+        ``node_values``: the placeholders of ``asterisk-config/node/`` (and overrides)."""
         self.settings = settings
         self.creds = creds or load_credentials(settings.data_dir)
         self.root = settings.asterisk_root
-        self.pidfile = settings.cache_dir / "asterisk.pid"
-        self.logfile = settings.cache_dir / "asterisk.log"
+        self.node = node
+        self.node_values = node_values or {}
+        suffix = f"-{node}" if node else ""
+        self.pidfile = settings.cache_dir / f"asterisk{suffix}.pid"
+        self.logfile = settings.cache_dir / f"asterisk{suffix}.log"
+        self.etc = f"etc/asterisk{suffix}"
+        self.trees = tuple(t.replace("asterisk", "asterisk" + suffix, 1) for t in ROOT_OWNED)
+        self.conf_args = ["-C", f"/{self.etc}/asterisk.conf"] if node else []
 
     # ---- provisioning -------------------------------------------------------------
     def provisioned(self) -> bool:
@@ -165,11 +181,13 @@ class LocalPbx:
             return None
         if b"asterisk" not in cmdline or Path(root) != self.root.resolve():
             return None
+        if self.node and self.conf_args[1].encode() not in cmdline.split(b"\0"):
+            return None
         return pid
 
-    def ari_ok(self, timeout: float = 1.0) -> bool:
+    def ari_ok(self, timeout: float = 1.0, path: str = "/asterisk/info") -> bool:
         pbx = self.settings.pbx
-        url = f"http://{pbx.host}:{pbx.http_port}/ari/asterisk/info"
+        url = f"http://{pbx.host}:{pbx.http_port}/ari{path}"
         token = f"{self.settings.ari.user}:{self.creds.ari_password}".encode()
         req = urllib.request.Request(
             url, headers={"Authorization": "Basic " + base64.b64encode(token).decode()})
@@ -188,10 +206,16 @@ class LocalPbx:
             detail = f"running (pid {pid}), ARI {'answers' if ok else 'does not answer'}"
         return PbxStatus(pid is not None, pid, ok, detail)
 
+    def values(self) -> dict[str, str]:
+        return {**template_values(self.settings, self.creds), **self.node_values}
+
     def render(self) -> list[str]:
-        values = template_values(self.settings, self.creds)
+        values = self.values()
         install_sounds(config_source() / "sounds", self.root / SOUNDS_DIR)
-        return render_config(config_source(), self.root / "etc/asterisk", values)
+        written = render_config(config_source(), self.root / self.etc, values)
+        if self.node:
+            written += render_config(config_source() / "node", self.root / self.etc, values)
+        return written
 
     def ensure_music(self, host_music: Path = Path("/") / MUSIC_DIR) -> int:
         """Music on hold in the root, quiet ends cut (telephony/music.py). A root
@@ -221,9 +245,11 @@ class LocalPbx:
             return self.status()
         self._check_ports()
         self.render()
-        for tree in ROOT_OWNED:
+        for tree in self.trees:
             (self.root / tree).mkdir(parents=True, exist_ok=True)
-        _chown_tree(self.root / "etc/asterisk")
+            if self.node:
+                _chown_tree(self.root / tree)
+        _chown_tree(self.root / self.etc)
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
         pid = self._spawn()
         self.pidfile.write_text(f"{pid}\n")
@@ -236,7 +262,8 @@ class LocalPbx:
 
     def _spawn(self) -> int:
         """Start Asterisk in its own session; it outlives us, so no Popen object is kept."""
-        argv = ["chroot", str(self.root), "asterisk", "-f", "-n", "-U", "root", "-G", "root"]
+        argv = ["chroot", str(self.root), "asterisk", *self.conf_args, "-f", "-n", "-U", "root",
+                "-G", "root"]
         log = os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         null = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -297,7 +324,8 @@ class LocalPbx:
             if check:
                 raise PbxError("pbx: Asterisk is not running (smartpbx pbx up)")
             return ""
-        res = subprocess.run(["chroot", str(self.root), "asterisk", "-rx", command],
+        res = subprocess.run(["chroot", str(self.root), "asterisk", *self.conf_args, "-rx",
+                              command],
                              capture_output=True, text=True, timeout=30, check=False)
         return res.stdout + res.stderr
 

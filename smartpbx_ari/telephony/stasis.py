@@ -45,6 +45,7 @@ from smartpbx_ari.telephony.ari_events import (
     ChannelEvent,
     ChannelHangupRequest,
     Connected,
+    Disconnected,
     StasisEnd,
     StasisStart,
 )
@@ -61,6 +62,7 @@ BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
 BUSY_LABEL = "busy"  # the dialplan's label for a call beyond capacity
 ALL_BUSY = "all lines busy"
+PBX_LOST = "PBX lost"  # Asterisk went away (killed, its host down): its calls with it
 
 
 @dataclass
@@ -439,6 +441,11 @@ class StasisApp:
         if isinstance(event, Connected):  # before any event of this connection
             await self.reconcile()
             return
+        if isinstance(event, Disconnected):
+            task = asyncio.create_task(self._watch_pbx(), name="pbx-lost")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         routed = self._routes.get(event.channel.id) if isinstance(event, ChannelEvent) else None
         if routed is not None:  # a leg of a call we run (External Media, an operator)
             routed.on_event(event)
@@ -482,6 +489,21 @@ class StasisApp:
         await quietly(self.ari.continue_in_dialplan(caller.id, caller.context, caller.exten,
                                                     label=BUSY_LABEL))
         self.publish(HandedOff(call_id=caller.id, reason=ALL_BUSY))
+
+    async def _watch_pbx(self) -> None:
+        """After the WebSocket drops: while Asterisk still answers REST, wait for the
+        reconnect (and its reconcile); once it does not, its calls are over: each ends
+        with PBX_LOST in the record instead of waiting for a PBX that is gone."""
+        while not self.ari.connected.is_set():
+            await asyncio.sleep(self.settings.ari.lost_after_s)
+            if self.ari.connected.is_set() or await self.ari.reachable():
+                continue
+            if self.sessions:
+                log.warning("Asterisk at %s is gone: ending its %d call(s)",
+                            self.settings.ari_url, len(self.sessions))
+            for session in list(self.sessions.values()):
+                session.finish(PBX_LOST)
+            return
 
     def ami_event(self, kind: str, fields: dict[str, str]) -> None:
         """An AMI event: a call's end (its CDR) keeps its queue part's recording; queue

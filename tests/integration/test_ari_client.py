@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from smartpbx_ari.telephony.ari import AriClient, AriError
-from smartpbx_ari.telephony.ari_events import Connected
+from smartpbx_ari.telephony.ari_events import Connected, Disconnected
 from smartpbx_ari.telephony.pbx import LocalPbx
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,6 +27,9 @@ async def test_websocket_comes_back_after_asterisk_restarts(ari: AriClient, pbx:
     first = await asyncio.wait_for(anext(events), 10)
     assert isinstance(first, Connected) and first.first
     await asyncio.to_thread(pbx.down)
+    gone = await asyncio.wait_for(anext(events), 10)
+    assert isinstance(gone, Disconnected) and not ari.connected.is_set()
+    assert not await ari.reachable()
     await asyncio.to_thread(pbx.up)
     again = await asyncio.wait_for(anext(events), 30)
     assert isinstance(again, Connected) and not again.first
