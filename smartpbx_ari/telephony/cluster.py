@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,15 +160,8 @@ class Cluster:
             env["SMARTPBX_CONFIG"] = str(self.config)
         pid = daemon.start([sys.executable, "-m", "smartpbx_ari", "cluster", "serve",
                             node.name], env)
-        deadline = time.monotonic() + CONTROLLER_TIMEOUT_S
-        while CONTROLLER_READY not in _read_from(daemon.logfile, offset):
-            if daemon.exited(pid):
-                raise ClusterError(f"cluster: the controller of {node.name} exited: "
-                                   f"{daemon.log_tail()}")
-            if time.monotonic() > deadline:
-                raise ClusterError(f"cluster: the controller of {node.name} did not connect "
-                                   f"to its Asterisk; see {daemon.logfile}")
-            time.sleep(0.3)
+        _wait_controller(node, pid, daemon, CONTROLLER_TIMEOUT_S, "connect",
+                         lambda: CONTROLLER_READY in _read_from(daemon.logfile, offset))
         return pid
 
     def render(self, dest: Path) -> list[Path]:
@@ -188,15 +182,8 @@ class Cluster:
     def _wait_app(self, node: Node, pid: int, daemon: Daemon) -> None:
         """Until the controller's Stasis app is registered with the node's Asterisk."""
         path = f"/applications/{node.settings.ari.app}"
-        deadline = time.monotonic() + node.settings.ari.reconnect_max_s + 10.0
-        while not self.pbx(node).ari_ok(path=path):
-            if daemon.exited(pid):
-                raise ClusterError(f"cluster: the controller of {node.name} exited: "
-                                   f"{daemon.log_tail()}")
-            if time.monotonic() > deadline:
-                raise ClusterError(f"cluster: the controller of {node.name} did not "
-                                   f"reconnect to its Asterisk; see {daemon.logfile}")
-            time.sleep(0.3)
+        _wait_controller(node, pid, daemon, node.settings.ari.reconnect_max_s + 10.0,
+                         "reconnect", lambda: self.pbx(node).ari_ok(path=path))
 
     def kamailio_up(self) -> int:
         return self.kamailio.up(self.addresses())
@@ -241,3 +228,16 @@ def _http_ok(url: str, timeout: float = 1.0) -> bool:
     except (urllib.error.URLError, OSError):
         return False
 
+
+def _wait_controller(node: Node, pid: int, daemon: Daemon, timeout_s: float, what: str,
+                     ready: Callable[[], bool]) -> None:
+    """Until ``ready()``; a controller that exits or takes too long is a ClusterError."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if daemon.exited(pid):
+            raise ClusterError(f"cluster: the controller of {node.name} exited: "
+                               f"{daemon.log_tail()}")
+        if time.monotonic() > deadline:
+            raise ClusterError(f"cluster: the controller of {node.name} did not {what} "
+                               f"to its Asterisk; see {daemon.logfile}")
+        time.sleep(0.3)
