@@ -41,6 +41,9 @@ install_python() {
     "$PYTHON" -m venv "$VENV"
   fi
   local pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+  # the venv's own pip (23.2 on bookworm) has known vulnerabilities (CVE-2023-5752, and
+  # later ones): pip-audit (lint) fails on it
+  "${pip[@]}" "pip>=25.3"
   # The CPU build of PyTorch first, or sentence-transformers pulls several GB of CUDA.
   "$VENV/bin/python" -c "import torch" 2>/dev/null || { log "pip install $TORCH_CPU"; "${pip[@]}" "$TORCH_CPU"; }
   # llama-cpp-python compiles (about 5 min on 2 cores) the first time; pip's cache keeps the wheel.
