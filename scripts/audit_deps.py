@@ -160,8 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, IgnoreFileError) as err:
         print(f"pip-audit: {err}", file=sys.stderr)
         return 2
-    _, freeze, _ = _run([sys.executable, "-m", "pip", "list", "--format=freeze",
-                         "--exclude-editable", "--disable-pip-version-check"])
+    rc, freeze, err = _run([sys.executable, "-m", "pip", "list", "--format=freeze",
+                            "--exclude-editable", "--disable-pip-version-check"])
+    if rc != 0 or not freeze.strip():
+        print(f"pip-audit: pip list failed (exit {rc}): {err.strip()[-500:]}", file=sys.stderr)
+        return 2
     required = os.environ.get("SMARTPBX_AUDIT", "") == "required"
     return audit(_run, freeze, ignores, required)
 
