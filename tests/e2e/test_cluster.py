@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,12 @@ NOWHERE = "What will the weather be like in Paris tomorrow?"  # not in the knowl
 FAILOVER_S = 5.0
 
 
+def _free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def cluster_env(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory
                 ) -> dict[str, str]:
@@ -52,7 +59,10 @@ def cluster_env(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactor
     data = tmp_path_factory.mktemp("cluster-data")
     url = postgres.create_database(f"cluster_{os.urandom(4).hex()}")
     config = data / "smartpbx.toml"  # the callers on hold stay there for the whole test
-    config.write_text("[agent]\nhitl_wait_s = 300\n")
+    # Kamailio and Chroma on free ports: the single-node PBX of the other tests keeps 5060
+    config.write_text(f"[agent]\nhitl_wait_s = 300\n\n[cluster]\n"
+                      f"sip_port = {_free_port(socket.SOCK_DGRAM)}\n"
+                      f"chroma_port = {_free_port(socket.SOCK_STREAM)}\n")
     return {**os.environ, "SMARTPBX_DATA_DIR": str(data), "SMARTPBX_DATABASE_URL": url,
             "SMARTPBX_CONFIG": str(config)}
 
