@@ -50,7 +50,9 @@ OMIT = (f"*/{PACKAGE}/store/migrations/*",)
 # Areas at or above their target today (2026-11-28, the last recorded run of the suite:
 # sip 92.3, media 93.9, ai 78.3): a drop below fails the full run. The others are reported
 # against their target until they reach it (then add them here).
-GATED = frozenset({"sip", "media", "ai"})
+# every area with a target: the full run of 39641a0 met each (sip 93.6, media 97.3, ai 95.5,
+# api 94.9, db 95.2, integrations 83.8)
+GATED = frozenset({"sip", "media", "ai", "api", "db", "integrations"})
 
 
 @dataclass(frozen=True)
