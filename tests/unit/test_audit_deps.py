@@ -4,29 +4,17 @@ pip-audit itself is faked at the seam (the command it runs); its JSON is its own
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.fixtures.scripts import load_script
+
 pytestmark = pytest.mark.unit
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "audit_deps.py"
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("audit_deps", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-audit_deps = _load()
+audit_deps = load_script("audit_deps")
 VULN = {"id": "PYSEC-2099-1", "aliases": ["CVE-2099-1"], "fix_versions": ["3.0"],
         "description": "bad"}
 CANARY_VULN = {"id": "PYSEC-2019-217", "aliases": ["CVE-2019-10906"],

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -35,21 +31,12 @@ from smartpbx_ari.telephony.ari_events import (
 )
 from smartpbx_ari.web import ws
 from smartpbx_ari.web.auth import Claims, Tokens
+from tests.fixtures.scripts import load_script
 
 pytestmark = pytest.mark.unit
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_parsers.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_parsers", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz_parsers = _load()
+fuzz_parsers = load_script("fuzz_parsers")
 TARGETS = fuzz_parsers.targets()
 PARSERS = ["rtp", "sip", "sdp", "agi", "ari"]  # ws answers errors, raises none: below
 
