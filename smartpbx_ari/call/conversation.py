@@ -290,8 +290,9 @@ class VoiceConversation:
 
     # ---- listening ----------------------------------------------------------------
     async def _listen(self, port: CallPort, mouth: Mouth) -> None:
-        ear = Ear(self.engine.settings.turn, self.engine.vad(),
-                  codecs.codec(port.codec).sample_rate, self.engine.turn_model is not None)
+        vad = self.engine.vad()
+        ear = Ear(self.engine.settings.turn, vad, codecs.codec(port.codec).sample_rate,
+                  self.engine.turn_model is not None)
         operator = port.operator.is_set()
         try:
             while True:
@@ -302,7 +303,7 @@ class VoiceConversation:
                         self._stop_legs()
                     for event in ear.cut():  # a turn across it was said with an operator
                         self._act(port, mouth, ear, event, overheard=True)
-                for event in ear.hear(pcm, mouth.playback):
+                for event in await self.engine.hear(ear, vad, pcm, mouth.playback):
                     self._act(port, mouth, ear, event)
         finally:
             self._drop_eager()

@@ -2,8 +2,10 @@
 decisions out (hold, resume or stop our playback; start, drop or finish a transcript).
 
 ``Ear.hear(pcm, playback)`` scores the VAD, takes turns and decides barge-in, and returns
-what to do; it starts no task and touches no player, so it is tested like
-``TurnDetector``: frames in, a list of events out. The conversation acts on them.
+what to do (live, ``take`` returns a frame's VAD windows and ``decide`` takes their
+probabilities, scored in one batch with the other calls'); it starts no task and touches
+no player, so it is tested like ``TurnDetector``: frames in, a list of events out. The
+conversation acts on them.
 With a turn model, a short pause asks it (``CheckTurn``) and the conversation hands its
 verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap. A
 caller who goes on within that cap after the model ended the turn (a pause at a comma)
@@ -46,7 +48,9 @@ HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
 
 
 class Vad(Protocol):
-    def process(self, chunk: Pcm) -> list[VadWindow]: ...
+    def split(self, chunk: Pcm) -> list[Pcm]: ...  # the whole windows a frame completes
+    def score(self, windows: list[Pcm]) -> list[float]: ...  # their speech probabilities
+    def judge(self, probabilities: list[float]) -> list[VadWindow]: ...  # as decisions
 
 
 @dataclass(frozen=True)
@@ -139,22 +143,34 @@ class Ear:
         self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
         self.ended_pause_s = 0.0
         self.resumed = False  # TurnResumed is out; the VAD has not confirmed speech yet
+        self.level = 0.0  # rms of the last frame taken
 
     def hear(self, pcm: Pcm, playback: Playback) -> list[EarEvent]:
-        """One frame of the caller's audio (at the codec's rate)."""
+        """One frame of the caller's audio (at the codec's rate), its VAD windows scored
+        here. The live call path scores every call's windows in one batch instead:
+        ``take``, then ``decide`` with the probabilities."""
+        return self.decide(self.vad.score(self.take(pcm, playback.playing)), playback)
+
+    def take(self, pcm: Pcm, playing: bool) -> list[Pcm]:
+        """Keep one frame (heard while we played, or not); returns the VAD windows it
+        completes, to be scored."""
         if self.up is not None:
             pcm = self.up.process(pcm)
-        level = rms(pcm)
-        self.recent.append((pcm, Frame(level, playback.playing)))
-        if not playback.playing:
-            self.floor.update(level)
+        self.level = rms(pcm)
+        self.recent.append((pcm, Frame(self.level, playing)))
+        if not playing:
+            self.floor.update(self.level)
         if self.capture is not None:
             self.capture.append(pcm)
         if self.ended is not None:
             self.ended.append(pcm)
+        return self.vad.split(pcm)
+
+    def decide(self, probabilities: list[float], playback: Playback) -> list[EarEvent]:
+        """The probabilities of the windows ``take`` returned, and our playback now."""
         out: list[EarEvent] = []
-        for window in self.vad.process(pcm):
-            speech, playback = self._gate(window.duration_s, window.is_speech, level,
+        for window in self.vad.judge(probabilities):
+            speech, playback = self._gate(window.duration_s, window.is_speech, self.level,
                                           playback, out)
             self._track_silence(window.duration_s, speech, out)
             self._track_ended(window.duration_s, speech, out)

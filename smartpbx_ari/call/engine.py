@@ -1,6 +1,6 @@
 """The models every call shares (loaded once): STT (and Korean calls' own), TTS, the
-responder, the VAD, the turn model, and the greetings and apologies already spoken, by
-call language."""
+responder, the VAD (its windows batched across calls), the turn model, and the greetings
+and apologies already spoken, by call language."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from smartpbx_ari.ai.retrieval import HybridRetriever
 from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.stt import SpeechToText, korean_ears
 from smartpbx_ari.ai.tts import TextToSpeech
-from smartpbx_ari.call.ear import RATE, Pcm
+from smartpbx_ari.call.ear import RATE, Ear, EarEvent, Pcm, Playback
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.call.hold import chime, load_music
 from smartpbx_ari.config import Settings, TurnSettings
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.media.smart_turn import SmartTurn, model_file
 from smartpbx_ari.media.vad import SileroVad, StreamingVad
+from smartpbx_ari.media.vad_batch import VadBatcher
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class VoiceEngine:
     stt_ko: SpeechToText | None = None  # Korean calls' multilingual model; None: not heard
     turn_model: SmartTurn | None = None  # None: turns end on the silence timer
     hold_music: Pcm = field(default_factory=chime)  # what a caller on hold hears
+    vad_batch: VadBatcher = field(default_factory=VadBatcher)  # every call's VAD windows
     _turn_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="turn"))
 
@@ -98,6 +100,14 @@ class VoiceEngine:
         """A call's own VAD state over the shared Silero session."""
         turn = self.settings.turn
         return StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis)
+
+    async def hear(self, ear: Ear, vad: StreamingVad, pcm: Pcm,
+                   playback: Playback) -> list[EarEvent]:
+        """One frame through a call's ear, its VAD windows scored in one batch with every
+        other call's, off the event loop (``vad`` is the stream the ear was given)."""
+        windows = ear.take(pcm, playback.playing)
+        probabilities = await self.vad_batch.score(vad.vad, windows) if windows else []
+        return ear.decide(probabilities, playback)
 
     async def turn_complete(self, audio: Pcm) -> float:
         """The turn model's probability that the caller is done, off the event loop."""

@@ -23,12 +23,13 @@ QUIET = Playback()  # nothing of ours plays on a leg
 
 async def overhear(engine: VoiceEngine, port: CallPort, leg: Leg) -> None:
     """Transcribe ``leg`` turn by turn until cancelled (the operator left)."""
-    ear = Ear(engine.settings.turn, engine.vad(), codecs.codec(port.codec).sample_rate)
+    vad = engine.vad()
+    ear = Ear(engine.settings.turn, vad, codecs.codec(port.codec).sample_rate)
     pending: set[asyncio.Task[None]] = set()
     try:
         while True:
             pcm = await leg.recv()
-            for event in ear.hear(pcm, QUIET):
+            for event in await engine.hear(ear, vad, pcm, QUIET):
                 if isinstance(event, TurnEnded):
                     task = asyncio.create_task(_record(engine, port, leg, event.audio))
                     pending.add(task)

@@ -73,7 +73,7 @@ def _session(path: Path) -> Any:
     )
 
 
-def _as_float(frame: npt.NDArray[np.int16] | _F32) -> _F32:
+def as_float(frame: npt.NDArray[np.int16] | _F32) -> _F32:
     if frame.shape != (WINDOW,):
         raise ValueError(f"VAD window must be {WINDOW} samples, got shape {frame.shape}")
     if frame.dtype == np.int16:
@@ -97,13 +97,26 @@ class SileroVad:
         self._context: _F32 = np.zeros(CONTEXT, dtype=np.float32)
 
     def probability(self, frame16k: npt.NDArray[np.int16] | _F32) -> float:
-        audio = _as_float(frame16k)
-        model_input = np.concatenate([self._context, audio])[np.newaxis, :]
-        probs, self._state = self._session.run(
-            None, {"input": model_input, "state": self._state, "sr": self._sr}
+        audio = as_float(frame16k)
+        probs, state = self._session.run(
+            None, {"input": self.model_input(audio)[np.newaxis, :], "state": self._state,
+                   "sr": self._sr}
         )
-        self._context = audio[-CONTEXT:].copy()
+        self.advance(audio, state)
         return float(np.asarray(probs).reshape(-1)[0])
+
+    def model_input(self, audio: _F32) -> _F32:
+        """The model's row for the next window: the context, then the window."""
+        return np.concatenate([self._context, audio])
+
+    def advance(self, audio: _F32, state: _F32) -> None:
+        """The window was scored: keep its tail as context and the model's new state."""
+        self._state = state
+        self._context = audio[-CONTEXT:].copy()
+
+    @property
+    def state(self) -> _F32:
+        return self._state
 
 
 class Hysteresis:
@@ -147,16 +160,22 @@ class StreamingVad:
         self._pending = np.zeros(0, dtype=np.int16)
 
     def process(self, chunk: npt.NDArray[np.int16]) -> list[VadWindow]:
+        """Score each whole window here and now (offline, and a single stream)."""
+        return self.judge(self.score(self.split(chunk)))
+
+    def score(self, windows: list[npt.NDArray[np.int16]]) -> list[float]:
+        return [self.vad.probability(w) for w in windows]
+
+    def split(self, chunk: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
+        """The whole windows ``chunk`` completes, to be scored in order (by ``process``, or
+        by a :class:`~smartpbx_ari.media.vad_batch.VadBatcher` with other calls')."""
         if chunk.dtype != np.int16 or chunk.ndim != 1:
             raise TypeError(f"expected 1-D int16 audio, got {chunk.dtype} {chunk.shape}")
-        return [self._score(w) for w in self._windows(chunk)]
-
-    def _windows(self, chunk: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
         audio = np.concatenate([self._pending, chunk])
         whole = len(audio) - len(audio) % WINDOW
         self._pending = audio[whole:].copy()
         return [audio[start : start + WINDOW] for start in range(0, whole, WINDOW)]
 
-    def _score(self, window: npt.NDArray[np.int16]) -> VadWindow:
-        prob = self.vad.probability(window)
-        return VadWindow(WINDOW / SAMPLE_RATE, prob, self.decide(prob))
+    def judge(self, probabilities: list[float]) -> list[VadWindow]:
+        """The windows' probabilities, in order, as speech decisions (with hysteresis)."""
+        return [VadWindow(WINDOW / SAMPLE_RATE, p, self.decide(p)) for p in probabilities]

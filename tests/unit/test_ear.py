@@ -34,12 +34,17 @@ TALKING = Playback(playing=True, level=1000.0)
 
 
 class LoudVad:
-    """Speech is a frame above 1000 rms that is not a lone click (marked by its level)."""
+    """Speech is a frame above 1000 rms that is not a lone click (marked by its level);
+    each 20 ms frame is one window."""
 
-    def process(self, chunk: np.ndarray) -> list[VadWindow]:
-        level = rms(chunk)
-        speech = level > 1000 and abs(level - CLICK) > 1
-        return [VadWindow(len(chunk) / 16000, 1.0 if speech else 0.0, speech)]
+    def split(self, chunk: np.ndarray) -> list[np.ndarray]:
+        return [chunk]
+
+    def score(self, windows: list[np.ndarray]) -> list[float]:
+        return [1.0 if rms(w) > 1000 and abs(rms(w) - CLICK) > 1 else 0.0 for w in windows]
+
+    def judge(self, probabilities: list[float]) -> list[VadWindow]:
+        return [VadWindow(FRAME / 16000, p, p > 0.5) for p in probabilities]
 
 
 def frames(level: int, ms: int) -> list[np.ndarray]:

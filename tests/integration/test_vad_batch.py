@@ -1,0 +1,110 @@
+"""Every call's VAD windows in one batch (the real Silero model): each stream gets what it
+would have got alone, in order, whatever else the batch held."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from smartpbx_ari.media.vad import WINDOW, SileroVad, shared_session
+from smartpbx_ari.media.vad_batch import VadBatcher
+from tests.fixtures.audio import librivox
+
+pytestmark = [pytest.mark.integration, pytest.mark.ai]
+
+
+@pytest.fixture(scope="module")
+def streams() -> list[np.ndarray]:
+    """Six different streams: human speech from different points, noise, silence."""
+    _, speech = librivox("sense_and_sensibility_01_austen_64kb-0870")
+    rng = np.random.default_rng(7)
+    cut = len(speech) // 4
+    return [speech[:cut], speech[cut : 2 * cut], speech[2 * cut : 3 * cut][::-1].copy(),
+            rng.normal(0, 300, cut).astype(np.int16), np.zeros(cut, np.int16),
+            (speech[:cut] // 8).astype(np.int16)]
+
+
+def alone(pcm: np.ndarray) -> list[float]:
+    vad = SileroVad()
+    return [vad.probability(pcm[i : i + WINDOW]) for i in range(0, len(pcm) - WINDOW + 1,
+                                                                   WINDOW)]
+
+
+async def batched(batcher: VadBatcher, pcm: np.ndarray, per_request: int) -> list[float]:
+    """Like a call: one request at a time, each of ``per_request`` windows."""
+    vad, out = SileroVad(), []
+    windows = [pcm[i : i + WINDOW] for i in range(0, len(pcm) - WINDOW + 1, WINDOW)]
+    for i in range(0, len(windows), per_request):
+        out += await batcher.score(vad, windows[i : i + per_request])
+    return out
+
+
+async def test_each_stream_scores_as_it_would_alone(streams: list[np.ndarray]) -> None:
+    batcher = VadBatcher()
+    try:
+        # uneven requests (1, 2 or 3 windows) so that streams step through batches apart
+        got = await asyncio.gather(*(batched(batcher, pcm, 1 + i % 3)
+                                     for i, pcm in enumerate(streams)))
+    finally:
+        batcher.close()
+    for pcm, probabilities in zip(streams, got, strict=True):
+        assert probabilities == pytest.approx(alone(pcm), abs=1e-4)
+    assert max(max(p) for p in got[:3]) > 0.9  # speech is there to be found ...
+    assert max(got[4]) < 0.1  # ... and silence is not speech
+    # the streams shared runs of the model: fewer runs than windows
+    assert batcher.batches < batcher.windows <= sum(len(p) for p in got)
+
+
+async def test_no_windows_needs_no_worker() -> None:
+    batcher = VadBatcher()
+    assert await batcher.score(SileroVad(), []) == []
+    assert batcher.batches == 0
+    batcher.close()
+
+
+class BrokenSession:
+    def run(self, _outputs: Any, _feeds: dict[str, Any]) -> Any:
+        raise RuntimeError("onnxruntime: out of memory")
+
+
+async def test_a_failed_run_reaches_every_waiting_call_and_the_worker_goes_on() -> None:
+    batcher = VadBatcher(BrokenSession())
+    window = np.zeros(WINDOW, np.int16)
+    for _ in range(2):
+        results = await asyncio.gather(batcher.score(SileroVad(), [window]),
+                                       batcher.score(SileroVad(), [window]),
+                                       return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) and "out of memory" in str(r)
+                   for r in results)
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await batcher.score(SileroVad(), [window])
+
+
+async def test_a_call_gone_while_scored_does_not_stop_the_others() -> None:
+    batcher = VadBatcher(shared_session(), linger_s=0.05)
+    window = np.zeros(WINDOW, np.int16)
+    gone = asyncio.ensure_future(batcher.score(SileroVad(), [window]))
+    kept = asyncio.ensure_future(batcher.score(SileroVad(), [window]))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    assert len(await kept) == 1
+    assert gone.cancelled()
+    batcher.close()
+
+
+def test_a_closed_event_loop_does_not_stop_the_worker() -> None:
+    batcher = VadBatcher(shared_session(), linger_s=0.05)
+    window = np.zeros(WINDOW, np.int16)
+
+    async def leave_one_waiting() -> None:
+        waiting = asyncio.ensure_future(batcher.score(SileroVad(), [window]))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # queued; the worker lingers past this loop's end
+
+    asyncio.run(leave_one_waiting())
+    assert asyncio.run(asyncio.wait_for(batcher.score(SileroVad(), [window]), 5)) != []
+    batcher.close()
