@@ -8,9 +8,11 @@ arrival shape:
 - poisson: calls arrive at --rate per second (exponential gaps).
 Each caller asks --questions questions of the demo knowledge base. Per N it prints the
 voice-to-voice latency p50/p95/max (end of the caller's words to the first answer audio),
-unanswered turns, failed calls, greeting time, the outbound RTP's jitter p99 and longest
-gap at the callers, and the controller's CPU (share of one core) and peak RSS. --plot
-draws latency and jitter against N (PNG, matplotlib). --profile samples the controller
+unanswered turns, failed calls, calls put on hold (a question the agent was unsure of:
+its holding phrase counts as that turn's answer, and the call asks no more over the
+music), greeting time, the outbound RTP's jitter p99 and longest gap at the callers, and
+the controller's CPU (share of one core) and peak RSS. --plot draws latency and jitter
+against N (PNG, matplotlib). --profile samples the controller
 with py-spy (``pip install py-spy``; needs ptrace rights) during the largest N and prints
 where its threads spend their time (the collapsed stacks are kept next to the file).
 The controller's settings come from the environment, e.g. ``SMARTPBX_STT__BATCH_MAX=1``
@@ -42,10 +44,11 @@ from bench_voice import QUESTIONS, percentile, start_controller, summary
 from smartpbx_ari.cli.kb import ensure_demo_knowledge
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.credentials import load_credentials
-from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.caller import QUIET_S, Dial, Line, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
 
 ANSWER_TIMEOUT_S = 20.0
+HELD_S = 15.0  # the demo's longest answer lasts about 8 s; audio longer than this is music
 FRAME_S = 0.02
 
 
@@ -56,6 +59,15 @@ class CallResult:
     jitter_ms: list[float] = field(default_factory=list)  # |arrival gap - 20 ms|
     longest_gap_ms: float = 0.0
     failed: str = ""
+    held: bool = False  # a question was not answered: the caller was put on hold
+
+
+async def on_hold(line: Line, heard: float) -> bool:
+    """Whether what began at ``heard`` goes on past any answer (music: the caller is on
+    hold). Questions asked over the music would be "answered" at once by it, so the call
+    asks no more of them; its holding phrase still counts as the turn's first audio."""
+    last = await line.wait_quiet(heard, timeout=HELD_S)
+    return time.monotonic() - last < QUIET_S
 
 
 class Process:
@@ -89,8 +101,9 @@ async def one_call(caller: SyntheticCaller, dial: Dial, delay: float, speak_with
                 said = await line.say(text)
                 heard = await line.wait_voice(said, ANSWER_TIMEOUT_S)
                 result.latencies_ms.append(None if heard is None else (heard - said) * 1000)
-                if heard is not None:
-                    await line.wait_quiet(heard)
+                if heard is not None and await on_hold(line, heard):
+                    result.held = True  # the holding phrase was the answer; music follows
+                    break
                 await asyncio.sleep(0.5)
             arrivals = np.array([at for at, _ in line.call.rtp.received])
     except Exception as err:  # a call that failed is counted, the run goes on
@@ -130,6 +143,7 @@ async def run_level(n: int, shape: str, rate: float, questions: int,
         "latency_ms": summary(latencies),
         "unanswered_turns": sum(lat is None for r in results for lat in r.latencies_ms),
         "failed_calls": sum(bool(r.failed) for r in results),
+        "held_calls": sum(r.held for r in results),
         "failures": sorted({r.failed for r in results if r.failed})[:3],
         "greeting_ms": summary([r.greeting_ms for r in results if r.greeting_ms is not None]),
         "rtp_jitter_p99_ms": round(percentile(jitter, 0.99), 1) if jitter else None,
@@ -232,6 +246,7 @@ def top_frames(raw: Path, shown: int = 25) -> str:
 def _line(level: dict[str, object]) -> str:
     return (f"{level['shape']:>7} N={level['calls']:<3} latency {level['latency_ms']} "
             f"unanswered {level['unanswered_turns']} failed {level['failed_calls']} "
+            f"held {level['held_calls']} "
             f"greeting {level['greeting_ms']} jitter p99 {level['rtp_jitter_p99_ms']} ms "
             f"gap {level['rtp_longest_gap_ms']} ms cpu {level['controller_cpu_cores']} "
             f"rss {level['controller_peak_rss_mb']} MB")

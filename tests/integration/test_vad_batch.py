@@ -58,9 +58,11 @@ async def test_each_stream_scores_as_it_would_alone(streams: list[np.ndarray]) -
     assert batcher.batches < batcher.windows <= sum(len(p) for p in got)
 
 
-async def test_no_windows_needs_no_worker() -> None:
+async def test_no_windows_needs_no_worker_and_a_bad_window_is_refused_alone() -> None:
     batcher = VadBatcher()
     assert await batcher.score(SileroVad(), []) == []
+    with pytest.raises(ValueError, match="512 samples"):
+        await batcher.score(SileroVad(), [np.zeros(320, np.int16)])
     assert batcher.batches == 0
     batcher.close()
 
