@@ -1,6 +1,7 @@
 """The controller's Prometheus metrics (``/metrics``), with ``prometheus_client``: HTTP
 requests, call events, dispositions and hold time, how long each stage of an answered turn
-took (histograms), and the process's CPU, memory and file descriptors.
+took (histograms), the process's CPU, memory and file descriptors, and its asyncio tasks
+and threads (which a soak watches for leaks).
 
 Everything lives in a registry of this ``Metrics``'s own (never the library's global one),
 so two apps in one process (the tests) count apart. The call path knows nothing of this:
@@ -9,10 +10,15 @@ the stages arrive as fields of its events (``Heard``, ``Said``), in milliseconds
 
 from __future__ import annotations
 
+import asyncio
+import math
+import threading
+
 from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -57,6 +63,11 @@ class Metrics:
                                         registry=self.registry)
                        for stage, help_ in STAGES.items()}
         self.outcomes = Dispositions()
+        # read on each scrape (on the event loop): what a soak watches for leaks
+        Gauge("smartpbx_asyncio_tasks", "asyncio tasks alive in the controller",
+              registry=self.registry).set_function(_tasks)
+        Gauge("smartpbx_threads", "threads alive in the controller",
+              registry=self.registry).set_function(threading.active_count)
 
     def request(self, request: web.Request, status: int) -> None:
         route = request.match_info.route.resource
@@ -87,3 +98,10 @@ class Metrics:
         or OpenMetrics), and its content type."""
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
+
+
+def _tasks() -> float:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # scraped off the event loop (a test): unknown
+        return math.nan

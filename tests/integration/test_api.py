@@ -332,6 +332,10 @@ async def test_metrics_health_and_openapi(web: WebUnderTest,
     assert status == 200 and "smartpbx_http_requests_total{" in text
     families = {f.name: f.type for f in text_string_to_metric_families(text)}
     assert families["smartpbx_turn_stt_seconds"] == "histogram"
+    gauges = {s.name: s.value for f in text_string_to_metric_families(text)
+              if f.type == "gauge" for s in f.samples}
+    assert gauges["smartpbx_asyncio_tasks"] >= 1  # the scrape's own task at least
+    assert gauges["smartpbx_threads"] >= 1
     assert families["process_cpu_seconds"] == "counter"
     assert (await call(http, "GET", f"{web.url}/healthz"))[1]["status"] == "ok"
     status, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
