@@ -34,7 +34,7 @@ from smartpbx_ari.call.ear import (
     TurnEnded,
     TurnResumed,
 )
-from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.engine import VoiceEngine, backlog
 from smartpbx_ari.call.hitl import Alert, HitlDesk
 from smartpbx_ari.call.hold import ADDED, CONNECTING, UPDATE, comfort
 from smartpbx_ari.call.mouth import Mouth
@@ -295,16 +295,16 @@ class VoiceConversation:
                   self.engine.turn_model is not None)
         operator = port.operator.is_set()
         try:
-            while True:
-                pcm = await port.recv()
-                if operator != port.operator.is_set():  # a takeover or a hand-back
-                    operator = not operator
-                    if not operator:
-                        self._stop_legs()
-                    for event in ear.cut():  # a turn across it was said with an operator
-                        self._act(port, mouth, ear, event, overheard=True)
-                for event in await self.engine.hear(ear, vad, pcm, mouth.playback):
-                    self._act(port, mouth, ear, event)
+            async with contextlib.aclosing(backlog(port.recv)) as heard:
+                async for frames in heard:
+                    if operator != port.operator.is_set():  # a takeover or a hand-back
+                        operator = not operator
+                        if not operator:
+                            self._stop_legs()
+                        for event in ear.cut():  # a turn across it was said with one
+                            self._act(port, mouth, ear, event, overheard=True)
+                    for event in await self.engine.hear(ear, vad, frames, mouth.playback):
+                        self._act(port, mouth, ear, event)
         finally:
             self._drop_eager()
             self._stop_legs()

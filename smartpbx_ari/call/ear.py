@@ -45,6 +45,7 @@ FRAME_S = 0.02
 HOLD_ECHO_RATIO = 0.15
 HOLD_RMS = 400.0  # a caller this loud (well above line noise) holds our playback ...
 HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
+AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inbound queue)
 
 
 class Vad(Protocol):
@@ -127,8 +128,10 @@ class Ear:
         self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
         self.eager_s = t.eager_silence_ms / 1000
         self.up = Resampler(rate, RATE) if rate != RATE else None
-        preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before the onset
-        self.recent: collections.deque[tuple[Pcm, Frame]] = collections.deque(maxlen=preroll)
+        self.preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before onset
+        # the pre-roll, and the frames taken ahead of the decision (a backlog scored at once)
+        self.recent: collections.deque[tuple[Pcm, Frame]] = collections.deque(
+            maxlen=self.preroll + AHEAD_MAX)
         self.floor = NoiseFloor(FRAME_S)
         self.capture: list[Pcm] | None = None
         self.silence_s = 0.0
@@ -143,7 +146,10 @@ class Ear:
         self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
         self.ended_pause_s = 0.0
         self.resumed = False  # TurnResumed is out; the VAD has not confirmed speech yet
-        self.level = 0.0  # rms of the last frame taken
+        # per window taken and not yet decided: its frame's level and number
+        self.levels: collections.deque[tuple[float, int]] = collections.deque()
+        self.taken = 0  # frames taken so far
+        self.at = 0  # the frame whose window was decided last
 
     def hear(self, pcm: Pcm, playback: Playback) -> list[EarEvent]:
         """One frame of the caller's audio (at the codec's rate), its VAD windows scored
@@ -156,21 +162,26 @@ class Ear:
         completes, to be scored."""
         if self.up is not None:
             pcm = self.up.process(pcm)
-        self.level = rms(pcm)
-        self.recent.append((pcm, Frame(self.level, playing)))
+        level = rms(pcm)
+        self.recent.append((pcm, Frame(level, playing)))
         if not playing:
-            self.floor.update(self.level)
+            self.floor.update(level)
         if self.capture is not None:
             self.capture.append(pcm)
         if self.ended is not None:
             self.ended.append(pcm)
-        return self.vad.split(pcm)
+        windows = self.vad.split(pcm)
+        self.taken += 1
+        self.levels.extend([(level, self.taken)] * len(windows))
+        return windows
 
     def decide(self, probabilities: list[float], playback: Playback) -> list[EarEvent]:
-        """The probabilities of the windows ``take`` returned, and our playback now."""
+        """The probabilities of the windows ``take`` returned (of one frame or of several
+        taken meanwhile, in order), and our playback now."""
         out: list[EarEvent] = []
         for window in self.vad.judge(probabilities):
-            speech, playback = self._gate(window.duration_s, window.is_speech, self.level,
+            level, self.at = self.levels.popleft()  # the frame that completed the window
+            speech, playback = self._gate(window.duration_s, window.is_speech, level,
                                           playback, out)
             self._track_silence(window.duration_s, speech, out)
             self._track_ended(window.duration_s, speech, out)
@@ -262,8 +273,10 @@ class Ear:
         self.asked = False
         if isinstance(event, SpeechStarted):
             recent = list(self.recent)  # back to where energy says the utterance began
-            start = onset([frame for _, frame in recent], self.floor.level, FRAME_S)
-            self.capture = [pcm for pcm, _ in recent[start:]]
+            upto = max(0, len(recent) - (self.taken - self.at))  # then what was taken ahead
+            before = recent[max(0, upto - self.preroll) : upto]
+            start = onset([frame for _, frame in before], self.floor.level, FRAME_S)
+            self.capture = [pcm for pcm, _ in before[start:] + recent[upto:]]
             if self.ended is not None:  # the pause was inside the turn: take it up again
                 self.capture = self.ended
             self.ended, self.resumed = None, False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,11 +102,11 @@ class VoiceEngine:
         turn = self.settings.turn
         return StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis)
 
-    async def hear(self, ear: Ear, vad: StreamingVad, pcm: Pcm,
+    async def hear(self, ear: Ear, vad: StreamingVad, frames: list[Pcm],
                    playback: Playback) -> list[EarEvent]:
-        """One frame through a call's ear, its VAD windows scored in one batch with every
+        """Frames through a call's ear, their VAD windows scored in one batch with every
         other call's, off the event loop (``vad`` is the stream the ear was given)."""
-        windows = ear.take(pcm, playback.playing)
+        windows = [w for pcm in frames for w in ear.take(pcm, playback.playing)]
         probabilities = await self.vad_batch.score(vad.vad, windows) if windows else []
         return ear.decide(probabilities, playback)
 
@@ -134,3 +135,30 @@ class VoiceEngine:
                    {"ko": await tts.synthesize(settings.agent.apology_ko, korean)},
                    stt_ko, turn_model,
                    await loop.run_in_executor(None, load_music, settings.agent.hold_music))
+
+
+async def backlog(recv: Callable[[], Awaitable[Pcm]]) -> AsyncGenerator[list[Pcm]]:
+    """A call's frames, each time every one that came while the last were heard: a call
+    whose listening fell behind (a busy moment) catches up in one VAD batch instead of a
+    round trip per frame. ``recv``'s error ends it."""
+    frames: asyncio.Queue[Pcm | BaseException] = asyncio.Queue()
+
+    async def read() -> None:
+        try:
+            while True:
+                frames.put_nowait(await recv())
+        except Exception as err:
+            frames.put_nowait(err)
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            batch = [await frames.get()]
+            while not frames.empty():
+                batch.append(frames.get_nowait())
+            if audio := [f for f in batch if not isinstance(f, BaseException)]:
+                yield audio
+            if isinstance(batch[-1], BaseException):  # the reader stopped at it
+                raise batch[-1]
+    finally:
+        reader.cancel()

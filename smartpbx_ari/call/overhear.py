@@ -13,7 +13,7 @@ import time
 
 from smartpbx_ari.ai.stt import SttError
 from smartpbx_ari.call.ear import Ear, Pcm, Playback, TurnEnded
-from smartpbx_ari.call.engine import VoiceEngine
+from smartpbx_ari.call.engine import VoiceEngine, backlog
 from smartpbx_ari.call.ports import CallPort, Leg
 from smartpbx_ari.events import Heard, StageFailed
 from smartpbx_ari.media import codecs
@@ -27,13 +27,13 @@ async def overhear(engine: VoiceEngine, port: CallPort, leg: Leg) -> None:
     ear = Ear(engine.settings.turn, vad, codecs.codec(port.codec).sample_rate)
     pending: set[asyncio.Task[None]] = set()
     try:
-        while True:
-            pcm = await leg.recv()
-            for event in await engine.hear(ear, vad, pcm, QUIET):
-                if isinstance(event, TurnEnded):
-                    task = asyncio.create_task(_record(engine, port, leg, event.audio))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
+        async with contextlib.aclosing(backlog(leg.recv)) as heard:
+            async for frames in heard:
+                for event in await engine.hear(ear, vad, frames, QUIET):
+                    if isinstance(event, TurnEnded):
+                        task = asyncio.create_task(_record(engine, port, leg, event.audio))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
     finally:  # what was said before the operator left still reaches the record
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(asyncio.gather(*pending)), 10)

@@ -4,11 +4,13 @@ would have got alone, in order, whatever else the batch held."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import numpy as np
 import pytest
 
+from smartpbx_ari.call.engine import backlog
 from smartpbx_ari.media.vad import WINDOW, SileroVad, shared_session
 from smartpbx_ari.media.vad_batch import VadBatcher
 from tests.fixtures.audio import librivox
@@ -110,3 +112,28 @@ def test_a_closed_event_loop_does_not_stop_the_worker() -> None:
     asyncio.run(leave_one_waiting())
     assert asyncio.run(asyncio.wait_for(batcher.score(SileroVad(), [window]), 5)) != []
     batcher.close()
+
+
+async def test_a_backlog_comes_as_one_batch_and_the_frames_before_an_error_first() -> None:
+    arrived: asyncio.Queue[np.ndarray | Exception] = asyncio.Queue()
+
+    async def recv() -> np.ndarray:
+        item = await arrived.get()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    frame = np.zeros(160, np.int16)
+    async with contextlib.aclosing(backlog(recv)) as heard:
+        arrived.put_nowait(frame)
+        assert len(await anext(heard)) == 1
+        for _ in range(5):  # piled up while the last was heard
+            arrived.put_nowait(frame)
+        await asyncio.sleep(0.01)
+        assert len(await anext(heard)) == 5
+        arrived.put_nowait(frame)
+        arrived.put_nowait(ConnectionError("the channel is gone"))
+        await asyncio.sleep(0.01)
+        assert len(await anext(heard)) == 1
+        with pytest.raises(ConnectionError, match="gone"):
+            await anext(heard)

@@ -193,3 +193,20 @@ def test_the_noise_floor_drops_at_once_and_rises_slowly() -> None:
     for _ in range(50):  # one second of speech
         floor.update(3000.0)
     assert 100.0 < floor.level < 100.0 * 10 ** (5 / 20)
+
+
+def test_frames_taken_ahead_and_decided_at_once_decide_as_one_by_one() -> None:
+    """A call that fell behind takes its piled-up frames, has their windows scored in one
+    batch, then decides: the same events as frame by frame."""
+    audio = frames(QUIET, 400) + frames(LOUD, 600) + frames(QUIET, 600) + frames(LOUD, 300)
+    one_by_one = hear(Ear(TurnSettings(), LoudVad()), audio)
+    ear = Ear(TurnSettings(), LoudVad())
+    at_once: list[EarEvent] = []
+    for start in range(0, len(audio), 7):  # seven frames at a time
+        windows = [w for pcm in audio[start : start + 7] for w in ear.take(pcm, False)]
+        at_once += ear.decide(ear.vad.score(windows), SILENT)
+    assert [type(e) for e in at_once] == [type(e) for e in one_by_one] != []
+    # the same pre-roll; at most the frames taken ahead of the end more
+    ahead = next(e for e in at_once if isinstance(e, TurnEnded)).audio
+    alone = next(e for e in one_by_one if isinstance(e, TurnEnded)).audio
+    assert 0 <= len(ahead) - len(alone) < 7 * FRAME
