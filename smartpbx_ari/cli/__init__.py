@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from smartpbx_ari.cli.call import add_call_arguments, run_call
+from smartpbx_ari.cli.call_args import add_call_arguments
 from smartpbx_ari.cli.cluster import add_cluster_arguments, run_cluster
 from smartpbx_ari.cli.db import add_db_arguments, run_db
 from smartpbx_ari.cli.kb import (
@@ -24,8 +24,9 @@ from smartpbx_ari.telephony.pbx import LocalPbx, config_source, render_config, t
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
-# `serve` (and `demo`) import the controller's wiring only when they run: every other
-# command, `--help` included, would pay seconds for the web stack and models it loads.
+# `serve` (and `demo`) import the controller's wiring, and `call` the synthetic caller, only
+# when they run: every other command, `--help` included, would pay seconds for the web
+# stack and models they load (and a restarted controller rescues its callers first).
 
 
 def _pbx(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,6 +59,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.cli.serve import run_serve
 
     return run_serve(settings, web_only=args.web_only)
+
+
+def _call(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.cli.call import run_call
+
+    return run_call(args, settings)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     call = sub.add_parser("call", help="the synthetic caller: dial, speak, listen, measure")
     add_call_arguments(call)
-    call.set_defaults(handler=run_call)
+    call.set_defaults(handler=_call)
     return parser
 
 
