@@ -41,6 +41,8 @@ def _pbx(args: argparse.Namespace, settings: Settings) -> int:
         status = pbx.status()
         print(f"pbx: {status.detail}")
         return 0 if status.ari_ok else 3
+    if args.action == "run":  # the foreground, for a supervisor: this process becomes Asterisk
+        pbx.run(args.user)
     if args.action == "cli":
         print(pbx.cli(" ".join(args.command)), end="")
         return 0
@@ -97,10 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML config file (default: $SMARTPBX_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    pbx = sub.add_parser("pbx", help="the local Asterisk: up, down, status, cli, render")
-    pbx.add_argument("action", choices=["up", "down", "status", "cli", "render"])
+    pbx = sub.add_parser("pbx", help="the local Asterisk: up, down, status, cli, render, "
+                                     "run (in the foreground, for systemd)")
+    pbx.add_argument("action", choices=["up", "down", "status", "cli", "render", "run"])
     pbx.add_argument("command", nargs="*",
                      help="with cli: an Asterisk CLI command; with render: a directory")
+    pbx.add_argument("--user", default="",
+                     help="with run: the host user Asterisk runs as (default: root)")
     pbx.set_defaults(handler=_pbx)
 
     serve = sub.add_parser("serve", help="run the controller (calls, console, API, FastAGI)")
