@@ -282,13 +282,14 @@ class LocalPbx:
                              *as_user])
 
     def _prepare(self, owner: tuple[int, int] = (0, 0)) -> None:
-        """Ports free, config rendered, Asterisk's trees made and owned by ``owner``."""
+        """Ports free, config rendered, Asterisk's trees made and owned by ``owner``:
+        Asterisk's -U drops every capability (root's too), so it writes only what it owns,
+        also after a run as another user."""
         self._check_ports()
         self.render()
         for tree in self.trees:
             (self.root / tree).mkdir(parents=True, exist_ok=True)
-            if self.node or owner != (0, 0):
-                _chown_tree(self.root / tree, *owner)
+            _chown_tree(self.root / tree, *owner)
         _chown_tree(self.root / self.etc, *owner)
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
 
