@@ -3,8 +3,8 @@ serve calls until SIGINT/SIGTERM, handing every call back before returning.
 
 Start-up order, for a controller its supervisor restarts after a crash: connect to ARI
 and reconcile (callers orphaned in our Stasis app go on to the operators' queue) with no
-model library imported yet; open the call record; then the wiring (cli/wiring.py: the
-models, the agent, the console, AMI, FastAGI). Callers arriving while the models load
+model library imported yet; then the wiring (cli/wiring.py: the call record, the models,
+the agent, the console, AMI, FastAGI). Callers arriving while the models load
 go on to the operators too, as they do while no controller is connected at all.
 """
 
@@ -19,15 +19,13 @@ from collections.abc import Awaitable, Callable
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
-from smartpbx_ari.store.db import Database
-from smartpbx_ari.store.migrate import open_database
-from smartpbx_ari.store.recorder import CallRecorder
+from smartpbx_ari.events import CallEvent
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.stasis import StasisApp
 
 log = logging.getLogger("smartpbx")
 RECONCILE_WAIT_S = 5.0  # Asterisk not answering: load the models meanwhile (it reconciles later)
-ServeCalls = Callable[[Settings, StasisApp, Database, CallRecorder, asyncio.Event, float],
+ServeCalls = Callable[[Settings, StasisApp, list[CallEvent], asyncio.Event, float],
                       Awaitable[None]]
 
 
@@ -45,26 +43,21 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; then hand back every call before returning."""
     stop = _stop_on_signals()
     async with make_ari(settings) as ari:
-        app = StasisApp(settings, ari, ready=False)
+        early: list[CallEvent] = []  # for the call record, until the database is open
+        app = StasisApp(settings, ari, sinks=[early.append], ready=False)
         stasis = asyncio.create_task(app.run(), name="stasis-app")
-        recorder: CallRecorder | None = None
         try:
             try:
                 await asyncio.wait_for(app.reconciled.wait(), RECONCILE_WAIT_S)
             except TimeoutError:
                 log.warning("Asterisk at %s does not answer yet: loading the models "
                             "meanwhile (reconciling once it does)", settings.ari_url)
-            db = await asyncio.to_thread(open_database, settings)
-            recorder = CallRecorder(db, settings.store.buffer_limit).start()
-            app.sinks.append(recorder.record)  # callers sent on meanwhile are on the record
             log.info("loading the models; new callers go to the operators until then")
             loading = time.monotonic()
             serve_calls = await asyncio.to_thread(_wiring)  # the models' libraries: seconds
-            await serve_calls(settings, app, db, recorder, stop, loading)
+            await serve_calls(settings, app, early, stop, loading)
         finally:
             await _halt(app, stasis)
-            if recorder is not None:  # stopped last: the calls handed back are recorded
-                await asyncio.to_thread(recorder.stop)
 
 
 async def _halt(app: StasisApp, stasis: asyncio.Task[None]) -> None:

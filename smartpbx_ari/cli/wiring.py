@@ -18,6 +18,7 @@ from smartpbx_ari.call.engine import VoiceEngine, warm_speech
 from smartpbx_ari.call.hitl import CALLBACK, HitlDesk
 from smartpbx_ari.config import ConfigError, Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
+from smartpbx_ari.events import CallEvent
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.store.recorder import CallRecorder
@@ -34,40 +35,59 @@ log = logging.getLogger("smartpbx")
 AMI_USER = "smartpbx"  # asterisk-config/manager.conf
 
 
-async def serve_calls(settings: Settings, app: StasisApp, db: Database,
-                      recorder: CallRecorder, stop: asyncio.Event, loading: float) -> None:
-    """Load the models, open ``app`` to calls, serve until ``stop``; then hand every call
-    back to the dialplan before the console, AMI and FastAGI close."""
+async def serve_calls(settings: Settings, app: StasisApp, early: list[CallEvent],
+                      stop: asyncio.Event, loading: float) -> None:
+    """Open the call record (``early``: the events before it, the app's sink until now),
+    load the models, open ``app`` to calls, serve until ``stop``; then hand every call
+    back to the dialplan before the console, AMI and FastAGI close, and the record last."""
     creds = load_credentials(settings.data_dir)
-    web_ctx = await _web_context(settings, creds, db, recorder)
-    async with contextlib.AsyncExitStack() as stack:
-        desk = web_ctx.desk
-        voice = await VoiceEngine.load(settings, web_ctx.agent, desk)
-        voice.tune_to(web_ctx.agent.retriever)
-        warming = asyncio.create_task(_warm_speech(voice, web_ctx.agent), name="speech-cache")
-        stack.callback(warming.cancel)
-        app.sinks += [desk.observe, web_ctx.metrics.event]
-        desk.publish = app.publish
-        web_ctx.calls = app
-        web_ctx.feed.follow(app.events.subscribe(10_000))
-        ami = await _start_ami(settings, creds.ami_secret, recorder, app, web_ctx)
-        stack.callback(ami.close)
-        web_ctx.presence = lambda: ami.presence
-        if settings.agi.enabled:
-            agi = await AgiServer(lambda: asyncio.to_thread(load_rules, web_ctx.db),
-                                  settings.agi.host,
-                                  settings.agi.port, settings.agi.timezone,
-                                  on_callback=callback_alerts(desk)).start()
-            stack.push_async_callback(agi.close)
-        if settings.web.enabled:
-            runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
-            stack.push_async_callback(runner.cleanup)
-        log.info("models loaded and the console, AMI and FastAGI up in %.1f s",
-                 time.monotonic() - loading)
-        app.open_for_calls(lambda: VoiceConversation(voice))
-        await stop.wait()
-        log.info("stopping: handing back %d call(s)", len(app.sessions))
-        await app.shutdown()
+    db = await asyncio.to_thread(open_database, settings)
+    recorder = CallRecorder(db, settings.store.buffer_limit).start()
+    for event in early:
+        recorder.record(event)
+    app.sinks[:] = [recorder.record]
+    try:
+        web_ctx = await _web_context(settings, creds, db, recorder)
+        async with contextlib.AsyncExitStack() as stack:
+            await _serve_calls(settings, app, web_ctx, creds, stack, loading)
+            await stop.wait()
+            log.info("stopping: handing back %d call(s)", len(app.sessions))
+            await app.shutdown()
+    finally:
+        await app.shutdown()  # also when start-up failed: no caller left in silence
+        await asyncio.to_thread(recorder.stop)
+
+
+async def _serve_calls(settings: Settings, app: StasisApp, web_ctx: WebContext,
+                       creds: Credentials, stack: contextlib.AsyncExitStack,
+                       loading: float) -> None:
+    """The models, the desk, AMI, FastAGI and the console joined to ``app``, each closed
+    by ``stack``; then ``app`` takes calls."""
+    desk, recorder = web_ctx.desk, web_ctx.recorder
+    assert recorder is not None
+    voice = await VoiceEngine.load(settings, web_ctx.agent, desk)
+    voice.tune_to(web_ctx.agent.retriever)
+    warming = asyncio.create_task(_warm_speech(voice, web_ctx.agent), name="speech-cache")
+    stack.callback(warming.cancel)
+    app.sinks += [desk.observe, web_ctx.metrics.event]
+    desk.publish = app.publish
+    web_ctx.calls = app
+    web_ctx.feed.follow(app.events.subscribe(10_000))
+    ami = await _start_ami(settings, creds.ami_secret, recorder, app, web_ctx)
+    stack.callback(ami.close)
+    web_ctx.presence = lambda: ami.presence
+    if settings.agi.enabled:
+        agi = await AgiServer(lambda: asyncio.to_thread(load_rules, web_ctx.db),
+                              settings.agi.host,
+                              settings.agi.port, settings.agi.timezone,
+                              on_callback=callback_alerts(desk)).start()
+        stack.push_async_callback(agi.close)
+    if settings.web.enabled:
+        runner = await start_site(create_app(web_ctx), settings.web.host, settings.web.port)
+        stack.push_async_callback(runner.cleanup)
+    log.info("models loaded and the console, AMI and FastAGI up in %.1f s",
+             time.monotonic() - loading)
+    app.open_for_calls(lambda: VoiceConversation(voice))
 
 
 def callback_alerts(desk: HitlDesk) -> CallbackSink:
