@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import CallAnswered, CallEvent, HandedOff, Subscription
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
-from smartpbx_ari.store.db import Database
+from smartpbx_ari.store.db import Database, database_url
 from smartpbx_ari.store.models import Call
 from smartpbx_ari.store.recordings import recording_path, recordings_dir
 from smartpbx_ari.telephony.ari import AriClient
@@ -169,6 +169,48 @@ async def test_a_call_while_the_models_load_goes_to_the_operators(
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+async def test_a_caller_while_serve_loads_its_models_reaches_the_queue_on_the_record(
+    pbx: object, settings: Settings, dial: Dial, ari: AriClient, tmp_path: Path,
+) -> None:
+    """`smartpbx serve` connected and reconciled, its models loading: a new caller goes on
+    to the operators' queue, and is in the call record (opened after that call came)."""
+    log = tmp_path / "serve.log"
+    proc = launch_serve(log)
+    caller = SyntheticCaller(settings, transcribe=False)
+    try:
+        async with asyncio.timeout(60):
+            while b"loading the models" not in log.read_bytes():
+                assert proc.poll() is None, log.read_text()
+                await asyncio.sleep(0.05)
+        async with caller.dial(dial) as line:
+            async with asyncio.timeout(10):
+                while not (queued := [c for c in await ari.channels() if  # noqa: ASYNC110 (polls Asterisk)
+                                      c.name.startswith("PJSIP/caller") and
+                                      c.app_name == "Queue"]):
+                    await asyncio.sleep(0.05)
+            assert READY_LOG.encode() not in log.read_bytes(), "the models loaded first"
+            assert not line.call.ended.is_set()
+        await asyncio.to_thread(wait_ready, proc, log)
+        db = Database(database_url(settings))
+        try:
+            async with asyncio.timeout(10):
+                while (call := await asyncio.to_thread(_call, db, queued[0].id)) is None:  # noqa: ASYNC110 (polls another process's database)
+                    await asyncio.sleep(0.1)
+        finally:
+            db.engine.dispose()
+        assert (call.status, call.end_reason) == ("handed_off", STARTING)
+    finally:
+        await asyncio.to_thread(stop, proc)
+
+
+def _call(db: Database, call_id: str) -> Call | None:
+    with db.session() as session:
+        call = session.get(Call, call_id)
+        if call is not None:
+            session.expunge(call)
+        return call
 
 
 async def _next(events: Subscription, kind: type[E]) -> E:
