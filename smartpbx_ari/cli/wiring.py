@@ -49,7 +49,7 @@ async def serve_calls(settings: Settings, app: StasisApp, early: list[CallEvent]
     try:
         web_ctx = await _web_context(settings, creds, db, recorder)
         async with contextlib.AsyncExitStack() as stack:
-            await _serve_calls(settings, app, web_ctx, creds, stack, loading)
+            await _wire(settings, app, web_ctx, creds, stack, loading)
             await stop.wait()
             log.info("stopping: handing back %d call(s)", len(app.sessions))
             await app.shutdown()
@@ -58,9 +58,8 @@ async def serve_calls(settings: Settings, app: StasisApp, early: list[CallEvent]
         await asyncio.to_thread(recorder.stop)
 
 
-async def _serve_calls(settings: Settings, app: StasisApp, web_ctx: WebContext,
-                       creds: Credentials, stack: contextlib.AsyncExitStack,
-                       loading: float) -> None:
+async def _wire(settings: Settings, app: StasisApp, web_ctx: WebContext, creds: Credentials,
+                stack: contextlib.AsyncExitStack, loading: float) -> None:
     """The models, the desk, AMI, FastAGI and the console joined to ``app``, each closed
     by ``stack``; then ``app`` takes calls."""
     desk, recorder = web_ctx.desk, web_ctx.recorder
