@@ -39,6 +39,7 @@ from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.sipcaller.caller import CallReport, Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
+from smartpbx_ari.telephony.stasis import READY_LOG
 from smartpbx_ari.web.metrics import STAGES
 
 QUESTIONS = [
@@ -113,13 +114,13 @@ def start_controller(log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if b"ARI WebSocket connected" in log.read_bytes():
+        if READY_LOG.encode() in log.read_bytes():
             return proc
         if proc.poll() is not None:
             raise SystemExit(f"smartpbx serve exited: {log.read_text()[-500:]}")
         time.sleep(0.1)
     proc.kill()
-    raise SystemExit("smartpbx serve did not connect to ARI within 60 s")
+    raise SystemExit("smartpbx serve was not ready for calls within 60 s")
 
 
 async def run_calls(turns: int) -> list[CallReport]:

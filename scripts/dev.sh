@@ -16,7 +16,8 @@ APT_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-base python3-venv 
               asterisk-moh-opsound-wav asterisk-moh-opsound-g722
               chromium chromium-driver
               kamailio  # the SIP dispatcher of `smartpbx cluster` (two PBX nodes)
-              shellcheck)  # actionlint checks the CI workflow's shell steps with it
+              shellcheck  # actionlint checks the CI workflow's shell steps with it
+              systemd)  # systemd-analyze verifies deploy/systemd/ (tests/unit/test_deploy.py)
 VENV=${SMARTPBX_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_CPU=${SMARTPBX_TORCH:-torch==2.13.0}

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from smartpbx_ari.cli.call import add_call_arguments, run_call
+from smartpbx_ari.cli.call_args import add_call_arguments
 from smartpbx_ari.cli.cluster import add_cluster_arguments, run_cluster
 from smartpbx_ari.cli.db import add_db_arguments, run_db
 from smartpbx_ari.cli.kb import (
@@ -24,8 +24,9 @@ from smartpbx_ari.telephony.pbx import LocalPbx, config_source, render_config, t
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
-# `serve` (and `demo`) import the controller's wiring only when they run: every other
-# command, `--help` included, would pay seconds for the web stack and models it loads.
+# `serve` (and `demo`) import the controller's wiring, and `call` the synthetic caller, only
+# when they run: every other command, `--help` included, would pay seconds for the web
+# stack and models they load (and a restarted controller rescues its callers first).
 
 
 def _pbx(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,6 +41,8 @@ def _pbx(args: argparse.Namespace, settings: Settings) -> int:
         status = pbx.status()
         print(f"pbx: {status.detail}")
         return 0 if status.ari_ok else 3
+    if args.action == "run":  # the foreground, for a supervisor: this process becomes Asterisk
+        pbx.run(args.user)
     if args.action == "cli":
         print(pbx.cli(" ".join(args.command)), end="")
         return 0
@@ -58,6 +61,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from smartpbx_ari.cli.serve import run_serve
 
     return run_serve(settings, web_only=args.web_only)
+
+
+def _call(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.cli.call import run_call
+
+    return run_call(args, settings)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -90,10 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML config file (default: $SMARTPBX_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    pbx = sub.add_parser("pbx", help="the local Asterisk: up, down, status, cli, render")
-    pbx.add_argument("action", choices=["up", "down", "status", "cli", "render"])
+    pbx = sub.add_parser("pbx", help="the local Asterisk: up, down, status, cli, render, "
+                                     "run (in the foreground, for systemd)")
+    pbx.add_argument("action", choices=["up", "down", "status", "cli", "render", "run"])
     pbx.add_argument("command", nargs="*",
                      help="with cli: an Asterisk CLI command; with render: a directory")
+    pbx.add_argument("--user", default="",
+                     help="with run: the host user Asterisk runs as (default: root)")
     pbx.set_defaults(handler=_pbx)
 
     serve = sub.add_parser("serve", help="run the controller (calls, console, API, FastAGI)")
@@ -128,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     call = sub.add_parser("call", help="the synthetic caller: dial, speak, listen, measure")
     add_call_arguments(call)
-    call.set_defaults(handler=run_call)
+    call.set_defaults(handler=_call)
     return parser
 
 

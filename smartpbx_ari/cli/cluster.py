@@ -10,8 +10,6 @@ from pathlib import Path
 from smartpbx_ari.cli.kb import ensure_demo_knowledge
 from smartpbx_ari.cli.users import ensure_demo_admin
 from smartpbx_ari.config import Settings
-from smartpbx_ari.store.db import safe_url
-from smartpbx_ari.store.migrate import open_database
 from smartpbx_ari.telephony.cluster import (
     Cluster,
     ClusterStatus,
@@ -59,6 +57,9 @@ def run_cluster(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def up(cluster: Cluster, demo: bool) -> None:
+    from smartpbx_ari.store.db import safe_url  # the store when it runs: cli/users.py
+    from smartpbx_ari.store.migrate import open_database
+
     check_shared_database(cluster.settings)
     first = cluster.nodes[0].settings
     print(f"cluster: chroma (pid {cluster.chroma_up()}) on {first.rag.chroma_url}")

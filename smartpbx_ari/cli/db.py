@@ -6,10 +6,8 @@ import argparse
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import private_dir
-from smartpbx_ari.store import migrate
-from smartpbx_ari.store.calls import purge
-from smartpbx_ari.store.db import Database, database_url, safe_url
-from smartpbx_ari.store.recordings import recordings_dir
+
+# the store (SQLAlchemy, Alembic) is imported when the command runs (cli/users.py: why)
 
 
 def add_db_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +17,11 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_db(args: argparse.Namespace, settings: Settings) -> int:
+    from smartpbx_ari.store import migrate
+    from smartpbx_ari.store.calls import purge
+    from smartpbx_ari.store.db import Database, database_url, safe_url
+    from smartpbx_ari.store.recordings import recordings_dir
+
     private_dir(settings.data_dir)
     db = Database(database_url(settings))
     where = safe_url(db.url)

@@ -8,15 +8,12 @@ import argparse
 import getpass
 import sys
 
-from sqlalchemy import select
-
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import load_credentials
-from smartpbx_ari.store.migrate import open_database
-from smartpbx_ari.store.models import User
-from smartpbx_ari.store.users import add_user, disable_user, get_user, remove_user
 
 DEMO_ADMIN = "admin"
+# the store (SQLAlchemy, argon2) is imported when a command runs: every `smartpbx`
+# command builds this parser, and a restarted `serve` must reach Asterisk first
 
 
 def add_users_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +26,12 @@ def add_users_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_users(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from smartpbx_ari.store.migrate import open_database
+    from smartpbx_ari.store.models import User
+    from smartpbx_ari.store.users import add_user, disable_user, remove_user
+
     db = open_database(settings)
     if args.action == "list":
         with db.session() as session:
@@ -55,6 +58,9 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
 def ensure_demo_admin(settings: Settings) -> str:
     """The demo's console login: user ``admin``, password ``admin_password`` of the
     secrets file (or SMARTPBX_SECRET_ADMIN_PASSWORD)."""
+    from smartpbx_ari.store.migrate import open_database
+    from smartpbx_ari.store.users import add_user, get_user
+
     db = open_database(settings)
     if get_user(db, DEMO_ADMIN) is None:
         add_user(db, DEMO_ADMIN, load_credentials(settings.data_dir).admin_password, "admin",

@@ -21,8 +21,9 @@ from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.telephony.daemon import Daemon
 from smartpbx_ari.telephony.kamailio import Destination, Kamailio
 from smartpbx_ari.telephony.pbx import LocalPbx, PbxStatus, config_source, render_config
+from smartpbx_ari.telephony.stasis import READY_LOG
 
-CONTROLLER_READY = "ARI WebSocket connected"  # telephony/ari.py logs it once connected
+CONTROLLER_READY = READY_LOG  # the Stasis app logs it once its models are loaded
 CONTROLLER_TIMEOUT_S = 240.0  # models load on 2 shared cores
 CHROMA_TIMEOUT_S = 30.0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import errno
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials, load_credentials
@@ -244,14 +246,7 @@ class LocalPbx:
             self.cli("core reload")
             self._wait_ari()
             return self.status()
-        self._check_ports()
-        self.render()
-        for tree in self.trees:
-            (self.root / tree).mkdir(parents=True, exist_ok=True)
-            if self.node:
-                _chown_tree(self.root / tree)
-        _chown_tree(self.root / self.etc)
-        self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         pid = self._spawn()
         self.pidfile.write_text(f"{pid}\n")
         try:
@@ -260,6 +255,43 @@ class LocalPbx:
             self.down()
             raise
         return self.status()
+
+    def run(self, user: str = "") -> NoReturn:
+        """For a supervisor (systemd, a container): prepare as :meth:`up` does, then become
+        Asterisk in the foreground, this PID (stopping the service stops Asterisk; it logs
+        to stdout). ``user``: a host user Asterisk drops to once started (entered in the
+        root's passwd with its host uid, its trees chowned to it), else it stays root."""
+        if os.geteuid() != 0:
+            raise PbxError("pbx: starting Asterisk in its chroot needs root")
+        self.provision()
+        self.ensure_music()
+        if self.pid() is not None:
+            raise PbxError(f"pbx: Asterisk already runs (pid {self.pid()}): smartpbx pbx down")
+        owner = (0, 0)
+        if user:
+            try:
+                entry = pwd.getpwnam(user)
+            except KeyError:
+                raise PbxError(f"pbx run --user: no user {user!r} on this host") from None
+            owner = (entry.pw_uid, entry.pw_gid)
+            enter_user(self.root, user, *owner)
+        self._prepare(owner)
+        self.pidfile.write_text(f"{os.getpid()}\n")
+        as_user = ["-U", user, "-G", user] if user else ["-U", "root", "-G", "root"]
+        os.execvp("chroot", ["chroot", str(self.root), "asterisk", *self.conf_args, "-f", "-n",
+                             *as_user])
+
+    def _prepare(self, owner: tuple[int, int] = (0, 0)) -> None:
+        """Ports free, config rendered, Asterisk's trees made and owned by ``owner``:
+        Asterisk's -U drops every capability (root's too), so it writes only what it owns,
+        also after a run as another user."""
+        self._check_ports()
+        self.render()
+        for tree in self.trees:
+            (self.root / tree).mkdir(parents=True, exist_ok=True)
+            _chown_tree(self.root / tree, *owner)
+        _chown_tree(self.root / self.etc, *owner)
+        self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def _spawn(self) -> int:
         """Start Asterisk in its own session; it outlives us, so no Popen object is kept."""
@@ -331,12 +363,25 @@ class LocalPbx:
         return res.stdout + res.stderr
 
 
-def _chown_tree(path: Path) -> None:
+def enter_user(root: Path, name: str, uid: int, gid: int) -> None:
+    """``name`` in the root's passwd and group with its host uid and gid (Asterisk's -U
+    and -G look names up inside the chroot; the root's own ``asterisk`` uid is some other
+    host user's, e.g. postgres')."""
+    for table, line in (("etc/passwd", f"{name}:x:{uid}:{gid}::/var/lib/asterisk:"
+                                       "/usr/sbin/nologin"),
+                        ("etc/group", f"{name}:x:{gid}:")):
+        path = root / table
+        kept = [row for row in path.read_text().splitlines()
+                if not row.startswith(f"{name}:")]
+        path.write_text("\n".join([*kept, line]) + "\n")
+
+
+def _chown_tree(path: Path, uid: int = 0, gid: int = 0) -> None:
     if not path.exists():
         return
     for dirpath, dirnames, filenames in os.walk(path):
         for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-            os.lchown(name, 0, 0)
+            os.lchown(name, uid, gid)
 
 
 def _exited(pid: int) -> bool:

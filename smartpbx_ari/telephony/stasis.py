@@ -62,6 +62,8 @@ BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
 BUSY_LABEL = "busy"  # the dialplan's label for a call beyond capacity
 ALL_BUSY = "all lines busy"
+STARTING = "controller starting"  # its models still loading: the operators take the call
+READY_LOG = "ready for calls"  # logged once the app takes calls (start-up waits for it)
 PBX_LOST = "PBX lost"  # Asterisk went away (killed, its host down): its calls with it
 
 
@@ -370,7 +372,7 @@ class CallSession:
 class StasisApp:
     def __init__(self, settings: Settings, ari: AriClient, events: EventBus | None = None,
                  conversation: ConversationFactory = DrainConversation,
-                 sinks: Sequence[Callable[[CallEvent], None]] = ()) -> None:
+                 sinks: Sequence[Callable[[CallEvent], None]] = (), ready: bool = True) -> None:
         self.settings = settings
         self.sinks = list(sinks)  # called with every event, in order (the call record)
         self.ari = ari
@@ -381,8 +383,17 @@ class StasisApp:
         self._routes: dict[str, CallSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        # False while the controller loads its models: new callers go to the operators
+        self.ready = ready
+        self.reconciled = asyncio.Event()  # set by each reconcile (the first: orphans rescued)
         self.recordings = CallRecordings(ari, recordings_dir(settings),
                                          settings.store.record_calls)
+
+    def open_for_calls(self, conversation: ConversationFactory) -> None:
+        """The models are loaded: new callers talk to ``conversation`` from now on."""
+        self.conversation = conversation
+        self.ready = True
+        log.info("Stasis app %r on %s: %s", self.ari.app, self.ari.base_url, READY_LOG)
 
     def publish(self, event: CallEvent) -> None:
         log.info("%s", event.line())
@@ -456,8 +467,10 @@ class StasisApp:
     def _start(self, caller: Channel, args: Sequence[str] = ()) -> None:
         if caller.id in self.sessions or self.stopping:
             return
-        if len(self.sessions) >= self.settings.media.capacity:
-            task = asyncio.create_task(self._busy(caller), name=f"busy:{caller.id}")
+        if not self.ready or len(self.sessions) >= self.settings.media.capacity:
+            reason, label = (ALL_BUSY, BUSY_LABEL) if self.ready else (STARTING, None)
+            task = asyncio.create_task(self._send_on(caller, reason, label),
+                                       name=f"send-on:{caller.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
@@ -480,15 +493,20 @@ class StasisApp:
         for channel_id in channel_ids:
             self._routes.pop(channel_id, None)
 
-    async def _busy(self, caller: Channel) -> None:
-        """Beyond capacity: the dialplan's ``busy`` label says "all our lines are busy"
-        and sends the caller to the operators' queue; the calls in progress go on."""
+    async def _send_on(self, caller: Channel, reason: str, label: str | None) -> None:
+        """A caller the AI does not take, straight on to the operators' queue. Beyond
+        capacity the dialplan's ``busy`` label first says "all our lines are busy"; while
+        the models load (``label`` None) the dialplan's next step after Stasis, the queue,
+        as when no controller is connected at all. The calls in progress go on."""
         self.publish(CallStarted(call_id=caller.id, caller=caller.caller_number,
                                  exten=caller.exten))
         self.recordings.handed_off(caller.id, to_queue=True)
-        await quietly(self.ari.continue_in_dialplan(caller.id, caller.context, caller.exten,
-                                                    label=BUSY_LABEL))
-        self.publish(HandedOff(call_id=caller.id, reason=ALL_BUSY))
+        if label is None:
+            await quietly(self.ari.continue_in_dialplan(caller.id))
+        else:
+            await quietly(self.ari.continue_in_dialplan(caller.id, caller.context,
+                                                        caller.exten, label=label))
+        self.publish(HandedOff(call_id=caller.id, reason=reason))
 
     async def _watch_pbx(self) -> None:
         """After the WebSocket drops: while Asterisk still answers REST, wait for the
@@ -528,8 +546,15 @@ class StasisApp:
         Sessions whose caller vanished end; callers left in our Stasis app by a dead
         controller go back to the dialplan (the operators), never left in silence; their
         orphaned External Media channels and bridges are removed. One controller per
-        Asterisk is assumed: another controller's calls would look orphaned.
+        Asterisk is assumed: another controller's calls would look orphaned. Sets
+        :attr:`reconciled` when done (or failed): start-up waits for that rescue.
         """
+        try:
+            await self._reconcile()
+        finally:
+            self.reconciled.set()
+
+    async def _reconcile(self) -> None:
         try:
             channels = await self.ari.channels()
             bridges = await self.ari.bridges()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from smartpbx_ari.call.hitl import CALLBACK
-from smartpbx_ari.cli.serve import callback_alerts
+from smartpbx_ari.cli.wiring import callback_alerts
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import HandedOff

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from smartpbx_ari.cli.serve import AMI_USER
+from smartpbx_ari.cli.wiring import AMI_USER
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEnded, CallStarted, HandedOff, Subscription
