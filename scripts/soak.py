@@ -11,7 +11,7 @@ callers each place call after call, in turn of three kinds:
   goes to the operators' queue (nobody answers there: the caller hangs up after a while).
 Every --sample-s it samples the controller's RSS, open fds and threads (/proc), its asyncio
 tasks (``smartpbx_asyncio_tasks`` on /metrics), and Asterisk's channels and bridges (ARI).
-After the calls, it waits for Asterisk to be empty and samples once more.
+After the calls, it waits for Asterisk to be empty and samples once more ("after").
 
 Each curve must be flat after --warmup-min: its least-squares trend over the rest of the
 run moves less than 10 % of its mean (or than a small absolute floor: 20 MB, 5 fds, 3
@@ -164,7 +164,7 @@ class Sampler:
         self.started = time.monotonic()
         self.samples: list[Sample] = []
 
-    async def sample(self, http: aiohttp.ClientSession) -> Sample:
+    async def sample(self, http: aiohttp.ClientSession, keep: bool = True) -> Sample:
         async with http.get(self.metrics_url) as resp:
             tasks = TASKS.search(await resp.read())
         values = {**process_figures(self.pid),
@@ -172,7 +172,8 @@ class Sampler:
                   "channels": float(len(await self.ari.channels())),
                   "bridges": float(len(await self.ari.bridges()))}
         sample = Sample(round(time.monotonic() - self.started, 1), values)
-        self.samples.append(sample)
+        if keep:  # a sample of the soak itself, not of the quiet after it
+            self.samples.append(sample)
         return sample
 
     async def every(self, period_s: float, until: float, http: aiohttp.ClientSession) -> None:
@@ -191,26 +192,27 @@ async def soak(settings: Settings, pid: int, args: argparse.Namespace) -> dict[s
         await asyncio.gather(sampler.every(args.sample_s, until, http),
                              *(caller_loop(caller, dial, slot, until, tally)
                                for slot in range(args.concurrency)))
-        left = await drained(sampler, http)
+        after = await drained(sampler, http)
     warm = args.warmup_min * 60
-    trends = {name: trend([s for s in sampler.samples[:-1] if s.t_s >= warm], name)
+    trends = {name: trend([s for s in sampler.samples if s.t_s >= warm], name)
               for name in SERIES}
     return {"minutes": args.minutes, "concurrency": args.concurrency, "calls": tally.calls,
             "turns": tally.turns, "unanswered": tally.unanswered,
             "barge_ins_ignored": tally.barge_ins_ignored, "failed_calls": len(tally.failed),
             "failures": sorted(set(tally.failed))[:3], "samples": len(sampler.samples),
-            "trend": trends, "left_in_asterisk": left,
+            "trend": trends, "after": after,
+            "left_in_asterisk": {k: after[k] for k in ("channels", "bridges")},
             "series": [{"t_s": s.t_s, **s.values} for s in sampler.samples]}
 
 
 async def drained(sampler: Sampler, http: aiohttp.ClientSession) -> dict[str, float]:
-    """After the last call: what Asterisk still holds once 20 s have passed."""
+    """After the last call: the figures once Asterisk is empty, or 20 s have passed."""
     deadline = time.monotonic() + 20
     while True:
-        last = await sampler.sample(http)
+        last = await sampler.sample(http, keep=False)
         if last.values["channels"] == 0 == last.values["bridges"] \
                 or time.monotonic() > deadline:
-            return {"channels": last.values["channels"], "bridges": last.values["bridges"]}
+            return last.values
         await asyncio.sleep(1.0)
 
 
