@@ -303,8 +303,8 @@ class VoiceConversation:
                             self._stop_legs()
                         for event in ear.cut():  # a turn across it was said with one
                             self._act(port, mouth, ear, event, overheard=True)
-                    for event in await self.engine.hear(ear, vad, frames, mouth.playback):
-                        self._act(port, mouth, ear, event)
+                    await self.engine.hear(ear, vad, frames, lambda: mouth.playback,
+                                           lambda event: self._act(port, mouth, ear, event))
         finally:
             self._drop_eager()
             self._stop_legs()

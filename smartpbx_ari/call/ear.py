@@ -155,16 +155,19 @@ class Ear:
         """One frame of the caller's audio (at the codec's rate), its VAD windows scored
         here. The live call path scores every call's windows in one batch instead:
         ``take``, then ``decide`` with the probabilities."""
-        return self.decide(self.vad.score(self.take(pcm, playback.playing)), playback)
+        windows, out = self.take(pcm, playback)
+        if out:  # held: what the player does when the conversation acts on it
+            playback = Playback(playback.playing, True, playback.level)
+        return out + self.decide(self.vad.score(windows), playback)
 
-    def take(self, pcm: Pcm, playing: bool) -> list[Pcm]:
-        """Keep one frame (heard while we played, or not); returns the VAD windows it
-        completes, to be scored."""
+    def take(self, pcm: Pcm, playback: Playback) -> tuple[list[Pcm], list[EarEvent]]:
+        """Keep one frame; returns the VAD windows it completes, to be scored, and what to
+        do at once, before they are (``HoldPlayback``: the caller is loud over us)."""
         if self.up is not None:
             pcm = self.up.process(pcm)
         level = rms(pcm)
-        self.recent.append((pcm, Frame(level, playing)))
-        if not playing:
+        self.recent.append((pcm, Frame(level, playback.playing)))
+        if not playback.playing:
             self.floor.update(level)
         if self.capture is not None:
             self.capture.append(pcm)
@@ -173,7 +176,9 @@ class Ear:
         windows = self.vad.split(pcm)
         self.taken += 1
         self.levels.extend([(level, self.taken)] * len(windows))
-        return windows
+        loud = level >= max(HOLD_RMS, playback.level * HOLD_ECHO_RATIO)
+        return windows, [HoldPlayback()] if playback.playing and not playback.held and loud \
+            else []
 
     def decide(self, probabilities: list[float], playback: Playback) -> list[EarEvent]:
         """The probabilities of the windows ``take`` returned (of one frame or of several
@@ -195,16 +200,13 @@ class Ear:
 
         The echo gate (the caller louder than half our own recent playback) keeps our
         voice, echoed back by the line, from interrupting us. Silero is slow on unvoiced
-        onsets ("s", "t"), so a loud line first *holds* the answer at once and the VAD
-        then stops it or lets it go on. Returns the speech decision and the playback
-        state after what was decided."""
+        onsets ("s", "t"), so a loud line first *holds* the answer at once (``take``, before
+        its windows are scored) and the VAD then stops it or lets it go on. Returns the
+        speech decision and the playback state after what was decided."""
         if not playback.playing:
             self.barge.reset()
             self.held_s = 0.0
             return is_speech, playback
-        if not playback.held and level >= max(HOLD_RMS, playback.level * HOLD_ECHO_RATIO):
-            out.append(HoldPlayback())  # loud: pause now, the VAD decides within HOLD_MAX_S
-            playback = Playback(playback.playing, True, playback.level)
         if self.barge.process(seconds, is_speech, level, playback.level):
             out.append(BargeIn())
         elif playback.held:

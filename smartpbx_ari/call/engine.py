@@ -103,12 +103,19 @@ class VoiceEngine:
         return StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis)
 
     async def hear(self, ear: Ear, vad: StreamingVad, frames: list[Pcm],
-                   playback: Playback) -> list[EarEvent]:
+                   playback: Callable[[], Playback], act: Callable[[EarEvent], None]) -> None:
         """Frames through a call's ear, their VAD windows scored in one batch with every
-        other call's, off the event loop (``vad`` is the stream the ear was given)."""
-        windows = [w for pcm in frames for w in ear.take(pcm, playback.playing)]
+        other call's, off the event loop (``vad`` is the stream the ear was given). What
+        the ear decides goes to ``act`` as it is decided: a hold before the scoring."""
+        windows: list[Pcm] = []
+        for pcm in frames:
+            taken, now = ear.take(pcm, playback())
+            windows += taken
+            for event in now:
+                act(event)
         probabilities = await self.vad_batch.score(vad.vad, windows) if windows else []
-        return ear.decide(probabilities, playback)
+        for event in ear.decide(probabilities, playback()):
+            act(event)
 
     async def turn_complete(self, audio: Pcm) -> float:
         """The turn model's probability that the caller is done, off the event loop."""

@@ -12,7 +12,7 @@ import contextlib
 import time
 
 from smartpbx_ari.ai.stt import SttError
-from smartpbx_ari.call.ear import Ear, Pcm, Playback, TurnEnded
+from smartpbx_ari.call.ear import Ear, EarEvent, Pcm, Playback, TurnEnded
 from smartpbx_ari.call.engine import VoiceEngine, backlog
 from smartpbx_ari.call.ports import CallPort, Leg
 from smartpbx_ari.events import Heard, StageFailed
@@ -26,14 +26,17 @@ async def overhear(engine: VoiceEngine, port: CallPort, leg: Leg) -> None:
     vad = engine.vad()
     ear = Ear(engine.settings.turn, vad, codecs.codec(port.codec).sample_rate)
     pending: set[asyncio.Task[None]] = set()
+
+    def record(event: EarEvent) -> None:
+        if isinstance(event, TurnEnded):
+            task = asyncio.create_task(_record(engine, port, leg, event.audio))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
     try:
         async with contextlib.aclosing(backlog(leg.recv)) as heard:
             async for frames in heard:
-                for event in await engine.hear(ear, vad, frames, QUIET):
-                    if isinstance(event, TurnEnded):
-                        task = asyncio.create_task(_record(engine, port, leg, event.audio))
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
+                await engine.hear(ear, vad, frames, lambda: QUIET, record)
     finally:  # what was said before the operator left still reaches the record
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(asyncio.gather(*pending)), 10)

@@ -203,10 +203,29 @@ def test_frames_taken_ahead_and_decided_at_once_decide_as_one_by_one() -> None:
     ear = Ear(TurnSettings(), LoudVad())
     at_once: list[EarEvent] = []
     for start in range(0, len(audio), 7):  # seven frames at a time
-        windows = [w for pcm in audio[start : start + 7] for w in ear.take(pcm, False)]
+        windows = [w for pcm in audio[start : start + 7] for w in ear.take(pcm, SILENT)[0]]
         at_once += ear.decide(ear.vad.score(windows), SILENT)
     assert [type(e) for e in at_once] == [type(e) for e in one_by_one] != []
     # the same pre-roll; at most the frames taken ahead of the end more
     ahead = next(e for e in at_once if isinstance(e, TurnEnded)).audio
     alone = next(e for e in one_by_one if isinstance(e, TurnEnded)).audio
     assert 0 <= len(ahead) - len(alone) < 7 * FRAME
+
+
+def test_a_loud_frame_holds_our_answer_before_any_window_is_scored() -> None:
+    """The hold does not wait for the VAD (batched with other calls, off the loop): a
+    frame that completes no window still pauses us, and is not held twice."""
+
+    class Unscored(LoudVad):
+        def split(self, chunk: np.ndarray) -> list[np.ndarray]:
+            return []
+
+    ear = Ear(TurnSettings(), Unscored())
+    windows, now = ear.take(frames(LOUD, 20)[0], TALKING)
+    assert (windows, now) == ([], [HoldPlayback()])
+    held = Playback(playing=True, held=True, level=TALKING.level)
+    assert ear.take(frames(LOUD, 20)[0], held)[1] == []
+    assert ear.take(frames(QUIET, 20)[0], TALKING)[1] == []
+    loud_answer = Playback(playing=True, level=5000.0)
+    echo = frames(600, 20)[0]  # above line noise, but our own voice back 18 dB down
+    assert ear.take(echo, loud_answer)[1] == []
