@@ -29,6 +29,7 @@ from smartpbx_ari.events import (
     ListenEnded,
     ListeningIn,
     QueueChanged,
+    StageFailed,
     TakenOver,
     TakeoverFailed,
 )
@@ -385,7 +386,8 @@ class StasisApp:
                                          settings.store.record_calls)
 
     def publish(self, event: CallEvent) -> None:
-        log.info("%s", event.line())
+        log.log(logging.WARNING if isinstance(event, StageFailed) else logging.INFO, "%s",
+                event.line())
         for sink in self.sinks:
             sink(event)
         self.events.publish(event)
