@@ -131,9 +131,9 @@ class SttSettings:
     window_s: float = 15.0
     # a decode not done this long after it began is abandoned (its thread left behind, the
     # pool replaced): the caller hears the apology and the operators an alert, within 3 s
-    # of the end of the turn. tiny.en decodes a question in 0.2-0.5 s on 2 cores, whisper
-    # base 0.45 s; 2 s leaves room for a 20 s utterance (max_utterance_ms) under load.
-    timeout_s: float = 2.0
+    # of the end of the turn (measured through Asterisk: the deadline + 0.35 s). tiny.en
+    # decodes a question in 0.2-0.5 s on 2 cores, whisper base in 0.45 s.
+    timeout_s: float = 1.5
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.timeout_s <= 30.0:
