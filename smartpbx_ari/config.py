@@ -77,6 +77,11 @@ class MediaSettings:
     # calls the AI takes at once; more hear "all our lines are busy" and go to the
     # operators' queue. 0 = CALLS_PER_CORE per CPU core (scripts/bench_calls.py measures)
     max_calls: int = 0
+    # no RTP packet from the caller's phone (counted by Asterisk on the caller's channel,
+    # so silence, which is still sent, counts as alive) for this long: the peer is gone
+    # without a BYE (crashed, lost its network); the controller hangs up and records the
+    # call as dead_peer. Not while the caller's phone holds the call. 0 = never.
+    dead_peer_s: float = 30.0
 
     @property
     def capacity(self) -> int:
@@ -93,6 +98,8 @@ class MediaSettings:
             raise ConfigError(f"media.format: {self.format!r} is not one of g722, ulaw, alaw")
         if self.inbound_queue_frames < 1:
             raise ConfigError("media.inbound_queue_frames: must be at least 1")
+        if self.dead_peer_s != 0 and not 1.0 <= self.dead_peer_s <= 3600.0:
+            raise ConfigError("media.dead_peer_s: 0 (never) or between 1 and 3600 seconds")
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,15 @@ class SttSettings:
     # p50 219 vs 510 ms) at the same word error rate (questions 0.185 vs 0.177, people
     # reading 0.099 vs 0.110; bench_stt.py --windows); 10 s loops on robotic voices (0.374)
     window_s: float = 15.0
+    # a decode not done this long after it began is abandoned (its thread left behind, the
+    # pool replaced): the caller hears the apology and the operators an alert, within 3 s
+    # of the end of the turn (measured through Asterisk: the deadline + 0.35 s). tiny.en
+    # decodes a question in 0.2-0.5 s on 2 cores, whisper base in 0.45 s.
+    timeout_s: float = 1.5
 
     def __post_init__(self) -> None:
+        if not 0.1 <= self.timeout_s <= 30.0:
+            raise ConfigError("stt.timeout_s: must be between 0.1 and 30 seconds")
         if self.beam_size < 1 or self.cpu_threads < 1 or self.workers < 1 \
                 or self.batch_max < 1:
             raise ConfigError("stt: beam_size, cpu_threads, workers and batch_max must be "
@@ -200,11 +214,17 @@ class AgentSettings:
     # Gemma 3 270M takes ~0.6 s per rephrasing on 2 cores, more than the whole latency budget.
     llm_phrasing: bool = False
     llm_model: str = ""  # a GGUF file; "" = the packaged Gemma 3 270M Q4_K_M
-    llm_budget_ms: int = 800  # past it, the stored answer is spoken as it is
+    # past it, the stored answer is spoken as it is; a model that gave no token at all by
+    # then is a fault (an operator alert), and its generation is abandoned
+    llm_budget_ms: int = 800
     # the LLM adds a one-line note on top of an alert's extractive summary, if faithful to
     # it (off: Gemma 3 270M copies its example more often than not, and takes seconds)
     llm_summary: bool = False
     min_confidence: float = 0.6
+    # the agent's choice of an answer (intent, knowledge search) not made this long after
+    # it was asked is abandoned: the apology and an operator alert (a search takes tens of
+    # ms; with stt.timeout_s the caller hears something within 3 s of the end of a turn)
+    search_timeout_s: float = 1.0
     # below min_confidence the caller hears a holding phrase while operators are alerted;
     # an operator's typed answer within this time is spoken, else the call goes to the queue
     hitl_wait_s: float = 25.0
@@ -220,6 +240,10 @@ class AgentSettings:
             raise ConfigError("agent.min_confidence: must be between 0 and 1")
         if not 2.0 <= self.hold_update_s <= 60.0:
             raise ConfigError("agent.hold_update_s: must be between 2 and 60 seconds")
+        if not 0.1 <= self.search_timeout_s <= 30.0:
+            raise ConfigError("agent.search_timeout_s: must be between 0.1 and 30 seconds")
+        if not 50 <= self.llm_budget_ms <= 30000:
+            raise ConfigError("agent.llm_budget_ms: must be between 50 and 30000")
 
 
 MULTILINGUAL_MODELS = ("", "e5-small", "e5-small-fp32", "use-multilingual")
@@ -325,6 +349,30 @@ class WebSettings:
             raise ConfigError("web.user_check_s: must be above 0 and at most 300")
 
 
+FAULT_MODES = ("", "raise", "hang")
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """TEST ONLY: make a model stage fail on purpose (``ai/faults.py``), e.g.
+    ``SMARTPBX_FAULTS__STT=hang``. Off unless set; never set it in production."""
+
+    stt: str = ""  # "raise" | "hang" | "" (off): the speech model's decode
+    search: str = ""  # the knowledge search (embeddings, indexes)
+    llm: str = ""  # the LLM's rephrasing (agent.llm_phrasing)
+    times: int = 0  # each faulted stage fails this many times, then works; 0 = always
+    hang_s: float = 60.0  # how long a "hang" blocks its thread
+
+    def __post_init__(self) -> None:
+        for key in ("stt", "search", "llm"):
+            if getattr(self, key) not in FAULT_MODES:
+                raise ConfigError(f"faults.{key}: \"raise\", \"hang\" or \"\" (off)")
+        if self.times < 0:
+            raise ConfigError("faults.times: must be 0 (always) or more")
+        if not 0.0 < self.hang_s <= 3600.0:
+            raise ConfigError("faults.hang_s: must be above 0 and at most 3600 seconds")
+
+
 CLUSTER_ALGORITHMS = {"round-robin": 4, "call-id": 0}  # Kamailio dispatcher's numbers
 
 
@@ -376,6 +424,7 @@ class Settings:
     agi: AgiSettings = field(default_factory=AgiSettings)
     web: WebSettings = field(default_factory=WebSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    faults: FaultSettings = field(default_factory=FaultSettings)  # test only
     database_url: str = ""  # "" = SQLite in the data dir; postgresql+psycopg://... at scale
 
     @property

@@ -206,6 +206,9 @@ class HandedOff(CallEvent):
     reason: str
 
 
+DEAD_PEER = "no RTP from the caller"  # CallEnded.reason: the phone went silent, no BYE
+
+
 @dataclass(frozen=True, kw_only=True)
 class CallEnded(CallEvent):
     kind = EventKind.ENDED

@@ -10,11 +10,14 @@ are too close to tell (:data:`CLOSE`); between :data:`OFFER_FLOOR` and that it a
 one the caller means (``ai/clarify.py``; the best two when the second is near,
 :data:`PAIR_BELOW`, the best three when the third is too, :data:`TRIPLE_BELOW`) instead of
 guessing or handing over; below it, it hands over.
+
+A turn's choice runs on the agent's own threads with a deadline (``agent.search_timeout_s``,
+``ai/deadline.py``): a search that raises or hangs is a :class:`SearchError`, and the
+call goes on (the conversation turns it into a phrase and an operator alert).
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import math
 from dataclasses import dataclass, field, replace
@@ -32,6 +35,7 @@ from smartpbx_ari.ai.clarify import (
     spoken_title,
 )
 from smartpbx_ari.ai.confidence import confidence, standing
+from smartpbx_ari.ai.deadline import Deadline
 from smartpbx_ari.ai.language import base_language, written_language
 from smartpbx_ari.ai.lexical import Bm25Index
 from smartpbx_ari.ai.llm import Phraser
@@ -40,6 +44,7 @@ from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.retrieval import Hit, expand_query
 from smartpbx_ari.config import AgentSettings
 from smartpbx_ari.data import read_text
+from smartpbx_ari.errors import StageError, UserFacingError
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.knowledge import approved_entries, validate_question
 
@@ -62,8 +67,16 @@ CATEGORY_INTENTS = {
     "product_inquiry": "product_inquiry", "상품문의": "product_inquiry",
     "payment": "payment", "결제": "payment",
 }
+ANSWER_WORKERS = 4  # turns of different calls chosen at once (a search is mostly numpy)
 HOLDING = {"en": "Let me connect you with a colleague who can help. Please hold.",
            "ko": "상담원을 연결해 드리겠습니다. 잠시만 기다려 주세요."}
+
+
+class SearchError(StageError):
+    """The agent could not choose an answer: the knowledge search raised or hung."""
+
+    stage = "search"
+    code = "search-failed"
 
 
 def spoken_phrases(db: Database) -> dict[str, list[str]]:
@@ -140,11 +153,20 @@ class AIAgentService:
         self.intents = IntentClassifier(intents or load_intents(settings.intents),
                                         self.retriever.lexicon)
         self.sessions: dict[str, Session] = {}
+        self._answering = Deadline("search", ANSWER_WORKERS, settings.search_timeout_s,
+                                   SearchError)
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
-        """One turn (:meth:`answer` in a thread); with a phraser, a grounded answer also
-        comes as ``speech``, the LLM's rephrasing sentence by sentence."""
-        reply = await asyncio.to_thread(self.answer, text, session_id, language)
+        """One turn (:meth:`answer` on the agent's threads, within
+        ``agent.search_timeout_s``); with a phraser, a grounded answer also comes as
+        ``speech``, the LLM's rephrasing sentence by sentence. Raises
+        :class:`SearchError` when the search fails or hangs (bad input: its own error)."""
+        try:
+            reply = await self._answering.run(self.answer, text, session_id, language)
+        except UserFacingError:
+            raise
+        except Exception as err:  # a broken model or index, not the caller's words
+            raise SearchError(f"search: {type(err).__name__}: {err}") from err
         if self.phraser is None or not reply.sources:
             return reply
         return replace(reply, speech=self.phraser.sentences(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from smartpbx_ari.ai.clarify import Choice
+from smartpbx_ari.errors import StageError
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,14 @@ class Reply:
         return out
 
     async def written(self) -> Reply:
-        """For a text channel: ``speech`` read to its end, joined into ``text``."""
+        """For a text channel: ``speech`` read to its end, joined into ``text`` (the
+        stored ``text`` itself if the LLM failed before it said anything)."""
         if self.speech is None:
             return self
-        return replace(self, text=" ".join([s async for s in self.speech]), speech=None)
+        try:
+            return replace(self, text=" ".join([s async for s in self.speech]), speech=None)
+        except StageError:
+            return replace(self, speech=None)
 
 
 class Responder(Protocol):

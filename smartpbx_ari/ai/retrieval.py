@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from smartpbx_ari.ai import faults
 from smartpbx_ari.ai.confidence import KbProfile, measure_profile
 from smartpbx_ari.ai.dense import VectorIndex, best_per_entry, entry_id, open_collection
 from smartpbx_ari.ai.e5 import E5Embedder
@@ -137,6 +138,7 @@ class HybridRetriever:
                language: str = "") -> list[Hit]:
         """Best entries first for a validated question; ``language`` (a call's, e.g.
         "ko") keeps only its entries."""
+        faults.point("search")
         if not self._rows:
             return []
         language = base_language(language)

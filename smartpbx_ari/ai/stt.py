@@ -5,6 +5,9 @@ Utterances waiting at the same moment (callers who finished speaking together) a
 decoded as one batch (ai/stt_batch.py, at most ``stt.batch_max``): whoever gets a worker
 takes every waiting utterance of its language with it, and the others find theirs done.
 Nothing waits for a batch to fill: a lone utterance is decoded at once, alone.
+A decode past ``stt.timeout_s`` (a batch of n: n times that) fails its utterances
+(:class:`SttError`, timed out) and is abandoned (``ai/deadline.py``): a hung model does
+not wedge the turns after it.
 
 ``transcribe()`` of faster-whisper returns a lazy generator: it is consumed *inside* the
 worker (``list(...)``), or decoding would silently run on the event loop.
@@ -17,7 +20,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from smartpbx_ari.ai import stt_models
+from smartpbx_ari.ai import faults, stt_models
+from smartpbx_ari.ai.deadline import Deadline
 from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.stt_batch import WINDOW_S, Decoded, decode_batch
 from smartpbx_ari.config import Settings, SttSettings
-from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.errors import StageError
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
@@ -40,7 +43,8 @@ UNSURE = -1.0
 LOOPING = 2.4
 
 
-class SttError(UserFacingError):
+class SttError(StageError):
+    stage = "stt"
     code = "stt-failed"
 
 
@@ -82,13 +86,13 @@ class SpeechToText:
             raise SttError(f"{key}: cannot load {path}: {err}") from err
         self.multilingual = bool(self._model.model.is_multilingual)
         self.bias: Callable[[str], str] | None = None
-        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="stt")
+        self._decoding = Deadline("stt", settings.workers, settings.timeout_s, SttError)
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._waiting: list[_Job] = []
         self.batches: dict[int, int] = {}  # batch size -> how many decoded (for /metrics)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._decoding.close()
 
     async def transcribe(self, pcm16k: npt.NDArray[np.int16], language: str = "") -> Transcript:
         """Decode one utterance; raises :class:`SttError` (the caller turns it into speech)."""
@@ -113,10 +117,10 @@ class SpeechToText:
         batch = batch[:self.settings.batch_max]
         for job in batch:
             self._waiting.remove(job)
-        loop = asyncio.get_running_loop()
         try:
-            done = await loop.run_in_executor(self._pool, self._decode_many,
-                                              [j.pcm16k for j in batch], first.language)
+            done = await self._decoding.run(  # a batch of n: n decodes' time
+                self._decode_many, [j.pcm16k for j in batch], first.language,
+                timeout_s=self.settings.timeout_s * len(batch))
         except Exception as err:
             failed = err if isinstance(err, SttError) else SttError(
                 f"transcription failed: {err}")
@@ -147,6 +151,7 @@ class SpeechToText:
         that window, the others in one with Whisper's own 30 s (longer: in 30 s pieces,
         alone, as faster-whisper does); each redone without the knowledge base's prompt
         where it may have spoken instead of the caller."""
+        faults.point("stt")
         short = self.settings.window_s * SAMPLE_RATE / 2  # its window at least half silence
         groups: dict[float, list[int]] = {}
         for i, pcm in enumerate(pcms):

@@ -3,7 +3,11 @@
 Two tasks per call share one TaskGroup: ``listen`` (never blocks on a model: it feeds the
 ear and acts on what it decides, starting transcriptions) and ``talk`` (one answer at a
 time). Barge-in is a control signal that overtakes audio: ``listen`` stops the player at
-once. A failing stage becomes a spoken apology; the next turn still works.
+once. A failing stage (STT, search: raised or past its deadline, ``ai/deadline.py``)
+becomes the apology (already synthesized: no model needed to say it), an operator alert
+naming the stage and a ``StageFailed`` event; the next turn still works, and a call whose
+turns fail :data:`FAULTS_TO_QUEUE` times in a row goes to the operators. A failing LLM
+rephrasing is spoken as the stored answer, with the same alert.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ from smartpbx_ari.call.hold import ADDED, CONNECTING, UPDATE, comfort
 from smartpbx_ari.call.mouth import Mouth
 from smartpbx_ari.call.overhear import overhear
 from smartpbx_ari.call.ports import CallPort
+from smartpbx_ari.errors import StageError, UserFacingError
 from smartpbx_ari.events import BargedIn, Heard, Said, StageFailed
 from smartpbx_ari.media import codecs
 
 log = logging.getLogger(__name__)
 RESUME_S = 2.0  # music stopped for the caller's voice comes back after this if no turn came
+FAULTS_TO_QUEUE = 2  # turns failed in a row (a model broken, not a glitch): the operators
 
 
 @dataclass
@@ -75,6 +81,7 @@ class VoiceConversation:
         self.judging: set[asyncio.Task[None]] = set()  # the turn model on recent pauses
         self.last: Utterance | None = None
         self.legs: set[asyncio.Task[None]] = set()  # each party transcribed apart (takeover)
+        self.faults = 0  # turns failed in a row
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
@@ -108,13 +115,21 @@ class VoiceConversation:
 
     async def _answer(self, port: CallPort, mouth: Mouth, utterance: Utterance) -> str:
         """One turn; returns why the call must go to the operators, or ""."""
-        transcript = await self._heard(port, mouth, utterance, apologize=True)
-        if transcript is None:
-            return ""
-        asked = time.monotonic()
-        reply = await self.engine.responder.respond(transcript.text, port.call_id,
-                                                    port.language)
-        chosen = Chosen(reply, transcript.text, asked)
+        question = ""
+        try:
+            transcript = await self._heard(port, utterance)
+            if transcript is None:
+                return ""
+            question, asked = transcript.text, time.monotonic()
+            reply = await self.engine.responder.respond(question, port.call_id,
+                                                        port.language)
+        except Exception as err:  # a failing stage must not end the call
+            if port.operator.is_set() or utterance.overheard:  # not the AI's turn to speak
+                self._failed(port, err, question, alert=False)
+                return ""
+            return await self._fault(port, mouth, err, question)
+        self.faults = 0
+        chosen = Chosen(reply, question, asked)
         if not reply.hitl:
             await self._speak(port, mouth, chosen)
             return ""
@@ -132,22 +147,61 @@ class VoiceConversation:
                 said = True
                 self._said(port, chosen, out_at=time.monotonic() if first_audio else None)
 
-        await mouth.play(self._synth(port, chosen.reply.text, chosen.reply.speech),
+        speech = self._phrased(port, chosen) if chosen.reply.speech else None
+        await mouth.play(self._synth(port, chosen.reply.text, speech),
                          on_start=lambda: record(True))
         record(False)
 
-    async def _heard(self, port: CallPort, mouth: Mouth, utterance: Utterance,
-                     apologize: bool) -> Transcript | None:
-        """The turn's transcript, on the record; None: nothing for the AI to answer."""
+    async def _phrased(self, port: CallPort, chosen: Chosen) -> AsyncIterator[str]:
+        """The LLM's sentences; if it failed before it said anything, the stored answer
+        (and the fault to the operators)."""
+        speech = chosen.reply.speech
+        assert speech is not None
+        try:
+            async for sentence in speech:
+                yield sentence
+        except StageError as err:
+            self._failed(port, err, chosen.question)
+            yield chosen.reply.text
+        finally:  # a barge-in stops the model at once
+            aclose = getattr(speech, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _fault(self, port: CallPort, mouth: Mouth, err: Exception, question: str
+                     ) -> str:
+        """A turn a stage failed: the apology and an operator alert, or, failed
+        :data:`FAULTS_TO_QUEUE` times in a row, the holding phrase and the operators."""
+        self._failed(port, err, question)
+        self.faults += 1
+        if self.faults < FAULTS_TO_QUEUE:
+            await mouth.play(_once(self.engine.apology_for(port.language)))
+            return ""
+        holding = HOLDING.get(base_language(port.language), HOLDING["en"])
+        await mouth.play(self._synth(port, holding))
+        return f"{_stage(err)} failed {self.faults} turns in a row"
+
+    def _failed(self, port: CallPort, err: Exception, question: str,
+                alert: bool = True) -> None:
+        """On the record (its event is the fault's one log line) and, with ``alert``,
+        to the operators with the stage in the alert's reason."""
+        if not isinstance(err, UserFacingError):  # not a stage's error: a bug, traced
+            log.error("call=%s: the agent failed", port.call_id, exc_info=err)
+        code = err.code if isinstance(err, UserFacingError) else "agent-failed"
+        port.publish(StageFailed(call_id=port.call_id, code=code, message=str(err)))
+        desk = self.engine.desk
+        if alert and desk is not None:
+            desk.raise_alert(port.call_id, f"{_stage(err)}_failed", question)
+
+    async def _heard(self, port: CallPort, utterance: Utterance) -> Transcript | None:
+        """The turn's transcript, on the record; None: nothing for the AI to answer.
+        Raises :class:`SttError` (unless the turn is moot)."""
         try:
             transcript = await utterance.transcript
-        except SttError as err:
-            if not utterance.moot:
-                port.publish(StageFailed(call_id=port.call_id, code=err.code,
-                                         message=str(err)))
-                if apologize:
-                    await mouth.play(_once(self.engine.apology_for(port.language)))
-            return None
+        except SttError:
+            if utterance.moot:
+                return None
+            raise
         if utterance.moot or not transcript.text:  # moot: the next turn holds it whole
             return None
         utterance.begun = True
@@ -240,12 +294,22 @@ class VoiceConversation:
 
     async def _held_turn(self, port: CallPort, mouth: Mouth, desk: HitlDesk, alert: Alert,
                          utterance: Utterance) -> str:
-        """A turn of a caller on hold; returns why the call must go to the queue, or ""."""
-        transcript = await self._heard(port, mouth, utterance, apologize=False)
-        if transcript is None:
+        """A turn of a caller on hold; returns why the call must go to the queue, or "".
+        A failing stage is on the record only: the caller is on hold, the operators
+        alerted already."""
+        question = ""
+        try:
+            transcript = await self._heard(port, utterance)
+            if transcript is None:
+                return ""
+            question, asked = transcript.text, time.monotonic()
+            reply = await self.engine.responder.respond(question, port.call_id,
+                                                        port.language)
+        except Exception as err:  # the hold goes on
+            self._failed(port, err, question, alert=False)
+            if question:
+                desk.heard_on_hold(alert, question, "")
             return ""
-        question, asked = transcript.text, time.monotonic()
-        reply = await self.engine.responder.respond(question, port.call_id, port.language)
         chosen = Chosen(reply, question, asked)
         if reply.intent == "human_request":
             desk.heard_on_hold(alert, question, "")
@@ -403,6 +467,11 @@ async def _silence(mouth: Mouth, playing: asyncio.Future[None]) -> None:
 
 async def _once(pcm: Pcm) -> AsyncIterator[Pcm]:
     yield pcm
+
+
+def _stage(err: Exception) -> str:
+    """The stage an error names (stt, search, llm), or "agent" for anything else."""
+    return err.stage if isinstance(err, StageError) else "agent"
 
 
 def _ms(seconds: float | None) -> int | None:

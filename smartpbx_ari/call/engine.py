@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartpbx_ari.ai import faults
 from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.responder import Responder
@@ -127,6 +128,9 @@ class VoiceEngine:
     @classmethod
     async def load(cls, settings: Settings, responder: Responder,
                    desk: HitlDesk | None = None) -> VoiceEngine:
+        """Load every model; arms the test-only fail points ``[faults]`` names (none by
+        default)."""
+        faults.install(settings.faults)
         loop = asyncio.get_running_loop()
         stt = await loop.run_in_executor(None, SpeechToText, settings.stt, settings.cache_dir)
         stt_ko = await loop.run_in_executor(None, korean_ears, settings, stt)

@@ -12,7 +12,7 @@ import time
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ VOICE_RMS = 300.0  # a 20 ms frame louder than this is speech, not line noise
 QUIET_S = 0.8  # this much silence after speech ends an answer
 POLL_S = 0.005
 CACHE_BYTES = 64 * 2**20  # the caller's phrases, in memory: benchmarks ask them again
+CALLER_STT_S = 30.0  # the deadline of a decode of what the caller heard
 NEURAL = Voice("piper")  # a human-like caller by default; espeak-ng is the hard accent
 
 
@@ -143,7 +144,10 @@ class SyntheticCaller:
 
     def stt(self) -> SpeechToText | None:
         if self._transcribe and self._stt is None:
-            self._stt = SpeechToText(self.settings.stt, self.settings.cache_dir)
+            # a measuring tool: what it heard is decoded however long that takes (the
+            # controller's stt.timeout_s is a fault detector for callers' turns)
+            self._stt = SpeechToText(replace(self.settings.stt, timeout_s=CALLER_STT_S),
+                                     self.settings.cache_dir)
         return self._stt
 
     @asynccontextmanager

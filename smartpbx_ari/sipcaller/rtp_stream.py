@@ -136,6 +136,15 @@ class RtpStream(asyncio.DatagramProtocol):
             raise RuntimeError("the peer did not accept telephone-event; cannot send DTMF")
         await self._run(dtmf_ticks(digit, duration, self._started().codec.timestamp_step))
 
+    async def go_silent(self) -> None:
+        """Send nothing more, and say nothing (no BYE): a phone that crashed or lost its
+        network. What arrives is still heard."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ticker
+        self._fail_jobs(ConnectionError("RTP stream went silent"))
+
     async def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()

@@ -5,6 +5,8 @@ many calls and gives each call's :class:`Outcome` at its ``CallEnded``. A call e
 
 - ``taken_over``: an operator's phone joined it (whatever happened after);
 - ``queue``: it left the AI for the operators' queue (``reason`` says why);
+- ``dead_peer``: the caller's phone stopped sending RTP without hanging up, and the
+  controller hung up (``media.dead_peer_s``);
 - ``abandoned_on_hold``: the caller was gone while an alert of theirs still waited for an
   operator's answer (raised with ``waiting=True``, not answered, taken over or closed);
 - ``operator_answer``: an operator's typed answer was spoken, and the AI did the rest;
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from smartpbx_ari.events import (
+    DEAD_PEER,
     AlertRaised,
     AlertUpdated,
     CallEnded,
@@ -40,6 +43,7 @@ class Disposition(StrEnum):
     QUEUE = "queue"
     TAKEN_OVER = "taken_over"
     ABANDONED_ON_HOLD = "abandoned_on_hold"
+    DEAD_PEER = "dead_peer"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ def derive(events: Iterable[CallEvent]) -> Outcome:
     taken = answered = False
     queue: str | None = None
     end: float | None = None
+    dead = False
     for event in events:
         match event:
             case AlertRaised(waiting=True) if event.alert_id not in raised:
@@ -77,7 +82,7 @@ def derive(events: Iterable[CallEvent]) -> Outcome:
                 queue = event.reason if queue is None else queue
                 leaves.append(event.at)
             case CallEnded():
-                end = event.at
+                end, dead = event.at, event.reason == DEAD_PEER
                 break
     last = end if end is not None else max([*raised.values(), *closed.values(), *leaves],
                                            default=0.0)
@@ -93,6 +98,8 @@ def derive(events: Iterable[CallEvent]) -> Outcome:
         return Outcome(Disposition.TAKEN_OVER, hold_s=hold_s)
     if queue is not None:
         return Outcome(Disposition.QUEUE, queue, hold_s)
+    if dead:  # gone silent, on hold or not: the line died, nobody hung up
+        return Outcome(Disposition.DEAD_PEER, DEAD_PEER, hold_s)
     if end is not None and abandoned:
         return Outcome(Disposition.ABANDONED_ON_HOLD, hold_s=hold_s)
     if answered:

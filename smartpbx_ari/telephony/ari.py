@@ -104,6 +104,11 @@ class AriClient:
     async def channel(self, channel_id: str) -> Channel:
         return Channel.from_json(await self.request("GET", f"/channels/{channel_id}"))
 
+    async def rtp_received(self, channel_id: str) -> int:
+        """RTP packets Asterisk has received on the channel from its peer (``rxcount``)."""
+        data = await self.request("GET", f"/channels/{channel_id}/rtp_statistics")
+        return int(data.get("rxcount", 0)) if isinstance(data, dict) else 0
+
     async def channels(self) -> list[Channel]:
         return [Channel.from_json(c) for c in await self.request("GET", "/channels")]
 

@@ -156,6 +156,16 @@ class ChannelDestroyed(ChannelEvent):
 
 
 @dataclass(frozen=True)
+class ChannelHold(ChannelEvent):
+    """The channel's phone put the call on hold (its RTP may stop meanwhile)."""
+
+
+@dataclass(frozen=True)
+class ChannelUnhold(ChannelEvent):
+    pass
+
+
+@dataclass(frozen=True)
 class Disconnected(AriEvent):
     """Not from Asterisk: the WebSocket of a connection closed; reconnecting goes on.
 
@@ -203,4 +213,8 @@ def parse_event(data: dict[str, Any]) -> AriEvent:
     if kind == "ChannelDestroyed":
         return ChannelDestroyed(**common, cause=_int(data, "cause"),
                                 cause_txt=_text(data, "cause_txt"))
+    if kind == "ChannelHold":
+        return ChannelHold(**common)
+    if kind == "ChannelUnhold":
+        return ChannelUnhold(**common)
     return ChannelEvent(**common)

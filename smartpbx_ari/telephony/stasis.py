@@ -17,6 +17,7 @@ from smartpbx_ari.call.control import CallNotFound
 from smartpbx_ari.call.ports import CallPort, Conversation, Leg, Pcm
 from smartpbx_ari.config import Settings
 from smartpbx_ari.events import (
+    DEAD_PEER,
     AlertRaised,
     CallAnswered,
     CallEnded,
@@ -29,6 +30,7 @@ from smartpbx_ari.events import (
     ListenEnded,
     ListeningIn,
     QueueChanged,
+    StageFailed,
     TakenOver,
     TakeoverFailed,
 )
@@ -44,11 +46,14 @@ from smartpbx_ari.telephony.ari_events import (
     ChannelDtmfReceived,
     ChannelEvent,
     ChannelHangupRequest,
+    ChannelHold,
+    ChannelUnhold,
     Connected,
     Disconnected,
     StasisEnd,
     StasisStart,
 )
+from smartpbx_ari.telephony.dead_peer import watch_peer
 from smartpbx_ari.telephony.legs import LegTap, quietly, unicast_address
 from smartpbx_ari.telephony.recording import CallRecordings
 
@@ -127,6 +132,7 @@ class CallSession:
         self.snoop_ready = asyncio.Event()
         self.listen_bridge: str | None = None
         self.taps: list[LegTap] = []  # each party alone while an operator is on the call
+        self.peer_held = False  # the caller's phone holds the call (its RTP may stop)
 
     # ---- events from the app's reader (never block) -------------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -155,6 +161,8 @@ class CallSession:
             self.finish("caller left")
         elif isinstance(event, ChannelDtmfReceived):
             self._on_dtmf(event.digit)
+        elif isinstance(event, ChannelHold | ChannelUnhold):
+            self.peer_held = isinstance(event, ChannelHold)
 
     # ---- takeover: an operator's phone joins the bridge, the AI goes quiet -----------
     async def take_over(self, endpoint: str) -> None:
@@ -300,8 +308,10 @@ class CallSession:
             async with asyncio.TaskGroup() as tg:
                 talk = tg.create_task(self.app.conversation().run(self.media),
                                       name=f"call:{self.call_id}:conversation")
+                peer = tg.create_task(self._watch_peer(), name=f"call:{self.call_id}:peer")
                 await self.ended.wait()
                 talk.cancel()
+                peer.cancel()
         except* AriError as group:
             self.end_reason = f"ARI error: {group.exceptions[0]}"
             log.warning("call=%s setup/run failed: %s", self.call_id, group.exceptions[0])
@@ -311,6 +321,17 @@ class CallSession:
             self.hand_off = True
         finally:
             await asyncio.shield(self._teardown())
+
+    async def _watch_peer(self) -> None:
+        """End the call when the caller's phone sends no RTP for ``media.dead_peer_s``."""
+        dead_s = self.app.settings.media.dead_peer_s
+        if not dead_s:
+            return
+        silent = await watch_peer(self.app.ari, self.call_id, dead_s, lambda: self.peer_held)
+        if silent is not None:
+            log.warning("call=%s: no RTP from the caller for %.1f s: hanging up",
+                        self.call_id, silent)
+            self.finish(DEAD_PEER)
 
     async def _setup(self) -> None:
         ari, cfg = self.app.ari, self.app.settings.media
@@ -396,7 +417,8 @@ class StasisApp:
         log.info("Stasis app %r on %s: %s", self.ari.app, self.ari.base_url, READY_LOG)
 
     def publish(self, event: CallEvent) -> None:
-        log.info("%s", event.line())
+        log.log(logging.WARNING if isinstance(event, StageFailed) else logging.INFO, "%s",
+                event.line())
         for sink in self.sinks:
             sink(event)
         self.events.publish(event)

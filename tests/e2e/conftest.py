@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import pytest
 
 from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
@@ -43,11 +44,15 @@ class Controller:
 
 @contextlib.asynccontextmanager
 async def running_controller(settings: Settings, ari: AriClient, engine: RAGEngine,
-                             desk: HitlDesk | None = None) -> AsyncIterator[Controller]:
-    """Our controller in this process; with ``desk``, wired as ``smartpbx serve`` does."""
-    voice = await VoiceEngine.load(settings, AIAgentService(engine, settings.agent), desk)
+                             desk: HitlDesk | None = None, phraser: Phraser | None = None,
+                             sinks: Sequence[Callable[[CallEvent], None]] = (),
+                             ) -> AsyncIterator[Controller]:
+    """Our controller in this process; with ``desk``, wired as ``smartpbx serve`` does
+    (``phraser``: the LLM rephrases answers; ``sinks``: e.g. the call recorder's)."""
+    agent = AIAgentService(engine, settings.agent, phraser=phraser)
+    voice = await VoiceEngine.load(settings, agent, desk)
     app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
-                    sinks=[desk.observe] if desk else [])
+                    sinks=[*sinks, *([desk.observe] if desk else [])])
     if desk is not None:
         desk.publish = app.publish
     events = app.events.subscribe()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smartpbx_ari.config import ConfigError, load_settings
+from smartpbx_ari.config import ConfigError, FaultSettings, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -60,6 +60,11 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ({"SMARTPBX_RAG__MULTILINGUAL_WEIGHT": "0.8"}, "rag.multilingual_weight: with"),
         ({"SMARTPBX_STORE__RECORD_CALLS": "sometimes"},
          "store.record_calls: expected bool, got 'sometimes'"),
+        ({"SMARTPBX_FAULTS__STT": "explode"}, "faults.stt: "),
+        ({"SMARTPBX_FAULTS__TIMES": "-1"}, "faults.times: "),
+        ({"SMARTPBX_STT__TIMEOUT_S": "0"}, "stt.timeout_s: "),
+        ({"SMARTPBX_AGENT__SEARCH_TIMEOUT_S": "60"}, "agent.search_timeout_s: "),
+        ({"SMARTPBX_MEDIA__DEAD_PEER_S": "0.5"}, "media.dead_peer_s: "),
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str], message: str) -> None:
@@ -99,3 +104,20 @@ def test_capacity_is_configured_or_ten_calls_per_core() -> None:
     assert derived == 10 * (os.cpu_count() or 1)
     with pytest.raises(ConfigError, match="media.max_calls: must be 0"):
         load_settings(environ={"SMARTPBX_MEDIA__MAX_CALLS": "-1"})
+
+
+def test_faults_are_off_unless_set_and_a_stage_can_be_armed_from_the_environment() -> None:
+    assert load_settings(environ={}).faults == FaultSettings()
+    assert (FaultSettings().stt, FaultSettings().search, FaultSettings().llm) == ("", "", "")
+    armed = load_settings(environ={"SMARTPBX_FAULTS__STT": "hang",
+                                   "SMARTPBX_FAULTS__TIMES": "1"}).faults
+    assert (armed.stt, armed.times, armed.search) == ("hang", 1, "")
+
+
+def test_a_hung_model_is_heard_of_within_three_seconds_by_default() -> None:
+    # the apology and the alert come at the latest when the STT deadline ends (a decode
+    # starts at the end of the turn or before), or the search's after a decode
+    settings = load_settings(environ={})
+    assert settings.stt.timeout_s < 3.0
+    assert settings.agent.search_timeout_s + 0.5 < 3.0  # after a tiny.en decode
+    assert settings.media.dead_peer_s > 0  # on by default

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smartpbx_ari.events import (
+    DEAD_PEER,
     AlertRaised,
     AlertUpdated,
     CallEnded,
@@ -135,3 +136,11 @@ def test_events_of_a_call_never_started_here_are_ignored() -> None:
     assert follower.observe(held(1)) is None
     assert follower.observe(ended(2)) is None
     assert follower.following == 0
+
+
+def test_a_caller_whose_phone_went_silent_is_recorded_as_a_dead_peer() -> None:
+    outcome = derive([heard(1), said(2), ended(40, DEAD_PEER)])
+    assert outcome == Outcome(Disposition.DEAD_PEER, DEAD_PEER)
+    # on hold for an operator's answer: the line died, the caller did not hang up
+    assert derive([held(3), ended(40, DEAD_PEER)]).disposition == Disposition.DEAD_PEER
+    assert derive([held(3), ended(40)]).disposition == Disposition.ABANDONED_ON_HOLD

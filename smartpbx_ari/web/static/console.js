@@ -339,7 +339,8 @@ async function showTranscript(callId) {
 }
 
 const DISPOSITIONS = { ai: "AI answered", operator_answer: "operator's typed answer",
-  queue: "to the queue", taken_over: "taken over", abandoned_on_hold: "abandoned on hold" };
+  queue: "to the queue", taken_over: "taken over", abandoned_on_hold: "abandoned on hold",
+  dead_peer: "line went dead" };
 
 function disposition(call) {
   if (!call.disposition) return "";
