@@ -63,8 +63,11 @@ def document(routes: list[Any]) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
-            "schemas": {"Error": {"type": "object", "properties": {"error": {
-                "type": "object", "properties": {"code": {"type": "string"},
-                                                 "message": {"type": "string"}}}}}},
+            "schemas": {"Error": {
+                "type": "object", "required": ["error"], "additionalProperties": False,
+                "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"},
+                                   "message": {"type": "string"}}}}}},
         },
     }
