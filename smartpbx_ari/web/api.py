@@ -19,7 +19,7 @@ from smartpbx_ari.store.knowledge import entry_dict, list_entries
 from smartpbx_ari.store.users import authenticate
 from smartpbx_ari.web.context import ctx, read_json
 from smartpbx_ari.web.openapi import document
-from smartpbx_ari.web.route import Route, bounded, claims_of, page
+from smartpbx_ari.web.route import MAX_TOP_K, Route, bounded, claims_of, page
 from smartpbx_ari.web.routes_admin import (
     RULE_FIELDS,
     audit,
@@ -49,7 +49,6 @@ from smartpbx_ari.web.routes_calls import (
 from smartpbx_ari.web.text import plain
 
 MIN_QUESTION = 5
-MAX_TOP_K = 50
 
 
 # ---- auth -------------------------------------------------------------------------

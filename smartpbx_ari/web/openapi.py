@@ -1,12 +1,24 @@
 """The OpenAPI 3 document, made from the route table (it cannot drift from the routes):
-paths, parameters, bodies, the success status and answer, errors."""
+paths, parameters (the integers' ranges as the handlers check them), bodies, the success
+status and answer, errors."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from smartpbx_ari.web.context import INT_MAX
+from smartpbx_ari.web.route import MAX_OFFSET, MAX_PAGE, MAX_TOP_K
+from smartpbx_ari.web.routes_admin import MAX_OFFSET_MIN
+
 TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+PARAMETERS: dict[str, dict[str, Any]] = {  # by name; the rest are strings
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+    "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+    "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
+    "utc_offset": {"type": "integer", "minimum": -MAX_OFFSET_MIN, "maximum": MAX_OFFSET_MIN},
+}
+RULE_ID = {"type": "string", "pattern": f"^[0-9]{{1,{len(str(INT_MAX))}}}$"}
 
 
 def _schema(kind: type) -> dict[str, Any]:
@@ -42,10 +54,11 @@ def document(routes: list[Any]) -> dict[str, Any]:
                 "4XX": {"description": "Error",
                         "content": {"application/json": {"schema": ERROR}}}},
         }
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in re.findall(r"{(\w+)}", route.path)]
+        params = [{"name": n, "in": "path", "required": True,
+                   "schema": RULE_ID if route.path.startswith("/api/v1/rules/")
+                   else {"type": "string"}} for n in re.findall(r"{(\w+)}", route.path)]
         params += [{"name": n, "in": "query", "required": False,
-                    "schema": {"type": "string"}} for n in route.query]
+                    "schema": PARAMETERS.get(n, {"type": "string"})} for n in route.query]
         if params:
             op["parameters"] = params
         if route.body:

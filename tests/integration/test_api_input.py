@@ -223,3 +223,28 @@ async def test_the_openapi_document_tells_the_success_answers(
     status, body = await call(http, "POST", f"{web.url}/api/v1/knowledge", ada, json={
         "question": "Do you sell gift cards?", "answer": "Yes.", "category": "g" * 65})
     assert (status, body["error"]["message"]) == (400, "category: at most 64 characters")
+
+
+async def test_the_openapi_document_tells_the_integer_ranges_the_handlers_check(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    """Found by schemathesis: the document said every parameter is any string, so each
+    out-of-range page was a "valid" request refused."""
+    _, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
+    ada = await token(web, http, "ada")
+    schemas = {(path, p["name"]): p["schema"] for path, ops in doc["paths"].items()
+               for op in ops.values() for p in op.get("parameters", [])}
+    limit = schemas["/api/v1/calls", "limit"]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 200)
+    for value, status in ((limit["maximum"], 200), (limit["maximum"] + 1, 400),
+                          (limit["minimum"] - 1, 400)):
+        got, _ = await call(http, "GET", f"{web.url}/api/v1/calls?limit={value}", ada)
+        assert got == status, value
+    top_k = schemas["/api/v1/knowledge", "top_k"]
+    got, _ = await call(http, "GET", f"{web.url}/api/v1/knowledge?query=refund&top_k="
+                        f"{top_k['maximum'] + 1}", ada)
+    assert got == 400
+    offset = schemas["/api/v1/metrics/timeline", "utc_offset"]
+    got, _ = await call(http, "GET", f"{web.url}/api/v1/metrics/timeline?utc_offset="
+                        f"{offset['maximum']}", ada)
+    assert got == 200
+    assert schemas["/api/v1/rules/{id}", "id"]["pattern"] == "^[0-9]{1,10}$"
