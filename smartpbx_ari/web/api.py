@@ -49,12 +49,13 @@ from smartpbx_ari.web.routes_calls import (
 from smartpbx_ari.web.text import plain
 
 MIN_QUESTION = 5
+LOGIN_REQUIRED = ("email", "password")
 
 
 # ---- auth -------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    body = await read_json(request, {"email": str, "password": str}, ("email", "password"))
+    body = await read_json(request, {"email": str, "password": str}, LOGIN_REQUIRED)
     address = request.remote or "?"
     wait = c.logins.allow(address, body["email"])
     if wait:
@@ -75,6 +76,7 @@ async def login(request: web.Request) -> web.Response:
 KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "generated": list,
                                      "answer": str, "category": str, "language": str,
                                      "title": str}
+KNOWLEDGE_REQUIRED = ("question", "answer")
 LISTS = ("alternates", "generated")
 LONGEST = {"category": 64, "title": 200}  # the columns' sizes
 ENTRY: dict[str, type] = {**KNOWLEDGE_FIELDS, "id": str, "source": str, "status": str}
@@ -119,7 +121,7 @@ async def knowledge(request: web.Request) -> web.Response:
 
 async def knowledge_create(request: web.Request) -> web.Response:
     c = ctx(request)
-    body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS, ("question", "answer")))
+    body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS, KNOWLEDGE_REQUIRED))
     knowledge_id = await c.rag.upsert(body)
     c.audit(claims_of(request), "knowledge_create", knowledge=knowledge_id)
     return web.json_response(await asyncio.to_thread(entry_dict, c.db, knowledge_id), status=201)
@@ -181,7 +183,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("POST", "/api/v1/auth/login", login, "", "Log in: a bearer token",
-          {"email": str, "password": str},
+          {"email": str, "password": str}, LOGIN_REQUIRED,
           returns={"access_token": str, "token_type": str, "expires_in": int, "role": str,
                    "user": str}),
     Route("GET", "/api/v1/calls", calls, "read",
@@ -196,7 +198,7 @@ ROUTES = [
           query=("query", "top_k", "status", "limit", "offset"),
           returns={"total": int, "data": list}),
     Route("POST", "/api/v1/knowledge", knowledge_create, "edit_knowledge",
-          "Add an entry", KNOWLEDGE_FIELDS, status=201, returns=ENTRY),
+          "Add an entry", KNOWLEDGE_FIELDS, KNOWLEDGE_REQUIRED, status=201, returns=ENTRY),
     Route("GET", "/api/v1/knowledge/{id}", knowledge_get, "read", "One entry", returns=ENTRY),
     Route("PUT", "/api/v1/knowledge/{id}", knowledge_update, "edit_knowledge",
           "Change an entry", KNOWLEDGE_FIELDS, returns=ENTRY),
@@ -207,7 +209,7 @@ ROUTES = [
     Route("POST", "/api/v1/knowledge/{id}/reject", knowledge_reject, "edit_knowledge",
           "Reject a candidate"),
     Route("POST", "/api/v1/agent/query", agent_query, "operate", "One agent turn",
-          {"query": str, "session_id": str}),
+          {"query": str, "session_id": str}, ("query",)),
     Route("GET", "/api/v1/alerts", alerts, "read", "Live HITL alerts",
           returns={"total": int, "data": list}),
     Route("POST", "/api/v1/alerts/{alert_id}/accept", alert_accept, "operate",
@@ -215,7 +217,7 @@ ROUTES = [
     Route("POST", "/api/v1/alerts/{alert_id}/close", alert_close, "operate",
           "Done with an alert nobody waits on (e.g. a callback made)"),
     Route("POST", "/api/v1/alerts/{alert_id}/answer", alert_answer, "operate",
-          "Answer a waiting caller by text (spoken to them)", {"text": str}),
+          "Answer a waiting caller by text (spoken to them)", {"text": str}, ("text",)),
     Route("POST", "/api/v1/alerts/{alert_id}/takeover", alert_takeover, "operate",
           "Take the call on your own phone (the AI leaves the conversation)"),
     Route("POST", "/api/v1/calls/{call_id}/listen", call_listen, "operate",
@@ -238,7 +240,7 @@ ROUTES = [
     Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)",
           returns={"data": list}),
     Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS,
-          status=201, returns={"id": int}),
+          ("kind",), status=201, returns={"id": int}),
     Route("DELETE", "/api/v1/rules/{id}", rule_delete, "admin", "Delete a routing rule"),
     Route("GET", "/api/v1/audit", audit, "admin", "The operators' audit log",
           query=("limit", "offset"), returns={"data": list}),

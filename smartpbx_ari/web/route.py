@@ -29,6 +29,7 @@ class Route:
     right: str  # "" = public
     summary: str
     body: Mapping[str, type] = field(default_factory=dict)
+    required: tuple[str, ...] = ()  # of ``body``: what the handler's read_json requires
     query: tuple[str, ...] = ()
     status: int = 200  # of success (201: created)
     returns: Mapping[str, type] = field(default_factory=dict)  # the JSON answer's fields
