@@ -15,7 +15,9 @@ from aiohttp import web
 
 from smartpbx_ari.ai import learning
 from smartpbx_ari.ai.language import LANGUAGES
-from smartpbx_ari.store.knowledge import entry_dict, list_entries
+from smartpbx_ari.call.hitl import MAX_ANSWER
+from smartpbx_ari.call.routing import KINDS
+from smartpbx_ari.store.knowledge import MAX_QUESTION, MAX_TITLE, entry_dict, list_entries
 from smartpbx_ari.store.users import authenticate
 from smartpbx_ari.web.context import ctx, read_json
 from smartpbx_ari.web.openapi import document
@@ -78,7 +80,7 @@ KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "gener
                                      "title": str}
 KNOWLEDGE_REQUIRED = ("question", "answer")
 LISTS = ("alternates", "generated")
-LONGEST = {"category": 64, "title": 200}  # the columns' sizes
+LONGEST = {"category": 64, "title": MAX_TITLE}  # the column's size; the spoken title's
 ENTRY: dict[str, type] = {**KNOWLEDGE_FIELDS, "id": str, "source": str, "status": str}
 
 
@@ -178,7 +180,7 @@ async def agent_query(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document(ROUTES))
+    return web.json_response(document(ROUTES, FIELD_SCHEMAS))
 
 
 ROUTES = [
@@ -248,3 +250,20 @@ ROUTES = [
     Route("GET", "/healthz", healthz, "", "Liveness", returns={"status": str, "time": float}),
     Route("GET", "/metrics", prometheus, "", "Prometheus metrics", media="text/plain"),
 ]
+
+# what the handlers check of a body field beyond its type, told in the document (markup is
+# removed before the lengths are counted: "<b></b>" is no answer)
+SOME_TEXT = {"type": "string", "pattern": "\\S"}
+FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "language": {"type": "string", "enum": list(LANGUAGES)},
+    "question": {"type": "string", "minLength": MIN_QUESTION, "maxLength": MAX_QUESTION,
+                 "pattern": "\\S"},
+    "answer": SOME_TEXT,
+    "query": SOME_TEXT,
+    "category": {"type": "string", "maxLength": LONGEST["category"]},
+    "title": {"type": "string", "maxLength": LONGEST["title"]},
+    "alternates": {"type": "array", "items": SOME_TEXT},
+    "generated": {"type": "array", "items": SOME_TEXT},
+    "text": {"type": "string", "minLength": 1, "maxLength": MAX_ANSWER, "pattern": "\\S"},
+    "kind": {"type": "string", "enum": list(KINDS)},
+}

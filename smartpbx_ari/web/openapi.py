@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from smartpbx_ari.ai.language import LANGUAGES
 from smartpbx_ari.web.context import INT_MAX, INT_MIN
 from smartpbx_ari.web.route import MAX_OFFSET, MAX_PAGE, MAX_TOP_K
 from smartpbx_ari.web.routes_admin import MAX_OFFSET_MIN
@@ -27,9 +26,6 @@ PARAMETERS: dict[str, dict[str, Any]] = {  # by name; the rest are strings
 }
 ROUTE_PARAMETERS: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/v1/knowledge", "status"): {"type": "string", "enum": ["approved", "pending"]},
-}
-FIELDS: dict[str, dict[str, Any]] = {  # body fields, by name
-    "language": {"type": "string", "enum": list(LANGUAGES)},
 }
 RULE_ID = {"type": "string", "pattern": f"^[0-9]{{1,{len(str(INT_MAX))}}}$"}
 
@@ -57,7 +53,11 @@ def _answer(route: Any) -> dict[str, Any]:
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def document(routes: list[Any]) -> dict[str, Any]:
+def document(routes: list[Any], fields: dict[str, dict[str, Any]] | None = None
+             ) -> dict[str, Any]:
+    """The document of ``routes``; ``fields``: the schemas of body fields (by name) that
+    say more than their type (lengths, choices)."""
+    fields = fields or {}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         op: dict[str, Any] = {
@@ -79,7 +79,7 @@ def document(routes: list[Any]) -> dict[str, Any]:
             op["parameters"] = params
         if route.body:
             body: dict[str, Any] = {"type": "object", "additionalProperties": False,
-                                    "properties": {k: FIELDS.get(k) or _schema(t)
+                                    "properties": {k: fields.get(k) or _schema(t)
                                                    for k, t in route.body.items()}}
             if route.required:
                 body["required"] = list(route.required)
