@@ -119,7 +119,8 @@ def fuzz_role(url: str, role: str, token: str, report_dir: Path, max_examples: i
         command += ["--max-time", str(int(max_time_s))]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, check=False,  # nosec B603
-                          env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+                          env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+                          cwd=report_dir)  # its cache (.schemathesis/) goes there too
     run = RoleRun(role, exit_code=done.returncode, seconds=round(time.monotonic() - started, 1))
     tally(run, report)
     if done.returncode and not run.failures:
