@@ -115,7 +115,7 @@ class AgiCheck:
         self.loop.run_until_complete(self._one(data))
 
     async def _one(self, data: bytes) -> None:
-        reader = asyncio.StreamReader(limit=agi.HEADER_LIMIT)
+        reader = asyncio.StreamReader(limit=agi.LINE_LIMIT)
         reader.feed_data(data)
         reader.feed_eof()
         headers = await agi.read_headers(reader)

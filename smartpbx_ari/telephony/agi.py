@@ -9,7 +9,11 @@ for the operators) and we answer ``SMARTPBX_CALLBACK`` = ok | invalid | failed.
 Commands go through panoramisk's FastAGI ``Request``; reading the request is ours,
 because panoramisk's reader spins forever on a connection closed before its blank line.
 Anything odd (no variables, garbage, an early hang-up, the database down) gets the safe
-default (the AI path; for a callback: back into the queue) and one log line.
+default (the AI path; for a callback: back into the queue) and one log line. A request is
+bounded: lines of at most ``LINE_LIMIT`` bytes, at most ``MAX_HEADERS`` lines, all of it
+within ``READ_TIMEOUT_S`` (a silent or slow peer is cut off); and at most
+``MAX_CONNECTIONS`` are served at once (more are closed unread), so a flood of garbage or
+half-open connections cannot use up the process's file descriptors.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from panoramisk.fast_agi import Request
 from smartpbx_ari.call.routing import Decision, RuleLike, decide
 
 log = logging.getLogger(__name__)
-HEADER_LIMIT = 16 * 1024
-READ_TIMEOUT_S = 5.0
+LINE_LIMIT = 4 * 1024  # one "agi_name: value" line (Asterisk's longest: a few hundred)
+MAX_HEADERS = 256  # Asterisk sends ~25 variables, plus one per AGI() argument
+READ_TIMEOUT_S = 5.0  # the whole request; then each command's answer
+MAX_CONNECTIONS = 256  # served at once (Asterisk's requests take milliseconds)
 ROUTE_SCRIPT = "route"
 CALLBACK_SCRIPT = "callback"
 CALLBACK_DIGITS = (3, 20)  # a number to call back: an extension up to an international one
@@ -57,10 +63,12 @@ class AgiServer:
         self.clock = clock or (lambda: datetime.now(zone).astimezone(zone))
         self.server: asyncio.Server | None = None
         self.handled = 0
+        self.refused = 0  # connections closed unread: MAX_CONNECTIONS were being served
+        self.open = 0
 
     async def start(self) -> AgiServer:
         self.server = await asyncio.start_server(self._handle, self.host, self.port,
-                                                 limit=HEADER_LIMIT)
+                                                 limit=LINE_LIMIT)
         self.port = int(self.server.sockets[0].getsockname()[1])
         log.info("FastAGI listening on %s:%d", self.host, self.port)
         return self
@@ -72,6 +80,20 @@ class AgiServer:
             self.server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open >= MAX_CONNECTIONS:
+            self.refused += 1
+            if self.refused % 100 == 1:
+                log.warning("agi: %d connections open; refusing more (%d so far)",
+                            self.open, self.refused)
+            writer.transport.abort()
+            return
+        self.open += 1
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self.open -= 1
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
             headers = await asyncio.wait_for(read_headers(reader), READ_TIMEOUT_S)
@@ -87,8 +109,9 @@ class AgiServer:
         finally:
             self.handled += 1
             writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), READ_TIMEOUT_S)
+            writer.transport.abort()  # a peer that reads nothing would hold the socket
 
     async def _answer(self, headers: dict[str, str]) -> list[tuple[str, str]]:
         """The channel variables that answer the script the dialplan called."""
@@ -136,13 +159,22 @@ class AgiServer:
 
 
 async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
-    """The ``agi_*: value`` lines up to the blank line; EOF before it raises."""
-    raw = await reader.readuntil(b"\n\n")
+    """The ``agi_*: value`` lines up to the blank line. ``ValueError`` for a line longer
+    than the reader's limit (``LINE_LIMIT`` on the server), more than ``MAX_HEADERS`` lines,
+    EOF before the blank line, or no AGI variable at all."""
     headers: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").splitlines():
+    for _ in range(MAX_HEADERS + 1):
+        raw = await reader.readline()
+        if not raw.endswith(b"\n"):
+            raise ValueError("AGI request ended before its blank line")
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            break
         name, sep, value = line.partition(": ")
         if sep and name.startswith("agi_"):
             headers[name] = value.strip()
+    else:
+        raise ValueError(f"AGI request: more than {MAX_HEADERS} lines")
     if not headers:
         raise ValueError("no AGI variables")
     return headers

@@ -15,11 +15,13 @@ from aiohttp import web
 
 from smartpbx_ari.ai import learning
 from smartpbx_ari.ai.language import LANGUAGES
-from smartpbx_ari.store.knowledge import entry_dict, list_entries
+from smartpbx_ari.call.hitl import MAX_ANSWER
+from smartpbx_ari.call.routing import KINDS
+from smartpbx_ari.store.knowledge import MAX_QUESTION, MAX_TITLE, entry_dict, list_entries
 from smartpbx_ari.store.users import authenticate
 from smartpbx_ari.web.context import ctx, read_json
 from smartpbx_ari.web.openapi import document
-from smartpbx_ari.web.route import Route, bounded, claims_of, page
+from smartpbx_ari.web.route import MAX_TOP_K, Route, bounded, claims_of, page
 from smartpbx_ari.web.routes_admin import (
     RULE_FIELDS,
     audit,
@@ -49,13 +51,13 @@ from smartpbx_ari.web.routes_calls import (
 from smartpbx_ari.web.text import plain
 
 MIN_QUESTION = 5
-MAX_TOP_K = 50
+LOGIN_REQUIRED = ("email", "password")
 
 
 # ---- auth -------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    body = await read_json(request, {"email": str, "password": str}, ("email", "password"))
+    body = await read_json(request, {"email": str, "password": str}, LOGIN_REQUIRED)
     address = request.remote or "?"
     wait = c.logins.allow(address, body["email"])
     if wait:
@@ -76,8 +78,9 @@ async def login(request: web.Request) -> web.Response:
 KNOWLEDGE_FIELDS: dict[str, type] = {"question": str, "alternates": list, "generated": list,
                                      "answer": str, "category": str, "language": str,
                                      "title": str}
+KNOWLEDGE_REQUIRED = ("question", "answer")
 LISTS = ("alternates", "generated")
-LONGEST = {"category": 64, "title": 200}  # the columns' sizes
+LONGEST = {"category": 64, "title": MAX_TITLE}  # the column's size; the spoken title's
 ENTRY: dict[str, type] = {**KNOWLEDGE_FIELDS, "id": str, "source": str, "status": str}
 
 
@@ -120,7 +123,7 @@ async def knowledge(request: web.Request) -> web.Response:
 
 async def knowledge_create(request: web.Request) -> web.Response:
     c = ctx(request)
-    body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS, ("question", "answer")))
+    body = _knowledge_body(await read_json(request, KNOWLEDGE_FIELDS, KNOWLEDGE_REQUIRED))
     knowledge_id = await c.rag.upsert(body)
     c.audit(claims_of(request), "knowledge_create", knowledge=knowledge_id)
     return web.json_response(await asyncio.to_thread(entry_dict, c.db, knowledge_id), status=201)
@@ -177,12 +180,12 @@ async def agent_query(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document(ROUTES))
+    return web.json_response(document(ROUTES, FIELD_SCHEMAS))
 
 
 ROUTES = [
     Route("POST", "/api/v1/auth/login", login, "", "Log in: a bearer token",
-          {"email": str, "password": str},
+          {"email": str, "password": str}, LOGIN_REQUIRED,
           returns={"access_token": str, "token_type": str, "expires_in": int, "role": str,
                    "user": str}),
     Route("GET", "/api/v1/calls", calls, "read",
@@ -197,7 +200,7 @@ ROUTES = [
           query=("query", "top_k", "status", "limit", "offset"),
           returns={"total": int, "data": list}),
     Route("POST", "/api/v1/knowledge", knowledge_create, "edit_knowledge",
-          "Add an entry", KNOWLEDGE_FIELDS, status=201, returns=ENTRY),
+          "Add an entry", KNOWLEDGE_FIELDS, KNOWLEDGE_REQUIRED, status=201, returns=ENTRY),
     Route("GET", "/api/v1/knowledge/{id}", knowledge_get, "read", "One entry", returns=ENTRY),
     Route("PUT", "/api/v1/knowledge/{id}", knowledge_update, "edit_knowledge",
           "Change an entry", KNOWLEDGE_FIELDS, returns=ENTRY),
@@ -208,7 +211,7 @@ ROUTES = [
     Route("POST", "/api/v1/knowledge/{id}/reject", knowledge_reject, "edit_knowledge",
           "Reject a candidate"),
     Route("POST", "/api/v1/agent/query", agent_query, "operate", "One agent turn",
-          {"query": str, "session_id": str}),
+          {"query": str, "session_id": str}, ("query",)),
     Route("GET", "/api/v1/alerts", alerts, "read", "Live HITL alerts",
           returns={"total": int, "data": list}),
     Route("POST", "/api/v1/alerts/{alert_id}/accept", alert_accept, "operate",
@@ -216,7 +219,7 @@ ROUTES = [
     Route("POST", "/api/v1/alerts/{alert_id}/close", alert_close, "operate",
           "Done with an alert nobody waits on (e.g. a callback made)"),
     Route("POST", "/api/v1/alerts/{alert_id}/answer", alert_answer, "operate",
-          "Answer a waiting caller by text (spoken to them)", {"text": str}),
+          "Answer a waiting caller by text (spoken to them)", {"text": str}, ("text",)),
     Route("POST", "/api/v1/alerts/{alert_id}/takeover", alert_takeover, "operate",
           "Take the call on your own phone (the AI leaves the conversation)"),
     Route("POST", "/api/v1/calls/{call_id}/listen", call_listen, "operate",
@@ -239,7 +242,7 @@ ROUTES = [
     Route("GET", "/api/v1/rules", rules, "admin", "Routing rules (FastAGI)",
           returns={"data": list}),
     Route("POST", "/api/v1/rules", rule_create, "admin", "Add a routing rule", RULE_FIELDS,
-          status=201, returns={"id": int}),
+          ("kind",), status=201, returns={"id": int}),
     Route("DELETE", "/api/v1/rules/{id}", rule_delete, "admin", "Delete a routing rule"),
     Route("GET", "/api/v1/audit", audit, "admin", "The operators' audit log",
           query=("limit", "offset"), returns={"data": list}),
@@ -247,3 +250,20 @@ ROUTES = [
     Route("GET", "/healthz", healthz, "", "Liveness", returns={"status": str, "time": float}),
     Route("GET", "/metrics", prometheus, "", "Prometheus metrics", media="text/plain"),
 ]
+
+# what the handlers check of a body field beyond its type, told in the document (markup is
+# removed before the lengths are counted: "<b></b>" is no answer)
+SOME_TEXT = {"type": "string", "pattern": "\\S"}
+FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "language": {"type": "string", "enum": list(LANGUAGES)},
+    "question": {"type": "string", "minLength": MIN_QUESTION, "maxLength": MAX_QUESTION,
+                 "pattern": "\\S"},
+    "answer": SOME_TEXT,
+    "query": SOME_TEXT,
+    "category": {"type": "string", "maxLength": LONGEST["category"]},
+    "title": {"type": "string", "maxLength": LONGEST["title"]},
+    "alternates": {"type": "array", "items": SOME_TEXT},
+    "generated": {"type": "array", "items": SOME_TEXT},
+    "text": {"type": "string", "minLength": 1, "maxLength": MAX_ANSWER, "pattern": "\\S"},
+    "kind": {"type": "string", "enum": list(KINDS)},
+}

@@ -15,6 +15,7 @@ from smartpbx_ari.web.context import check_text, ctx
 CLAIMS = web.RequestKey("claims", Claims)
 MAX_PAGE = 200
 MAX_OFFSET = 2**31 - 1
+MAX_TOP_K = 50  # knowledge search hits
 UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_SPAN_DAYS = 3660  # ten years and a bit: the longest period or bucket
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,6 +29,7 @@ class Route:
     right: str  # "" = public
     summary: str
     body: Mapping[str, type] = field(default_factory=dict)
+    required: tuple[str, ...] = ()  # of ``body``: what the handler's read_json requires
     query: tuple[str, ...] = ()
     status: int = 200  # of success (201: created)
     returns: Mapping[str, type] = field(default_factory=dict)  # the JSON answer's fields

@@ -4,7 +4,10 @@ The handshake: the token's user (who must still exist and be active) is ``operat
 and a browser's ``Origin`` is this host or one of ``web.allowed_origins``. In: ``{"type":
 "ping"}`` -> ``{"type": "pong"}``; ``accept`` / ``answer`` an alert (the REST actions by
 socket: the same checks, audit and learning); at most ``web.ws_messages_per_s`` messages a
-second (a burst of twice that), else the socket is closed 1008 (policy violation). Out:
+second (a burst of twice that), else the socket is closed 1008 (policy violation); a binary
+frame is closed 1003 (unsupported data), and frames aiohttp cannot read end the socket with
+their code (1002 protocol error, 1007 bad UTF-8, 1009 too big). A peer that answers no ping
+for ``HEARTBEAT_S`` and a half is dropped (a fragment never finished ends that way). Out:
 every feed message (numbered ``id``); on connect, the messages missed since ``since`` are
 replayed first, then a ``hello`` with the live alerts. Every ``web.user_check_s`` the user is
 looked up again: disabled, removed or given another role -> closed 1008.
@@ -28,6 +31,7 @@ from smartpbx_ari.web.text import plain
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 16 * 1024
 MAX_SINCE = 2**53
+HEARTBEAT_S = 30.0
 
 
 async def operator_socket(request: web.Request) -> web.StreamResponse:
@@ -45,7 +49,7 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
     since = ascii_int(request.query.get("since", "0"))
     if since is None or not 0 <= since <= MAX_SINCE:
         raise web.HTTPBadRequest(text="since: expected a message id")
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
     for message in c.feed.since(since):
         await ws.send_json(message)
@@ -63,6 +67,10 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
                 break
             if msg.type == WSMsgType.TEXT:
                 await ws.send_json(await _answer(c, claims, msg.data))
+            elif msg.type == WSMsgType.BINARY:
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA,
+                               message=b"text frames of JSON only")
+                break
     finally:
         watch.cancel()
         c.feed.manager.disconnect(operator_id, ws)

@@ -13,6 +13,7 @@ import pytest
 
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.config import Settings
+from smartpbx_ari.web.api import ROUTES
 from tests.fixtures.web_app import PASSWORD, WebUnderTest, make_engine, running_web
 from tests.integration.test_api import call, token
 
@@ -223,3 +224,72 @@ async def test_the_openapi_document_tells_the_success_answers(
     status, body = await call(http, "POST", f"{web.url}/api/v1/knowledge", ada, json={
         "question": "Do you sell gift cards?", "answer": "Yes.", "category": "g" * 65})
     assert (status, body["error"]["message"]) == (400, "category: at most 64 characters")
+
+
+async def test_the_openapi_document_tells_the_integer_ranges_the_handlers_check(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    """Found by schemathesis: the document said every parameter is any string, so each
+    out-of-range page was a "valid" request refused."""
+    _, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
+    ada = await token(web, http, "ada")
+    schemas = {(path, p["name"]): p["schema"] for path, ops in doc["paths"].items()
+               for op in ops.values() for p in op.get("parameters", [])}
+    limit = schemas["/api/v1/calls", "limit"]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 200)
+    for value, status in ((limit["maximum"], 200), (limit["maximum"] + 1, 400),
+                          (limit["minimum"] - 1, 400)):
+        got, _ = await call(http, "GET", f"{web.url}/api/v1/calls?limit={value}", ada)
+        assert got == status, value
+    top_k = schemas["/api/v1/knowledge", "top_k"]
+    got, _ = await call(http, "GET", f"{web.url}/api/v1/knowledge?query=refund&top_k="
+                        f"{top_k['maximum'] + 1}", ada)
+    assert got == 400
+    offset = schemas["/api/v1/metrics/timeline", "utc_offset"]
+    got, _ = await call(http, "GET", f"{web.url}/api/v1/metrics/timeline?utc_offset="
+                        f"{offset['maximum']}", ada)
+    assert got == 200
+    assert schemas["/api/v1/rules/{id}", "id"]["pattern"] == "^[0-9]{1,10}$"
+
+
+async def test_the_documented_required_fields_are_the_ones_the_handlers_require(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    """Found by schemathesis: no body schema named its required fields, so an empty object
+    was a "valid" request refused. Each body route's row tells them (and the document);
+    an empty body is refused naming the first, or not for a missing field at all."""
+    _, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
+    ada = await token(web, http, "ada")
+    _, entry = await call(http, "GET", f"{web.url}/api/v1/knowledge?limit=1", ada)
+    ids = {"id": entry["data"][0]["id"], "alert_id": "no-such-alert"}
+    for route in [r for r in ROUTES if r.body]:
+        schema = doc["paths"][route.path][route.method.lower()]["requestBody"]["content"][
+            "application/json"]["schema"]
+        assert schema.get("required", []) == list(route.required), route.path
+        status, body = await call(http, route.method, web.url + route.path.format(**ids), ada,
+                                  json={})
+        message = body["error"]["message"] if status >= 400 else ""
+        if route.required:
+            assert (status, message) == (400, f"{route.required[0]}: required"), route.path
+        else:
+            assert not message.endswith(": required"), (route.path, message)
+
+
+async def test_the_documented_field_limits_are_the_handlers(
+        web: WebUnderTest, http: aiohttp.ClientSession) -> None:
+    """Found by schemathesis: the document let a title run to any length (the store took
+    120), a rule be any kind, an answer be blank."""
+    _, doc = await call(http, "GET", f"{web.url}/api/v1/openapi.json")
+    ada = await token(web, http, "ada")
+    knowledge = doc["paths"]["/api/v1/knowledge"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]
+    most = knowledge["title"]["maxLength"]
+    entry = {"question": "Do you sell gift cards?", "answer": "Yes.", "title": "t" * most}
+    assert (await call(http, "POST", f"{web.url}/api/v1/knowledge", ada, json=entry))[0] == 201
+    status, body = await call(http, "POST", f"{web.url}/api/v1/knowledge", ada,
+                              json={**entry, "title": "t" * (most + 1)})
+    assert (status, body["error"]["message"]) == (400, f"title: at most {most} characters")
+    assert knowledge["language"]["enum"] == ["en", "ko"]
+    rule = doc["paths"]["/api/v1/rules"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]
+    status, _ = await call(http, "POST", f"{web.url}/api/v1/rules", ada,
+                           json={"kind": "forward", "pattern": "1"})
+    assert status == 400 and "forward" not in rule["kind"]["enum"]

@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 
 from smartpbx_ari.call.routing import Rule
+from smartpbx_ari.telephony import agi
 from smartpbx_ari.telephony.agi import AgiServer, CallbackRequest, callback_number
 
 pytestmark = pytest.mark.unit
@@ -123,5 +124,46 @@ async def test_a_bad_number_or_a_failing_sink_sends_the_caller_back_to_the_queue
         server.on_callback = broken
         assert await _ask(server, CALLBACK.format(number="5551234567")) == [
             'SET VARIABLE SMARTPBX_CALLBACK "failed"']
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize(("sent", "why"), [
+    (b"agi_callerid: " + b"9" * (agi.LINE_LIMIT + 10) + b"\n\n", "a line too long"),
+    (b"agi_x: 1\n" * (agi.MAX_HEADERS + 1) + b"\n", "too many lines"),
+    (b"agi_network: yes\r\nagi_chan", "EOF before the blank line"),
+])
+async def test_a_request_is_bounded(sent: bytes, why: str) -> None:
+    reader = asyncio.StreamReader(limit=agi.LINE_LIMIT)
+    reader.feed_data(sent)
+    reader.feed_eof()
+    with pytest.raises(ValueError):
+        await agi.read_headers(reader)
+
+
+async def test_crlf_lines_and_the_most_lines_allowed_are_read() -> None:
+    reader = asyncio.StreamReader(limit=agi.LINE_LIMIT)
+    reader.feed_data(b"agi_network_script: route\r\n" + b"agi_x: 1\n" * (agi.MAX_HEADERS - 1)
+                     + b"\r\n")
+    assert await agi.read_headers(reader) == {"agi_network_script": "route",
+                                                     "agi_x": "1"}
+
+
+async def test_a_silent_peer_is_cut_off_and_a_flood_beyond_the_limit_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agi, "READ_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(agi, "MAX_CONNECTIONS", 4)
+    server = await _server([])
+    try:
+        silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(6)]
+        await asyncio.sleep(0.1)
+        assert (server.open, server.refused) == (4, 2)
+        for reader, _ in silent:  # each is closed: two at once, four after READ_TIMEOUT_S
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+        assert server.open == 0
+        said = await _ask(server, HEADERS.format(caller="1", exten="1000"))
+        assert said[0] == 'SET VARIABLE SMARTPBX_ROUTE "ai"'
+        for _, writer in silent:
+            writer.close()
     finally:
         await server.close()
