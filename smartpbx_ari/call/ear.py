@@ -11,6 +11,8 @@ verdict back through ``Ear.judge``; the turn then ends at once, or at the longer
 caller who goes on within that cap after the model ended the turn (a pause at a comma)
 resumes it (``TurnResumed``, at the first speech window, before the answer can begin):
 the next turn's audio holds both parts; a blip that is not speech ends it again as it was.
+Once our answer plays, what the caller says is a turn of its own (a barge-in), never a
+resumption of the turn answered.
 """
 
 from __future__ import annotations
@@ -207,6 +209,9 @@ class Ear:
             self.barge.reset()
             self.held_s = 0.0
             return is_speech, playback
+        # our answer has begun: what the caller says now answers it, or barges in; it no
+        # longer continues the turn before it (that one was answered)
+        self.ended, self.resumed = None, False
         if self.barge.process(seconds, is_speech, level, playback.level):
             out.append(BargeIn())
         elif playback.held:

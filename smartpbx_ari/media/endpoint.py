@@ -9,6 +9,7 @@ dropped and counted; the call goes on.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import typing
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from smartpbx_ari.media.rtp import RtpPacket
 
 log = logging.getLogger(__name__)
+BIND_TRIES = 16  # ports of the pool tried before a call's media gives up
 
 
 class PortPool:
@@ -74,6 +76,25 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    @classmethod
+    async def open_in(cls, pool: PortPool, host: str, payload_type: int, queue_size: int,
+                      allowed_host: str) -> tuple[int, RtpEndpoint]:
+        """On a port of ``pool``. Another program may hold a port of the range (an
+        ephemeral port the kernel gave it): that port goes back to the end of the pool and
+        the next is tried, so a clash costs a try, not the call."""
+        for _ in range(BIND_TRIES):
+            port = pool.acquire()
+            try:
+                return port, await cls.open(host, port, payload_type, queue_size,
+                                            allowed_host)
+            except OSError as err:
+                pool.release(port)
+                if err.errno != errno.EADDRINUSE:
+                    raise
+                log.warning("RTP port %d is held by another program; trying the next", port)
+        raise RuntimeError(f"RTP port pool: {BIND_TRIES} ports in a row are held by other "
+                           "programs (media.port_start/port_end overlap their ports?)")
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         source = (str(addr[0]), int(addr[1]))

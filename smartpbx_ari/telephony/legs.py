@@ -51,10 +51,9 @@ class LegTap:
 
     async def open(self, ari: AriClient, settings: Settings, ports: PortPool) -> None:
         cfg = settings.media
-        self.port = ports.acquire()
-        self.endpoint = await RtpEndpoint.open(cfg.bind_host, self.port,
-                                               codecs.codec(cfg.format).payload_type,
-                                               cfg.inbound_queue_frames, settings.pbx.host)
+        self.port, self.endpoint = await RtpEndpoint.open_in(
+            ports, cfg.bind_host, codecs.codec(cfg.format).payload_type,
+            cfg.inbound_queue_frames, settings.pbx.host)
         self.receiver = RtpReceiver(self.endpoint.queue, cfg.format)
         self.bridge_id = (await ari.create_bridge("mixing", name=self.bridge_name)).id
         ext = await ari.external_media(f"{cfg.bind_host}:{self.port}", cfg.format,

@@ -339,10 +339,10 @@ class CallSession:
         self.app.publish(CallAnswered(call_id=self.call_id))
         bridge = await ari.create_bridge("mixing", name=BRIDGE_PREFIX + self.call_id)
         self.bridge_id = bridge.id
-        self.port = self.app.ports.acquire()
         pt = codecs.codec(cfg.format).payload_type
-        self.endpoint = await RtpEndpoint.open(cfg.bind_host, self.port, pt,
-                                               cfg.inbound_queue_frames, self.app.settings.pbx.host)
+        self.port, self.endpoint = await RtpEndpoint.open_in(
+            self.app.ports, cfg.bind_host, pt, cfg.inbound_queue_frames,
+            self.app.settings.pbx.host)
         ext = await ari.external_media(f"{cfg.bind_host}:{self.port}", cfg.format,
                                        channel_id=self.external_id)
         self.endpoint.remote = unicast_address(ext)

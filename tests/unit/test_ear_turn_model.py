@@ -170,6 +170,23 @@ def test_a_caller_going_on_after_the_model_ended_the_turn_resumes_it() -> None:
     assert np.array_equal(last.audio[: len(first.audio)], first.audio)  # and in order
 
 
+def test_speech_over_our_answer_to_a_judged_turn_is_a_new_turn_not_a_resumption() -> None:
+    """The caller asked, we began answering; a new question over the answer (a barge-in,
+    within the resume cap) is a turn of its own: it does not carry the first one."""
+    caller = Caller(COMPLETE, delay=2)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 300))
+    assert kinds(events)[-1] is TurnEnded
+    first = events[-1]
+    assert isinstance(first, TurnEnded)
+    events = caller.hear(frames(QUIET, 200), TALKING)  # our answer plays
+    events += caller.hear(frames(LOUD, 600) + frames(QUIET, 400), TALKING)
+    assert TurnResumed not in kinds(events)
+    assert BargeIn in kinds(events) and kinds(events)[-1] is TurnEnded
+    last = events[-1]
+    assert isinstance(last, TurnEnded)
+    assert np.count_nonzero(last.audio) <= 600 * 16  # the new question alone
+
+
 def test_a_blip_after_the_model_ended_the_turn_ends_it_again_as_it_was() -> None:
     caller = Caller(COMPLETE)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 300) + frames(LOUD, 40)

@@ -69,3 +69,27 @@ def test_port_pool_reuses_only_released_ports() -> None:
     pool.release(a)
     assert pool.acquire() == a
     assert pool.in_use == 2
+
+
+async def test_a_port_another_program_holds_costs_a_try_not_the_call() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))  # a port the kernel gave another program
+        held = squatter.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", held + 1))  # the next one is free (else: OSError)
+        pool = PortPool(held, held + 1)
+        port, ep = await RtpEndpoint.open_in(pool, "127.0.0.1", PT_SLIN16, 10, "127.0.0.1")
+        try:
+            assert port == held + 1 and pool.in_use == 1
+            assert pool.acquire() == held  # back in the pool, for when it is free again
+        finally:
+            ep.close()
+
+
+async def test_a_pool_whose_ports_are_all_held_says_so() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        held = squatter.getsockname()[1]
+        with pytest.raises(RuntimeError, match="held by other programs"):
+            await RtpEndpoint.open_in(PortPool(held, held), "127.0.0.1", PT_SLIN16, 10,
+                                      "127.0.0.1")
