@@ -98,6 +98,18 @@ class TextToSpeech:
                 voice = self._fallback(err, voice)
         return await self._espeak_render(text, voice)
 
+    async def load(self) -> None:
+        """Load the configured Piper voice now (at start), so that the first sentence not
+        in the cache (a clarifying question, an operator's answer) does not pay for it in
+        a call; an unusable voice is said in the log and espeak-ng speaks instead."""
+        if self.settings.engine != "piper":
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._worker, self._piper, self.settings.piper_voice)
+        except VoiceError as err:
+            log.warning("tts: %s; speaking with espeak-ng instead", err)
+
     def _fallback(self, err: VoiceError, voice: Voice) -> Voice:
         log.warning("tts: %s; speaking with espeak-ng instead", err)
         return Voice("espeak", self.settings.voice, voice.speed, voice.pitch)

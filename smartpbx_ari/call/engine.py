@@ -135,6 +135,7 @@ class VoiceEngine:
         stt = await loop.run_in_executor(None, SpeechToText, settings.stt, settings.cache_dir)
         stt_ko = await loop.run_in_executor(None, korean_ears, settings, stt)
         tts = make_tts(settings)
+        await tts.load()
         await loop.run_in_executor(None, SileroVad)  # load the shared ONNX session now
         turn_model = await loop.run_in_executor(None, load_turn_model, settings.turn,
                                                 settings.cache_dir)

@@ -145,3 +145,18 @@ async def test_a_sentence_cut_short_is_not_kept(tmp_path: Path) -> None:
     await stream.aclose()
     assert len([c async for c in tts.stream(ANSWER)]) >= 4  # synthesized again, whole
     tts.close()
+
+
+async def test_the_voice_loads_at_start_not_in_the_first_uncached_sentence(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tts = TextToSpeech(TtsSettings())
+    assert tts._voices == {}
+    await tts.load()
+    assert tts._voices[TtsSettings().piper_voice] is not None  # loaded, once
+    missing = TextToSpeech(TtsSettings(piper_voice=str(tmp_path / "none.onnx")))
+    with caplog.at_level(logging.WARNING, "smartpbx_ari.ai.tts"):
+        await missing.load()  # said in the log; the call path falls back later
+    assert any("none.onnx" in r.getMessage() for r in caplog.records)
+    assert rms(await missing.synthesize("Hello there.")) > 500
+    tts.close()
+    missing.close()
