@@ -84,7 +84,8 @@ def test_the_recorder_stores_each_calls_disposition_and_the_figures_count_them(
     }
     figures = stats.performance(db, datetime.now(UTC) - timedelta(hours=1))
     assert figures["dispositions"] == {"ai": 1, "operator_answer": 1, "queue": 1,
-                                       "taken_over": 0, "abandoned_on_hold": 1}
+                                       "taken_over": 0, "abandoned_on_hold": 1,
+                                       "dead_peer": 0}
     assert figures["containment_rate"] == 0.25  # of the 4 ended calls, the AI alone: 1
     assert figures["hold_s"] == {"p50": 4.0, "p95": 25.0, "samples": 3}
     assert (figures["abandoned_on_hold"], figures["abandoned_on_hold_rate"]) == (1, 0.333)
