@@ -33,6 +33,7 @@ from smartpbx_ari.config import load_settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
+from smartpbx_ari.telephony.stasis import READY_LOG
 
 MODES = "none,stt=hang,stt=raise,search=hang,search=raise,llm=hang"
 QUESTION = "How do I get a refund?"
@@ -40,19 +41,19 @@ ALERT = re.compile(rb"event=hitl_alert .*?reason='([a-z_]+)'")
 
 
 def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`smartpbx serve` with ``env``, once its ARI WebSocket is connected."""
+    """`smartpbx serve` with ``env``, once it takes calls (its models loaded)."""
     exe = Path(sys.executable).with_name("smartpbx")
     proc = subprocess.Popen([str(exe), "serve"], stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, env={**os.environ, **env})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if b"ARI WebSocket connected" in log.read_bytes():
+        if READY_LOG.encode() in log.read_bytes():
             return proc
         if proc.poll() is not None:
             raise SystemExit(f"smartpbx serve exited: {log.read_text()[-500:]}")
         time.sleep(0.1)
     proc.kill()
-    raise SystemExit("smartpbx serve did not connect to ARI within 120 s")
+    raise SystemExit("smartpbx serve did not take calls within 120 s")
 
 
 def fault_env(mode: str, hang_s: float) -> dict[str, str]:
