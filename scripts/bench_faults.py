@@ -19,41 +19,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import signal
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench_voice import start_controller
 
 from smartpbx_ari.cli.kb import ensure_demo_knowledge
 from smartpbx_ari.config import load_settings
 from smartpbx_ari.credentials import load_credentials
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
 from smartpbx_ari.telephony.pbx import LocalPbx
-from smartpbx_ari.telephony.stasis import READY_LOG
 
 MODES = "none,stt=hang,stt=raise,search=hang,search=raise,llm=hang"
 QUESTION = "How do I get a refund?"
 ALERT = re.compile(rb"event=hitl_alert .*?reason='([a-z_]+)'")
-
-
-def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`smartpbx serve` with ``env``, once it takes calls (its models loaded)."""
-    exe = Path(sys.executable).with_name("smartpbx")
-    proc = subprocess.Popen([str(exe), "serve"], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, env={**os.environ, **env})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if READY_LOG.encode() in log.read_bytes():
-            return proc
-        if proc.poll() is not None:
-            raise SystemExit(f"smartpbx serve exited: {log.read_text()[-500:]}")
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("smartpbx serve did not take calls within 120 s")
 
 
 def fault_env(mode: str, hang_s: float) -> dict[str, str]:
@@ -80,7 +62,7 @@ async def calls(n: int) -> list[tuple[int | None, str]]:
 
 
 def measure(mode: str, n: int, hang_s: float, log: Path) -> dict[str, object]:
-    controller = serve(fault_env(mode, hang_s), log)
+    controller = start_controller(log, fault_env(mode, hang_s), within_s=120)
     try:
         results = asyncio.run(calls(n))
     finally:

@@ -108,11 +108,14 @@ async def stage_figures(settings: Settings) -> dict[str, dict[str, float]]:
     return figures
 
 
-def start_controller(log: Path) -> subprocess.Popen[bytes]:
+def start_controller(log: Path, env: dict[str, str] | None = None,
+                     within_s: float = 60.0) -> subprocess.Popen[bytes]:
+    """`smartpbx serve` (with ``env`` over this environment), once it takes calls."""
     exe = Path(sys.executable).with_name("smartpbx")
     out = log.open("wb")
-    proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    proc = subprocess.Popen([str(exe), "serve"], stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if READY_LOG.encode() in log.read_bytes():
             return proc
@@ -120,7 +123,7 @@ def start_controller(log: Path) -> subprocess.Popen[bytes]:
             raise SystemExit(f"smartpbx serve exited: {log.read_text()[-500:]}")
         time.sleep(0.1)
     proc.kill()
-    raise SystemExit("smartpbx serve was not ready for calls within 60 s")
+    raise SystemExit(f"smartpbx serve was not ready for calls within {within_s:.0f} s")
 
 
 async def run_calls(turns: int) -> list[CallReport]:
