@@ -98,7 +98,7 @@ def import_file(engine: RAGEngine, path: Path,
             _import_row(engine, row, line, report)
         if progress is not None:
             progress(line)
-    engine.retriever.profile()
+    engine.retriever.refresh_profile()
     return report
 
 
@@ -110,7 +110,7 @@ def _import_row(engine: RAGEngine, row: dict[str, Any], line: int,
     if not row.get("title") and row.get("question"):
         row = {**row, "title": spoken_title(str(row["question"]))}
     try:
-        engine.upsert_sync({**row, "id": given or existing})
+        engine.upsert_sync({**row, "id": given or existing}, refresh=False)
     except (KnowledgeError, ValueError) as err:
         report.skipped.append((line, str(err)))
         return

@@ -59,20 +59,25 @@ class RAGEngine:
         return self.retriever.search(validate_question(query, "query"), top_k, threshold,
                                      language)
 
-    def upsert_sync(self, qa: dict[str, Any]) -> str:
-        return self.bulk_upsert([qa])[0]
+    def upsert_sync(self, qa: dict[str, Any], refresh: bool = True) -> str:
+        return self.bulk_upsert([qa], refresh)[0]
 
-    def bulk_upsert(self, items: list[dict[str, Any]]) -> list[str]:
-        """Store many entries, then index the approved ones in one embedding batch."""
+    def bulk_upsert(self, items: list[dict[str, Any]], refresh: bool = True) -> list[str]:
+        """Store many entries, then index the approved ones in one embedding batch (and,
+        with ``refresh``, measure the KB's profile again if they changed it enough; an
+        import refreshes it once, at its end)."""
         rows = [save_entry(self.db, qa) for qa in items]
         approved = [r for r in rows if r.status == KnowledgeStatus.APPROVED]
         if approved:
             self.retriever.index(approved)
+            if refresh:
+                self.retriever.refresh_profile()
         return [r.id for r in rows]
 
     def delete_sync(self, knowledge_id: str) -> bool:
         row = delete_entry(self.db, knowledge_id)
         indexed = self.retriever.remove(knowledge_id, row)
+        self.retriever.refresh_profile()
         return indexed or row is not None
 
     def reindex(self, batch: int = 500) -> int:

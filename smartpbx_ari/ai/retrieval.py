@@ -21,6 +21,7 @@ multilingual queries run in threads of their own while the dense one runs.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,7 @@ class HybridRetriever:
         self.revision = 0  # moves on at every change of the approved entries
         self._profile: KbProfile | None = None
         self._changed = 0  # entries added, replaced or removed since the profile
+        self._measuring = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings) -> HybridRetriever:
@@ -177,14 +179,22 @@ class HybridRetriever:
         return hits[:top_k]
 
     def profile(self) -> KbProfile:
-        """Blocking: the KB's impostor level (``ai/confidence.py``), measured from the
-        approved entries when first needed and again once they changed by a tenth."""
-        profile = self._profile
-        if profile is None or self._changed > PROFILE_DRIFT * max(1, profile.entries):
-            self._changed = 0
-            profile = self._profile = measure_profile(
-                sorted(self._rows), lambda i: self._rows[i].question, self._best_other)
-        return profile
+        """The KB's impostor level (``ai/confidence.py``), as :meth:`refresh_profile` last
+        measured it (blocking: measured now if never)."""
+        return self._profile or self.refresh_profile()
+
+    def refresh_profile(self) -> KbProfile:
+        """Blocking (:data:`~smartpbx_ari.ai.confidence.PROFILE_SAMPLE` searches): the
+        profile measured from the approved entries if never, or if they changed by a
+        tenth since. The writers call it after a change, and ``serve`` before it takes
+        calls, so a caller's turn does not pay for it within its search deadline."""
+        with self._measuring:  # (two writers at once measure it once)
+            profile = self._profile
+            if profile is None or self._changed > PROFILE_DRIFT * max(1, profile.entries):
+                self._changed = 0
+                profile = self._profile = measure_profile(
+                    sorted(self._rows), lambda i: self._rows[i].question, self._best_other)
+            return profile
 
     def _best_other(self, question: str, knowledge_id: str) -> float:
         hits = self.search(question, top_k=2)

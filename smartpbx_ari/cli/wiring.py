@@ -161,6 +161,7 @@ def _relay(settings: Settings) -> PgRelay | None:
 
 async def _agent(settings: Settings) -> AIAgentService:
     rag = await asyncio.to_thread(RAGEngine.open, settings)
+    await asyncio.to_thread(rag.retriever.refresh_profile)  # not in the first call's turn
     phraser = None
     if settings.agent.llm_phrasing:
         phraser = await asyncio.to_thread(Phraser, settings.agent.llm_model, settings.cache_dir)

@@ -21,6 +21,9 @@ class FakeIndex:
         self.asked.append(text)
         return dict(self.scores)
 
+    def upsert(self, rows: list[Knowledge], stale: list[str]) -> None:
+        self.scores.update({row.id: 0.5 for row in rows})
+
 
 def retriever(settings: RagSettings) -> tuple[HybridRetriever, FakeIndex, FakeIndex]:
     dense, multilingual = FakeIndex({"a": 0.9, "b": 0.2}), FakeIndex({"a": 0.1, "b": 0.8})
@@ -49,3 +52,17 @@ def test_a_half_with_no_weight_is_not_searched() -> None:
                                                               multilingual_weight=0.0))
     assert lexical_only.search("How do I pay?", 1)[0].id == "a"  # the words it shares
     assert dense.asked == [] and multilingual.asked == []
+
+
+def test_the_profile_is_measured_ahead_not_in_a_turn_s_search() -> None:
+    """``refresh_profile`` measures it (at start, after a write); a search after that
+    reads it, and a refresh with too few changes measures nothing again."""
+    fused, dense, _multilingual = retriever(RagSettings(multilingual_weight=0.0))
+    measured = fused.refresh_profile()
+    asked = len(dense.asked)
+    assert asked > 0  # the entries' own questions against the others
+    fused.search("How do I pay?", 2)
+    assert fused.profile() is measured and len(dense.asked) == asked + 1
+    assert fused.refresh_profile() is measured and len(dense.asked) == asked + 1
+    fused.index([Knowledge(id="c", question="Where are you?", answer="Here.", language="en")])
+    assert fused.refresh_profile() is not measured  # one in two changed: measured again
