@@ -3,7 +3,10 @@
 The receiver owns reordering (jitter buffer), decoding and silence fill, in the shape of
 aiortc's ``RTCRtpReceiver`` -> ``MediaStreamTrack.recv()``: ``await recv()`` gives the
 next frame of the caller's audio. A pause in the caller's RTP (DTX, or a peer that sends
-nothing while silent) comes out as silence, or a turn would never end.
+nothing while silent) comes out as silence, or a turn would never end. A pause right
+after loud audio is more likely a stall (a network or a sender catching up) than the
+caller falling silent mid-word: it is waited out longer (:data:`STALL_S`) before it is
+filled, so a late burst does not come with silence cut into its words.
 """
 
 from __future__ import annotations
@@ -21,17 +24,20 @@ from .rtp import RtpPacket
 Pcm = npt.NDArray[np.int16]
 FRAME_S = 0.02
 SILENCE_FILL_S = 0.06  # a gap this long in the caller's RTP is heard as silence
+STALL_S = 0.25  # ... unless the last frame was speech: then a gap this long
+LOUD_RMS = 300.0  # about -40 dBFS: a frame of speech, not line noise or comfort noise
 
 
 class RtpReceiver:
     def __init__(self, packets: asyncio.Queue[RtpPacket], codec_name: str, depth: int = 3,
-                 silence_fill_s: float = SILENCE_FILL_S) -> None:
+                 silence_fill_s: float = SILENCE_FILL_S, stall_s: float = STALL_S) -> None:
         self.codec = codecs.codec(codec_name)
         self._packets = packets
         self._jitter = JitterBuffer(depth)
         self._decode = codecs.decoder(codec_name)
         self._silence = np.zeros(self.codec.samples_per_frame, np.int16)
-        self._fill_s = silence_fill_s
+        self._fill_s, self._stall_s = silence_fill_s, max(stall_s, silence_fill_s)
+        self._last = self._silence  # the last frame decoded
         self._fill_frames = max(1, round(silence_fill_s / FRAME_S))
         self._ready: deque[Pcm] = deque()
 
@@ -46,11 +52,19 @@ class RtpReceiver:
         return self._ready.popleft()
 
     async def _refill(self) -> None:
+        loud = float(np.sqrt(np.mean(np.square(self._last, dtype=np.float64)))) >= LOUD_RMS
         try:
-            async with asyncio.timeout(self._fill_s):
+            async with asyncio.timeout(self._stall_s if loud else self._fill_s):
                 packet = await self._packets.get()
         except TimeoutError:
-            self._ready.extend(self._decode(p.payload) for p in self._jitter.flush())
+            self._deliver(self._jitter.flush())
             self._ready.extend([self._silence] * self._fill_frames)
+            self._last = self._silence
             return
-        self._ready.extend(self._decode(p.payload) for p in self._jitter.push(packet))
+        self._deliver(self._jitter.push(packet))
+
+    def _deliver(self, packets: list[RtpPacket]) -> None:
+        frames = [self._decode(p.payload) for p in packets]
+        if frames:
+            self._ready.extend(frames)
+            self._last = frames[-1]

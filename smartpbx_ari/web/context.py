@@ -19,7 +19,7 @@ from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.control import Presence, Telephony, TelephonyError
 from smartpbx_ari.call.hitl import DeskError, HitlDesk
 from smartpbx_ari.config import Settings
-from smartpbx_ari.errors import UserFacingError
+from smartpbx_ari.errors import StageError, UserFacingError
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.recorder import CallRecorder
 from smartpbx_ari.store.users import role_of
@@ -105,6 +105,8 @@ def error_for(exc: Exception, where: str) -> web.Response:
     if isinstance(exc, TelephonyError):  # the PBX refused: say what it said, as a conflict
         return error(409 if exc.status in (409, 422) else 404 if exc.status == 404
                      else 502, exc.code, exc.message)
+    if isinstance(exc, StageError):  # a model failed or hung: ours, not the request's
+        return error(503, exc.code, str(exc))
     if isinstance(exc, UserFacingError):
         return error(400, exc.code, str(exc))
     log.error("web: %s failed", where, exc_info=exc)

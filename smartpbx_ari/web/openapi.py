@@ -51,6 +51,7 @@ def _answer(route: Any) -> dict[str, Any]:
 
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+MODEL_ROUTES = {"/api/v1/agent/query"}  # a turn of the agent: its search has a deadline
 
 
 def document(routes: list[Any], fields: dict[str, dict[str, Any]] | None = None
@@ -69,6 +70,9 @@ def document(routes: list[Any], fields: dict[str, dict[str, Any]] | None = None
                 "4XX": {"description": "Error",
                         "content": {"application/json": {"schema": ERROR}}}},
         }
+        if route.path in MODEL_ROUTES:
+            op["responses"]["503"] = {"description": "A model failed or missed its deadline",
+                                      "content": {"application/json": {"schema": ERROR}}}
         params = [{"name": n, "in": "path", "required": True,
                    "schema": RULE_ID if route.path.startswith("/api/v1/rules/")
                    else {"type": "string"}} for n in re.findall(r"{(\w+)}", route.path)]

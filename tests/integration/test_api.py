@@ -20,6 +20,7 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from smartpbx_ari.ai.agent import SearchError
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.call.control import Presence
 from smartpbx_ari.config import Settings
@@ -354,6 +355,20 @@ async def test_a_failure_inside_is_500_json_without_a_trace(
     status, body = await call(http, "GET", f"{web.url}/api/v1/knowledge",
                               await token(web, http, "vic"), params={"query": "refund"})
     assert (status, body) == (500, {"error": {"code": "internal", "message": "internal error"}})
+
+
+async def test_a_failed_or_hung_model_is_503_naming_the_stage(
+        web: WebUnderTest, http: aiohttp.ClientSession,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def hung(*args: object) -> object:
+        raise SearchError("search: no result within 1.5 s (its thread abandoned)",
+                          timed_out=True)
+
+    monkeypatch.setattr(web.context.agent, "answer", hung)
+    status, body = await call(http, "POST", f"{web.url}/api/v1/agent/query",
+                              await token(web, http, "otto"),
+                              json={"query": "How do I get a refund?", "session_id": "s9"})
+    assert status == 503 and body["error"]["code"] == "search-timeout", body
 
 
 async def test_console_page_is_served_with_a_strict_policy(

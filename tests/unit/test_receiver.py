@@ -47,9 +47,35 @@ async def test_a_held_packet_is_flushed_when_the_rtp_pauses() -> None:
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     queue.put_nowait(_packet(10, 500))
     queue.put_nowait(_packet(12, 700))  # 11 missing: 12 waits in the jitter buffer
-    receiver = RtpReceiver(queue, "ulaw", depth=3, silence_fill_s=0.02)
+    receiver = RtpReceiver(queue, "ulaw", depth=3, silence_fill_s=0.02, stall_s=0.02)
     heard = [int(np.median(await receiver.recv())) for _ in range(3)]
     assert heard[0] > 0 and heard[1] > heard[0] and heard[2] == 0
+
+
+async def test_a_stall_mid_speech_is_waited_out_not_cut_into_the_words() -> None:
+    """Loud audio, then 120 ms without RTP, then the late packets in a burst: the words
+    come out whole. After quiet audio the same pause is silence at once (a turn ends)."""
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    receiver = RtpReceiver(queue, "ulaw", silence_fill_s=0.04, stall_s=0.3)
+    loop = asyncio.get_running_loop()
+
+    async def late_burst(first: int, level: int) -> None:
+        await asyncio.sleep(0.12)
+        for seq in range(first, first + 6):
+            queue.put_nowait(_packet(seq, level))
+
+    for seq in range(4):  # (the jitter buffer primes with its depth)
+        queue.put_nowait(_packet(seq, 3000))
+    assert [int(np.median(await receiver.recv())) > 2000 for _ in range(2)] == [True] * 2
+    burst = asyncio.create_task(late_burst(4, 3000))
+    heard = [int(np.median(await receiver.recv())) for _ in range(8)]
+    assert min(heard) > 2000, heard  # no silence cut in
+    await burst
+    queue.put_nowait(_packet(10, 20))  # quiet now: a pause is the caller's silence
+    await receiver.recv()
+    t0 = loop.time()
+    assert not (await receiver.recv()).any()
+    assert loop.time() - t0 < 0.2
 
 
 async def test_wideband_frames_are_decoded_at_16_khz() -> None:
