@@ -17,9 +17,12 @@ with py-spy (``pip install py-spy``; needs ptrace rights) during the largest N a
 where its threads spend their time (the collapsed stacks are kept next to the file).
 The controller's settings come from the environment, e.g. ``SMARTPBX_STT__BATCH_MAX=1``
 or ``SMARTPBX_MEDIA__MAX_CALLS=60`` (to measure past the configured capacity).
+--pin CPUS keeps the controller (every thread) on those CPUs and this process and Asterisk
+on the others, so the controller's capacity per core is measured apart from the callers'.
 
     .venv/bin/python scripts/bench_calls.py --calls 5,10,20 [--shape burst|poisson|both]
         [--rate 1.0] [--questions 3] [--plot calls.png] [--profile prof.txt] [--json]
+        [--pin 1]
 """
 
 from __future__ import annotations
@@ -179,6 +182,8 @@ def main() -> int:
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--profile", type=Path, help="py-spy's top frames, at the largest N")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--pin", help="CPUs of the controller, e.g. 1 or 1-3 (the rest: "
+                        "the callers and Asterisk)")
     args = parser.parse_args()
     try:
         ns = [int(n) for n in args.calls.split(",")]
@@ -186,8 +191,23 @@ def main() -> int:
         parser.error(f"--calls: comma-separated numbers, got {args.calls!r}")
     settings = load_settings()
     print(ensure_demo_knowledge(settings), file=sys.stderr)
-    LocalPbx(settings).up()
+    pbx = LocalPbx(settings)
+    pbx.up()
     controller = start_controller(settings.cache_dir / "bench-calls-serve.log")
+    if args.pin:
+        try:
+            ours = cpus(args.pin)
+        except ValueError:
+            parser.error(f"--pin: CPUs like 1, 0,2 or 1-3, got {args.pin!r}")
+        others = os.sched_getaffinity(0) - ours
+        if not ours or not others:
+            parser.error(f"--pin: leave CPUs of {sorted(os.sched_getaffinity(0))} to both sides")
+        pin(controller.pid, ours)
+        pin(os.getpid(), others)
+        if (asterisk := pbx.pid()) is not None:
+            pin(asterisk, others)
+        print(f"pinned: the controller on CPUs {sorted(ours)}, the callers and Asterisk on "
+              f"{sorted(others)}", file=sys.stderr)
     process = Process(controller.pid)
     shapes = ["burst", "poisson"] if args.shape == "both" else [args.shape]
     levels = []
@@ -211,6 +231,24 @@ def main() -> int:
         plot(levels, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
     return 0 if all(lv["failed_calls"] == 0 for lv in levels) else 1
+
+
+def cpus(text: str) -> set[int]:
+    """"1", "0,2" or "1-3" as a set of CPU numbers."""
+    out: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
+def pin(pid: int, to: set[int]) -> None:
+    """Every thread of ``pid`` on the CPUs ``to`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), to)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
 
 
 def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:

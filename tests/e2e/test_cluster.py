@@ -5,9 +5,8 @@ live call and alert; one node's Asterisk killed by its PID: new calls go to the 
 within 5 s, the killed node's calls end "PBX lost" in the shared database, and no caller's
 utterance is missing from the record.
 
-Kept to 6 calls before the kill and 2 after by default (the issue asks for 20; set
-SMARTPBX_E2E_CLUSTER_CALLS=20 for that): two controllers and the callers' speech share 2
-cores, and 6 already put 3 on each node (round-robin)."""
+20 calls before the kill (SMARTPBX_E2E_CLUSTER_CALLS, even: 10 on each node,
+round-robin) and 2 after."""
 
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ from tests.fixtures.postgres import LocalPostgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 
-CALLS = int(os.environ.get("SMARTPBX_E2E_CLUSTER_CALLS", "6"))  # even: half on each node
+CALLS = int(os.environ.get("SMARTPBX_E2E_CLUSTER_CALLS", "20"))  # even: half on each node
 AFTER_KILL = 2
 QUESTIONS = ["How do I get a refund?", "Which payment methods do you accept?",
              "How long does shipping take?"]
@@ -184,18 +183,24 @@ async def test_calls_spread_fail_over_and_stay_on_record(
         per_node = {n.name: sorted(c.call_id for c in live if c.call_id.startswith(n.name))
                     for n in cluster.nodes}
         assert [len(ids) for ids in per_node.values()] == [CALLS // 2, CALLS // 2], per_node
-        # two callers (one on each node: round-robin) ask what the AI does not know:
-        # an alert each, and they hold for an operator
+        # the first two callers (one on each node: round-robin, each its node's first
+        # call) ask what the AI does not know: an alert each, and they hold for an operator.
+        # (A question of the others misheard is an alert too: hearing is measured by
+        # bench_hearing.py, this test counts on the alerts of these two.)
         await asyncio.gather(lines[0].say(NOWHERE), lines[1].say(NOWHERE))
+        started = {c.call_id: c.start_time for c in live}
+        asked_twice = {min(ids, key=started.__getitem__) for ids in per_node.values()}
 
         # ---- either node's console shows every live call and alert -------------------
+        seen: list[set[str]] = []
         for node in range(len(cluster.nodes)):
             async with console(cluster, node) as http:
                 shown = await get(http, "/api/v1/calls?status=active")
                 assert {c["call_id"] for c in shown["data"]} == {c.call_id for c in live}
-                alerts = await wait_for_alerts(http, 2)
-                assert [a["reason"] for a in alerts] == ["low_confidence"] * 2, alerts
-                assert {a["call_id"][:5] for a in alerts} == {"node1", "node2"}
+                alerts = await wait_for_alerts(http, asked_twice)
+                assert {a["reason"] for a in alerts} == {"low_confidence"}, alerts
+                seen.append({a["alert_id"] for a in alerts})
+        assert seen[0] == seen[1], "both consoles show the same alerts"
         # ---- one node's Asterisk killed: new calls go to the other ------------------
         killed, survivor = cluster.nodes
         pid = cluster.pbx(killed).pid()
@@ -239,11 +244,10 @@ async def test_calls_spread_fail_over_and_stay_on_record(
             assert {c["call_id"] for c in shown["data"]} == \
                 set(per_node[survivor.name]) | {c.call_id for c in new}
     # ---- no utterance lost: every question of every call is on record ---------------
-    # (the two on hold asked twice; both questions were heard before the kill: the alerts)
+    # (the first two asked twice; both questions were heard before the kill: the alerts)
     heard = caller_utterances(db)
-    on_hold = {a["call_id"] for a in alerts}
     assert {k: len(v) for k, v in heard.items()} == \
-        {c: 2 if c in on_hold else 1 for c in calls_of(db)}, heard
+        {c: 2 if c in asked_twice else 1 for c in calls_of(db)}, heard
     assert all(text.strip() for texts in heard.values() for text in texts)
 
     # ---- `cluster up` again restarts the killed Asterisk: probed back in, it takes calls
@@ -257,10 +261,13 @@ async def test_calls_spread_fail_over_and_stay_on_record(
     assert back == ["node1", "node2"], back
 
 
-async def wait_for_alerts(http: aiohttp.ClientSession, count: int) -> list[dict[str, Any]]:
+async def wait_for_alerts(http: aiohttp.ClientSession, calls: set[str]
+                          ) -> list[dict[str, Any]]:
+    """The console's live alerts once those of ``calls`` are among them (30 s at most)."""
     deadline = time.monotonic() + 30
     while True:
         alerts: list[dict[str, Any]] = (await get(http, "/api/v1/alerts"))["data"]
-        if len(alerts) >= count or time.monotonic() > deadline:
-            return sorted(alerts, key=lambda a: str(a["call_id"]))
+        if calls <= {a["call_id"] for a in alerts}:
+            return alerts
+        assert time.monotonic() < deadline, f"alerts of {calls} within 30 s: {alerts}"
         await asyncio.sleep(0.3)
