@@ -10,8 +10,8 @@ Each caller asks --questions questions of the demo knowledge base. Per N it prin
 voice-to-voice latency p50/p95/max (end of the caller's words to the first answer audio),
 unanswered turns, failed calls, calls put on hold (a question the agent was unsure of:
 its holding phrase counts as that turn's answer, and the call asks no more over the
-music), greeting time, the outbound RTP's jitter p99 and longest gap at the callers, and
-the controller's CPU (share of one core) and peak RSS. --plot draws latency and jitter
+music), the most calls up at once, greeting time, the outbound RTP's jitter p99 and
+longest gap at the callers, and the controller's CPU (share of one core) and peak RSS. --plot draws latency and jitter
 against N (PNG, matplotlib). --profile samples the controller
 with py-spy (``pip install py-spy``; needs ptrace rights) during the largest N and prints
 where its threads spend their time (the collapsed stacks are kept next to the file).
@@ -63,6 +63,7 @@ class CallResult:
     longest_gap_ms: float = 0.0
     failed: str = ""
     held: bool = False  # a question was not answered: the caller was put on hold
+    up: tuple[float, float] | None = None  # answered .. hung up (monotonic)
 
 
 async def on_hold(line: Line, heard: float) -> bool:
@@ -109,6 +110,7 @@ async def one_call(caller: SyntheticCaller, dial: Dial, delay: float, speak_with
                     break
                 await asyncio.sleep(0.5)
             arrivals = np.array([at for at, _ in line.call.rtp.received])
+        result.up = (line.answered_at, time.monotonic())
     except Exception as err:  # a call that failed is counted, the run goes on
         result.failed = f"{type(err).__name__}: {err}"
         return result
@@ -147,6 +149,7 @@ async def run_level(n: int, shape: str, rate: float, questions: int,
         "unanswered_turns": sum(lat is None for r in results for lat in r.latencies_ms),
         "failed_calls": sum(bool(r.failed) for r in results),
         "held_calls": sum(r.held for r in results),
+        "peak_concurrent": peak([r.up for r in results if r.up is not None]),
         "failures": sorted({r.failed for r in results if r.failed})[:3],
         "greeting_ms": summary([r.greeting_ms for r in results if r.greeting_ms is not None]),
         "rtp_jitter_p99_ms": round(percentile(jitter, 0.99), 1) if jitter else None,
@@ -154,6 +157,12 @@ async def run_level(n: int, shape: str, rate: float, questions: int,
         "controller_cpu_cores": round((process.cpu_s() - cpu_before) / wall, 2),
         "controller_peak_rss_mb": round(process.peak_rss_mb),
     }
+
+
+def peak(spans: list[tuple[float, float]]) -> int:
+    """The most calls up at one moment."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    return int(max(np.cumsum([step for _, step in edges]), default=0))
 
 
 def plot(levels: list[dict[str, object]], path: Path) -> None:
@@ -284,7 +293,7 @@ def top_frames(raw: Path, shown: int = 25) -> str:
 def _line(level: dict[str, object]) -> str:
     return (f"{level['shape']:>7} N={level['calls']:<3} latency {level['latency_ms']} "
             f"unanswered {level['unanswered_turns']} failed {level['failed_calls']} "
-            f"held {level['held_calls']} "
+            f"held {level['held_calls']} up at once {level['peak_concurrent']} "
             f"greeting {level['greeting_ms']} jitter p99 {level['rtp_jitter_p99_ms']} ms "
             f"gap {level['rtp_longest_gap_ms']} ms cpu {level['controller_cpu_cores']} "
             f"rss {level['controller_peak_rss_mb']} MB")

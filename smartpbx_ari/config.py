@@ -64,7 +64,11 @@ class AriSettings:
             raise ConfigError(f"ari.app: {self.app!r} is not a valid Stasis application name")
 
 
-CALLS_PER_CORE = 10  # 20 calls on 2 cores answered within p95 0.75 s (bench_calls.py, #15)
+# calls up at once per CPU core the controller may use. bench_calls.py on 2 cores, the
+# synthetic callers on the same cores, calls arriving at random (Poisson, 3 questions
+# each): 14 up at once answered p50 0.71 s, p95 1.25 s; 19 up at once p95 2.3 s; a burst
+# of 10 asking within 1 s p95 2.6 s. The transcription of each question is the cost.
+CALLS_PER_CORE = 7
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class MediaSettings:
 
     @property
     def capacity(self) -> int:
-        return self.max_calls or CALLS_PER_CORE * (os.cpu_count() or 1)
+        return self.max_calls or CALLS_PER_CORE * len(os.sched_getaffinity(0))
 
     def __post_init__(self) -> None:
         if self.max_calls < 0:

@@ -98,10 +98,10 @@ def test_table_expected(tmp_path: Path) -> None:
         load_settings(cfg, environ={})
 
 
-def test_capacity_is_configured_or_ten_calls_per_core() -> None:
+def test_capacity_is_configured_or_seven_calls_per_core_it_may_use() -> None:
     assert load_settings(environ={"SMARTPBX_MEDIA__MAX_CALLS": "3"}).media.capacity == 3
     derived = load_settings(environ={}).media.capacity
-    assert derived == 10 * (os.cpu_count() or 1)
+    assert derived == 7 * len(os.sched_getaffinity(0))
     with pytest.raises(ConfigError, match="media.max_calls: must be 0"):
         load_settings(environ={"SMARTPBX_MEDIA__MAX_CALLS": "-1"})
 
