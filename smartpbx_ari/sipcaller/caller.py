@@ -133,6 +133,13 @@ class Line:
         return start, await self.transcribe(start, end)
 
 
+def caller_ears(settings: Settings) -> SpeechToText:
+    """Blocking (loads the model): the ears of a measuring tool. What it heard is decoded
+    however long that takes; the controller's ``stt.timeout_s`` is a fault detector for
+    callers' turns, not for this."""
+    return SpeechToText(replace(settings.stt, timeout_s=CALLER_STT_S), settings.cache_dir)
+
+
 class SyntheticCaller:
     def __init__(self, settings: Settings, stt: SpeechToText | None = None,
                  transcribe: bool = True, voice: Voice = NEURAL) -> None:
@@ -144,10 +151,7 @@ class SyntheticCaller:
 
     def stt(self) -> SpeechToText | None:
         if self._transcribe and self._stt is None:
-            # a measuring tool: what it heard is decoded however long that takes (the
-            # controller's stt.timeout_s is a fault detector for callers' turns)
-            self._stt = SpeechToText(replace(self.settings.stt, timeout_s=CALLER_STT_S),
-                                     self.settings.cache_dir)
+            self._stt = caller_ears(self.settings)
         return self._stt
 
     @asynccontextmanager

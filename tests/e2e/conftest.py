@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -13,13 +13,14 @@ import pytest
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEvent, CallStarted, Subscription
-from smartpbx_ari.sipcaller.caller import Dial, Line, SyntheticCaller
+from smartpbx_ari.sipcaller.caller import Dial, Line, SyntheticCaller, caller_ears
 from smartpbx_ari.sipcaller.phone import SipPhone
 from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.pbx import LocalPbx
@@ -88,9 +89,19 @@ async def greeted_with_phone(controller: Controller, caller: SyntheticCaller, di
         yield started, line, phone
 
 
+@pytest.fixture(scope="session")
+def caller_stt(settings: Settings) -> Iterator[SpeechToText]:
+    """The callers' own ears, loaded once: not the controller's, whose deadline is for
+    callers' turns (a test hearing hold music through it would be a false fault)."""
+    stt = caller_ears(settings)
+    yield stt
+    stt.close()
+
+
 @pytest.fixture
-def caller(settings: Settings, controller: Controller) -> SyntheticCaller:
-    return SyntheticCaller(settings, stt=controller.engine.stt)
+def caller(settings: Settings, controller: Controller, caller_stt: SpeechToText
+           ) -> SyntheticCaller:
+    return SyntheticCaller(settings, stt=caller_stt)
 
 
 @pytest.fixture
