@@ -11,9 +11,9 @@ voice-to-voice latency p50/p95/max (end of the caller's words to the first answe
 unanswered turns, failed calls, calls put on hold (a question the agent was unsure of:
 its holding phrase counts as that turn's answer, and the call asks no more over the
 music), the most calls up at once, greeting time, the outbound RTP's jitter p99 and
-longest gap at the callers, and the controller's CPU (share of one core) and peak RSS. --plot draws latency and jitter
-against N (PNG, matplotlib). --profile samples the controller
-with py-spy (``pip install py-spy``; needs ptrace rights) during the largest N and prints
+longest gap at the callers, and the controller's CPU (share of one core) and peak RSS.
+--plot draws latency and jitter against N (PNG, matplotlib). --profile samples the
+controller with py-spy (``pip install py-spy``; needs ptrace rights) during the largest N and prints
 where its threads spend their time (the collapsed stacks are kept next to the file).
 The controller's settings come from the environment, e.g. ``SMARTPBX_STT__BATCH_MAX=1``
 or ``SMARTPBX_MEDIA__MAX_CALLS=60`` (to measure past the configured capacity).
