@@ -239,9 +239,7 @@ class PacedPlayer:
         source = _frames(frames, stopped)
         try:
             async for payload in source:
-                if not await self._wait_while_held(stopped):
-                    break
-                if not await self._wait_until_due(stopped, resync=True):
+                if not await self._slot(stopped):
                     break
                 self._send(self.packetizer.packetize(payload))
                 self.schedule.advance()
@@ -251,6 +249,17 @@ class PacedPlayer:
         finally:
             await source.aclose()
         return self.schedule.sent
+
+    async def _slot(self, stopped: asyncio.Future[None]) -> bool:
+        """Wait until the next frame may go: not held, and its slot due (a hold that
+        comes while it waits for the slot holds this frame too); False if stopped."""
+        while True:
+            if not await self._wait_while_held(stopped):
+                return False
+            if not await self._wait_until_due(stopped, resync=True):
+                return False
+            if self._running.is_set():
+                return True
 
     async def _wait_while_held(self, stopped: asyncio.Future[None]) -> bool:
         if self._running.is_set():

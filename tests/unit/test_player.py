@@ -253,6 +253,22 @@ async def test_hold_pauses_and_resume_goes_on_without_a_burst() -> None:
     assert stamps[paused_at] - stamps[paused_at - 1] >= 160 * 10  # the pause is in the timeline
 
 
+async def test_a_hold_stops_the_frame_waiting_for_its_slot() -> None:
+    """Held between two slots: the next frame does not leave (a barge-in is 20 ms
+    sooner), for several holds at different points of the 20 ms."""
+    for offset in (0.003, 0.009, 0.015):
+        sent: list[bytes] = []
+        player = PacedPlayer(sent.append, RtpPacketizer(0, 1, 160, 160))
+        play = asyncio.create_task(player.play([bytes(160)] * 50))
+        await asyncio.sleep(0.1 + offset)
+        player.hold()
+        at_hold = len(sent)
+        await asyncio.sleep(0.06)
+        assert len(sent) == at_hold, offset
+        player.stop()
+        await asyncio.wait_for(play, 0.5)
+
+
 async def test_stop_while_held_returns_at_once() -> None:
     player = PacedPlayer(lambda p: None, RtpPacketizer(0, 1, 160, 160))
     play = asyncio.create_task(player.play([bytes(160)] * 100))
