@@ -181,7 +181,8 @@ class HybridRetriever:
     def profile(self) -> KbProfile:
         """The KB's impostor level (``ai/confidence.py``), as :meth:`refresh_profile` last
         measured it (blocking: measured now if never)."""
-        return self._profile or self.refresh_profile()
+        profile = self._profile
+        return profile if profile is not None else self.refresh_profile()
 
     def refresh_profile(self) -> KbProfile:
         """Blocking (:data:`~smartpbx_ari.ai.confidence.PROFILE_SAMPLE` searches): the

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from . import codecs
 from .jitter import JitterBuffer, JitterStats
 from .rtp import RtpPacket
+from .turn import rms
 
 Pcm = npt.NDArray[np.int16]
 FRAME_S = 0.02
@@ -52,7 +53,7 @@ class RtpReceiver:
         return self._ready.popleft()
 
     async def _refill(self) -> None:
-        loud = float(np.sqrt(np.mean(np.square(self._last, dtype=np.float64)))) >= LOUD_RMS
+        loud = rms(self._last) >= LOUD_RMS
         try:
             async with asyncio.timeout(self._stall_s if loud else self._fill_s):
                 packet = await self._packets.get()
