@@ -131,7 +131,8 @@ async def run_level(n: int, shape: str, rate: float, questions: int,
     else:
         delays = list(np.cumsum(np.random.default_rng(n).exponential(1 / rate, n)))
         speak_within = 0.0
-    asked = [[QUESTIONS[(i + k) % len(QUESTIONS)] for k in range(questions)] for i in range(n)]
+    texts = list(QUESTIONS)
+    asked = [[texts[(i + k) % len(texts)] for k in range(questions)] for i in range(n)]
     cpu_before, started = process.cpu_s(), time.monotonic()
     calls = asyncio.gather(*(one_call(caller, dial, d, speak_within, q)
                              for d, q in zip(delays, asked, strict=True)))

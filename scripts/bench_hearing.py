@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from bench_rag import truthful
 from faster_whisper.audio import decode_audio
 from scipy import signal
 from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
@@ -359,12 +360,16 @@ async def hear_whole(clip: list[RtpPacket], channel: Channel, stt: SpeechToText)
     return (await stt.transcribe(resample(pcm, rate, 16000))).text
 
 
-def judge(question: Question, reply: Any) -> bool:
+def judge(question: Question, reply: Any, agent: AIAgentService, session: str) -> bool:
+    """Right: the expected entry's answer, directly or after one clarifying question
+    answered truthfully (as ``bench_rag.py`` counts); out of domain, no stored answer."""
     if reply is None:
         return False
+    if reply.clarifying:
+        reply = agent.answer(truthful(reply, question.expected or ""), session)
     if question.expected is None:
-        return bool(reply.hitl)
-    return not reply.hitl and reply.sources[:1] == (question.expected,)
+        return bool(reply.hitl) or not reply.sources
+    return not reply.hitl and not reply.clarifying and reply.sources[:1] == (question.expected,)
 
 
 # ---- live: real calls through Asterisk ------------------------------------------------
@@ -490,7 +495,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
         heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}",
                                           turn_model)
-        offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply), len(heard)))
+        offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply, agent, f"o{n}"),
+                                           len(heard)))
         transcripts.append([v, c, q.text, q.expected, heard])
         whole[f"{v} {c}"].add(q, Outcome(await hear_whole(clip, channel, stt), True, 1))
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)

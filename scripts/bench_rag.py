@@ -167,14 +167,18 @@ def _ask(agent: AIAgentService, asked: str, session: str, expected: str
     reply = agent.answer(asked, session)
     if not reply.clarifying:
         return reply, 1
-    offered = [c.id for c in reply.choices]
+    return agent.answer(truthful(reply, expected), session), 2
+
+
+def truthful(clarifying: Reply, expected: str) -> str:
+    """What a truthful caller answers a clarifying question about ``expected`` (an
+    entry's id; "" for a question the knowledge base cannot answer)."""
+    offered = [c.id for c in clarifying.choices]
     if expected not in offered:
-        said = "no"
-    elif len(offered) == 1:
-        said = "yes"
-    else:
-        said = ("one", "two", "three")[offered.index(expected)]
-    return agent.answer(said, session), 2
+        return "no"
+    if len(offered) == 1:
+        return "yes"
+    return ("one", "two", "three")[offered.index(expected)]
 
 
 def domains(show_measure_only: bool = False) -> dict[str, object]:

@@ -42,15 +42,16 @@ from smartpbx_ari.telephony.pbx import LocalPbx
 from smartpbx_ari.telephony.stasis import READY_LOG
 from smartpbx_ari.web.metrics import STAGES
 
-QUESTIONS = [
-    "How do I get a refund?",
-    "Which payment methods do you accept?",
-    "Can I change my delivery address?",
-    "Can I exchange an item for another size?",
-    "Is this product in stock?",
-]
+QUESTIONS = {  # the question -> the demo knowledge base's entry that answers it
+    "How do I get a refund?": "refund",
+    "Which payment methods do you accept?": "payment",
+    "Can I change my delivery address?": "delivery_tracking",
+    "Can I exchange an item for another size?": "exchange",
+    "Is this product in stock?": "product_inquiry",
+}
 TURNS_PER_CALL = 5
 HEARD = re.compile(rb"event=heard .* stt_ms=(\d+) wait_ms=(\d+)")
+SAID = re.compile(rb"event=said .* intent='([^']*)' .* hitl=(True|False) .* speaker='agent'")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -126,7 +127,15 @@ def start_controller(log: Path, env: dict[str, str] | None = None,
     raise SystemExit(f"smartpbx serve was not ready for calls within {within_s:.0f} s")
 
 
-async def run_calls(turns: int) -> list[CallReport]:
+def answered_right(asked: list[str], log: bytes) -> int:
+    """Turns answered from the entry their question is about, not handed over (the
+    controller's answers in order; a question heard as two turns misaligns the rest)."""
+    said = [(intent.decode(), hitl == b"True") for intent, hitl in SAID.findall(log)]
+    return sum(intent == QUESTIONS[question] and not hitl
+               for question, (intent, hitl) in zip(asked, said, strict=False))
+
+
+async def run_calls(turns: int, questions: list[str]) -> list[CallReport]:
     settings = load_settings()
     password = load_credentials(settings.data_dir).caller_password
     dial = Dial("1000", (settings.pbx.host, settings.pbx.sip_port), "caller", password)
@@ -134,7 +143,7 @@ async def run_calls(turns: int) -> list[CallReport]:
     reports = []
     asked = 0
     while asked < turns:
-        batch = [QUESTIONS[(asked + i) % len(QUESTIONS)]
+        batch = [questions[(asked + i) % len(questions)]
                  for i in range(min(TURNS_PER_CALL, turns - asked))]
         reports.append(await caller.conversation(dial, batch, pause_s=0.3))
         asked += len(batch)
@@ -144,6 +153,8 @@ async def run_calls(turns: int) -> list[CallReport]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--question", choices=sorted(QUESTIONS),
+                        help="ask only this one (e.g. the README's example, 20 times)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = load_settings()
@@ -152,7 +163,8 @@ def main() -> int:
     log = settings.cache_dir / "bench-serve.log"
     controller = start_controller(log)
     try:
-        reports = asyncio.run(run_calls(args.turns))
+        questions = [args.question] if args.question else list(QUESTIONS)
+        reports = asyncio.run(run_calls(args.turns, questions))
         stages = asyncio.run(stage_figures(settings)) if settings.web.enabled else {}
     finally:
         controller.send_signal(signal.SIGTERM)
@@ -170,6 +182,7 @@ def main() -> int:
         "stages_ms": stages,
         "load_average": os.getloadavg()[0],
         "unanswered": sum(t.latency_ms is None for t in turns),
+        "answered_right": answered_right([t.said for t in turns], log.read_bytes()),
         "turns": [{"said": t.said, "heard": t.heard, "latency_ms": t.latency_ms} for t in turns],
     }
     if args.json:
@@ -184,8 +197,10 @@ def main() -> int:
             print(f"stage {stage + ' (ms):':<26}{figure}")
         print(f"load average (1 min):        {result['load_average']:.1f}")
         print(f"unanswered turns:            {result['unanswered']} of {len(turns)}")
+        print(f"answered right:              {result['answered_right']} of {len(turns)}")
         for t in turns:
-            print(f"  {t.latency_ms:>5} ms  {t.said!r} -> {t.heard[:70]!r}")
+            ms = "    -" if t.latency_ms is None else f"{t.latency_ms:>5}"
+            print(f"  {ms} ms  {t.said!r} -> {t.heard[:70]!r}")
     return 0 if result["unanswered"] == 0 else 1
 
 

@@ -129,7 +129,7 @@ async def caller_loop(caller: SyntheticCaller, dial: Dial, slot: int, until: flo
         if time.monotonic() >= until:
             return
         kind = KINDS[n % len(KINDS)]
-        questions = [QUESTIONS[(n + k) % len(QUESTIONS)] for k in range(2)]
+        questions = [list(QUESTIONS)[(n + k) % len(QUESTIONS)] for k in range(2)]
         try:
             async with caller.dial(dial, ANSWER_TIMEOUT_S) as line:
                 first = await line.wait_voice(line.answered_at, ANSWER_TIMEOUT_S)

@@ -179,13 +179,15 @@ class TurnSettings:
     # utterance began (media.onset): Silero confirms soft narrowband onsets up to ~0.9 s late
     preroll_ms: int = 1000
     start_speech_ms: int = 100
-    eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
+    eager_silence_ms: int = 60  # start transcribing here, before the turn is surely over
     end_silence_ms: int = 400  # without the turn model, this much silence ends the turn
-    # The turn model (Smart Turn v3.2) ends the turn by what was said: asked once per pause
-    # at model_silence_ms, it ends the turn if P(complete) >= model_threshold; else the
-    # pause may last up to max_silence_ms. "" = the packaged model, "off" = the timer only.
+    # The turn model (Smart Turn v3.2) ends the turn by what was said: asked at
+    # model_silence_ms of a pause, it ends the turn if P(complete) >= model_threshold; an
+    # incomplete verdict is asked again at model_recheck_ms (0: not again), then the pause
+    # may last up to max_silence_ms. "" = the packaged model, "off" = the timer only.
     model: str = ""
-    model_silence_ms: int = 180
+    model_silence_ms: int = 60
+    model_recheck_ms: int = 180
     model_threshold: float = 0.5
     max_silence_ms: int = 1500
     min_utterance_ms: int = 250
@@ -207,6 +209,10 @@ class TurnSettings:
             raise ConfigError("turn.model_threshold: must be between 0 and 1")
         if not 0 < self.model_silence_ms <= self.max_silence_ms:
             raise ConfigError("turn.model_silence_ms: must be > 0 and <= turn.max_silence_ms")
+        if self.model_recheck_ms and not \
+                self.model_silence_ms < self.model_recheck_ms <= self.max_silence_ms:
+            raise ConfigError("turn.model_recheck_ms: must be 0, or above "
+                              "turn.model_silence_ms and <= turn.max_silence_ms")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ conversation acts on them.
 With a turn model, a short pause asks it (``CheckTurn``) and the conversation hands its
 verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap. A
 caller who goes on within that cap after the model ended the turn (a pause at a comma)
-resumes it (``TurnResumed``, at the first speech window, before the answer can begin):
-the next turn's audio holds both parts; a blip that is not speech ends it again as it was.
-Once our answer plays, what the caller says is a turn of its own (a barge-in), never a
-resumption of the turn answered.
+resumes it (``TurnResumed``, at the first speech window): the next turn's audio holds
+both parts; a blip that is not speech ends it again as it was. Once our answer has played
+for :data:`RESUME_INTO_ANSWER_S`, what the caller says is a turn of its own (a barge-in),
+never a resumption of the turn answered; before that, the barge-in also resumes it.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ FRAME_S = 0.02
 HOLD_ECHO_RATIO = 0.15
 HOLD_RMS = 400.0  # a caller this loud (well above line noise) holds our playback ...
 HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
+# The caller who goes on this soon after our answer to a judged turn began paused inside
+# the turn ("Stop, | and tell me about ..."): we yield, and answer the whole of it. Later,
+# speech over our answer is a barge-in, a turn of its own.
+RESUME_INTO_ANSWER_S = 0.5
 AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inbound queue)
 
 
@@ -140,14 +144,19 @@ class Ear:
         self.held_s = 0.0
         self.eager = False  # a StartTranscript is out for the current utterance
         self.judged = judged
-        self.check_s = t.model_silence_ms / 1000
+        # the silences a pause asks the model at: the first, then (after an incomplete
+        # verdict) once more, with more of the pause for it to judge
+        self.checks = [ms / 1000 for ms in (t.model_silence_ms, t.model_recheck_ms) if ms]
         self.threshold = t.model_threshold
         self.pause = 0  # numbers the CheckTurn questions
-        self.asked = False  # a CheckTurn is out for the current pause
+        self.asks = 0  # CheckTurns out for the current pause
+        self.waiting = False  # the last of them has no verdict yet
         self.max_pause_s = t.max_silence_ms / 1000
         self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
         self.ended_pause_s = 0.0
+        self.answer_s = 0.0  # how long our answer to the judged turn has played
         self.resumed = False  # TurnResumed is out; the VAD has not confirmed speech yet
+        self.continued = False  # the utterance in progress continues a judged turn
         # per window taken and not yet decided: its frame's level and number
         self.levels: collections.deque[tuple[float, int]] = collections.deque()
         self.taken = 0  # frames taken so far
@@ -209,9 +218,12 @@ class Ear:
             self.barge.reset()
             self.held_s = 0.0
             return is_speech, playback
-        # our answer has begun: what the caller says now answers it, or barges in; it no
-        # longer continues the turn before it (that one was answered)
-        self.ended, self.resumed = None, False
+        # our answer has begun: what the caller says now answers it, or barges in; past its
+        # first moments it no longer continues the turn before it (that one was answered)
+        if self.ended is not None:
+            self.answer_s += seconds
+            if self.answer_s > RESUME_INTO_ANSWER_S:
+                self.ended, self.resumed = None, False
         if self.barge.process(seconds, is_speech, level, playback.level):
             out.append(BargeIn())
         elif playback.held:
@@ -227,28 +239,33 @@ class Ear:
             return
         if speech:
             self.silence_s = 0.0
-            self.asked = False
+            self.asks, self.waiting = 0, False
             self._drop_eager(out)
             return
         self.silence_s += seconds
         if not self.eager and self.silence_s >= self.eager_s and self.capture:
             self.eager = True
             out.append(StartTranscript(np.concatenate(self.capture)))
-        if self.judged and not self.asked and self.silence_s >= self.check_s and self.capture:
-            self.asked = True
+        if self.judged and self.capture and not self.waiting and self.asks < len(self.checks) \
+                and self.silence_s >= self.checks[self.asks]:
+            self.asks, self.waiting = self.asks + 1, True
             self.pause += 1
             out.append(CheckTurn(np.concatenate(self.capture), self.pause))
 
     def judge(self, pause: int, probability: float) -> list[EarEvent]:
         """The turn model's verdict on ``CheckTurn(pause)``: above the threshold (complete)
-        it ends the turn now, unless the caller spoke again meanwhile; else the cap waits."""
+        it ends the turn now, unless the caller spoke again meanwhile; else the pause is
+        asked about once more (``turn.model_recheck_ms``), then the cap waits."""
         out: list[EarEvent] = []
-        if pause == self.pause and self.asked and probability > self.threshold:
+        if pause != self.pause or not self.asks:
+            return out
+        self.waiting = False
+        if probability > self.threshold:
             frames, pause_s = self.capture, self.silence_s
             for event in self.turn.end():
                 self._on_turn(event, out)
             if out and isinstance(out[-1], TurnEnded):
-                self.ended, self.ended_pause_s = frames, pause_s
+                self.ended, self.ended_pause_s, self.answer_s = frames, pause_s, 0.0
         return out
 
     def cut(self) -> list[EarEvent]:
@@ -277,21 +294,24 @@ class Ear:
                 self.ended = None
 
     def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
-        self.asked = False
+        self.asks, self.waiting = 0, False
         if isinstance(event, SpeechStarted):
             recent = list(self.recent)  # back to where energy says the utterance began
             upto = max(0, len(recent) - (self.taken - self.at))  # then what was taken ahead
             before = recent[max(0, upto - self.preroll) : upto]
             start = onset([frame for _, frame in before], self.floor.level, FRAME_S)
             self.capture = [pcm for pcm, _ in before[start:] + recent[upto:]]
-            if self.ended is not None:  # the pause was inside the turn: take it up again
+            self.continued = self.ended is not None
+            if self.continued:  # the pause was inside the turn: take it up again
                 self.capture = self.ended
             self.ended, self.resumed = None, False
             self.silence_s = 0.0
-        elif isinstance(event, SpeechEnded):
+        elif isinstance(event, SpeechEnded) or self.continued:
+            # a turn taken up again is never too short: it holds the turn it continues
+            # (its answer was made moot), however short the words that continued it
             audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)
             out.append(TurnEnded(audio, self.silence_s))
-            self.eager, self.capture = False, None
+            self.eager, self.capture, self.continued = False, None, False
         elif isinstance(event, UtteranceTooShort):
             self._drop_eager(out)
             self.capture = None

@@ -88,12 +88,19 @@ async def test_barge_in_stops_the_answer_at_once(
         await line.play(interruption)
         barge = await controller.until(BargedIn, 5)
         assert barge.call_id
-        # the answer's last voiced frame (none: it was between words and held at once)
-        last_voice = max((t for t, pcm in line.call.rtp.received
-                          if interrupt_at <= t < interrupt_at + 1.0 and _loud(pcm)),
-                         default=interrupt_at)
-        stopped_ms = (last_voice - interrupt_at) * 1000
+        await asyncio.sleep(1.0)
+        runs = _voiced_runs([t for t, pcm in line.call.rtp.received
+                             if interrupt_at <= t < interrupt_at + 1.0 and _loud(pcm)])
+        # the interrupted answer's last voiced frame (none: it was between words and held
+        # at once)
+        stopped_ms = ((runs[0][1] if runs and runs[0][0] - interrupt_at < GAP_S
+                       else interrupt_at) - interrupt_at) * 1000
         assert stopped_ms <= 150, f"answer went on {stopped_ms:.0f} ms into the caller's speech"
+        # a reply to "Stop," (its comma taken for the end of a turn) that began before the
+        # caller went on yields at once, and the whole sentence is answered
+        went_on = interrupt_at + _after_first_pause(interruption, line.rate)
+        for start, end in runs[1:]:
+            assert end - max(start, went_on) <= 0.15, (start - interrupt_at, end - interrupt_at)
         # the interruption is the next turn; the voice pauses at its comma, which the
         # 400 ms end-of-turn timer may take for the end ("Stop." + the rest)
         heard = [(await controller.until(Heard)).text]
@@ -128,6 +135,29 @@ async def _tx_packets(ari: AriClient, channel_id: str) -> int:
 
 def _loud(pcm: Any) -> bool:
     return rms(pcm) >= VOICE_RMS
+
+
+GAP_S = 0.2  # voice this far apart is two utterances, not the pause between two words
+
+
+def _voiced_runs(times: list[float]) -> list[tuple[float, float]]:
+    """Arrival times of voiced frames as (first, last) of each run, split at GAP_S."""
+    runs: list[tuple[float, float]] = []
+    for t in sorted(times):
+        if runs and t - runs[-1][1] < GAP_S:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    return runs
+
+
+def _after_first_pause(pcm: Any, rate: int) -> float:
+    """Seconds into ``pcm`` where the voice goes on after its first pause (a comma)."""
+    frame = rate // 50
+    loud = [_loud(pcm[i : i + frame]) for i in range(0, len(pcm) - frame + 1, frame)]
+    first = loud.index(True)
+    gap = loud.index(False, first)
+    return loud.index(True, gap) * 0.02
 
 
 async def test_asking_for_a_person_hands_the_call_over(

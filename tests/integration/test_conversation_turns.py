@@ -59,7 +59,8 @@ def _words(tmp_path: Path, text: str) -> np.ndarray:
 async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> None:
     # The neural voice pauses 220-450 ms at a comma. Resumed at the first speech window, the
     # half sentence's answer has not begun if the pause ends before its transcript is ready
-    # (160 ms + the STT); past that, the caller barges in and the whole sentence is answered.
+    # (turn.eager_silence_ms + the STT); past that, the caller barges in and the whole
+    # sentence is answered.
     gap_ms = 250
     stt, model = SlowStt(), AlwaysComplete()
     engine = _engine(stt, FakeTts())  # type: ignore[arg-type]

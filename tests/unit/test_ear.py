@@ -75,14 +75,17 @@ def ear() -> Ear:
 def test_a_question_then_silence_is_transcribed_eagerly_then_ends_the_turn(ear: Ear) -> None:
     events = hear(ear, frames(QUIET, 400) + frames(LOUD, 1000))
     assert events == []
-    events = hear(ear, frames(QUIET, 160))
+    eager_ms = TurnSettings().eager_silence_ms
+    events = hear(ear, frames(QUIET, eager_ms + 20))  # (decided in 32 ms VAD windows)
     assert [type(e) for e in events] == [StartTranscript]
-    events += hear(ear, frames(QUIET, 240))
+    events += hear(ear, frames(QUIET, 400 - eager_ms - 20))
     assert [type(e) for e in events] == [StartTranscript, TurnEnded]
     start, end = events
     assert isinstance(start, StartTranscript) and isinstance(end, TurnEnded)
-    # both carry the pre-roll (300 ms before the onset) and the whole question
-    assert len(start.audio) >= (300 + 1000) * 16
+    # both carry the pre-roll (from before the onset) and the whole question
+    assert np.count_nonzero(start.audio) == 1000 * 16
+    assert len(start.audio) >= (1000 + eager_ms) * 16 + np.argmax(start.audio != 0)
+    assert np.argmax(start.audio != 0) >= 100 * 16
     assert np.count_nonzero(end.audio) == 1000 * 16
     assert len(end.audio) > len(start.audio)
     # the silence it waited out: the timer's (the end-of-turn stage on /metrics)

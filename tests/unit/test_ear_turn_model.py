@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from smartpbx_ari.call.ear import (
+    RESUME_INTO_ANSWER_S,
     BargeIn,
     CheckTurn,
     DropTranscript,
@@ -86,9 +87,10 @@ def test_a_complete_question_ends_the_turn_as_soon_as_the_model_says_so() -> Non
     assert isinstance(check, CheckTurn) and isinstance(end, TurnEnded)
     assert np.count_nonzero(check.audio) == 1000 * 16  # the whole question, asked about
     assert np.count_nonzero(end.audio) == 1000 * 16
-    # asked at the first ~180 ms of silence, answered 80 ms later: before the 400 ms timer
-    silence_ms = caller.ended_at_ms() - 1400
-    assert 180 + 80 <= silence_ms < TurnSettings().end_silence_ms
+    # asked at the pause's first model_silence_ms (in 32 ms VAD windows), answered 80 ms
+    # later: well before the 400 ms timer
+    asked_ms, silence_ms = TurnSettings().model_silence_ms, caller.ended_at_ms() - 1400
+    assert asked_ms + 80 <= silence_ms < asked_ms + 80 + 40 < TurnSettings().end_silence_ms
     assert end.pause_s * 1000 == pytest.approx(silence_ms, abs=20)  # what the turn waited
 
 
@@ -96,19 +98,23 @@ def test_an_incomplete_sentence_waits_for_the_cap() -> None:
     caller = Caller(INCOMPLETE)
     caller.hear(frames(LOUD, 1000))
     events = caller.hear(frames(QUIET, 1400))
-    assert kinds(events) == [StartTranscript, CheckTurn]  # asked once per pause
+    assert kinds(events) == [StartTranscript, CheckTurn, CheckTurn]  # asked twice a pause
+    first, again = events[1], events[2]
+    assert isinstance(first, CheckTurn) and isinstance(again, CheckTurn)
+    assert len(again.audio) - len(first.audio) >= (180 - 64) * 16  # with more of the pause
     events = caller.hear(frames(QUIET, 200))
     assert kinds(events) == [TurnEnded]
     assert 1500 <= caller.ended_at_ms() - 1000 < 1540  # max_silence_ms, to a VAD window
 
 
 def test_a_pause_mid_sentence_keeps_one_turn_for_the_whole_sentence() -> None:
-    answers = iter([0.1, 0.9])  # "I'd like to change ..." then "... my delivery address."
-    caller = Caller(lambda audio: next(answers), delay=4)
+    # "I'd like to change ..." is incomplete, "... my delivery address." is not
+    caller = Caller(lambda audio: 0.9 if np.count_nonzero(audio) >= 1700 * 16 else 0.1,
+                    delay=4)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 700) + frames(LOUD, 900)
                          + frames(QUIET, 600))
-    assert kinds(events) == [StartTranscript, CheckTurn, DropTranscript, StartTranscript,
-                             CheckTurn, TurnEnded]
+    assert kinds(events) == [StartTranscript, CheckTurn, CheckTurn, DropTranscript,
+                             StartTranscript, CheckTurn, TurnEnded]
     end = events[-1]
     assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio) == (800 + 900) * 16
 
@@ -145,11 +151,52 @@ def test_the_threshold_is_the_setting_and_must_be_exceeded() -> None:
     assert TurnEnded in kinds([e for _, e in above.events])
 
 
-def test_the_model_is_asked_at_the_configured_silence() -> None:
-    caller = Caller(INCOMPLETE, settings=TurnSettings(model_silence_ms=300))
+def test_the_model_is_asked_at_the_configured_silences() -> None:
+    caller = Caller(INCOMPLETE, settings=TurnSettings(model_silence_ms=300,
+                                                      model_recheck_ms=600))
     caller.hear(frames(LOUD, 800))
     assert kinds(caller.hear(frames(QUIET, 280))) == [StartTranscript]
     assert kinds(caller.hear(frames(QUIET, 40))) == [CheckTurn]
+    assert kinds(caller.hear(frames(QUIET, 260))) == []
+    assert kinds(caller.hear(frames(QUIET, 60))) == [CheckTurn]
+    assert kinds(caller.hear(frames(QUIET, 900))) == [TurnEnded]  # the cap
+
+
+def test_without_a_recheck_the_model_is_asked_once_a_pause() -> None:
+    caller = Caller(INCOMPLETE, settings=TurnSettings(model_recheck_ms=0))
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+
+
+def test_the_second_ask_waits_for_the_first_verdict() -> None:
+    """A model slower than the recheck point is not asked twice at once (the CPU it
+    shares with the STT): the second question follows the first verdict."""
+    caller = Caller(INCOMPLETE, delay=10)  # 200 ms an answer
+    caller.hear(frames(LOUD, 800) + frames(QUIET, 1000))
+    asked = [i * 20 - 800 for i, e in caller.events if isinstance(e, CheckTurn)]
+    assert len(asked) == 2
+    assert asked[0] < TurnSettings().model_recheck_ms < asked[0] + 200 <= asked[1]
+
+
+def test_a_complete_verdict_at_the_second_ask_ends_the_turn_there() -> None:
+    answers = iter([0.1, 0.9])  # unsure at the pause's start, sure a little later
+    caller = Caller(lambda audio: next(answers), delay=2)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, CheckTurn, TurnEnded]
+    recheck_ms = TurnSettings().model_recheck_ms
+    assert recheck_ms + 40 <= caller.ended_at_ms() - 800 < recheck_ms + 40 + 40
+
+
+def test_a_turn_taken_up_again_by_a_few_words_is_answered_whole() -> None:
+    """Words after a judged turn, shorter than a turn of their own (min_utterance_ms),
+    continue it: the turn they continue was made moot, so they are not dropped as a click."""
+    caller = Caller(COMPLETE)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 100) + frames(LOUD, 160)
+                         + frames(QUIET, 300))
+    assert kinds(events)[:4] == [StartTranscript, CheckTurn, TurnEnded, TurnResumed]
+    assert DropTranscript not in kinds(events) and kinds(events)[-1] is TurnEnded
+    last = events[-1]
+    assert isinstance(last, TurnEnded) and np.count_nonzero(last.audio) == (800 + 160) * 16
 
 
 def test_the_caller_talking_over_us_is_still_a_barge_in_and_then_a_judged_turn() -> None:
@@ -172,19 +219,37 @@ def test_a_caller_going_on_after_the_model_ended_the_turn_resumes_it() -> None:
 
 def test_speech_over_our_answer_to_a_judged_turn_is_a_new_turn_not_a_resumption() -> None:
     """The caller asked, we began answering; a new question over the answer (a barge-in,
-    within the resume cap) is a turn of its own: it does not carry the first one."""
+    within the resume cap, after the answer's first moments) is a turn of its own: it does
+    not carry the first one."""
     caller = Caller(COMPLETE, delay=2)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 300))
     assert kinds(events)[-1] is TurnEnded
     first = events[-1]
     assert isinstance(first, TurnEnded)
-    events = caller.hear(frames(QUIET, 200), TALKING)  # our answer plays
+    assert RESUME_INTO_ANSWER_S < 0.6 and TurnSettings().max_silence_ms / 1000 > 0.3 + 0.6
+    events = caller.hear(frames(QUIET, 600), TALKING)  # our answer plays
     events += caller.hear(frames(LOUD, 600) + frames(QUIET, 400), TALKING)
     assert TurnResumed not in kinds(events)
     assert BargeIn in kinds(events) and kinds(events)[-1] is TurnEnded
     last = events[-1]
     assert isinstance(last, TurnEnded)
     assert np.count_nonzero(last.audio) <= 600 * 16  # the new question alone
+
+
+def test_going_on_in_our_answer_s_first_moments_stops_it_and_resumes_the_turn() -> None:
+    """ "Stop, | and tell me about payment": the model took "Stop," for a turn and our
+    answer began as the caller went on. We yield, and the next turn is the whole sentence."""
+    caller = Caller(COMPLETE, delay=2)
+    first = caller.hear(frames(LOUD, 400) + frames(QUIET, 200))[-1]
+    assert isinstance(first, TurnEnded)
+    events = caller.hear(frames(QUIET, 100) + frames(LOUD, 200), TALKING)  # over our answer
+    assert kinds(events) == [HoldPlayback, BargeIn, TurnResumed]
+    events = caller.hear(frames(LOUD, 400) + frames(QUIET, 300))
+    assert kinds(events)[-1] is TurnEnded
+    last = events[-1]
+    assert isinstance(last, TurnEnded)
+    assert np.array_equal(last.audio[: len(first.audio)], first.audio)  # both parts
+    assert np.count_nonzero(last.audio) >= (400 + 400) * 16
 
 
 def test_a_blip_after_the_model_ended_the_turn_ends_it_again_as_it_was() -> None:
@@ -231,7 +296,7 @@ def test_a_hand_back_mid_sentence_ends_that_turn_and_the_next_reaches_no_further
     (end,) = caller.ear.cut()  # the operator hangs up while the caller talks
     assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio) == 800 * 16
     events = caller.hear(frames(LOUD, 600) + frames(QUIET, 1600))
-    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+    assert kinds(events) == [StartTranscript, CheckTurn, CheckTurn, TurnEnded]
     last = events[-1]
     assert isinstance(last, TurnEnded) and np.count_nonzero(last.audio) == 600 * 16
 
@@ -248,7 +313,7 @@ def test_speech_after_the_cap_is_a_turn_of_its_own() -> None:
 def test_a_turn_the_cap_ended_is_never_resumed() -> None:
     caller = Caller(INCOMPLETE)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 1600) + frames(LOUD, 600))
-    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+    assert kinds(events) == [StartTranscript, CheckTurn, CheckTurn, TurnEnded]
 
 
 def test_without_the_model_the_silence_timer_ends_the_turn_and_nothing_is_asked() -> None:
@@ -275,7 +340,9 @@ def test_turn_detector_end_finishes_the_utterance_with_its_trailing_silence() ->
 @pytest.mark.parametrize(("field", "value"), [("model_threshold", 1.0),
                                               ("model_threshold", 0.0),
                                               ("model_silence_ms", 0),
-                                              ("model_silence_ms", 2000)])
+                                              ("model_silence_ms", 2000),
+                                              ("model_recheck_ms", 60),
+                                              ("model_recheck_ms", 1600)])
 def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"turn.{field}"):
         TurnSettings(**{field: value})
