@@ -308,7 +308,8 @@ class Ear:
             self.silence_s = 0.0
         elif isinstance(event, SpeechEnded) or self.continued:
             # a turn taken up again is never too short: it holds the turn it continues
-            # (its answer was made moot), however short the words that continued it
+            # (whose answer was made moot or stopped), however short the words that
+            # continued it
             audio = np.concatenate(self.capture) if self.capture else np.zeros(0, np.int16)
             out.append(TurnEnded(audio, self.silence_s))
             self.eager, self.capture, self.continued = False, None, False
