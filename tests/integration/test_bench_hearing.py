@@ -4,36 +4,30 @@ one question heard offline through the call's receive path (real voice, VAD, STT
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
 from smartpbx_ari.ai.agent import AIAgentService
+from smartpbx_ari.ai.clarify import Choice
 from smartpbx_ari.ai.rag import RAGEngine
+from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import Settings, TtsSettings
 from smartpbx_ari.media.smart_turn import SmartTurn, model_file
 from smartpbx_ari.sipcaller.caller import trim_silence
+from tests.fixtures.scripts import load_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_hearing.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_hearing", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_hearing"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_hearing")  # (it imports its sibling bench_rag)
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +99,36 @@ async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
     heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1", model)
     assert len(heard) == 1 and "payment" in heard[0].lower(), heard
     asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
-    assert bench.judge(asked, reply), reply
-    assert not bench.judge(bench.Question(asked.text, None), reply)  # not a hand-over
+    assert bench.judge(asked, reply, agent, "t1"), reply
+    assert not bench.judge(bench.Question(asked.text, None), reply, agent, "t1")  # answered
+
+
+class OfferingAgent:
+    """Offers two entries, then answers whichever the caller picks (or hands over)."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def answer(self, text: str, session: str) -> Reply:
+        self.said.append(text)
+        picked = {"one": "a", "two": "b"}.get(text)
+        if picked is None:
+            return Reply("Let me connect you.", 0.0, "other", hitl=True)
+        return Reply(f"answer {picked}", 0.9, picked, sources=(picked,))
+
+
+@pytest.mark.parametrize(("expected", "said", "right"), [
+    ("b", "two", True),  # offered second: the caller says "two", and it is answered
+    ("c", "no", False),  # not offered: the caller says no, and is handed over
+    (None, "no", True),  # out of domain: no stored answer was spoken
+])
+def test_a_clarifying_question_is_answered_truthfully_then_judged(
+        bench: ModuleType, expected: str | None, said: str, right: bool) -> None:
+    offer = Reply("Is it about A, or about B?", 0.5, "clarify",
+                  choices=(Choice("a", "A"), Choice("b", "B")))
+    agent = OfferingAgent()
+    assert bench.judge(bench.Question("q", expected), offer, agent, "s") is right
+    assert agent.said == [said]
 
 
 def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:
