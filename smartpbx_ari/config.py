@@ -179,15 +179,15 @@ class TurnSettings:
     # utterance began (media.onset): Silero confirms soft narrowband onsets up to ~0.9 s late
     preroll_ms: int = 1000
     start_speech_ms: int = 100
-    eager_silence_ms: int = 60  # start transcribing here, before the turn is surely over
+    eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
     end_silence_ms: int = 400  # without the turn model, this much silence ends the turn
     # The turn model (Smart Turn v3.2) ends the turn by what was said: asked at
     # model_silence_ms of a pause, it ends the turn if P(complete) >= model_threshold; an
     # incomplete verdict is asked again at model_recheck_ms (0: not again), then the pause
     # may last up to max_silence_ms. "" = the packaged model, "off" = the timer only.
     model: str = ""
-    model_silence_ms: int = 60
-    model_recheck_ms: int = 180
+    model_silence_ms: int = 180
+    model_recheck_ms: int = 0
     model_threshold: float = 0.5
     max_silence_ms: int = 1500
     min_utterance_ms: int = 250

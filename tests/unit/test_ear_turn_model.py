@@ -31,6 +31,8 @@ pytestmark = pytest.mark.unit
 Model = Callable[[np.ndarray], float]
 COMPLETE: Model = lambda audio: 0.9  # noqa: E731
 INCOMPLETE: Model = lambda audio: 0.1  # noqa: E731
+# the turn timing these cases exercise: asked early, and asked again when unsure
+FAST = TurnSettings(eager_silence_ms=60, model_silence_ms=60, model_recheck_ms=180)
 
 
 class Caller:
@@ -39,7 +41,7 @@ class Caller:
 
     def __init__(self, model: Model, delay: int = 0, settings: TurnSettings | None = None,
                  ) -> None:
-        self.ear = Ear(settings or TurnSettings(), LoudVad(), judged=True)
+        self.ear = Ear(settings or FAST, LoudVad(), judged=True)
         self.model, self.delay = model, delay
         self.pending: list[tuple[int, CheckTurn]] = []  # (frames left, question)
         self.events: list[tuple[int, EarEvent]] = []  # (frame index, event)
@@ -89,8 +91,8 @@ def test_a_complete_question_ends_the_turn_as_soon_as_the_model_says_so() -> Non
     assert np.count_nonzero(end.audio) == 1000 * 16
     # asked at the pause's first model_silence_ms (in 32 ms VAD windows), answered 80 ms
     # later: well before the 400 ms timer
-    asked_ms, silence_ms = TurnSettings().model_silence_ms, caller.ended_at_ms() - 1400
-    assert asked_ms + 80 <= silence_ms < asked_ms + 80 + 40 < TurnSettings().end_silence_ms
+    asked_ms, silence_ms = FAST.model_silence_ms, caller.ended_at_ms() - 1400
+    assert asked_ms + 80 <= silence_ms < asked_ms + 80 + 40 < FAST.end_silence_ms
     assert end.pause_s * 1000 == pytest.approx(silence_ms, abs=20)  # what the turn waited
 
 
@@ -130,7 +132,7 @@ def test_a_verdict_the_caller_overtook_by_speaking_again_is_moot() -> None:
 
 
 def test_a_stale_verdict_on_an_earlier_pause_is_ignored() -> None:
-    ear = Ear(TurnSettings(), LoudVad(), judged=True)
+    ear = Ear(FAST, LoudVad(), judged=True)
     events: list[EarEvent] = []
     for pcm in frames(LOUD, 600) + frames(QUIET, 200) + frames(LOUD, 200) + frames(QUIET, 200):
         events += ear.hear(pcm, SILENT)
@@ -175,7 +177,7 @@ def test_the_second_ask_waits_for_the_first_verdict() -> None:
     caller.hear(frames(LOUD, 800) + frames(QUIET, 1000))
     asked = [i * 20 - 800 for i, e in caller.events if isinstance(e, CheckTurn)]
     assert len(asked) == 2
-    assert asked[0] < TurnSettings().model_recheck_ms < asked[0] + 200 <= asked[1]
+    assert asked[0] < FAST.model_recheck_ms < asked[0] + 200 <= asked[1]
 
 
 def test_a_complete_verdict_at_the_second_ask_ends_the_turn_there() -> None:
@@ -183,7 +185,7 @@ def test_a_complete_verdict_at_the_second_ask_ends_the_turn_there() -> None:
     caller = Caller(lambda audio: next(answers), delay=2)
     events = caller.hear(frames(LOUD, 800) + frames(QUIET, 400))
     assert kinds(events) == [StartTranscript, CheckTurn, CheckTurn, TurnEnded]
-    recheck_ms = TurnSettings().model_recheck_ms
+    recheck_ms = FAST.model_recheck_ms
     assert recheck_ms + 40 <= caller.ended_at_ms() - 800 < recheck_ms + 40 + 40
 
 
@@ -226,7 +228,7 @@ def test_speech_over_our_answer_to_a_judged_turn_is_a_new_turn_not_a_resumption(
     assert kinds(events)[-1] is TurnEnded
     first = events[-1]
     assert isinstance(first, TurnEnded)
-    assert RESUME_INTO_ANSWER_S < 0.6 and TurnSettings().max_silence_ms / 1000 > 0.3 + 0.6
+    assert RESUME_INTO_ANSWER_S < 0.6 and FAST.max_silence_ms / 1000 > 0.3 + 0.6
     events = caller.hear(frames(QUIET, 600), TALKING)  # our answer plays
     events += caller.hear(frames(LOUD, 600) + frames(QUIET, 400), TALKING)
     assert TurnResumed not in kinds(events)
@@ -263,7 +265,7 @@ def test_a_blip_after_the_model_ended_the_turn_ends_it_again_as_it_was() -> None
     assert np.count_nonzero(again.audio) == (800 + 40) * 16
     # what each waited out: the pause the model was asked at (no delay); the silence
     # before the blip and the window after it
-    asked_s = TurnSettings().model_silence_ms / 1000
+    asked_s = FAST.model_silence_ms / 1000
     assert (first.pause_s, again.pause_s) == pytest.approx((asked_s, 0.3 + 0.02))
 
 
@@ -317,7 +319,7 @@ def test_a_turn_the_cap_ended_is_never_resumed() -> None:
 
 
 def test_without_the_model_the_silence_timer_ends_the_turn_and_nothing_is_asked() -> None:
-    ear = Ear(TurnSettings(), LoudVad())  # judged=False: the model is missing
+    ear = Ear(FAST, LoudVad())  # judged=False: the model is missing
     events: list[EarEvent] = []
     for pcm in frames(LOUD, 800) + frames(QUIET, 400):
         events += ear.hear(pcm, SILENT)
