@@ -42,7 +42,7 @@ class CallRecordings:
         self.ari = ari
         self.directory = directory
         self.enabled = enabled
-        self.kept = 0
+        self.kept: list[str] = []  # the recordings kept, by name, in order
         self._keeping: set[str] = set()
         self._started: set[str] = set()  # call ids being recorded
         self._queued: OrderedDict[str, bool] = OrderedDict()  # call id -> handed to the queue
@@ -142,7 +142,7 @@ class CallRecordings:
             return None
         finally:
             self._keeping.discard(name)
-        self.kept += 1
+        self.kept.append(name)
         log.info("call=%s recording kept: %s (%d bytes)", call_id, path, len(audio))
         return path
 
