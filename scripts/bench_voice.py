@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import math
 import os
@@ -128,11 +129,13 @@ def start_controller(log: Path, env: dict[str, str] | None = None,
 
 
 def answered_right(asked: list[str], log: bytes) -> int:
-    """Turns answered from the entry their question is about, not handed over (the
-    controller's answers in order; a question heard as two turns misaligns the rest)."""
-    said = [(intent.decode(), hitl == b"True") for intent, hitl in SAID.findall(log)]
-    return sum(intent == QUESTIONS[question] and not hitl
-               for question, (intent, hitl) in zip(asked, said, strict=False))
+    """Turns answered from the entry their question is about, not handed over: the
+    longest run in order shared by the questions' entries and the controller's answers
+    (a question heard as two turns adds an answer, and misaligns none of the rest)."""
+    said = [intent.decode() if hitl == b"False" else "" for intent, hitl in SAID.findall(log)]
+    wanted = [QUESTIONS[question] for question in asked]
+    matcher = difflib.SequenceMatcher(None, wanted, said, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks())
 
 
 async def run_calls(turns: int, questions: list[str]) -> list[CallReport]:

@@ -179,7 +179,10 @@ class TurnSettings:
     # utterance began (media.onset): Silero confirms soft narrowband onsets up to ~0.9 s late
     preroll_ms: int = 1000
     start_speech_ms: int = 100
-    eager_silence_ms: int = 160  # start transcribing here, before the turn is surely over
+    eager_silence_ms: int = 60  # start transcribing here, before the turn is surely over
+    # ... unless the STT is busy with another utterance: then the eager transcript and the
+    # model's first question wait for this much silence (speculation on spare CPU only)
+    busy_silence_ms: int = 160
     end_silence_ms: int = 400  # without the turn model, this much silence ends the turn
     # The turn model (Smart Turn v3.2) ends the turn by what was said: asked at
     # model_silence_ms of a pause, it ends the turn if P(complete) >= model_threshold; an
@@ -205,6 +208,9 @@ class TurnSettings:
             raise ConfigError("turn.preroll_ms: must be between 0 and 2000")
         if not 0 < self.eager_silence_ms <= self.end_silence_ms:
             raise ConfigError("turn.eager_silence_ms: must be > 0 and <= turn.end_silence_ms")
+        if not self.eager_silence_ms <= self.busy_silence_ms <= self.end_silence_ms:
+            raise ConfigError("turn.busy_silence_ms: must be between turn.eager_silence_ms "
+                              "and turn.end_silence_ms")
         if not 0.0 < self.model_threshold < 1.0:
             raise ConfigError("turn.model_threshold: must be between 0 and 1")
         if not 0 < self.model_silence_ms <= self.max_silence_ms:

@@ -89,6 +89,7 @@ class SpeechToText:
         self._decoding = Deadline("stt", settings.workers, settings.timeout_s, SttError)
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._waiting: list[_Job] = []
+        self._active = 0  # utterances asked for and not yet answered
         self.batches: dict[int, int] = {}  # batch size -> how many decoded (for /metrics)
 
     def close(self) -> None:
@@ -101,14 +102,21 @@ class SpeechToText:
             self._slots = (loop, asyncio.Semaphore(self.settings.workers))
         job = _Job(pcm16k, self.language(language), loop.create_future())
         self._waiting.append(job)
+        self._active += 1
         try:
             async with self._slots[1]:
                 if job in self._waiting:  # else taken into another's batch meanwhile
                     await self._decode_waiting(job)
             return await job.result
         finally:
+            self._active -= 1
             if job in self._waiting:  # cancelled before its turn
                 self._waiting.remove(job)
+
+    @property
+    def busy(self) -> bool:
+        """Decoding, or asked to: a speculative decode now would wait or slow another."""
+        return self._active > 0
 
     async def _decode_waiting(self, first: _Job) -> None:
         """Decode ``first`` with the utterances of its language waiting now (a batch)."""

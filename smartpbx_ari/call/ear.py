@@ -18,6 +18,7 @@ never a resumption of the turn answered; before that, the barge-in also resumes 
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -124,8 +125,10 @@ EarEvent = (HoldPlayback | ResumePlayback | BargeIn | StartTranscript | DropTran
 
 class Ear:
     def __init__(self, settings: TurnSettings, vad: Vad, rate: int = RATE,
-                 judged: bool = False) -> None:
-        """``judged``: a turn model answers ``CheckTurn``; without one, the silence timer."""
+                 judged: bool = False, busy: Callable[[], bool] | None = None) -> None:
+        """``judged``: a turn model answers ``CheckTurn``; without one, the silence timer.
+        ``busy``: whether the STT is decoding another utterance now; if so, the eager
+        transcript and the model's first question wait for ``turn.busy_silence_ms``."""
         t = settings
         self.vad = vad
         end_ms = t.max_silence_ms if judged else t.end_silence_ms
@@ -133,6 +136,8 @@ class Ear:
                                  t.min_utterance_ms / 1000, t.max_utterance_ms / 1000)
         self.barge = BargeInDetector(min_speech_s=t.barge_in_ms / 1000)
         self.eager_s = t.eager_silence_ms / 1000
+        self.busy_s = t.busy_silence_ms / 1000
+        self.busy = busy or (lambda: False)
         self.up = Resampler(rate, RATE) if rate != RATE else None
         self.preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before onset
         # the pre-roll, and the frames taken ahead of the decision (a backlog scored at once)
@@ -243,11 +248,15 @@ class Ear:
             self._drop_eager(out)
             return
         self.silence_s += seconds
-        if not self.eager and self.silence_s >= self.eager_s and self.capture:
+        if not self.capture:
+            return
+        # the first moments of a pause are asked about only on spare CPU
+        early = self.silence_s >= self.busy_s or not self.busy()
+        if not self.eager and self.silence_s >= self.eager_s and early:
             self.eager = True
             out.append(StartTranscript(np.concatenate(self.capture)))
-        if self.judged and self.capture and not self.waiting and self.asks < len(self.checks) \
-                and self.silence_s >= self.checks[self.asks]:
+        if self.judged and not self.waiting and self.asks < len(self.checks) \
+                and self.silence_s >= self.checks[self.asks] and (self.asks or early):
             self.asks, self.waiting = self.asks + 1, True
             self.pause += 1
             out.append(CheckTurn(np.concatenate(self.capture), self.pause))

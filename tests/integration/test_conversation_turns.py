@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.ai]
 class SlowStt:
     """tiny.en's pace; the text says how much audio it was given."""
 
+    busy = False  # one call: its own eager decode is no other call's
     def __init__(self) -> None:
         self.seconds: list[float] = []
 

@@ -2,7 +2,7 @@
 heard exactly as it is decoded alone: speech, silence and noise, with and without the
 knowledge base's prompt. A shorter window takes the short utterances only. A cancelled
 wait costs no one else their answer; a failed batch fails each of its utterances with
-the STT's own error."""
+the STT's own error. It is busy while an utterance is asked for and not answered."""
 
 from __future__ import annotations
 
@@ -81,6 +81,23 @@ async def test_a_cancelled_wait_costs_the_others_nothing(
     assert not isinstance(first, BaseException) and first.text
     assert not isinstance(third, BaseException) and third.text
     assert stt._waiting == []
+
+
+async def test_the_stt_is_busy_while_an_utterance_is_asked_for_and_not_answered(
+        stt: SpeechToText, clips: list[np.ndarray]) -> None:
+    """What the ear asks before it speculates on a pause's first moments (call/ear.py)."""
+    assert not stt.busy
+    task = asyncio.create_task(stt.transcribe(clips[0], "en"))
+    await asyncio.sleep(0)
+    assert stt.busy
+    assert (await task).text
+    assert not stt.busy
+    task = asyncio.create_task(stt.transcribe(clips[1], "en"))
+    await asyncio.sleep(0)
+    task.cancel()  # a dropped eager transcript: no longer asked for
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not stt.busy
 
 
 async def test_a_failed_batch_fails_each_of_its_utterances_with_the_stt_error(

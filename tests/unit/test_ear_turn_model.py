@@ -348,3 +348,40 @@ def test_turn_detector_end_finishes_the_utterance_with_its_trailing_silence() ->
 def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"turn.{field}"):
         TurnSettings(**{field: value})
+
+
+
+def test_while_the_stt_is_busy_the_pause_s_first_moments_are_not_speculated_on() -> None:
+    """Another call's utterance decoding: the eager transcript and the model's first
+    question wait for busy_silence_ms (they would only slow that decode, or wait); once
+    the STT is free they start at the next window."""
+    busy = True
+    caller = Caller(INCOMPLETE)
+    caller.ear = Ear(FAST, LoudVad(), judged=True, busy=lambda: busy)
+    caller.hear(frames(LOUD, 800))
+    assert kinds(caller.hear(frames(QUIET, 140))) == []  # 60 ms passed, busy
+    assert kinds(caller.hear(frames(QUIET, 20))) == [StartTranscript, CheckTurn]  # 160 ms
+    caller.hear(frames(LOUD, 400))
+    assert kinds(caller.hear(frames(QUIET, 100))) == []
+    busy = False
+    assert kinds(caller.hear(frames(QUIET, 20))) == [StartTranscript, CheckTurn]
+
+
+def test_on_spare_cpu_the_pause_is_speculated_on_at_once() -> None:
+    caller = Caller(INCOMPLETE)
+    caller.ear = Ear(FAST, LoudVad(), judged=True, busy=lambda: False)
+    caller.hear(frames(LOUD, 800))
+    assert kinds(caller.hear(frames(QUIET, 80))) == [StartTranscript, CheckTurn]
+
+
+def test_by_default_the_transcript_is_speculative_and_the_model_asked_later() -> None:
+    """The defaults: the eager transcript at 60 ms of a pause on spare CPU (160 ms when
+    the STT is busy), the turn model at 180 ms, as before: a pause is not judged sooner."""
+    for busy, eager_ms in ((False, 60), (True, 160)):
+        caller = Caller(INCOMPLETE)
+        caller.ear = Ear(TurnSettings(), LoudVad(), judged=True, busy=lambda b=busy: b)
+        caller.hear(frames(LOUD, 800))
+        assert kinds(caller.hear(frames(QUIET, eager_ms - 20))) == []
+        assert kinds(caller.hear(frames(QUIET, 20))) == [StartTranscript]
+        assert kinds(caller.hear(frames(QUIET, 160 - eager_ms))) == []
+        assert kinds(caller.hear(frames(QUIET, 20))) == [CheckTurn]
