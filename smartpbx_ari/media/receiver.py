@@ -6,7 +6,9 @@ next frame of the caller's audio. A pause in the caller's RTP (DTX, or a peer th
 nothing while silent) comes out as silence, or a turn would never end. A pause right
 after loud audio is more likely a stall (a network or a sender catching up) than the
 caller falling silent mid-word: it is waited out longer (:data:`STALL_S`) before it is
-filled, so a late burst does not come with silence cut into its words.
+filled, so a late burst does not come with silence cut into its words. A wait that times
+out with a packet already queued was our lateness, not a pause (a loaded event loop runs
+the timer before the task the packet woke): nothing is filled.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class RtpReceiver:
             async with asyncio.timeout(self._stall_s if loud else self._fill_s):
                 packet = await self._packets.get()
         except TimeoutError:
+            if not self._packets.empty():  # the RTP came on time; we ran late (a busy loop)
+                return
             self._deliver(self._jitter.flush())
             self._ready.extend([self._silence] * self._fill_frames)
             self._last = self._silence

@@ -4,6 +4,7 @@ when the caller's RTP pauses."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -86,3 +87,24 @@ async def test_wideband_frames_are_decoded_at_16_khz() -> None:
                                payload=payload))
     receiver = RtpReceiver(queue, "g722")
     assert (await receiver.recv()).shape == (320,)
+
+
+async def test_a_busy_loop_late_for_the_rtp_is_not_a_pause_in_it() -> None:
+    """The next packet came in time, but the event loop ran late (a loaded box), so the
+    fill's timer and the packet fall due together, the timer first: the packet is
+    there, so nothing is filled. Before, 60 ms of silence went into the caller's word
+    (the closure before "stock"'s k: "is this product and stop", under load only)."""
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    receiver = RtpReceiver(queue, "ulaw", depth=0, silence_fill_s=0.02)
+    loop = asyncio.get_running_loop()
+    queue.put_nowait(_packet(0, 100))  # quiet: the short fill timer applies
+    assert int(np.median(await receiver.recv())) > 0
+
+    def busy() -> None:  # the loop is held past the timer, while the packet arrives
+        time.sleep(0.05)
+        loop.call_soon(queue.put_nowait, _packet(1, 120))
+
+    loop.call_later(0.005, busy)
+    frame = await receiver.recv()
+    assert int(np.median(frame)) > 0, "silence was filled in while the packet waited"
+    assert queue.empty()
