@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Container
 from pathlib import Path
 
@@ -42,7 +42,8 @@ class CallRecordings:
         self.ari = ari
         self.directory = directory
         self.enabled = enabled
-        self.kept: list[str] = []  # the recordings kept, by name, in order
+        # the recordings kept lately, by name, in order
+        self.kept: deque[str] = deque(maxlen=REMEMBERED)
         self._keeping: set[str] = set()
         self._started: set[str] = set()  # call ids being recorded
         self._queued: OrderedDict[str, bool] = OrderedDict()  # call id -> handed to the queue

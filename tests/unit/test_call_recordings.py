@@ -77,7 +77,7 @@ async def test_a_finished_call_is_fetched_once_closed_stored_and_deleted(tmp_pat
     assert (tmp_path / "1764.5.wav").read_bytes() == b"RIFFsmartpbx-1764.5"
     assert [c[0] for c in ari.calls] == ["record", "live?", "live?", "live?", "fetch",
                                         "delete"]
-    assert ari.stored == {} and rec.kept == ["smartpbx-1764.5"]
+    assert ari.stored == {} and list(rec.kept) == ["smartpbx-1764.5"]
 
 
 async def test_recording_off_asks_asterisk_nothing(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ async def test_a_failed_fetch_leaves_it_in_asterisk_and_no_file(
     ari.stored.clear()  # e.g. removed by hand meanwhile
     rec.finish("1764.5")
     await rec.drain()
-    assert _files(tmp_path) == [] and rec.kept == []
+    assert _files(tmp_path) == [] and list(rec.kept) == []
     assert "call=1764.5 recording not kept" in caplog.text
 
 
@@ -151,7 +151,7 @@ async def test_the_queue_part_is_appended_after_the_ai_part_once_it_appears(
     ari.stored["smartpbx-1764.5-queue"] = _wav([4, 5])
     await rec.drain()
     assert _samples(tmp_path / "1764.5.wav") == [1, 2, 3, 4, 5]
-    assert ari.stored == {} and rec.kept == ["smartpbx-1764.5", "smartpbx-1764.5-queue"]
+    assert ari.stored == {} and list(rec.kept) == ["smartpbx-1764.5", "smartpbx-1764.5-queue"]
 
 
 async def test_a_call_that_ended_with_the_ai_asks_nothing_more_at_its_end(
@@ -162,7 +162,7 @@ async def test_a_call_that_ended_with_the_ai_asks_nothing_more_at_its_end(
     before = len(ari.calls)
     rec.call_over("1764.5")
     await rec.drain()
-    assert len(ari.calls) == before and rec.kept == []
+    assert len(ari.calls) == before and list(rec.kept) == []
 
 
 async def test_a_queue_part_of_another_format_is_left_in_the_spool(

@@ -351,6 +351,12 @@ def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
 
 
 
+@pytest.mark.parametrize("value", [20, 500])
+def test_a_busy_silence_outside_eager_to_end_silence_names_its_key(value: int) -> None:
+    with pytest.raises(ConfigError, match="turn.busy_silence_ms"):
+        TurnSettings(busy_silence_ms=value)
+
+
 def test_while_the_stt_is_busy_the_pause_s_first_moments_are_not_speculated_on() -> None:
     """Another call's utterance decoding: the eager transcript and the model's first
     question wait for busy_silence_ms (they would only slow that decode, or wait); once
