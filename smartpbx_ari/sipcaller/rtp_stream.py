@@ -40,6 +40,7 @@ MAX_TICK_LAG_FRAMES = 10  # 200 ms behind schedule: resync instead of bursting
 class _Job:
     ticks: deque[TickItem]
     done: asyncio.Future[None]
+    begun: bool = False
 
 
 class RtpStream(asyncio.DatagramProtocol):
@@ -58,6 +59,7 @@ class RtpStream(asyncio.DatagramProtocol):
         self._sender: RtpSender | None = None
         self._jobs: deque[_Job] = deque()
         self._ticker: asyncio.Task[None] | None = None
+        self.spurt_at: float | None = None  # when the last play()'s first frame went out
 
     @classmethod
     async def open(cls, local_ip: str = "127.0.0.1", port: int = 0, *,
@@ -195,6 +197,8 @@ class RtpStream(asyncio.DatagramProtocol):
     def _tick(self) -> None:
         job = self._jobs[0] if self._jobs else None
         item = job.ticks.popleft() if job and job.ticks else None
+        if job is not None and not job.begun:
+            job.begun, self.spurt_at = True, time.monotonic()
         for datagram in self._started().tick(item):
             self._send(datagram)
         if job is not None and not job.ticks:

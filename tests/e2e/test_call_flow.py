@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +83,12 @@ async def test_barge_in_stops_the_answer_at_once(
         assert answer is not None
         interruption = await line.speech("Stop, and tell me about payment.")
         await asyncio.sleep(1.0)
-        interrupt_at = time.monotonic()
         await line.play(interruption)
+        # the caller's voice began at its first voiced frame, as it left the caller (the
+        # pacer sends the first frame at its next 20 ms slot)
+        assert line.call.rtp.spurt_at is not None
+        began = line.call.rtp.spurt_at
+        interrupt_at = began + _first_voiced_s(interruption, line.rate)
         barge = await controller.until(BargedIn, 5)
         assert barge.call_id
         await asyncio.sleep(1.0)
@@ -95,10 +98,11 @@ async def test_barge_in_stops_the_answer_at_once(
         # at once)
         stopped_ms = ((runs[0][1] if runs and runs[0][0] - interrupt_at < GAP_S
                        else interrupt_at) - interrupt_at) * 1000
+        print(f"the answer stopped {stopped_ms:.0f} ms into the caller's voice")  # (-s)
         assert stopped_ms <= 150, f"answer went on {stopped_ms:.0f} ms into the caller's speech"
         # a reply to "Stop," (its comma taken for the end of a turn) that began before the
         # caller went on yields at once, and the whole sentence is answered
-        went_on = interrupt_at + _after_first_pause(interruption, line.rate)
+        went_on = began + _after_first_pause(interruption, line.rate)
         for start, end in runs[1:]:
             assert end - max(start, went_on) <= 0.15, (start - interrupt_at, end - interrupt_at)
         # the interruption is the next turn; the voice pauses at its comma, which the
@@ -151,10 +155,19 @@ def _voiced_runs(times: list[float]) -> list[tuple[float, float]]:
     return runs
 
 
+def _voiced(pcm: Any, rate: int) -> list[bool]:
+    frame = rate // 50
+    return [_loud(pcm[i : i + frame]) for i in range(0, len(pcm) - frame + 1, frame)]
+
+
+def _first_voiced_s(pcm: Any, rate: int) -> float:
+    """Seconds into ``pcm`` of its first voiced 20 ms frame."""
+    return _voiced(pcm, rate).index(True) * 0.02
+
+
 def _after_first_pause(pcm: Any, rate: int) -> float:
     """Seconds into ``pcm`` where the voice goes on after its first pause (a comma)."""
-    frame = rate // 50
-    loud = [_loud(pcm[i : i + frame]) for i in range(0, len(pcm) - frame + 1, frame)]
+    loud = _voiced(pcm, rate)
     first = loud.index(True)
     gap = loud.index(False, first)
     return loud.index(True, gap) * 0.02
