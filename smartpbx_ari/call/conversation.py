@@ -361,7 +361,8 @@ class VoiceConversation:
                   busy=lambda: stt is not None and stt.busy)
         operator = port.operator.is_set()
         try:
-            async with contextlib.aclosing(backlog(port.recv)) as heard:
+            async with contextlib.aclosing(backlog(
+                    port.recv, lambda pcm: self._hold_at_once(mouth, pcm))) as heard:
                 async for frames in heard:
                     if operator != port.operator.is_set():  # a takeover or a hand-back
                         operator = not operator
@@ -376,6 +377,13 @@ class VoiceConversation:
             self._stop_legs()
             for task in self.judging:
                 task.cancel()
+
+    @staticmethod
+    def _hold_at_once(mouth: Mouth, pcm: Pcm) -> None:
+        """A frame just arrived (at the codec's rate: its level is the same) that holds
+        our playback holds it now, not once the frames ahead of it are scored."""
+        if Ear.holds(pcm, mouth.playback):
+            mouth.player.hold()
 
     async def _judge(self, port: CallPort, mouth: Mouth, ear: Ear, check: CheckTurn) -> None:
         """Ask the turn model while the ear listens on; its verdict may end the turn."""

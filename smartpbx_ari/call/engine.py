@@ -149,16 +149,22 @@ class VoiceEngine:
                    await loop.run_in_executor(None, load_music, settings.agent.hold_music))
 
 
-async def backlog(recv: Callable[[], Awaitable[Pcm]]) -> AsyncGenerator[list[Pcm]]:
+async def backlog(recv: Callable[[], Awaitable[Pcm]],
+                  arrived: Callable[[Pcm], object] | None = None
+                  ) -> AsyncGenerator[list[Pcm]]:
     """A call's frames, each time every one that came while the last were heard: a call
     whose listening fell behind (a busy moment) catches up in one VAD batch instead of a
-    round trip per frame. ``recv``'s error ends it."""
+    round trip per frame. ``arrived`` sees each frame as it comes, before the frames ahead
+    of it are heard (a barge-in's hold). ``recv``'s error ends it."""
     frames: asyncio.Queue[Pcm | BaseException] = asyncio.Queue()
 
     async def read() -> None:
         try:
             while True:
-                frames.put_nowait(await recv())
+                pcm = await recv()
+                if arrived is not None:
+                    arrived(pcm)
+                frames.put_nowait(pcm)
         except Exception as err:
             frames.put_nowait(err)
 

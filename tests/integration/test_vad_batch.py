@@ -137,3 +137,19 @@ async def test_a_backlog_comes_as_one_batch_and_the_frames_before_an_error_first
         assert len(await anext(heard)) == 1
         with pytest.raises(ConnectionError, match="gone"):
             await anext(heard)
+
+
+async def test_each_frame_is_seen_as_it_arrives_before_the_backlog_is_heard() -> None:
+    """A barge-in's hold: a frame is seen on arrival, while the frames ahead of it are
+    still being heard (their VAD windows scored)."""
+    arrived: asyncio.Queue[np.ndarray] = asyncio.Queue()
+    seen: list[int] = []
+    async with contextlib.aclosing(backlog(arrived.get, lambda pcm: seen.append(int(pcm[0])))
+                                   ) as heard:
+        arrived.put_nowait(np.full(160, 1, np.int16))
+        assert len(await anext(heard)) == 1  # ... and being heard now, for a while:
+        for level in (2, 3):
+            arrived.put_nowait(np.full(160, level, np.int16))
+        await asyncio.sleep(0.01)
+        assert seen == [1, 2, 3]  # seen before the generator is asked for them
+        assert [int(f[0]) for f in await anext(heard)] == [2, 3]
