@@ -47,6 +47,7 @@ from smartpbx_ari.call.ports import CallPort
 from smartpbx_ari.errors import StageError, UserFacingError
 from smartpbx_ari.events import BargedIn, Heard, Said, StageFailed
 from smartpbx_ari.media import codecs
+from smartpbx_ari.media.turn import rms
 
 log = logging.getLogger(__name__)
 RESUME_S = 2.0  # music stopped for the caller's voice comes back after this if no turn came
@@ -382,7 +383,7 @@ class VoiceConversation:
     def _hold_at_once(mouth: Mouth, pcm: Pcm) -> None:
         """A frame just arrived (at the codec's rate: its level is the same) that holds
         our playback holds it now, not once the frames ahead of it are scored."""
-        if Ear.holds(pcm, mouth.playback):
+        if Ear.holds(rms(pcm), mouth.playback):
             mouth.player.hold()
 
     async def _judge(self, port: CallPort, mouth: Mouth, ear: Ear, check: CheckTurn) -> None:

@@ -192,16 +192,16 @@ class Ear:
         windows = self.vad.split(pcm)
         self.taken += 1
         self.levels.extend([(level, self.taken)] * len(windows))
-        return windows, [HoldPlayback()] if self.holds(pcm, playback) else []
+        return windows, [HoldPlayback()] if self.holds(level, playback) else []
 
     @staticmethod
-    def holds(pcm: Pcm, playback: Playback) -> bool:
-        """Whether this frame of the caller's holds our playback at once: we are playing
-        and the caller is loud over it. Asked by ``take``, and as each frame arrives (the
-        conversation's reader), so a hold never waits for the frames ahead of it to be
-        scored."""
+    def holds(level: float, playback: Playback) -> bool:
+        """Whether a frame of the caller's at this RMS ``level`` holds our playback at
+        once: we are playing and the caller is loud over it. Asked by ``take``, and as
+        each frame arrives (the conversation's reader), so a hold never waits for the
+        frames ahead of it to be scored."""
         return playback.playing and not playback.held and \
-            rms(pcm) >= max(HOLD_RMS, playback.level * HOLD_ECHO_RATIO)
+            level >= max(HOLD_RMS, playback.level * HOLD_ECHO_RATIO)
 
     def decide(self, probabilities: list[float], playback: Playback) -> list[EarEvent]:
         """The probabilities of the windows ``take`` returned (of one frame or of several
