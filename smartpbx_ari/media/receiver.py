@@ -8,7 +8,9 @@ after loud audio is more likely a stall (a network or a sender catching up) than
 caller falling silent mid-word: it is waited out longer (:data:`STALL_S`) before it is
 filled, so a late burst does not come with silence cut into its words. A wait that times
 out with a packet already queued was our lateness, not a pause (a loaded event loop runs
-the timer before the task the packet woke): nothing is filled.
+the timer before the task the packet woke): nothing is filled. A wait whose timer fired
+well past its deadline (the loop stalled: a busy box) waits one more fill period from
+then, since whatever sends or relays the caller's RTP on this box stalled with it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ FRAME_S = 0.02
 SILENCE_FILL_S = 0.06  # a gap this long in the caller's RTP is heard as silence
 STALL_S = 0.25  # ... unless the last frame was speech: then a gap this long
 LOUD_RMS = 300.0  # about -40 dBFS: a frame of speech, not line noise or comfort noise
+LATE_S = 0.02  # a fill deadline met this late was our loop's lateness, not the caller's pause
 
 
 class RtpReceiver:
@@ -55,18 +58,26 @@ class RtpReceiver:
         return self._ready.popleft()
 
     async def _refill(self) -> None:
-        loud = rms(self._last) >= LOUD_RMS
-        try:
-            async with asyncio.timeout(self._stall_s if loud else self._fill_s):
-                packet = await self._packets.get()
-        except TimeoutError:
-            if not self._packets.empty():  # the RTP came on time; we ran late (a busy loop)
+        loop = asyncio.get_running_loop()
+        due = loop.time() + (self._stall_s if rms(self._last) >= LOUD_RMS else self._fill_s)
+        for grace in (True, False):
+            try:
+                async with asyncio.timeout_at(due):
+                    packet = await self._packets.get()
+            except TimeoutError:
+                if not self._packets.empty():  # the RTP came on time; we ran late (a busy loop)
+                    return
+                if grace and loop.time() - due > LATE_S:
+                    # the loop stalled past the deadline: a sender or relay that stalled
+                    # with it (a loaded box) gets one more fill period from now
+                    due = loop.time() + self._fill_s
+                    continue
+                self._deliver(self._jitter.flush())
+                self._ready.extend([self._silence] * self._fill_frames)
+                self._last = self._silence
                 return
-            self._deliver(self._jitter.flush())
-            self._ready.extend([self._silence] * self._fill_frames)
-            self._last = self._silence
+            self._deliver(self._jitter.push(packet))
             return
-        self._deliver(self._jitter.push(packet))
 
     def _deliver(self, packets: list[RtpPacket]) -> None:
         frames = [self._decode(p.payload) for p in packets]

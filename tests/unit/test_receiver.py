@@ -108,3 +108,24 @@ async def test_a_busy_loop_late_for_the_rtp_is_not_a_pause_in_it() -> None:
     frame = await receiver.recv()
     assert int(np.median(frame)) > 0, "silence was filled in while the packet waited"
     assert queue.empty()
+
+
+async def test_a_stall_of_the_loop_past_the_fill_deadline_gives_the_rtp_time_to_come() -> None:
+    """The loop stalled past the fill's deadline, and so did what relays the caller's RTP
+    on this box (a loaded box): the packet comes just after the loop is back, within one
+    more fill period from then, and is heard, not 60 ms of silence cut into a word."""
+    queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    receiver = RtpReceiver(queue, "ulaw", depth=0, silence_fill_s=0.04)
+    loop = asyncio.get_running_loop()
+    queue.put_nowait(_packet(0, 100))  # quiet: the short fill timer applies
+    assert int(np.median(await receiver.recv())) > 0
+
+    def stall() -> None:  # past the deadline; the packet is sent once the loop is back
+        time.sleep(0.1)
+        loop.call_later(0.01, queue.put_nowait, _packet(1, 120))
+
+    loop.call_later(0.005, stall)
+    frame = await receiver.recv()
+    assert int(np.median(frame)) > 0, "silence was filled in for the loop's own stall"
+    # a real pause after it is still heard as silence
+    assert not (await receiver.recv()).any()
