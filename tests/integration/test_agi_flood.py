@@ -39,8 +39,9 @@ async def server(settings: Settings) -> AsyncIterator[AgiServer]:
 
 async def hostile(port: int, kind: int, rng: random.Random) -> float:
     """One hostile connection; how long until the server closed it."""
-    started = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()  # connected: the server's bound runs from here, not our own
+    # loop's lateness in opening 200 at once
     closed = asyncio.create_task(_closed(reader))
     try:
         if kind == 0:  # random bytes (no blank line: a bare \n\n would be a request)
