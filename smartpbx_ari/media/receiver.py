@@ -72,12 +72,16 @@ class RtpReceiver:
                     # with it (a loaded box) gets one more fill period from now
                     due = loop.time() + self._fill_s
                     continue
-                self._deliver(self._jitter.flush())
-                self._ready.extend([self._silence] * self._fill_frames)
-                self._last = self._silence
+                self._fill()
                 return
             self._deliver(self._jitter.push(packet))
             return
+
+    def _fill(self) -> None:
+        """A real pause in the caller's RTP: what the jitter buffer holds, then silence."""
+        self._deliver(self._jitter.flush())
+        self._ready.extend([self._silence] * self._fill_frames)
+        self._last = self._silence
 
     def _deliver(self, packets: list[RtpPacket]) -> None:
         frames = [self._decode(p.payload) for p in packets]
