@@ -1,8 +1,11 @@
 """The caller's RTP socket: sends on media's 20 ms :class:`FrameSchedule`, logs what it hears.
 
-Between :meth:`RtpStream.start` and :meth:`RtpStream.close` one task ticks every 20 ms on
-the loop's monotonic clock, sending queued audio/DTMF or (``keepalive``) silence, through
-the sans-IO :class:`RtpSender`.
+Between :meth:`RtpStream.start` and :meth:`RtpStream.close` a pacer thread ticks every
+20 ms on the monotonic clock, sending queued audio/DTMF or (``keepalive``) silence, through
+the sans-IO :class:`RtpSender`. A thread, not a task: a caller is a phone elsewhere, and
+must not stall when the event loop it shares with the system under test does (a busy
+moment would otherwise stop its voice mid-word, a gap the PBX's mixing bridge fills with
+silence).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
+import threading
 import time
 import typing
 from collections import deque
@@ -58,15 +63,28 @@ class RtpStream(asyncio.DatagramProtocol):
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sender: RtpSender | None = None
         self._jobs: deque[_Job] = deque()
-        self._ticker: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()  # the jobs, between the loop and the pacer thread
+        self._loop = asyncio.get_running_loop()
+        self._halt = threading.Event()
+        self._sock: socket.socket | None = None
+        self._ticker: threading.Thread | None = None
         self.spurt_at: float | None = None  # when the last play()'s first frame went out
 
     @classmethod
     async def open(cls, local_ip: str = "127.0.0.1", port: int = 0, *,
                    keepalive: bool = True) -> RtpStream:
         loop = asyncio.get_running_loop()
-        _, stream = await loop.create_datagram_endpoint(
-            lambda: cls(keepalive=keepalive), local_addr=(local_ip, port))
+        family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((local_ip, port))
+            sock.setblocking(False)
+            _, stream = await loop.create_datagram_endpoint(
+                lambda: cls(keepalive=keepalive), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        stream._sock = sock  # the pacer thread sends on it; the loop's transport receives
         return stream
 
     # ---- asyncio protocol --------------------------------------------------------
@@ -122,7 +140,8 @@ class RtpStream(asyncio.DatagramProtocol):
         self._sender = RtpSender(ssrc=secrets.randbits(32), codec=codec,
                                  dtmf_payload_type=dtmf_payload_type, keepalive=self.keepalive,
                                  sequence=secrets.randbits(16), timestamp=secrets.randbits(32))
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="rtp-pacer")
+        self._ticker = threading.Thread(target=self._tick_loop, name="rtp-pacer", daemon=True)
+        self._ticker.start()
 
     @property
     def codec(self) -> Codec:
@@ -141,17 +160,11 @@ class RtpStream(asyncio.DatagramProtocol):
     async def go_silent(self) -> None:
         """Send nothing more, and say nothing (no BYE): a phone that crashed or lost its
         network. What arrives is still heard."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._ticker
+        self._stop_pacer()
         self._fail_jobs(ConnectionError("RTP stream went silent"))
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):  # failures were logged
-                await self._ticker
+        self._stop_pacer()
         self._fail_jobs(ConnectionError("RTP stream closed"))
         if self._transport is not None:
             self._transport.close()
@@ -163,49 +176,72 @@ class RtpStream(asyncio.DatagramProtocol):
         return self._sender
 
     async def _run(self, ticks: Sequence[TickItem]) -> None:
-        if self._ticker is None or self._ticker.done():
+        if self._ticker is None or not self._ticker.is_alive() or self._halt.is_set():
             raise ConnectionError("RTP pacer is not running (stream closed or failed)")
-        job = _Job(deque(ticks), asyncio.get_running_loop().create_future())
-        self._jobs.append(job)
+        job = _Job(deque(ticks), self._loop.create_future())
+        with self._lock:
+            self._jobs.append(job)
         try:
             await job.done
         finally:
-            with contextlib.suppress(ValueError):
+            with self._lock, contextlib.suppress(ValueError):
                 self._jobs.remove(job)  # cancelled mid-way: stop sending the rest
 
-    async def _tick_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _stop_pacer(self) -> None:
+        self._halt.set()
+        if self._ticker is not None and self._ticker is not threading.current_thread():
+            self._ticker.join(1.0)  # it wakes within one tick
+
+    def _tick_loop(self) -> None:
+        """The pacer thread."""
         schedule = FrameSchedule(PTIME, MAX_TICK_LAG_FRAMES)
-        schedule.start(loop.time())
+        schedule.start(time.monotonic())
         try:
-            while True:
+            while not self._halt.is_set():
                 self._tick()
                 schedule.advance()
-                if lost := schedule.catch_up(loop.time()):  # stalled: resync, don't burst
+                if lost := schedule.catch_up(time.monotonic()):  # stalled: resync, don't burst
                     self._started().skip(lost)
-                await asyncio.sleep(max(0.0, schedule.due() - loop.time()))
+                self._halt.wait(max(0.0, schedule.due() - time.monotonic()))
         except Exception as err:
             log.exception("RTP pacer failed")
-            self._fail_jobs(err)  # no play() may wait forever on a dead pacer
-            raise
+            self._halt.set()
+            # no play() may wait forever on a dead pacer
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._fail_jobs, err)
 
     def _fail_jobs(self, err: Exception) -> None:
-        for job in self._jobs:
+        with self._lock:
+            jobs = list(self._jobs)
+        for job in jobs:
             if not job.done.done():
                 job.done.set_exception(err)
 
     def _tick(self) -> None:
-        job = self._jobs[0] if self._jobs else None
-        item = job.ticks.popleft() if job and job.ticks else None
-        if job is not None and not job.begun:
-            job.begun, self.spurt_at = True, time.monotonic()
+        with self._lock:
+            job = self._jobs[0] if self._jobs else None
+            item = job.ticks.popleft() if job and job.ticks else None
+            if job is not None and not job.begun:
+                job.begun, self.spurt_at = True, time.monotonic()
         for datagram in self._started().tick(item):
             self._send(datagram)
         if job is not None and not job.ticks:
-            self._jobs.popleft()
-            if not job.done.done():
-                job.done.set_result(None)
+            with self._lock, contextlib.suppress(ValueError):
+                self._jobs.remove(job)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(_settle, job.done)
 
     def _send(self, datagram: bytes) -> None:
-        if self._transport is not None and self.remote is not None:
-            self._transport.sendto(datagram, self.remote)
+        """From the pacer thread: the socket itself (an asyncio transport is the loop's)."""
+        if self._sock is not None and self.remote is not None:
+            try:
+                self._sock.sendto(datagram, self.remote)
+            except (BlockingIOError, InterruptedError):  # a full send buffer: lost, as on a line
+                log.debug("RTP send buffer full; a packet was dropped")
+            except OSError as err:  # closed meanwhile, or unreachable: said in the log
+                log.debug("RTP send failed: %s", err)
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

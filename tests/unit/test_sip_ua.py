@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import struct
+import threading
 import time
 import typing
 from collections.abc import AsyncIterator, Coroutine
@@ -490,6 +492,39 @@ async def test_unparseable_answer_sdp_hangs_up(uas: FakePeer) -> None:
 def test_sdp_offer_points_at_the_rtp_socket() -> None:
     offer = parse_answer(build_offer("127.0.0.1", 4000, session_id=1))
     assert (offer.ip, offer.port) == ("127.0.0.1", 4000)
+
+
+async def test_the_callers_voice_keeps_time_while_the_event_loop_stalls() -> None:
+    """A caller is a phone elsewhere: its voice goes on while the loop it shares with the
+    system under test stalls (a busy moment). A pacer on the loop fell silent with it, a
+    gap the PBX's mixing bridge filled with silence mid-word: the e2e tests heard
+    "refund" as "re-thin" on the loaded CI box."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(2.0)
+    arrivals: list[float] = []
+
+    def listen() -> None:  # off the loop: the arrivals are not stalled with it
+        with contextlib.suppress(TimeoutError):
+            while len(arrivals) < 25:
+                peer.recvfrom(2048)
+                arrivals.append(time.monotonic())
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    stream = await RtpStream.open(keepalive=False)
+    try:
+        stream.start(peer.getsockname())
+        playing = asyncio.create_task(stream.play(tone(0.5)))
+        await asyncio.sleep(0.1)
+        time.sleep(0.15)  # noqa: ASYNC251 - the loop stalls mid-speech, on purpose
+        await asyncio.wait_for(playing, 2.0)
+    finally:
+        await stream.close()
+        listener.join()
+        peer.close()
+    assert len(arrivals) == 25
+    assert max(np.diff(arrivals)) < 0.06, "the voice stopped while the loop stalled"
 
 
 async def test_a_failing_pacer_fails_play_instead_of_hanging(rtp_peer: FakePeer) -> None:
