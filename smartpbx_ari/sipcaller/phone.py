@@ -172,6 +172,8 @@ class SipPhone:
             log.warning("phone %s: unusable offer: %s", self.user, err)
             self._reply(invite, addr, 488, "Not Acceptable Here")
             return
+        if self.current is not None:  # the last call's media, ended
+            await self.current.rtp.close()
         rtp = await RtpStream.open(self.endpoint.local_addr[0])
         host, port = rtp.local_addr
         answer = build_offer(host, port, codec=codec, session_id=secrets.randbits(31),

@@ -197,7 +197,8 @@ class RtpStream(asyncio.DatagramProtocol):
         schedule = FrameSchedule(PTIME, MAX_TICK_LAG_FRAMES)
         schedule.start(time.monotonic())
         try:
-            while not self._halt.is_set():
+            while not self._halt.is_set() and not self._loop.is_closed():  # (a stream
+                # never closed ends with its loop, as a task on it would)
                 self._tick()
                 schedule.advance()
                 if lost := schedule.catch_up(time.monotonic()):  # stalled: resync, don't burst

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import socket
 import struct
@@ -525,6 +526,28 @@ async def test_the_callers_voice_keeps_time_while_the_event_loop_stalls() -> Non
         peer.close()
     assert len(arrivals) == 25
     assert max(np.diff(arrivals)) < 0.06, "the voice stopped while the loop stalled"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # unclosed,
+def test_a_stream_never_closed_stops_sending_when_its_loop_closes() -> None:  # on purpose
+    """The pacer is a thread: a stream its owner forgot to close must still end with its
+    event loop (as a task on it did), not send keepalives for the rest of the process."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    loop = asyncio.new_event_loop()
+    try:
+        stream = loop.run_until_complete(RtpStream.open())
+        stream.start(peer.getsockname())
+        loop.run_until_complete(asyncio.sleep(0.05))
+    finally:
+        loop.close()
+    pacer = stream._ticker
+    assert pacer is not None
+    pacer.join(1.0)
+    assert not pacer.is_alive(), "the pacer outlived its loop"
+    peer.close()
+    del stream, pacer
+    gc.collect()  # its transport's warning, here
 
 
 async def test_a_failing_pacer_fails_play_instead_of_hanging(rtp_peer: FakePeer) -> None:
