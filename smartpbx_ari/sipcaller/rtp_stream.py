@@ -1,11 +1,12 @@
 """The caller's RTP socket: sends on media's 20 ms :class:`FrameSchedule`, logs what it hears.
 
-Between :meth:`RtpStream.start` and :meth:`RtpStream.close` a pacer thread ticks every
-20 ms on the monotonic clock, sending queued audio/DTMF or (``keepalive``) silence, through
-the sans-IO :class:`RtpSender`. A thread, not a task: a caller is a phone elsewhere, and
-must not stall when the event loop it shares with the system under test does (a busy
-moment would otherwise stop its voice mid-word, a gap the PBX's mixing bridge fills with
-silence).
+Between :meth:`RtpStream.start` and :meth:`RtpStream.close` the process's one pacer
+thread ticks the stream every 20 ms on the monotonic clock, sending queued audio/DTMF or
+(``keepalive``) silence through the sans-IO :class:`RtpSender`. A thread, not a task: a
+caller is a phone elsewhere, and must not stall when the event loop it shares with the
+system under test does (a busy moment would otherwise stop its voice mid-word, a gap the
+PBX's mixing bridge fills with silence). One thread for every stream, not one each: twenty
+callers wake the interpreter 50 times a second, not a thousand.
 """
 
 from __future__ import annotations
@@ -63,11 +64,10 @@ class RtpStream(asyncio.DatagramProtocol):
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sender: RtpSender | None = None
         self._jobs: deque[_Job] = deque()
-        self._lock = threading.Lock()  # the jobs, between the loop and the pacer thread
+        self._lock = threading.Lock()  # the jobs and the sending, loop and pacer thread
         self._loop = asyncio.get_running_loop()
-        self._halt = threading.Event()
+        self._halt = False  # under _lock: once set, nothing more is sent
         self._sock: socket.socket | None = None
-        self._ticker: threading.Thread | None = None
         self.spurt_at: float | None = None  # when the last play()'s first frame went out
 
     @classmethod
@@ -129,7 +129,7 @@ class RtpStream(asyncio.DatagramProtocol):
     # ---- sending -----------------------------------------------------------------
     def start(self, remote: Addr, payload_type: int = ULAW.payload_type,
               dtmf_payload_type: int | None = 101) -> None:
-        if self._ticker is not None:
+        if self._sender is not None:
             raise RuntimeError("RTP stream already started")
         try:
             codec = codec_for_payload_type(payload_type)
@@ -140,8 +140,7 @@ class RtpStream(asyncio.DatagramProtocol):
         self._sender = RtpSender(ssrc=secrets.randbits(32), codec=codec,
                                  dtmf_payload_type=dtmf_payload_type, keepalive=self.keepalive,
                                  sequence=secrets.randbits(16), timestamp=secrets.randbits(32))
-        self._ticker = threading.Thread(target=self._tick_loop, name="rtp-pacer", daemon=True)
-        self._ticker.start()
+        PACER.add(self)
 
     @property
     def codec(self) -> Codec:
@@ -176,7 +175,7 @@ class RtpStream(asyncio.DatagramProtocol):
         return self._sender
 
     async def _run(self, ticks: Sequence[TickItem]) -> None:
-        if self._ticker is None or not self._ticker.is_alive() or self._halt.is_set():
+        if self._sender is None or self._halt:
             raise ConnectionError("RTP pacer is not running (stream closed or failed)")
         job = _Job(deque(ticks), self._loop.create_future())
         with self._lock:
@@ -188,28 +187,31 @@ class RtpStream(asyncio.DatagramProtocol):
                 self._jobs.remove(job)  # cancelled mid-way: stop sending the rest
 
     def _stop_pacer(self) -> None:
-        self._halt.set()
-        if self._ticker is not None and self._ticker is not threading.current_thread():
-            self._ticker.join(1.0)  # it wakes within one tick
+        with self._lock:  # a tick under way ends first: after this, nothing is sent
+            self._halt = True
+        PACER.remove(self)
 
-    def _tick_loop(self) -> None:
-        """The pacer thread."""
-        schedule = FrameSchedule(PTIME, MAX_TICK_LAG_FRAMES)
-        schedule.start(time.monotonic())
+    def _pace(self, skip: int) -> bool:
+        """From the pacer thread, every 20 ms: one frame out (after ``skip`` frames' time
+        lost to a stall). False: this stream is done with (closed, failed, or its loop is
+        gone, as a task on it would be)."""
+        if self._loop.is_closed():
+            return False
         try:
-            while not self._halt.is_set() and not self._loop.is_closed():  # (a stream
-                # never closed ends with its loop, as a task on it would)
-                self._tick()
-                schedule.advance()
-                if lost := schedule.catch_up(time.monotonic()):  # stalled: resync, don't burst
-                    self._started().skip(lost)
-                self._halt.wait(max(0.0, schedule.due() - time.monotonic()))
+            with self._lock:
+                if self._halt:
+                    return False
+                if skip:
+                    self._started().skip(skip)
+                return self._tick()
         except Exception as err:
             log.exception("RTP pacer failed")
-            self._halt.set()
+            with self._lock:
+                self._halt = True
             # no play() may wait forever on a dead pacer
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 self._loop.call_soon_threadsafe(self._fail_jobs, err)
+            return False
 
     def _fail_jobs(self, err: Exception) -> None:
         with self._lock:
@@ -218,19 +220,19 @@ class RtpStream(asyncio.DatagramProtocol):
             if not job.done.done():
                 job.done.set_exception(err)
 
-    def _tick(self) -> None:
-        with self._lock:
-            job = self._jobs[0] if self._jobs else None
-            item = job.ticks.popleft() if job and job.ticks else None
-            if job is not None and not job.begun:
-                job.begun, self.spurt_at = True, time.monotonic()
+    def _tick(self) -> bool:
+        """Under ``_lock``: the next frame of the first job, or keepalive silence."""
+        job = self._jobs[0] if self._jobs else None
+        item = job.ticks.popleft() if job and job.ticks else None
+        if job is not None and not job.begun:
+            job.begun, self.spurt_at = True, time.monotonic()
         for datagram in self._started().tick(item):
             self._send(datagram)
         if job is not None and not job.ticks:
-            with self._lock, contextlib.suppress(ValueError):
-                self._jobs.remove(job)
+            self._jobs.popleft()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 self._loop.call_soon_threadsafe(_settle, job.done)
+        return True
 
     def _send(self, datagram: bytes) -> None:
         """From the pacer thread: the socket itself (an asyncio transport is the loop's)."""
@@ -246,3 +248,45 @@ class RtpStream(asyncio.DatagramProtocol):
 def _settle(done: asyncio.Future[None]) -> None:
     if not done.done():
         done.set_result(None)
+
+
+class _Pacer:
+    """The process's one clock for every started :class:`RtpStream`: a thread that ticks
+    each of them every 20 ms, and ends when none is left."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: list[RtpStream] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, stream: RtpStream) -> None:
+        with self._lock:
+            self._streams.append(stream)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="rtp-pacer",
+                                                daemon=True)
+                self._thread.start()
+
+    def remove(self, stream: RtpStream) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._streams.remove(stream)
+
+    def _run(self) -> None:
+        schedule = FrameSchedule(PTIME, MAX_TICK_LAG_FRAMES)
+        schedule.start(time.monotonic())
+        skip = 0
+        while True:
+            with self._lock:
+                streams = list(self._streams)
+                if not streams:
+                    self._thread = None  # the next add() starts another
+                    return
+            for stream in streams:
+                if not stream._pace(skip):
+                    self.remove(stream)
+            schedule.advance()
+            skip = schedule.catch_up(time.monotonic())  # stalled: resync, don't burst
+            time.sleep(max(0.0, schedule.due() - time.monotonic()))
+
+
+PACER = _Pacer()

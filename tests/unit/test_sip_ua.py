@@ -541,13 +541,34 @@ def test_a_stream_never_closed_stops_sending_when_its_loop_closes() -> None:  # 
         loop.run_until_complete(asyncio.sleep(0.05))
     finally:
         loop.close()
-    pacer = stream._ticker
-    assert pacer is not None
-    pacer.join(1.0)
-    assert not pacer.is_alive(), "the pacer outlived its loop"
+    time.sleep(0.1)  # a tick under way as the loop closed lands
+    peer.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            peer.recv(2048)  # what it sent while its loop ran
+    time.sleep(0.2)  # ten ticks
+    with pytest.raises(BlockingIOError):
+        peer.recv(2048)  # nothing more: it stopped with its loop
     peer.close()
-    del stream, pacer
+    del stream
     gc.collect()  # its transport's warning, here
+
+
+async def test_every_caller_in_the_process_shares_one_pacer_thread(rtp_peer: FakePeer) -> None:
+    """Twenty callers in a bench wake the interpreter 50 times a second, not a thousand;
+    the thread ends with the last stream."""
+    streams = [await RtpStream.open() for _ in range(5)]
+    try:
+        for stream in streams:
+            stream.start(("127.0.0.1", rtp_peer.port))
+        await asyncio.gather(*(stream.play(tone(0.1)) for stream in streams))
+        pacers = [t for t in threading.enumerate() if t.name == "rtp-pacer"]
+        assert len(pacers) == 1
+    finally:
+        for stream in streams:
+            await stream.close()
+    pacers[0].join(1.0)
+    assert not pacers[0].is_alive(), "the pacer outlived every stream"
 
 
 async def test_a_failing_pacer_fails_play_instead_of_hanging(rtp_peer: FakePeer) -> None:
