@@ -21,6 +21,7 @@ import threading
 import wave
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,12 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in SENTENCE_END.split(text.strip()) if s.strip()]
 
 
+@dataclass
+class _Rendering:
+    task: asyncio.Future[Pcm]
+    waiters: int = 0
+
+
 class TextToSpeech:
     def __init__(self, settings: TtsSettings, rate: int = 16000,
                  cache: SpeechCache | None = None) -> None:
@@ -60,6 +67,9 @@ class TextToSpeech:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="tts")
         self._voices: dict[str, PiperVoice | None] = {}  # by model path; None: unusable
         self._load_lock = threading.Lock()
+        # a phrase being rendered, by cache key: twenty calls asking for the same phrase
+        # at once (a clarifying question, an operator's answer) wait for one rendering
+        self._rendering: dict[str, _Rendering] = {}
 
     def voice_for(self, language: str) -> Voice:
         """The voice of a call's language (from the routing rules): the configured
@@ -76,10 +86,30 @@ class TextToSpeech:
         cached = await self._cached(text, voice)
         if cached is not None:
             return cached
+        key = cache_key(text, voice.key, self.rate)
+        rendering = self._rendering.get(key)
+        if rendering is None:
+            rendering = self._rendering[key] = _Rendering(asyncio.ensure_future(
+                self._render_and_keep(text, voice, key)))
+            rendering.task.add_done_callback(lambda done: self._rendered(key, done))
+        rendering.waiters += 1
+        try:  # shielded: one waiter hanging up stops no other
+            return await asyncio.shield(rendering.task)
+        finally:
+            rendering.waiters -= 1
+            if not rendering.waiters:  # nobody waits any more: stop (espeak is killed)
+                rendering.task.cancel()
+
+    async def _render_and_keep(self, text: str, voice: Voice, key: str) -> Pcm:
         pcm = await self._render(text, voice)
         if self.cache is not None:
-            await asyncio.to_thread(self.cache.put, cache_key(text, voice.key, self.rate), pcm)
+            await asyncio.to_thread(self.cache.put, key, pcm)
         return pcm
+
+    def _rendered(self, key: str, done: asyncio.Future[Pcm]) -> None:
+        del self._rendering[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have hung up
 
     async def _cached(self, text: str, voice: Voice) -> Pcm | None:
         """The phrase from memory at once, else from disk off the loop, else None."""

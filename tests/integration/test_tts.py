@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smartpbx_ari.ai.tts import TextToSpeech, split_sentences
+from smartpbx_ari.ai.tts import Pcm, TextToSpeech, split_sentences
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import TtsSettings
 from smartpbx_ari.media.turn import rms
@@ -48,6 +48,30 @@ async def test_cancelled_synthesis_and_closed_stream_leave_nothing_running() -> 
     await asyncio.sleep(0.05)
     assert _espeak_children() == []  # killed and reaped, not left talking to nobody
     gc.collect()  # an unclosed pipe transport would now raise (filterwarnings = error)
+
+
+async def test_callers_asking_for_one_phrase_at_once_wait_for_one_rendering() -> None:
+    """Twenty calls at once reaching a phrase not yet cached (a clarifying question, an
+    operator's answer): one rendering, not twenty in a row on the one TTS worker. One
+    caller hanging up meanwhile leaves the others their audio."""
+    tts = TextToSpeech(ESPEAK)
+    renders: list[str] = []
+    render = tts._render
+
+    async def counted(text: str, voice: Voice) -> Pcm:
+        renders.append(text)
+        return await render(text, voice)
+
+    tts._render = counted  # type: ignore[method-assign]
+    waiters = [asyncio.create_task(tts.synthesize("Is it about A, or about B?"))
+               for _ in range(5)]
+    await asyncio.sleep(0.01)
+    waiters[0].cancel()
+    done = await asyncio.gather(*waiters[1:])
+    assert renders == ["Is it about A, or about B?"]
+    assert all(pcm is done[0] for pcm in done) and rms(done[0]) > 500
+    assert waiters[0].cancelled()
+    assert (await tts.synthesize("Another phrase.")).size and len(renders) == 2
 
 
 def _espeak_children() -> list[int]:
