@@ -203,7 +203,11 @@ class VoiceConversation:
             if utterance.moot:
                 return None
             raise
-        if utterance.moot or not transcript.text:  # moot: the next turn holds it whole
+        if utterance.moot:  # the next turn holds it whole
+            return None
+        if not transcript.text:  # a cough, a click; or speech the STT could not make out
+            log.info("call %s: %d ms of audio heard as no words", port.call_id,
+                     round(transcript.audio_s * 1000))
             return None
         utterance.begun = True
         confidence = round(transcript.confidence, 3)

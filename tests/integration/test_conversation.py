@@ -10,6 +10,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -160,6 +161,19 @@ async def test_stt_failure_becomes_an_apology_and_the_next_turn_works(tmp_path: 
     assert kinds == ["error", "heard", "said"]
     assert next(e for e in events if isinstance(e, StageFailed)).code == "stt-failed"
     assert next(e for e in events if isinstance(e, Said)).intent == "refund"
+
+
+async def test_speech_heard_as_no_words_is_said_in_the_log_and_the_next_turn_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    question = Transcript("How do I get a refund?", 0.9, 2.0, 0.3)
+    stt = FakeStt([Transcript("", 0.0, 1.5, 0.3), question])
+    with caplog.at_level(logging.INFO, "smartpbx_ari.call.conversation"):
+        events = await _run_call(_engine(stt, FakeTts()), _speech(tmp_path), turns=2,
+                                 expect=1)
+    assert [e.kind for e in events if e.kind in ("error", "heard", "said")] == \
+        ["heard", "said"]
+    assert "call c1: 1500 ms of audio heard as no words" in caplog.messages
 
 
 async def test_tts_failure_is_spoken_as_an_apology(tmp_path: Path) -> None:
