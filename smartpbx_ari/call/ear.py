@@ -273,8 +273,8 @@ class Ear:
 
     def judge(self, pause: int, probability: float) -> list[EarEvent]:
         """The turn model's verdict on ``CheckTurn(pause)``: above the check's threshold
-        (complete) it ends the turn now, unless the caller spoke again meanwhile; else the pause is
-        asked about once more (``turn.model_recheck_ms``), then the cap waits."""
+        (complete) it ends the turn now, unless the caller spoke again meanwhile; else the
+        pause is asked about once more (``turn.model_recheck_ms``), then the cap waits."""
         out: list[EarEvent] = []
         if pause != self.pause or not self.asks:
             return out

@@ -203,7 +203,8 @@ class RtpStream(asyncio.DatagramProtocol):
                     return False
                 if skip:
                     self._started().skip(skip)
-                return self._tick()
+                self._tick()
+                return True
         except Exception as err:
             log.exception("RTP pacer failed")
             with self._lock:
@@ -220,7 +221,7 @@ class RtpStream(asyncio.DatagramProtocol):
             if not job.done.done():
                 job.done.set_exception(err)
 
-    def _tick(self) -> bool:
+    def _tick(self) -> None:
         """Under ``_lock``: the next frame of the first job, or keepalive silence."""
         job = self._jobs[0] if self._jobs else None
         item = job.ticks.popleft() if job and job.ticks else None
@@ -232,7 +233,6 @@ class RtpStream(asyncio.DatagramProtocol):
             self._jobs.popleft()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 self._loop.call_soon_threadsafe(_settle, job.done)
-        return True
 
     def _send(self, datagram: bytes) -> None:
         """From the pacer thread: the socket itself (an asyncio transport is the loop's)."""
