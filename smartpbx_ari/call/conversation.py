@@ -62,6 +62,7 @@ class Utterance:
     moot: bool = False  # the caller resumed the turn before its answer began
     overheard: bool = False  # it ended while an operator had the call: record it only
     begun: bool = False
+    resumed: bool = False  # ... or in its answer's first moments: the whole turn is next
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class VoiceConversation:
             await self._speak(port, mouth, chosen)
             return ""
         self._said(port, chosen)
-        return await self._ask_a_human(port, mouth, transcript.text, reply)
+        return await self._ask_a_human(port, mouth, utterance, transcript.text, reply)
 
     async def _speak(self, port: CallPort, mouth: Mouth, chosen: Chosen) -> None:
         """An answer, on the record as its first audio leaves (so the record's reply time
@@ -239,16 +240,23 @@ class VoiceConversation:
                           agent_ms=_ms(chosen.at - chosen.asked),
                           first_audio_ms=None if out_at is None else _ms(out_at - chosen.at)))
 
-    async def _ask_a_human(self, port: CallPort, mouth: Mouth, question: str,
-                           reply: Reply) -> str:
+    async def _ask_a_human(self, port: CallPort, mouth: Mouth, utterance: Utterance,
+                           question: str, reply: Reply) -> str:
         """Alert the operators; a caller who asked for a person goes to the queue, an
-        unsure answer puts the caller on a live hold for an operator's typed one."""
+        unsure answer puts the caller on a live hold for an operator's typed one. A
+        caller who went on in the holding phrase's first moments was cut off ("Stop, ...":
+        the comma taken for the end): the alert is withdrawn, and their whole turn is
+        answered next."""
         desk = self.engine.desk
         person = reply.intent == "human_request"
         alert = desk.raise_alert(port.call_id, "human_request" if person else
                                  "low_confidence", question, reply.confidence,
                                  waiting=not person) if desk else None
         await mouth.play(self._synth(port, reply.text))
+        if utterance.resumed:
+            if desk is not None and alert is not None:
+                desk.withdraw(alert)
+            return ""
         if person:
             return "caller asked for a person"
         if desk is None or alert is None:
@@ -446,6 +454,8 @@ class VoiceConversation:
             case TurnResumed():
                 if self.last is not None and not self.last.begun:
                     self.last.moot = True
+                elif self.last is not None:
+                    self.last.resumed = True
             case TurnEnded(audio=audio):
                 future = self.eager or asyncio.ensure_future(self._transcribe(port, audio))
                 self.eager = None

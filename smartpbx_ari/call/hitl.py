@@ -128,6 +128,14 @@ class HitlDesk:
             if alert.status in ("open", "accepted"):
                 alert.waiting = False
 
+    def withdraw(self, alert: Alert) -> None:
+        """The question it was raised for was half of one (the caller went on): closed,
+        and nobody waits for its answer."""
+        future = self._answers.pop(alert.id, None)
+        if future is not None and not future.done():
+            future.cancel()
+        self._update(alert, "closed", alert.accepted_by or "")
+
     def heard_on_hold(self, alert: Alert, text: str, answer: str) -> None:
         """The caller on hold said ``text``; ``answer``: the AI's ("": added, unsure)."""
         alert.heard.append((text, answer))

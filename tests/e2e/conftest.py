@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -66,6 +67,13 @@ async def running_controller(settings: Settings, ari: AriClient, engine: RAGEngi
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         voice.stt.close()
+
+
+@pytest.fixture(autouse=True)
+def controller_log(caplog: pytest.LogCaptureFixture) -> None:
+    """What the controller said in its log (heard, said, turns) is shown with a failure:
+    a loaded box's mishearing is read there, not guessed at."""
+    caplog.set_level(logging.INFO, logger="smartpbx_ari")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -109,7 +110,8 @@ async def test_barge_in_stops_the_answer_at_once(
         # 400 ms end-of-turn timer may take for the end ("Stop." + the rest)
         heard = [(await controller.until(Heard)).text]
         if "payment" not in heard[0].lower():
-            heard.append((await controller.until(Heard, 10)).text)
+            with contextlib.suppress(TimeoutError):  # the assertion says what was heard
+                heard.append((await controller.until(Heard, 10)).text)
         assert "payment" in " ".join(heard).lower(), heard
 
 

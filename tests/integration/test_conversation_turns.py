@@ -19,7 +19,7 @@ from smartpbx_ari.events import CallEvent, Heard, Said
 from smartpbx_ari.media import codecs
 from smartpbx_ari.sipcaller.caller import trim_silence
 from tests.fixtures.audio import read_pcm16, speak_wav
-from tests.integration.test_conversation import FakePort, FakeTts, _engine
+from tests.integration.test_conversation import TONE, FakePort, FakeTts, _engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
@@ -87,6 +87,59 @@ async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> 
     whole = (len(first) + len(gap) + len(second)) / 8000
     assert len(heard) == len(said) == 1, port.events
     assert float(heard[0].text.split()[1]) >= whole, (heard[0].text, whole)
+
+
+class HalfThenWholeStt:
+    """Quick (its answer to the half begins before the caller goes on): a half sentence
+    is heard as "Stop.", which no entry answers; the whole, as a refund question."""
+
+    busy = False
+
+    def __init__(self, whole_s: float) -> None:
+        self.whole_s = whole_s
+
+    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+        await asyncio.sleep(0.05)
+        text = "Stop, and tell me about a refund." if len(pcm) / 16000 >= self.whole_s \
+            else "Stop."
+        return Transcript(text, 0.9, len(pcm) / 16000, 0.05)
+
+
+class LongHoldingPhrase(FakeTts):
+    async def stream(self, text: str, voice: str = ""):  # type: ignore[no-untyped-def]
+        self.streamed.append(text)
+        for _ in range(15):  # 3 s
+            yield TONE
+
+
+async def test_a_half_sentence_handed_over_is_withdrawn_when_the_caller_goes_on(
+        tmp_path: Path) -> None:
+    # "Stop," taken for the end of a turn: no entry answers it, so the holding phrase
+    # begins; the caller goes on in its first moments. The half is not handed over: the
+    # whole sentence is heard and answered, on the same call.
+    first, second = _words(tmp_path, "Stop"), _words(tmp_path, "and tell me about a refund")
+    gap, silence = np.zeros(int(0.45 * 8000), np.int16), np.zeros(16000, np.int16)
+    whole = (len(first) + len(gap) + len(second)) / 8000
+    stt, model = HalfThenWholeStt(whole - 0.1), AlwaysComplete()
+    engine = _engine(stt, LongHoldingPhrase())  # type: ignore[arg-type]
+    engine.turn_model = model  # type: ignore[assignment]
+    audio = np.concatenate([np.zeros(4000, np.int16), first, gap, second, silence])
+    frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
+                               for i in range(0, len(audio) - 159, 160))
+    port = PacedPort(frames, expect=2)
+    port.handed_off = []
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
+    async with asyncio.timeout(20):
+        await port.done.wait()
+    await asyncio.sleep(1.0)
+    talk.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await talk
+    said = [e for e in port.events if isinstance(e, Said)]
+    assert [e.text for e in port.events if isinstance(e, Heard)] == \
+        ["Stop.", "Stop, and tell me about a refund."], port.events
+    assert [(s.hitl, s.intent) for s in said] == [(True, "other"), (False, "refund")], said
+    assert port.handed_off == []
 
 
 class HandedBackPort(PacedPort):
