@@ -185,17 +185,13 @@ class TurnSettings:
     busy_silence_ms: int = 160
     end_silence_ms: int = 400  # without the turn model, this much silence ends the turn
     # The turn model (Smart Turn v3.2) ends the turn by what was said: asked at
-    # model_silence_ms of a pause, it ends the turn if P(complete) > model_threshold; an
+    # model_silence_ms of a pause, it ends the turn if P(complete) >= model_threshold; an
     # incomplete verdict is asked again at model_recheck_ms (0: not again), then the pause
     # may last up to max_silence_ms. "" = the packaged model, "off" = the timer only.
-    # When a recheck follows, the first verdict ends the turn only above
-    # model_early_threshold (or model_threshold, if higher): early in a pause the model
-    # is sure of too little.
     model: str = ""
     model_silence_ms: int = 180
     model_recheck_ms: int = 0
     model_threshold: float = 0.5
-    model_early_threshold: float = 0.5
     max_silence_ms: int = 1500
     min_utterance_ms: int = 250
     max_utterance_ms: int = 20000
@@ -217,8 +213,6 @@ class TurnSettings:
                               "and turn.end_silence_ms")
         if not 0.0 < self.model_threshold < 1.0:
             raise ConfigError("turn.model_threshold: must be between 0 and 1")
-        if not 0.0 < self.model_early_threshold < 1.0:
-            raise ConfigError("turn.model_early_threshold: must be between 0 and 1")
         if not 0 < self.model_silence_ms <= self.max_silence_ms:
             raise ConfigError("turn.model_silence_ms: must be > 0 and <= turn.max_silence_ms")
         if self.model_recheck_ms and not \

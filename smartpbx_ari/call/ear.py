@@ -149,13 +149,10 @@ class Ear:
         self.held_s = 0.0
         self.eager = False  # a StartTranscript is out for the current utterance
         self.judged = judged
-        # the silences a pause asks the model at, and the verdict that ends the turn there:
-        # the first (stricter when a recheck follows), then (after an incomplete verdict)
-        # once more, with more of the pause for it to judge
-        self.checks = [(t.model_silence_ms / 1000, max(t.model_early_threshold,
-                        t.model_threshold) if t.model_recheck_ms else t.model_threshold)]
-        if t.model_recheck_ms:
-            self.checks.append((t.model_recheck_ms / 1000, t.model_threshold))
+        # the silences a pause asks the model at: the first, then (after an incomplete
+        # verdict) once more, with more of the pause for it to judge
+        self.checks = [ms / 1000 for ms in (t.model_silence_ms, t.model_recheck_ms) if ms]
+        self.threshold = t.model_threshold
         self.pause = 0  # numbers the CheckTurn questions
         self.asks = 0  # CheckTurns out for the current pause
         self.waiting = False  # the last of them has no verdict yet
@@ -266,20 +263,20 @@ class Ear:
             self.eager = True
             out.append(StartTranscript(np.concatenate(self.capture)))
         if self.judged and not self.waiting and self.asks < len(self.checks) \
-                and self.silence_s >= self.checks[self.asks][0] and (self.asks or early):
+                and self.silence_s >= self.checks[self.asks] and (self.asks or early):
             self.asks, self.waiting = self.asks + 1, True
             self.pause += 1
             out.append(CheckTurn(np.concatenate(self.capture), self.pause))
 
     def judge(self, pause: int, probability: float) -> list[EarEvent]:
-        """The turn model's verdict on ``CheckTurn(pause)``: above the check's threshold
-        (complete) it ends the turn now, unless the caller spoke again meanwhile; else the
-        pause is asked about once more (``turn.model_recheck_ms``), then the cap waits."""
+        """The turn model's verdict on ``CheckTurn(pause)``: above the threshold (complete)
+        it ends the turn now, unless the caller spoke again meanwhile; else the pause is
+        asked about once more (``turn.model_recheck_ms``), then the cap waits."""
         out: list[EarEvent] = []
         if pause != self.pause or not self.asks:
             return out
         self.waiting = False
-        if probability > self.checks[self.asks - 1][1]:
+        if probability > self.threshold:
             frames, pause_s = self.capture, self.silence_s
             for event in self.turn.end():
                 self._on_turn(event, out)

@@ -6,7 +6,6 @@ already overtaken by speaking again is moot. A fake model answers after a set de
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -152,23 +151,6 @@ def test_the_threshold_is_the_setting_and_must_be_exceeded() -> None:
     above = Caller(lambda audio: 0.71, settings=settings)
     above.hear(frames(LOUD, 800) + frames(QUIET, 400))
     assert TurnEnded in kinds([e for _, e in above.events])
-
-
-def test_an_early_verdict_ends_the_turn_only_when_the_model_is_sure() -> None:
-    """Asked at 60 ms of a pause, the model ends the turn only above the early threshold:
-    a verdict of 0.7 there waits for the recheck at 180 ms, where it is enough."""
-    settings = TurnSettings(eager_silence_ms=60, model_silence_ms=60, model_recheck_ms=180,
-                            model_early_threshold=0.8)
-    unsure = Caller(lambda audio: 0.7, settings=settings)
-    unsure.hear(frames(LOUD, 800))
-    assert kinds(unsure.hear(frames(QUIET, 100))) == [StartTranscript, CheckTurn]
-    assert kinds(unsure.hear(frames(QUIET, 100))) == [CheckTurn, TurnEnded]
-    sure = Caller(lambda audio: 0.81, settings=settings)
-    sure.hear(frames(LOUD, 800))
-    assert kinds(sure.hear(frames(QUIET, 100))) == [StartTranscript, CheckTurn, TurnEnded]
-    once = Caller(lambda audio: 0.7, settings=replace(settings, model_recheck_ms=0))
-    once.hear(frames(LOUD, 800))  # asked once: the one verdict is judged as usual
-    assert kinds(once.hear(frames(QUIET, 100))) == [StartTranscript, CheckTurn, TurnEnded]
 
 
 def test_the_model_is_asked_at_the_configured_silences() -> None:
@@ -362,9 +344,7 @@ def test_turn_detector_end_finishes_the_utterance_with_its_trailing_silence() ->
                                               ("model_silence_ms", 0),
                                               ("model_silence_ms", 2000),
                                               ("model_recheck_ms", 60),
-                                              ("model_recheck_ms", 1600),
-                                              ("model_early_threshold", 1.0),
-                                              ("model_early_threshold", 0.0)])
+                                              ("model_recheck_ms", 1600)])
 def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"turn.{field}"):
         TurnSettings(**{field: value})
