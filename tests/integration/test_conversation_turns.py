@@ -15,6 +15,7 @@ import pytest
 
 from smartpbx_ari.ai.stt import Transcript
 from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.events import CallEvent, Heard, Said
 from smartpbx_ari.media import codecs
 from smartpbx_ari.sipcaller.caller import trim_silence
@@ -57,6 +58,24 @@ def _words(tmp_path: Path, text: str) -> np.ndarray:
     return trim_silence(np.frombuffer(data, "<i2").astype(np.int16))  # espeak adds 0.3 s
 
 
+def _frames(*parts: np.ndarray) -> collections.deque[np.ndarray]:
+    """The caller's audio, as the call's 20 ms mu-law frames."""
+    audio = np.concatenate(parts)
+    return collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
+                             for i in range(0, len(audio) - 159, 160))
+
+
+async def _converse(engine: VoiceEngine, port: FakePort, settle_s: float) -> None:
+    """The call until the port has its events, and ``settle_s`` more for anything else."""
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
+    async with asyncio.timeout(20):
+        await port.done.wait()
+    await asyncio.sleep(settle_s)
+    talk.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await talk
+
+
 async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> None:
     # The neural voice pauses 220-450 ms at a comma. Resumed at the first speech window, the
     # half sentence's answer has not begun if the pause ends before its transcript is ready
@@ -69,17 +88,9 @@ async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> 
     first, second = _words(tmp_path, "I put the wrong address on my order"), \
         _words(tmp_path, "can I fix it")
     gap, silence = np.zeros(gap_ms * 8, np.int16), np.zeros(12000, np.int16)
-    audio = np.concatenate([np.zeros(4000, np.int16), first, gap, second, silence])
-    frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
-                               for i in range(0, len(audio) - 159, 160))
-    port = PacedPort(frames, expect=1)
-    talk = asyncio.create_task(VoiceConversation(engine).run(port))
-    async with asyncio.timeout(20):
-        await port.done.wait()
-    await asyncio.sleep(1.5)  # anything more to say would be said by now
-    talk.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await talk
+    port = PacedPort(_frames(np.zeros(4000, np.int16), first, gap, second, silence),
+                     expect=1)
+    await _converse(engine, port, 1.5)  # anything more to say would be said by now
     heard = [e for e in port.events if isinstance(e, Heard)]
     said = [e for e in port.events if isinstance(e, Said)]
     assert model.asked >= 2  # the model ended the turn at the comma, then at the end
@@ -123,18 +134,10 @@ async def test_a_half_sentence_handed_over_is_withdrawn_when_the_caller_goes_on(
     stt, model = HalfThenWholeStt(whole - 0.1), AlwaysComplete()
     engine = _engine(stt, LongHoldingPhrase())  # type: ignore[arg-type]
     engine.turn_model = model  # type: ignore[assignment]
-    audio = np.concatenate([np.zeros(4000, np.int16), first, gap, second, silence])
-    frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
-                               for i in range(0, len(audio) - 159, 160))
-    port = PacedPort(frames, expect=2)
+    port = PacedPort(_frames(np.zeros(4000, np.int16), first, gap, second, silence),
+                     expect=2)
     port.handed_off = []
-    talk = asyncio.create_task(VoiceConversation(engine).run(port))
-    async with asyncio.timeout(20):
-        await port.done.wait()
-    await asyncio.sleep(1.0)
-    talk.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await talk
+    await _converse(engine, port, 1.0)
     said = [e for e in port.events if isinstance(e, Said)]
     assert [e.text for e in port.events if isinstance(e, Heard)] == \
         ["Stop.", "Stop, and tell me about a refund."], port.events
@@ -175,18 +178,10 @@ async def test_what_was_said_during_a_takeover_is_not_answered_after_the_hand_ba
     taken, back = _words(tmp_path, "Hello this is Anna from the shop"), \
         _words(tmp_path, "how do I get a refund")
     lead, gap = np.zeros(4000, np.int16), np.zeros(900 * 8, np.int16)
-    audio = np.concatenate([lead, taken, gap, back, np.zeros(12000, np.int16)])
-    frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
-                               for i in range(0, len(audio) - 159, 160))
     middle = (len(lead) + len(taken) // 2) // 160
-    port = HandedBackPort(frames, middle if hand_back == "mid-sentence" else None)
-    talk = asyncio.create_task(VoiceConversation(engine).run(port))
-    async with asyncio.timeout(20):
-        await port.done.wait()
-    await asyncio.sleep(1.5)
-    talk.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await talk
+    port = HandedBackPort(_frames(lead, taken, gap, back, np.zeros(12000, np.int16)),
+                          middle if hand_back == "mid-sentence" else None)
+    await _converse(engine, port, 1.5)
     heard = [e for e in port.events if isinstance(e, Heard)]
     said = [e for e in port.events if isinstance(e, Said)]
     assert heard[0].speaker == "call", port.events  # on the record, not answered
