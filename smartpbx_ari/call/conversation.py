@@ -253,8 +253,8 @@ class VoiceConversation:
                                  "low_confidence", question, reply.confidence,
                                  waiting=not person) if desk else None
         await mouth.play(self._synth(port, reply.text))
-        if utterance.resumed:
-            if desk is not None and alert is not None:
+        if utterance.resumed and (alert is None or alert.status in ("open", "accepted")):
+            if desk is not None and alert is not None:  # (an operator's answer stands)
                 desk.withdraw(alert)
             return ""
         if person:

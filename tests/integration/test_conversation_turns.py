@@ -16,7 +16,8 @@ import pytest
 from smartpbx_ari.ai.stt import Transcript
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
-from smartpbx_ari.events import CallEvent, Heard, Said
+from smartpbx_ari.call.hitl import HitlDesk
+from smartpbx_ari.events import AlertRaised, AlertUpdated, CallEvent, Heard, Said
 from smartpbx_ari.media import codecs
 from smartpbx_ari.sipcaller.caller import trim_silence
 from tests.fixtures.audio import read_pcm16, speak_wav
@@ -123,11 +124,13 @@ class LongHoldingPhrase(FakeTts):
             yield TONE
 
 
+@pytest.mark.parametrize("operators", ["none", "a desk"])
 async def test_a_half_sentence_handed_over_is_withdrawn_when_the_caller_goes_on(
-        tmp_path: Path) -> None:
+        tmp_path: Path, operators: str) -> None:
     # "Stop," taken for the end of a turn: no entry answers it, so the holding phrase
-    # begins; the caller goes on in its first moments. The half is not handed over: the
-    # whole sentence is heard and answered, on the same call.
+    # begins (and with a desk, an alert); the caller goes on in its first moments. The
+    # half is not handed over nor held: its alert is withdrawn, and the whole sentence is
+    # heard and answered, on the same call.
     first, second = _words(tmp_path, "Stop"), _words(tmp_path, "and tell me about a refund")
     gap, silence = np.zeros(int(0.45 * 8000), np.int16), np.zeros(16000, np.int16)
     whole = (len(first) + len(gap) + len(second)) / 8000
@@ -137,12 +140,19 @@ async def test_a_half_sentence_handed_over_is_withdrawn_when_the_caller_goes_on(
     port = PacedPort(_frames(np.zeros(4000, np.int16), first, gap, second, silence),
                      expect=2)
     port.handed_off = []
+    if operators == "a desk":
+        engine.desk = HitlDesk(port.events.append)
     await _converse(engine, port, 1.0)
     said = [e for e in port.events if isinstance(e, Said)]
     assert [e.text for e in port.events if isinstance(e, Heard)] == \
         ["Stop.", "Stop, and tell me about a refund."], port.events
     assert [(s.hitl, s.intent) for s in said] == [(True, "other"), (False, "refund")], said
     assert port.handed_off == []
+    if engine.desk is not None:
+        (raised,) = [e for e in port.events if isinstance(e, AlertRaised)]
+        assert [(e.alert_id, e.status) for e in port.events if isinstance(e, AlertUpdated)] \
+            == [(raised.alert_id, "closed")]
+        assert engine.desk.open_alerts() == []
 
 
 class HandedBackPort(PacedPort):
