@@ -67,8 +67,9 @@ class TextToSpeech:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="tts")
         self._voices: dict[str, PiperVoice | None] = {}  # by model path; None: unusable
         self._load_lock = threading.Lock()
-        # a phrase being rendered, by cache key: twenty calls asking for the same phrase
-        # at once (a clarifying question, an operator's answer) wait for one rendering
+        # a phrase being rendered whole, by cache key: callers asking for it at once wait
+        # for one rendering (twenty synthetic callers' one question; a Korean call's
+        # espeak-ng phrase). A call's Piper phrase is streamed by _phrase, not shared.
         self._rendering: dict[str, _Rendering] = {}
 
     def voice_for(self, language: str) -> Voice:
