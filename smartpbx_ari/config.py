@@ -129,10 +129,12 @@ class SttSettings:
     # batch (bench_stt.py --pools: 32 at once, 2.96/s alone vs 2.92/s in batches of 8)
     batch_max: int = 1
     # the Whisper window an utterance of at most half of it is decoded in (seconds; 30 =
-    # Whisper's own); longer utterances get 30 s. 15 s: the decode 2.3x faster (tiny.en
-    # p50 219 vs 510 ms) at the same word error rate (questions 0.185 vs 0.177, people
-    # reading 0.099 vs 0.110; bench_stt.py --windows); 10 s loops on robotic voices (0.374)
-    window_s: float = 15.0
+    # Whisper's own); longer utterances get 30 s. A decode there that loops is redone in
+    # 30 s. 10 s: the decode 22 % faster than 15 s (tiny.en p50 225 vs 290 ms, p95 391 vs
+    # 373) at the same word error rate (questions 0.194 vs 0.199, people reading 0.099
+    # both; bench_stt.py --windows 15,10 --limit 40). Without the redo, 10 s looped on
+    # espeak-ng's voice (0.374)
+    window_s: float = 10.0
     # a decode not done this long after it began is abandoned (its thread left behind, the
     # pool replaced): the caller hears the apology and the operators an alert, within 3 s
     # of the end of the turn (measured through Asterisk: the deadline + 0.35 s). tiny.en

@@ -182,13 +182,16 @@ class SpeechToText:
         prompt = self.bias(language) if self.bias else ""
         decoded = decode_batch(self._model, audios, language, prompt,
                                self.settings.beam_size, window)
-        if prompt and any(not one.skipped and _doubtful(one) for one in decoded):
-            # the prompt may have spoken, not the caller: on silence or noise a primed
-            # decoder loops ("$1,000, $1,000, ...") where a plain one says nothing. A
-            # primed decode stands only when Whisper's own checks pass it.
-            doubted = [k for k, one in enumerate(decoded) if not one.skipped and _doubtful(one)]
+        # the prompt may have spoken, not the caller: on silence or noise a primed decoder
+        # loops ("$1,000, $1,000, ...") where a plain one says nothing; and a short window
+        # loops on some voices where Whisper's own 30 s does not. Such a decode is redone
+        # as faster-whisper would (no prompt, 30 s) unless Whisper's own checks pass it.
+        doubt = _doubtful if prompt else _looping if window < WINDOW_S else None
+        doubted = [k for k, one in enumerate(decoded)
+                   if doubt is not None and not one.skipped and doubt(one)]
+        if doubted:
             plain = decode_batch(self._model, [audios[k] for k in doubted], language, "",
-                                 self.settings.beam_size, window)
+                                 self.settings.beam_size, WINDOW_S)
             for k, one in zip(doubted, plain, strict=True):
                 decoded[k] = one
         took = time.monotonic() - started
@@ -222,9 +225,13 @@ class SpeechToText:
 
 
 def _doubtful(one: Decoded) -> bool:
-    """Whisper's own checks fail a primed decode (see ``_decode``)."""
-    return (one.no_speech_prob > NO_SPEECH or one.avg_logprob < UNSURE
-            or one.compression_ratio > LOOPING)
+    """Whisper's own checks fail a primed decode (see ``_decode_group``)."""
+    return one.no_speech_prob > NO_SPEECH or one.avg_logprob < UNSURE or _looping(one)
+
+
+def _looping(one: Decoded) -> bool:
+    """The decode repeats itself: its text compresses too well, or ran into max_tokens."""
+    return one.compression_ratio > LOOPING or one.cut
 
 
 def korean_ears(settings: Settings, default: SpeechToText) -> SpeechToText | None:

@@ -18,6 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 WINDOW_S = 30.0  # one Whisper window
+SAMPLE_RATE = 16000
+# Tokens a second of speech can take: fast speech is about 4 words a second, English about
+# 1.3 tokens a word. A decode that runs past twice that is looping ("the the the ..."):
+# stopped there, it costs no more than a long answer's worth of tokens, not Whisper's 448.
+TOKENS_PER_S = 10
+TOKENS_MIN = 24
+MAX_LENGTH = 448  # Whisper's text context: the prompt and the text together
 NO_SPEECH = 0.6  # faster-whisper's defaults: skipped as silence when more likely
 LOG_PROB = -1.0  # silence than speech and decoded no better than this
 
@@ -29,12 +36,14 @@ class Decoded:
     no_speech_prob: float
     compression_ratio: float
     skipped: bool
+    cut: bool = False  # stopped at max_tokens, not by Whisper: a loop, most likely
 
 
 def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: str,
                  prompt: str, beam_size: int, window_s: float = WINDOW_S) -> list[Decoded]:
     """Decode ``audios`` (16 kHz float, each at most ``window_s``) in one batch, each
-    padded to ``window_s`` (Whisper's own 30 s; the encoder's cost grows with it)."""
+    padded to ``window_s`` (Whisper's own 30 s; the encoder's cost grows with it), in at
+    most :func:`max_tokens` of the longest."""
     from faster_whisper.audio import pad_or_trim  # heavy (PyAV): loaded with the model
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
@@ -48,22 +57,30 @@ def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: st
     encoded = model.encode(features)
     previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
     start = model.get_prompt(tokenizer, previous, without_timestamps=True)
+    longest_s = max(len(audio) for audio in audios) / SAMPLE_RATE
+    max_length = min(MAX_LENGTH, len(start) + max_tokens(longest_s))
     results = model.model.generate(
         encoded, [list(start) for _ in audios], beam_size=beam_size, patience=1.0,
-        length_penalty=1.0, max_length=model.max_length, suppress_blank=True,
+        length_penalty=1.0, max_length=max_length,
+        suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]), return_scores=True,
         return_no_speech_prob=True)
-    return [_decoded(tokenizer, result) for result in results]
+    return [_decoded(tokenizer, result, max_length - len(start)) for result in results]
 
 
-def _decoded(tokenizer: Any, result: Any) -> Decoded:
+def max_tokens(audio_s: float) -> int:
+    """The most tokens ``audio_s`` seconds of speech can be (the prompt not counted)."""
+    return TOKENS_MIN + round(TOKENS_PER_S * audio_s)
+
+
+def _decoded(tokenizer: Any, result: Any, limit: int) -> Decoded:
     tokens = result.sequences_ids[0]
     avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
     if result.no_speech_prob > NO_SPEECH and avg_logprob <= LOG_PROB:
         return Decoded("", 0.0, result.no_speech_prob, 0.0, skipped=True)
     text = tokenizer.decode(tokens).strip()
     return Decoded(text, avg_logprob, result.no_speech_prob, _compression_ratio(text),
-                   skipped=False)
+                   skipped=False, cut=len(tokens) >= limit)
 
 
 def _compression_ratio(text: str) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from smartpbx_ari.ai import stt as stt_module
+from smartpbx_ari.ai import stt_batch
 from smartpbx_ari.ai.stt import SpeechToText, SttError
 from smartpbx_ari.config import ConfigError, load_settings
 from tests.fixtures.audio import read_pcm16, speak_wav
@@ -136,6 +137,48 @@ async def test_a_short_window_takes_short_utterances_and_leaves_long_ones_whispe
         ears.close()
     assert sorted(windows) == [(1, 30.0), (2, 10.0)]
     assert len(long) > 5 * 16000 and all(t.text for t in heard)
+
+
+def test_a_decode_stops_at_the_tokens_its_audio_can_hold_and_says_it_was_cut(
+        stt: SpeechToText, clips: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop ("my my my ...") costs no more than the audio's worth of tokens; the limit
+    does not count the knowledge base's prompt, however long."""
+    audio = clips[2].astype(np.float32) / 32768.0
+    prompt = " ".join(["refund parcel delivery address order card invoice warranty"] * 8)
+    assert stt.tokens(prompt) > stt_batch.max_tokens(len(audio) / 16000)
+    whole = stt_batch.decode_batch(stt._model, [audio], "en", prompt, 1, 30.0)[0]
+    assert not whole.cut and whole.text.lower().startswith("how long does a refund take")
+    monkeypatch.setattr(stt_batch, "TOKENS_PER_S", 0)
+    monkeypatch.setattr(stt_batch, "TOKENS_MIN", 4)
+    cut = stt_batch.decode_batch(stt._model, [audio], "en", prompt, 1, 30.0)[0]
+    assert cut.cut and whole.text.startswith(cut.text) and len(cut.text) < len(whole.text)
+
+
+async def test_a_decode_that_loops_in_the_short_window_is_redone_in_whisper_s(
+        clips: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only loops are redone (no prompt: an unsure decode stands), plainly, in 30 s."""
+    settings = load_settings()
+    ears = SpeechToText(replace(settings.stt, window_s=10.0), settings.cache_dir)
+    asked: list[tuple[int, str, float]] = []
+    real = stt_module.decode_batch
+
+    def looping_in_10_s(model: object, audios: list[np.ndarray], language: str,
+                        prompt: str, beam: int, window: float) -> list[stt_batch.Decoded]:
+        asked.append((len(audios), prompt, window))
+        out = real(model, audios, language, prompt, beam, window)
+        if window < 30:  # the first clip loops; the second is unsure, and stands
+            return [replace(out[0], text="how how how how", cut=True),
+                    replace(out[1], avg_logprob=-1.5)]
+        return out
+
+    monkeypatch.setattr(stt_module, "decode_batch", looping_in_10_s)
+    try:
+        heard = ears._decode_many([clips[0], clips[1]], "en")
+    finally:
+        ears.close()
+    assert asked == [(2, "", 10.0), (1, "", 30.0)]
+    assert heard[0].text.lower().startswith("where is my parcel")
+    assert heard[1].confidence == pytest.approx(np.exp(-1.5))
 
 
 async def test_two_workers_share_the_waiting_utterances_without_taking_one_twice(
