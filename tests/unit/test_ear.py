@@ -232,3 +232,55 @@ def test_a_loud_frame_holds_our_answer_before_any_window_is_scored() -> None:
     loud_answer = Playback(playing=True, level=5000.0)
     echo = frames(600, 20)[0]  # above line noise, but our own voice back 18 dB down
     assert ear.take(echo, loud_answer)[1] == []
+
+
+class TrailingVad(LoudVad):
+    """Silero's way at the end of an utterance: speech for ``trail`` frames after the
+    voice has stopped."""
+
+    def __init__(self, trail: int) -> None:
+        self.trail, self.since = trail, trail
+
+    def score(self, windows: list[np.ndarray]) -> list[float]:
+        out = []
+        for p in super().score(windows):
+            self.since = 0 if p else self.since + 1
+            out.append(1.0 if self.since <= self.trail else 0.0)
+        return out
+
+
+def frames_to(events_of: list[list[EarEvent]], kind: type) -> int:
+    return next(n for n, events in enumerate(events_of, 1)
+                if any(isinstance(e, kind) for e in events))
+
+
+@pytest.mark.parametrize("line", [QUIET, 200])  # digital silence; line noise
+def test_the_eager_transcript_counts_the_pause_from_where_the_voice_ended(line: int) -> None:
+    """The VAD says silence 100 ms after the voice stopped: the voice ended more than
+    ``eager_silence_ms`` before, so the eager transcript starts at that first silent
+    window, not ``eager_silence_ms`` after it. The turn still ends on the VAD's silence."""
+    eager_ms = TurnSettings().eager_silence_ms
+
+    def pause(trail: int) -> list[list[EarEvent]]:
+        ear = Ear(TurnSettings(), TrailingVad(trail))
+        hear(ear, frames(line, 400) + frames(LOUD, 1000))
+        return [ear.hear(f, SILENT) for f in frames(line, 600)]
+
+    prompt, trailing = pause(0), pause(5)
+    assert frames_to(prompt, StartTranscript) == eager_ms // 20
+    assert frames_to(trailing, StartTranscript) == 5 + 1
+    assert frames_to(trailing, TurnEnded) == frames_to(prompt, TurnEnded) + 5
+
+
+def test_a_voice_that_fades_is_no_pause_until_it_is_quiet() -> None:
+    """Only frames near the line's noise floor count as the pause: a soft tail (which
+    the VAD trails off over) is not."""
+    eager_ms = TurnSettings().eager_silence_ms
+
+    def pause(tail: int) -> int:
+        ear = Ear(TurnSettings(), TrailingVad(5))
+        hear(ear, frames(200, 400) + frames(LOUD, 1000) + frames(tail, 100))
+        return frames_to([ear.hear(f, SILENT) for f in frames(200, 600)], StartTranscript)
+
+    assert pause(200) == 1  # the voice ended 120 ms before the VAD's silence
+    assert pause(900) == eager_ms // 20  # it faded out just then
