@@ -13,7 +13,12 @@ on 2 cores: p50 <= 450 ms, p95 <= 700 ms, greeting <= 300 ms. Compare end-of-tur
 decisions in the same conditions with SMARTPBX_TURN__MODEL=off (the silence timer)
 against the default (Smart Turn).
 
-    .venv/bin/python scripts/bench_voice.py --turns 20 [--json]
+    .venv/bin/python scripts/bench_voice.py --turns 20 [--per-call 5] [--fresh-voice] [--json]
+
+``--fresh-voice``: each call renders its questions anew, as different callers would (Piper
+samples its noise per rendering; otherwise one rendering serves the whole run, so a
+mishearing repeats in every call). ``--per-call 1 --fresh-voice --turns 20``: one
+question each in 20 calls of 20 renderings.
 """
 
 from __future__ import annotations
@@ -139,7 +144,8 @@ def answered_right(asked: list[str], log: bytes) -> int:
     return sum(block.size for block in matcher.get_matching_blocks())
 
 
-async def run_calls(turns: int, questions: list[str]) -> list[CallReport]:
+async def run_calls(turns: int, questions: list[str], per_call: int = TURNS_PER_CALL,
+                    fresh_voice: bool = False) -> list[CallReport]:
     settings = load_settings()
     password = load_credentials(settings.data_dir).caller_password
     dial = Dial("1000", (settings.pbx.host, settings.pbx.sip_port), "caller", password)
@@ -147,8 +153,11 @@ async def run_calls(turns: int, questions: list[str]) -> list[CallReport]:
     reports = []
     asked = 0
     while asked < turns:
+        if fresh_voice and asked:  # its own voice's cache: rendered anew; the same ears
+            caller.tts.close()
+            caller = SyntheticCaller(settings, caller.stt())
         batch = [questions[(asked + i) % len(questions)]
-                 for i in range(min(TURNS_PER_CALL, turns - asked))]
+                 for i in range(min(per_call, turns - asked))]
         reports.append(await caller.conversation(dial, batch, pause_s=0.3))
         asked += len(batch)
     return reports
@@ -159,8 +168,14 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--question", choices=sorted(QUESTIONS),
                         help="ask only this one (e.g. the README's example, 20 times)")
+    parser.add_argument("--per-call", type=int, default=TURNS_PER_CALL,
+                        help="questions asked in each call")
+    parser.add_argument("--fresh-voice", action="store_true",
+                        help="each call renders its questions anew (another caller)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.per_call < 1:
+        parser.error("--per-call: at least 1")
     settings = load_settings()
     print(ensure_demo_knowledge(settings), file=sys.stderr)
     LocalPbx(settings).up()
@@ -170,7 +185,8 @@ def main() -> int:
     controller = start_controller(log, {"SMARTPBX_AGENT__HITL_WAIT_S": str(HOLD_S)})
     try:
         questions = [args.question] if args.question else list(QUESTIONS)
-        reports = asyncio.run(run_calls(args.turns, questions))
+        reports = asyncio.run(run_calls(args.turns, questions, args.per_call,
+                                        args.fresh_voice))
         stages = asyncio.run(stage_figures(settings)) if settings.web.enabled else {}
     finally:
         controller.send_signal(signal.SIGTERM)
