@@ -54,11 +54,10 @@ HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
 RESUME_INTO_ANSWER_S = 0.5
 AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inbound queue)
 # The eager transcript counts the pause from where energy says the voice ended, at most
-# this much before the VAD's first silent window. Measured offline through the call's
-# receive path (validation set, neural voice, p50): the eager transcript began 80 ms
-# (G.722) and 140 ms (mu-law, 15 dB SNR) later than turn.eager_silence_ms after the
-# voice; counted so, 40 and 120 ms. The turn model's pauses stay the VAD's: it judges a
-# pause by the silence it hears.
+# this much before the VAD's first silent window (measured offline through the call's
+# receive path, validation set: that window came 80 ms (G.722) to 140 ms (mu-law, 15 dB
+# SNR) after the voice, p50). The turn model's pauses stay the VAD's: it judges a pause
+# by the silence it hears.
 TAIL_MAX_S = 0.2
 
 
