@@ -78,12 +78,11 @@ async def _converse(engine: VoiceEngine, port: FakePort, settle_s: float) -> Non
 
 
 async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> None:
-    # The neural voice pauses 220-450 ms at a comma. Resumed at the first speech window
-    # (Silero's, about 100 ms into the words), the half sentence's answer has not begun if
-    # that comes before its transcript is ready: turn.eager_silence_ms after the voice
-    # ended (energy says where), + the STT (here 300 ms); past that, the caller barges in
-    # and the whole sentence is answered (the tests below).
-    gap_ms = 200
+    # The neural voice pauses 220-450 ms at a comma. Resumed at the first speech window, the
+    # half sentence's answer has not begun if the pause ends before its transcript is ready
+    # (turn.eager_silence_ms + the STT); past that, the caller barges in and the whole
+    # sentence is answered.
+    gap_ms = 250
     stt, model = SlowStt(), AlwaysComplete()
     engine = _engine(stt, FakeTts())  # type: ignore[arg-type]
     engine.turn_model = model  # type: ignore[assignment]
