@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smartpbx_ari.config import TurnSettings
-from smartpbx_ari.media.onset import Frame, NoiseFloor, onset, quiet_tail
+from smartpbx_ari.media.onset import Frame, NoiseFloor, onset
 from smartpbx_ari.media.resample import Resampler
 from smartpbx_ari.media.turn import (
     BargeInDetector,
@@ -53,12 +53,6 @@ HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
 # speech over our answer is a barge-in, a turn of its own.
 RESUME_INTO_ANSWER_S = 0.5
 AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inbound queue)
-# The eager transcript counts the pause from where energy says the voice ended, at most
-# this much before the VAD's first silent window (measured offline through the call's
-# receive path, validation set: that window came 80 ms (G.722) to 140 ms (mu-law, 15 dB
-# SNR) after the voice, p50). The turn model's pauses stay the VAD's: it judges a pause
-# by the silence it hears.
-TAIL_MAX_S = 0.2
 
 
 class Vad(Protocol):
@@ -152,7 +146,6 @@ class Ear:
         self.floor = NoiseFloor(FRAME_S)
         self.capture: list[Pcm] | None = None
         self.silence_s = 0.0
-        self.tail_s = 0.0  # quiet by energy before the pause's first silent window
         self.held_s = 0.0
         self.eager = False  # a StartTranscript is out for the current utterance
         self.judged = judged
@@ -261,14 +254,12 @@ class Ear:
             self.asks, self.waiting = 0, False
             self._drop_eager(out)
             return
-        if not self.silence_s:
-            self.tail_s = max(0.0, self._quiet_s() - seconds)
         self.silence_s += seconds
         if not self.capture:
             return
         # the first moments of a pause are asked about only on spare CPU
         early = self.silence_s >= self.busy_s or not self.busy()
-        if not self.eager and self.silence_s + self.tail_s >= self.eager_s and early:
+        if not self.eager and self.silence_s >= self.eager_s and early:
             self.eager = True
             out.append(StartTranscript(np.concatenate(self.capture)))
         if self.judged and not self.waiting and self.asks < len(self.checks) \
@@ -276,13 +267,6 @@ class Ear:
             self.asks, self.waiting = self.asks + 1, True
             self.pause += 1
             out.append(CheckTurn(np.concatenate(self.capture), self.pause))
-
-    def _quiet_s(self) -> float:
-        """How long energy has said quiet, up to the frame whose window was decided last."""
-        upto = len(self.recent) - (self.taken - self.at)
-        frames = list(self.recent)[max(0, upto - round(TAIL_MAX_S / FRAME_S) - 2):upto]
-        levels = [frame.level for _, frame in frames]
-        return min(TAIL_MAX_S, quiet_tail(levels, self.floor.level) * FRAME_S)
 
     def judge(self, pause: int, probability: float) -> list[EarEvent]:
         """The turn model's verdict on ``CheckTurn(pause)``: above the threshold (complete)

@@ -1,6 +1,5 @@
 """Where the caller's utterance began, read back from the frames before the VAD's
-confirmed onset, and where it ended, before the VAD's first silent window, with energy as
-the second opinion (sans-IO: levels in, an index or a count out).
+confirmed onset, with energy as the second opinion (sans-IO: levels in, an index out).
 
 Silero confirms a soft or narrowband onset late: on a lower voice over G.711 the first
 words of "Can I get a fixed IP ..." scored under 0.5 for 0.9 s. So the ear keeps up to
@@ -57,18 +56,3 @@ def onset(frames: Sequence[Frame], floor: float, frame_s: float) -> int:
             break
         start = i
     return start
-
-
-def quiet_tail(levels: Sequence[float], floor: float) -> int:
-    """How many of the last ``levels`` (rms, oldest first) are quiet: Silero's probability
-    trails off a window or two after the voice has, so the voice ended this much earlier
-    than the VAD's first silent window says."""
-    if math.isinf(floor):  # no floor heard yet: no opinion
-        return 0
-    quiet = floor * 10 ** (QUIET_DB / 20)
-    run = 0
-    for level in reversed(levels):
-        if level > quiet:
-            break
-        run += 1
-    return run
