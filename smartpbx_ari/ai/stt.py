@@ -30,12 +30,11 @@ import numpy.typing as npt
 from smartpbx_ari.ai import faults, stt_models
 from smartpbx_ari.ai.deadline import Deadline
 from smartpbx_ari.ai.language import base_language
-from smartpbx_ari.ai.stt_batch import WINDOW_S, Decoded, decode_batch
+from smartpbx_ari.ai.stt_batch import SAMPLE_RATE, WINDOW_S, Decoded, decode_batch
 from smartpbx_ari.config import Settings, SttSettings
 from smartpbx_ari.errors import StageError
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16000
 # Whisper's own checks of a decode: a segment more likely silence than speech, one decoded
 # unsurely (mean log-probability), text so repetitive it compresses this well (a loop)
 NO_SPEECH = 0.6
@@ -187,8 +186,8 @@ class SpeechToText:
         # loops on some voices where Whisper's own 30 s does not. Such a decode is redone
         # as faster-whisper would (no prompt, 30 s) unless Whisper's own checks pass it.
         doubt = _doubtful if prompt else _looping if window < WINDOW_S else None
-        doubted = [k for k, one in enumerate(decoded)
-                   if doubt is not None and not one.skipped and doubt(one)]
+        doubted = [] if doubt is None else [
+            k for k, one in enumerate(decoded) if not one.skipped and doubt(one)]
         if doubted:
             plain = decode_batch(self._model, [audios[k] for k in doubted], language, "",
                                  self.settings.beam_size, WINDOW_S)

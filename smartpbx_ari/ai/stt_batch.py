@@ -61,8 +61,7 @@ def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: st
     max_length = min(MAX_LENGTH, len(start) + max_tokens(longest_s))
     results = model.model.generate(
         encoded, [list(start) for _ in audios], beam_size=beam_size, patience=1.0,
-        length_penalty=1.0, max_length=max_length,
-        suppress_blank=True,
+        length_penalty=1.0, max_length=max_length, suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]), return_scores=True,
         return_no_speech_prob=True)
     return [_decoded(tokenizer, result, max_length - len(start)) for result in results]
