@@ -190,7 +190,11 @@ class TurnSettings:
     # model_silence_ms of a pause, it ends the turn if P(complete) >= model_threshold; an
     # incomplete verdict is asked again at model_recheck_ms (0: not again), then the pause
     # may last up to max_silence_ms. "" = the packaged model, "off" = the timer only.
+    # The model is asked ahead, at model_ask_ms of the pause, with the rest of the pause to
+    # model_silence_ms filled with silence: its verdict (inference ~100 ms) is then ready
+    # when the pause gets there; the caller going on meanwhile makes it moot.
     model: str = ""
+    model_ask_ms: int = 60
     model_silence_ms: int = 180
     model_recheck_ms: int = 0
     model_threshold: float = 0.5
@@ -217,6 +221,8 @@ class TurnSettings:
             raise ConfigError("turn.model_threshold: must be between 0 and 1")
         if not 0 < self.model_silence_ms <= self.max_silence_ms:
             raise ConfigError("turn.model_silence_ms: must be > 0 and <= turn.max_silence_ms")
+        if not 0 < self.model_ask_ms <= self.model_silence_ms:
+            raise ConfigError("turn.model_ask_ms: must be > 0 and <= turn.model_silence_ms")
         if self.model_recheck_ms and not \
                 self.model_silence_ms < self.model_recheck_ms <= self.max_silence_ms:
             raise ConfigError("turn.model_recheck_ms: must be 0, or above "

@@ -7,7 +7,10 @@ probabilities, scored in one batch with the other calls'); it starts no task and
 no player, so it is tested like ``TurnDetector``: frames in, a list of events out. The
 conversation acts on them.
 With a turn model, a short pause asks it (``CheckTurn``) and the conversation hands its
-verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap. A
+verdict back through ``Ear.judge``; the turn then ends at once, or at the longer cap. It is
+asked ahead (``turn.model_ask_ms``), with the rest of the pause it judges as silence, so
+its verdict is ready when the pause gets there; the caller going on meanwhile makes it
+moot. A
 caller who goes on within that cap after the model ended the turn (a pause at a comma)
 resumes it (``TurnResumed``, at the first speech window): the next turn's audio holds
 both parts; a blip that is not speech ends it again as it was. Once our answer has played
@@ -152,10 +155,12 @@ class Ear:
         # the silences a pause asks the model at: the first, then (after an incomplete
         # verdict) once more, with more of the pause for it to judge
         self.checks = [ms / 1000 for ms in (t.model_silence_ms, t.model_recheck_ms) if ms]
+        self.ahead_s = (t.model_silence_ms - t.model_ask_ms) / 1000  # asked this much early
         self.threshold = t.model_threshold
         self.pause = 0  # numbers the CheckTurn questions
         self.asks = 0  # CheckTurns out for the current pause
         self.waiting = False  # the last of them has no verdict yet
+        self.due_s: float | None = None  # a complete verdict ends the turn at this pause
         self.max_pause_s = t.max_silence_ms / 1000
         self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
         self.ended_pause_s = 0.0
@@ -215,6 +220,7 @@ class Ear:
             self._track_ended(window.duration_s, speech, out)
             for event in self.turn.process(window.duration_s, speech):
                 self._on_turn(event, out)
+            self._end_when_due(out)
         return out
 
     def _gate(self, seconds: float, is_speech: bool, level: float, playback: Playback,
@@ -251,7 +257,7 @@ class Ear:
             return
         if speech:
             self.silence_s = 0.0
-            self.asks, self.waiting = 0, False
+            self.asks, self.waiting, self.due_s = 0, False, None
             self._drop_eager(out)
             return
         self.silence_s += seconds
@@ -262,11 +268,13 @@ class Ear:
         if not self.eager and self.silence_s >= self.eager_s and early:
             self.eager = True
             out.append(StartTranscript(np.concatenate(self.capture)))
-        if self.judged and not self.waiting and self.asks < len(self.checks) \
-                and self.silence_s >= self.checks[self.asks] and (self.asks or early):
+        if self.judged and not self.waiting and self.due_s is None \
+                and self.asks < len(self.checks) and (self.asks or early) \
+                and self.silence_s >= self.checks[self.asks] - self.ahead_s:
             self.asks, self.waiting = self.asks + 1, True
             self.pause += 1
-            out.append(CheckTurn(np.concatenate(self.capture), self.pause))
+            out.append(CheckTurn(_padded(self.capture, self.checks[self.asks - 1]
+                                         - self.silence_s), self.pause))
 
     def judge(self, pause: int, probability: float) -> list[EarEvent]:
         """The turn model's verdict on ``CheckTurn(pause)``: above the threshold (complete)
@@ -277,12 +285,19 @@ class Ear:
             return out
         self.waiting = False
         if probability > self.threshold:
-            frames, pause_s = self.capture, self.silence_s
-            for event in self.turn.end():
-                self._on_turn(event, out)
-            if out and isinstance(out[-1], TurnEnded):
-                self.ended, self.ended_pause_s, self.answer_s = frames, pause_s, 0.0
+            self.due_s = self.checks[self.asks - 1]
+            self._end_when_due(out)
         return out
+
+    def _end_when_due(self, out: list[EarEvent]) -> None:
+        """A complete verdict ends the turn once the pause it judged has passed."""
+        if self.due_s is None or self.silence_s < self.due_s or not self.turn.in_speech:
+            return
+        frames, pause_s = self.capture, self.silence_s
+        for event in self.turn.end():
+            self._on_turn(event, out)
+        if out and isinstance(out[-1], TurnEnded):
+            self.ended, self.ended_pause_s, self.answer_s = frames, pause_s, 0.0
 
     def cut(self) -> list[EarEvent]:
         """Someone joined or left the line (an operator's takeover or hand-back): the turn
@@ -310,7 +325,7 @@ class Ear:
                 self.ended = None
 
     def _on_turn(self, event: TurnEvent, out: list[EarEvent]) -> None:
-        self.asks, self.waiting = 0, False
+        self.asks, self.waiting, self.due_s = 0, False, None
         if isinstance(event, SpeechStarted):
             recent = list(self.recent)  # back to where energy says the utterance began
             upto = max(0, len(recent) - (self.taken - self.at))  # then what was taken ahead
@@ -337,3 +352,10 @@ class Ear:
         if self.eager:
             out.append(DropTranscript())
             self.eager = False
+
+
+def _padded(frames: list[Pcm], silence_s: float) -> Pcm:
+    """The utterance so far, and ``silence_s`` more of silence (the rest of the pause a
+    verdict asked ahead judges)."""
+    pad = np.zeros(max(0, round(silence_s * RATE)), np.int16)
+    return np.concatenate([*frames, pad])

@@ -154,7 +154,7 @@ def test_the_threshold_is_the_setting_and_must_be_exceeded() -> None:
 
 
 def test_the_model_is_asked_at_the_configured_silences() -> None:
-    caller = Caller(INCOMPLETE, settings=TurnSettings(model_silence_ms=300,
+    caller = Caller(INCOMPLETE, settings=TurnSettings(model_ask_ms=300, model_silence_ms=300,
                                                       model_recheck_ms=600))
     caller.hear(frames(LOUD, 800))
     assert kinds(caller.hear(frames(QUIET, 280))) == [StartTranscript]
@@ -162,6 +162,59 @@ def test_the_model_is_asked_at_the_configured_silences() -> None:
     assert kinds(caller.hear(frames(QUIET, 260))) == []
     assert kinds(caller.hear(frames(QUIET, 60))) == [CheckTurn]
     assert kinds(caller.hear(frames(QUIET, 900))) == [TurnEnded]  # the cap
+
+
+def test_asked_ahead_the_model_judges_the_rest_of_the_pause_as_silence() -> None:
+    """Asked at model_ask_ms, the model hears the utterance and the pause up to
+    model_silence_ms: what has passed of it, then silence for the rest; the recheck is
+    asked as far ahead of its own silence."""
+    settings = TurnSettings(model_ask_ms=100, model_silence_ms=300, model_recheck_ms=600)
+    caller = Caller(INCOMPLETE, settings=settings)
+    caller.hear(frames(LOUD, 800))
+    assert kinds(caller.hear(frames(QUIET, 80))) == [StartTranscript]  # the VAD's 20 ms
+    (first,) = caller.hear(frames(QUIET, 20))  # windows: 100 ms
+    assert isinstance(first, CheckTurn)
+    heard = caller.frame * 320  # every sample so far is of the utterance
+    assert len(first.audio) == heard + (300 - 100) * 16
+    assert np.count_nonzero(first.audio) == 800 * 16 and not first.audio[heard:].any()
+    assert kinds(caller.hear(frames(QUIET, 280))) == []  # 380 ms
+    assert kinds(caller.hear(frames(QUIET, 20))) == [CheckTurn]  # 400 ms: 600 - 200
+
+
+def test_a_complete_verdict_asked_ahead_ends_the_turn_when_the_pause_gets_there() -> None:
+    """Asked at 60 ms and answered at once, the verdict waits for model_silence_ms: the
+    pause ends the turn no sooner than if the model had been asked there."""
+    settings = TurnSettings(model_ask_ms=60, model_silence_ms=180)
+    caller = Caller(COMPLETE, settings=settings)
+    caller.hear(frames(LOUD, 800))
+    assert kinds(caller.hear(frames(QUIET, 80))) == [StartTranscript, CheckTurn]
+    assert kinds(caller.hear(frames(QUIET, 80))) == []  # 160 ms of silence
+    events = caller.hear(frames(QUIET, 20))
+    assert kinds(events) == [TurnEnded]
+    assert caller.ended_at_ms() - 800 == 180
+    assert isinstance(events[0], TurnEnded) and events[0].pause_s >= 0.18
+    assert np.count_nonzero(events[0].audio) == 800 * 16
+
+
+def test_a_verdict_asked_ahead_is_moot_once_the_caller_goes_on() -> None:
+    settings = TurnSettings(model_ask_ms=60, model_silence_ms=180)
+    caller = Caller(lambda audio: 0.9 if np.count_nonzero(audio) > 1000 * 16 else 0.8,
+                    settings=settings)
+    events = caller.hear(frames(LOUD, 800) + frames(QUIET, 120) + frames(LOUD, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, DropTranscript]  # said complete
+    events = caller.hear(frames(QUIET, 400))
+    assert kinds(events) == [StartTranscript, CheckTurn, TurnEnded]
+    end = events[-1]
+    assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio) == (800 + 400) * 16
+
+
+def test_a_verdict_asked_ahead_that_comes_late_ends_the_turn_when_it_comes() -> None:
+    caller = Caller(COMPLETE, delay=10, settings=TurnSettings())  # 200 ms an answer
+    caller.hear(frames(LOUD, 800))
+    caller.hear(frames(QUIET, 600))
+    asked = [i * 20 - 800 for i, e in caller.events if isinstance(e, CheckTurn)]
+    assert len(asked) == 1 and 60 <= asked[0] < 100
+    assert asked[0] + 200 <= caller.ended_at_ms() - 800 < asked[0] + 200 + 40
 
 
 def test_without_a_recheck_the_model_is_asked_once_a_pause() -> None:
@@ -343,6 +396,8 @@ def test_turn_detector_end_finishes_the_utterance_with_its_trailing_silence() ->
                                               ("model_threshold", 0.0),
                                               ("model_silence_ms", 0),
                                               ("model_silence_ms", 2000),
+                                              ("model_ask_ms", 0),
+                                              ("model_ask_ms", 200),
                                               ("model_recheck_ms", 60),
                                               ("model_recheck_ms", 1600)])
 def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
@@ -380,14 +435,16 @@ def test_on_spare_cpu_the_pause_is_speculated_on_at_once() -> None:
     assert kinds(caller.hear(frames(QUIET, 80))) == [StartTranscript, CheckTurn]
 
 
-def test_by_default_the_transcript_is_speculative_and_the_model_asked_later() -> None:
-    """The defaults: the eager transcript at 60 ms of a pause on spare CPU (160 ms when
-    the STT is busy), the turn model at 180 ms, as before: a pause is not judged sooner."""
-    for busy, eager_ms in ((False, 60), (True, 160)):
+def test_by_default_the_transcript_and_the_model_are_speculative_at_once() -> None:
+    """The defaults: the eager transcript and the model's question at 60 ms of a pause on
+    spare CPU (160 ms when the STT is busy), the question judging the pause to 180 ms."""
+    for busy, ask_ms in ((False, 60), (True, 160)):
         caller = Caller(INCOMPLETE)
         caller.ear = Ear(TurnSettings(), LoudVad(), judged=True, busy=lambda b=busy: b)
         caller.hear(frames(LOUD, 800))
-        assert kinds(caller.hear(frames(QUIET, eager_ms - 20))) == []
-        assert kinds(caller.hear(frames(QUIET, 20))) == [StartTranscript]
-        assert kinds(caller.hear(frames(QUIET, 160 - eager_ms))) == []
-        assert kinds(caller.hear(frames(QUIET, 20))) == [CheckTurn]
+        assert kinds(caller.hear(frames(QUIET, ask_ms - 20))) == []
+        events = caller.hear(frames(QUIET, 20))
+        assert kinds(events) == [StartTranscript, CheckTurn]
+        check = events[1]
+        assert isinstance(check, CheckTurn)
+        assert len(check.audio) == pytest.approx((800 + 180) * 16, abs=40 * 16)
