@@ -271,10 +271,11 @@ class Ear:
         if self.judged and not self.waiting and self.due_s is None \
                 and self.asks < len(self.checks) and (self.asks or early) \
                 and self.silence_s >= self.checks[self.asks] - self.ahead_s:
+            judged_s = self.checks[self.asks]  # the pause this question judges
             self.asks, self.waiting = self.asks + 1, True
             self.pause += 1
-            out.append(CheckTurn(_padded(self.capture, self.checks[self.asks - 1]
-                                         - self.silence_s), self.pause))
+            out.append(CheckTurn(_padded(self.capture, judged_s - self.silence_s),
+                                 self.pause))
 
     def judge(self, pause: int, probability: float) -> list[EarEvent]:
         """The turn model's verdict on ``CheckTurn(pause)``: above the threshold (complete)
