@@ -8,7 +8,7 @@ and deletes it from Asterisk: at once for a call that ended with the AI, and whe
 Asterisk's call-detail record (AMI) says the call is over for one handed to the queue.
 
 The bridge itself is not recorded: a recording in it would make it a three-party mixing
-bridge (softmix, 20 ms ticks), which cost 40-60 ms of voice-to-voice latency on every answer
+bridge (softmix, 20 ms ticks), which cost ~60 ms of voice-to-voice latency on every answer
 (``scripts/bench_voice.py``, ``store.record_calls`` on and off).
 
 Asterisk writes the file as the call goes, so a controller killed mid-call loses nothing:
