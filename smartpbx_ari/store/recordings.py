@@ -1,13 +1,16 @@
 """Call recordings on disk: ``<data dir>/recordings/<call id>.wav``, written whole (a
-temporary file renamed into place), read by the API, deleted with their call by the purge,
+temporary file renamed into place; a later part of the call, its time in the operators'
+queue, appended the same way), read by the API, deleted with their call by the purge,
 and past the retention even when their call's record is missing (blocking: run in a
 thread from async code)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
+import wave
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +43,26 @@ def save_recording(directory: Path, call_id: str, audio: bytes) -> Path:
         os.fsync(out.fileno())
     partial.replace(path)
     return path
+
+
+def append_recording(directory: Path, call_id: str, audio: bytes) -> Path:
+    """Append a later part of the call (a WAV of the same format) to its recording, or
+    store it as the recording when there is none; ValueError when the formats differ."""
+    path = recording_path(directory, call_id)
+    if not path.is_file():
+        return save_recording(directory, call_id, audio)
+    with wave.open(str(path), "rb") as first, wave.open(io.BytesIO(audio), "rb") as later:
+        shape = (first.getnchannels(), first.getsampwidth(), first.getframerate())
+        if (later.getnchannels(), later.getsampwidth(), later.getframerate()) != shape:
+            raise ValueError(f"recording: {call_id}'s later part is not in its format {shape}")
+        frames = first.readframes(first.getnframes()) + later.readframes(later.getnframes())
+    out = io.BytesIO()
+    with wave.open(out, "wb") as whole:
+        whole.setnchannels(shape[0])
+        whole.setsampwidth(shape[1])
+        whole.setframerate(shape[2])
+        whole.writeframes(frames)
+    return save_recording(directory, call_id, out.getvalue())
 
 
 def delete_recordings(directory: Path, call_ids: Iterable[str]) -> int:

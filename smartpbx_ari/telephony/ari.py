@@ -159,8 +159,22 @@ class AriClient:
         await self.request("POST", f"/channels/{channel_id}/continue", params)
 
     # ---- recordings (Asterisk's spool: var/spool/asterisk/recording) ----------------
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str = "wav") -> None:
+        """Record the bridge's mix (every party) into the stored recording ``name``."""
+        await self.request("POST", f"/bridges/{bridge_id}/record",
+                           {"name": name, "format": fmt, "ifExists": "overwrite"})
+
     async def stored_recordings(self) -> list[str]:
         return [str(r.get("name", "")) for r in await self.request("GET", "/recordings/stored")]
+
+    async def is_recording(self, name: str) -> bool:
+        try:
+            await self.request("GET", f"/recordings/live/{name}")
+        except AriError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
 
     async def recording_file(self, name: str) -> bytes:
         """The stored recording's bytes (an hour of 8 kHz WAV is 58 MB: more time)."""

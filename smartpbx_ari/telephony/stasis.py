@@ -349,6 +349,7 @@ class CallSession:
         await self.external_ready.wait()  # adding it before its StasisStart gives 422
         await ari.add_channel(bridge.id, self.call_id)
         await ari.add_channel(bridge.id, self.external_id)
+        await self.app.recordings.start(self.call_id, bridge.id)
         self.media = CallMedia(self.call_id, cfg.format, self.endpoint,
                                RtpReceiver(self.endpoint.queue, cfg.format),
                                self.app.publish, self.request_hand_off, language=self.language)
@@ -365,6 +366,7 @@ class CallSession:
             await quietly(ari.hangup(self.operator_id))
         if self.bridge_id is not None:
             await quietly(ari.destroy_bridge(self.bridge_id))
+            self.app.recordings.finish(self.call_id)  # the bridge's recording ends with it
         if self.port is not None:
             self.app.ports.release(self.port)
         await self._release_caller()
@@ -544,7 +546,7 @@ class StasisApp:
             return
 
     def ami_event(self, kind: str, fields: dict[str, str]) -> None:
-        """An AMI event: a call's end (its CDR) keeps its recording; queue
+        """An AMI event: a call's end (its CDR) keeps its queue part's recording; queue
         events (and any about our calls) go to the bus."""
         if kind == "Cdr":
             self.recordings.call_over(fields.get("UniqueID", ""))
@@ -593,7 +595,6 @@ class StasisApp:
                 await quietly(self.ari.hangup(channel.id))
             elif channel.app_name == "Stasis" and channel.app_data.split(",")[0] == self.ari.app:
                 log.warning("call=%s orphaned in Stasis: back to the dialplan", channel.id)
-                self.recordings.handed_off(channel.id, to_queue=True)
                 await quietly(self.ari.continue_in_dialplan(channel.id))
         owned = {b for s in self.sessions.values()
                  for b in (s.bridge_id, s.listen_bridge, *(t.bridge_id for t in s.taps))}
