@@ -214,7 +214,7 @@ class AIAgentService:
             return self._hand_over(language, intent, 1.0)
         hits = self.retriever.search(text, top_k=3, language=only)
         if self._confidence(hits) < self.settings.min_confidence:
-            hits = self._with_context(text, session, only, hits) or hits
+            hits = self._with_context(text, session, only) or hits
         sure = self._confidence(hits)
         margin = self._margin(hits)
         if sure >= self.settings.min_confidence and margin >= CLOSE:
@@ -254,18 +254,12 @@ class AIAgentService:
         profile = self.retriever.profile()
         return standing(hits[0].similarity, profile) - standing(hits[other].similarity, profile)
 
-    def _with_context(self, text: str, session: Session, only: str, alone: list[Hit]
-                      ) -> list[Hit]:
-        """A follow-up ("how many days do I have?") is read with the last question, if
-        the entry they find together is among the follow-up's own best (``alone``): a
-        short question misheard ("is this product in stuck?") is not a follow-up, and
-        the last question alone would answer it with the last answer."""
+    def _with_context(self, text: str, session: Session, only: str) -> list[Hit]:
+        """A follow-up ("how many days do I have?") is read with the last question."""
         if not session.turns or len(text.split()) > FOLLOW_UP_WORDS:
             return []
         last = session.turns[-1]
         hits = self.retriever.search(f"{last.question} {text}", top_k=3, language=only)
-        if not hits or hits[0].id not in {h.id for h in alone}:
-            return []
         return hits if self._confidence(hits) >= self.settings.min_confidence else []
 
     @staticmethod
