@@ -23,6 +23,7 @@ from tests.e2e.conftest import Controller, running_controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 HELD_S = 12.0  # past the first spoken update (agent.hold_update_s = 10)
+UNANSWERABLE = "What will the weather be like in Paris tomorrow?"  # out of the demo's domain
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ async def _held(controller: Controller, line: Line) -> AlertRaised:
     clarifying question (heard as "... in pairs tomorrow?", confidence 0.061): the agent
     then asks which of its two nearest entries the caller means. The caller says neither
     and asks again, and after a "no" the agent does not offer twice: it holds."""
-    said = await line.say("What will the weather be like in Paris tomorrow?")
+    said = await line.say(UNANSWERABLE)
     while True:
         event = await controller.events.next(20)
         if isinstance(event, AlertRaised):
@@ -50,7 +51,7 @@ async def _held(controller: Controller, line: Line) -> AlertRaised:
             clarified = await controller.until(Said, 20)  # "could you say it another way?"
             assert clarified.intent == "clarify" and not clarified.hitl, clarified
             await line.wait_quiet(await line.wait_voice(said, 10) or said)
-            said = await line.say("What will the weather be like in Paris tomorrow?")
+            said = await line.say(UNANSWERABLE)
 
 
 async def test_a_caller_on_hold_hears_music_and_asking_for_a_person_goes_to_the_queue(
