@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,23 +24,10 @@ from smartpbx_ari.telephony.ari import AriClient
 from smartpbx_ari.telephony.recording import PREFIX, QUEUE_SUFFIX
 from smartpbx_ari.web.metrics import STAGES, Metrics
 from tests.e2e.conftest import Controller
+from tests.fixtures.audio import loudest, wav_samples
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TOLERANCE_S = 0.5  # the issue's target: the recording is as long as the call
-
-
-def _frames(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as wav:
-        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2)
-        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2"), wav.getframerate()
-
-
-def _loud(samples: np.ndarray, rate: int, start_s: float, end_s: float) -> float:
-    """The loudest 20 ms frame's RMS between two moments of the recording."""
-    part = samples[int(start_s * rate):int(end_s * rate)].astype(np.float64)
-    frame = rate // 50
-    frames = part[: len(part) // frame * frame].reshape(-1, frame)
-    return float(np.sqrt((frames**2).mean(axis=1)).max()) if len(frames) else 0.0
 
 
 def _outcome(events: Subscription, metrics: Metrics | None = None) -> Outcome | None:
@@ -73,7 +58,7 @@ async def _kept(controller: Controller, settings: Settings, started: CallStarted
     await controller.app.recordings.drain()
     path = recording_path(recordings_dir(settings), started.call_id)
     assert path.is_file(), f"no recording at {path}"
-    samples, rate = _frames(path)
+    samples, rate = wav_samples(path)
     recorded, lasted = len(samples) / rate, ended.at - started.at
     print(f"recording {recorded:.3f} s, call {lasted:.3f} s, {rate} Hz")  # the figure (-s)
     assert abs(recorded - lasted) <= TOLERANCE_S, (recorded, lasted)
@@ -99,8 +84,8 @@ async def test_a_call_is_recorded_as_long_as_it_lasted_with_both_voices(
     # (moments in the recording: seconds since the call started, within the tolerance)
     wall = time.time() - time.monotonic()
     greeted, asked = greeting + wall - started.at, said_at + wall - started.at
-    assert _loud(samples, rate, greeted, greeted + 1.0) >= VOICE_RMS
-    assert _loud(samples, rate, asked - 1.0, asked) >= VOICE_RMS  # the AI is quiet here
+    assert loudest(samples, rate, greeted, greeted + 1.0) >= VOICE_RMS
+    assert loudest(samples, rate, asked - 1.0, asked) >= VOICE_RMS  # the AI is quiet here
     assert PREFIX + started.call_id not in await ari.stored_recordings()
     metrics = Metrics()
     assert _outcome(events, metrics) == Outcome(Disposition.AI)
@@ -137,12 +122,12 @@ async def test_a_call_handed_to_the_queue_is_recorded_to_its_end_queue_included(
         ami.close()
     assert [name for name in recordings.kept if name in parts] == parts  # the AI's first
     path = recording_path(recordings_dir(settings), started.call_id)
-    samples, rate = _frames(path)
+    samples, rate = wav_samples(path)
     recorded, lasted = len(samples) / rate, hung_up - started.at
     print(f"recording {recorded:.3f} s, call {lasted:.3f} s (queue included)")  # -s
     assert abs(recorded - lasted) <= TOLERANCE_S, (recorded, lasted)
     queued = ended.at - started.at
-    assert _loud(samples, rate, queued + 0.5, recorded - 0.5) >= VOICE_RMS  # not silence
+    assert loudest(samples, rate, queued + 0.5, recorded - 0.5) >= VOICE_RMS  # not silence
     spool = await ari.stored_recordings()
     assert not {PREFIX + started.call_id, PREFIX + started.call_id + QUEUE_SUFFIX} & set(spool)
     assert _outcome(events) == Outcome(Disposition.QUEUE, "caller pressed 0")

@@ -1,11 +1,12 @@
 """Takeover through the real Asterisk: an operator's phone (our SIP UA, registered as
 2001) is rung through ARI, bridged with the caller, and the AI goes quiet; the record
-keeps caller and operator apart (a snoop and an External Media per leg); when the
-operator hangs up, the AI answers again."""
+keeps caller and operator apart (a snoop and an External Media per leg), and the call's
+recording holds the operator's voice; when the operator hangs up, the AI answers again."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -14,9 +15,11 @@ from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
 from smartpbx_ari.events import CallEnded, HandedBack, Heard, Said, TakenOver
 from smartpbx_ari.media.resample import resample
-from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller
+from smartpbx_ari.sipcaller.caller import VOICE_RMS, Dial, SyntheticCaller
+from smartpbx_ari.store.recordings import recording_path, recordings_dir
 from smartpbx_ari.telephony.ari import AriError
 from tests.e2e.conftest import Controller, greeted_with_phone
+from tests.fixtures.audio import loudest, wav_samples
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 
@@ -66,3 +69,8 @@ async def test_an_operator_takes_the_call_and_hands_it_back(
         await controller.app.hang_up(started.call_id)
         assert (await controller.until(CallEnded)).reason == "an operator hung up"
         await asyncio.wait_for(line.call.ended.wait(), 5)  # the caller got a BYE
+    # the call's recording holds the operator, while the caller and the AI were quiet
+    await controller.app.recordings.drain()
+    samples, rate = wav_samples(recording_path(recordings_dir(settings), started.call_id))
+    at = spoke + time.time() - time.monotonic() - started.at  # seconds into the call
+    assert loudest(samples, rate, at, at + len(speech) / 16000) >= VOICE_RMS
