@@ -61,6 +61,12 @@ TRIPLE_BELOW = 0.5  # ... and a third entry this close (in spreads, to the best)
 INTENT_MIN = 0.35  # lexical intent score below this is "other"
 MEMORY_TURNS = 6
 FOLLOW_UP_WORDS = 5  # only a short utterance is read as a follow-up of the last question
+# ... and not if that reading repeats the last answer while the utterance alone puts that
+# entry this far (in spreads) behind its own best. Demo dev cases: follow-ups 0-0.35 behind
+# ("and to a remote island?" 0, "and after it shipped?" 0.20), questions misheard after
+# another 0.85-1.25 (bench_voice's "is this product in stuck?" after the exchange question)
+AGAIN_GAP = 0.5
+AGAIN_DEPTH = 10
 CATEGORY_INTENTS = {
     "delivery": "delivery_tracking", "배송": "delivery_tracking", "refund": "refund",
     "환불": "refund", "exchange": "exchange", "교환": "exchange",
@@ -255,12 +261,29 @@ class AIAgentService:
         return standing(hits[0].similarity, profile) - standing(hits[other].similarity, profile)
 
     def _with_context(self, text: str, session: Session, only: str) -> list[Hit]:
-        """A follow-up ("how many days do I have?") is read with the last question."""
+        """A follow-up ("how many days do I have?") is read with the last question, unless
+        that reading only gives the last answer again to an utterance that, alone, points
+        elsewhere: a short question misheard ("is this product in stuck?" after the
+        exchange question) is not about exchanges because the last question was. (A
+        follow-up that finds another entry, "how much is it?" after the return shipping
+        question, is read with it as before.)"""
         if not session.turns or len(text.split()) > FOLLOW_UP_WORDS:
             return []
         last = session.turns[-1]
         hits = self.retriever.search(f"{last.question} {text}", top_k=3, language=only)
-        return hits if self._confidence(hits) >= self.settings.min_confidence else []
+        if self._confidence(hits) < self.settings.min_confidence:
+            return []
+        if hits[0].id in last.sources and self._behind(text, hits[0].id, only) >= AGAIN_GAP:
+            return []
+        return hits
+
+    def _behind(self, text: str, knowledge_id: str, only: str) -> float:
+        """How far (in the KB's spreads) an entry is behind the best for ``text`` alone
+        (inf: not among its best :data:`AGAIN_DEPTH`)."""
+        hits = self.retriever.search(text, top_k=AGAIN_DEPTH, language=only)
+        ranked = [h.id for h in hits]
+        return self._margin(hits, ranked.index(knowledge_id)) if knowledge_id in ranked \
+            else math.inf
 
     @staticmethod
     def _hand_over(language: str, intent: str, confidence: float) -> Reply:

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from smartpbx_ari.ai.agent import HOLDING, AIAgentService
+from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.confidence import MIN_SPREAD
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.retrieval import PROFILE_DRIFT
-from smartpbx_ari.config import Settings
+from smartpbx_ari.cli.kb import demo_path
+from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.store.knowledge import KnowledgeError
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
@@ -101,6 +103,30 @@ async def test_a_follow_up_is_read_with_the_previous_question(
     await ask(agent, first, f"call-{expected}")
     result = await ask(agent, follow_up, f"call-{expected}")
     assert result["sources"] == [expected] and not result["hitl_triggered"]
+
+
+@pytest.fixture(scope="module")
+def demo_agent(tmp_path_factory: pytest.TempPathFactory) -> AIAgentService:
+    """An agent over the demo knowledge base alone (other tests teach the shared one)."""
+    settings = load_settings(environ={"SMARTPBX_DATA_DIR": str(tmp_path_factory.mktemp("kb"))})
+    engine = RAGEngine.open(settings)
+    import_file(engine, demo_path())
+    return AIAgentService(engine, settings.agent)
+
+
+@pytest.mark.parametrize("misheard", ["is this product in stuck?", "Is this product in?",
+                                      "is this product and stop"])
+async def test_a_misheard_short_question_is_not_answered_again_as_a_follow_up(
+    demo_agent: AIAgentService, misheard: str
+) -> None:
+    """Heard in calls (bench_voice) after "Can I exchange an item for another size?": read
+    with that question, each found the exchange entry again, at 0.97-0.99. Alone, each
+    puts that entry far behind the stock entry, so it is no follow-up of it."""
+    session = f"call-{misheard}"
+    first = await demo_agent.respond("Can I exchange an item for another size?", session)
+    assert first.sources == ("en-exchange-size",)
+    reply = await demo_agent.respond(misheard, session)
+    assert "en-exchange-size" not in reply.sources, reply
 
 
 async def test_empty_and_oversized_queries_name_the_field(agent: AIAgentService) -> None:
