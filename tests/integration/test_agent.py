@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from smartpbx_ari.ai.agent import HOLDING, AIAgentService
-from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.confidence import MIN_SPREAD
+from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.retrieval import PROFILE_DRIFT
 from smartpbx_ari.cli.kb import demo_path
