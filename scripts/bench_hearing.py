@@ -314,8 +314,10 @@ def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list
 # ---- offline: the call's receive path without a call ---------------------------------
 async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
                        stt: SpeechToText, agent: AIAgentService, session: str,
-                       turn_model: SmartTurn | None) -> tuple[list[str], Any]:
-    """As a call hears, except that the turn model answers at once (live: ~70 ms later)."""
+                       turn_model: SmartTurn | None, pauses: list[float]
+                       ) -> tuple[list[str], Any]:
+    """As a call hears, except that the turn model answers at once (live: ~70 ms later).
+    ``pauses`` gets the silence each turn ended after (its end-of-turn wait)."""
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
         queue.put_nowait(packet)
@@ -344,6 +346,7 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
             elif isinstance(event, DropTranscript):
                 eager = None
             elif isinstance(event, TurnEnded):
+                pauses.append(event.pause_s)
                 audio, eager = (eager if eager is not None else event.audio), None
                 text = (await stt.transcribe(audio)).text
                 answered = bool(text)
@@ -482,6 +485,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     whole: dict[str, Tally] = defaultdict(Tally)  # the STT on the whole clip: no VAD
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
     transcripts: list[list[Any]] = []  # what was heard of each: retrieval replays it
+    pauses: list[float] = []  # the silence each turn ended after
     if args.human:  # word errors only: a person's reading asks the agent nothing
         people = [(Question(spoken_words(r.text), None), r.pcm)
                   for r in human_recordings(args.set, base.cache_dir)]
@@ -494,7 +498,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         channel = CHANNELS[c]
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
         heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}",
-                                          turn_model)
+                                          turn_model, pauses)
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply, agent, f"o{n}"),
                                            len(heard)))
         transcripts.append([v, c, q.text, q.expected, heard])
@@ -514,6 +518,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["rows"].append(row)
     result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
     result["transcripts"] = transcripts
+    capped = settings.turn.max_silence_ms / 1000 - 0.02  # (one 20 ms frame of slack)
+    result["turn_pause_ms"] = {**_stats([p * 1000 for p in pauses]), "turns": len(pauses),
+                               "at_the_cap": sum(p >= capped for p in pauses)}
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
@@ -626,6 +633,7 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{row['voice']:<12} {row['channel']:<11} {row['stt_wer']:>7.3f} "
               f"{_accuracy(o, person):>11} {domain} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
+    print(f"turns ended after a pause of (ms, offline): {result['turn_pause_ms']}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")
 

@@ -96,8 +96,13 @@ async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
     clip = bench.packets(bench.shape(pcm, channel, rng), channel, rng)
     agent = AIAgentService(engine, settings.agent)
     model = SmartTurn(model_file(settings.cache_dir))
-    heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1", model)
+    pauses: list[float] = []
+    heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1", model,
+                                            pauses)
     assert len(heard) == 1 and "payment" in heard[0].lower(), heard
+    # the one turn ended after a pause the model judged, within the cap
+    assert len(pauses) == 1 and settings.turn.model_silence_ms / 1000 <= pauses[0] \
+        < settings.turn.max_silence_ms / 1000, pauses
     asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
     assert bench.judge(asked, reply, agent, "t1"), reply
     assert not bench.judge(bench.Question(asked.text, None), reply, agent, "t1")  # answered
