@@ -159,9 +159,9 @@ class AriClient:
         await self.request("POST", f"/channels/{channel_id}/continue", params)
 
     # ---- recordings (Asterisk's spool: var/spool/asterisk/recording) ----------------
-    async def record_channel(self, channel_id: str, name: str, fmt: str = "wav") -> None:
-        """Record what a channel of ours in Stasis hears into the stored recording ``name``."""
-        await self.request("POST", f"/channels/{channel_id}/record",
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str = "wav") -> None:
+        """Record the bridge's mix (every party) into the stored recording ``name``."""
+        await self.request("POST", f"/bridges/{bridge_id}/record",
                            {"name": name, "format": fmt, "ifExists": "overwrite"})
 
     async def stored_recordings(self) -> list[str]:

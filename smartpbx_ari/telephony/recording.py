@@ -1,8 +1,5 @@
-"""Each call's recording: Asterisk records what the AI's External Media channel hears both
-ways (the AI, and the bridge's mix of the caller and an operator who takes over), through
-a snoop channel the call's session opens, into its own spool as ``smartpbx-<call id>``.
-A recording inside the bridge would make it a three-party mixer, ticking every 20 ms, and
-every frame each way would wait for the tick. Once the recording has
+"""Each call's recording: Asterisk records the call's bridge (the caller, the AI and an
+operator who takes over, mixed) into its own spool as ``smartpbx-<call id>``; once it has
 finished it is fetched over ARI (so a PBX on another host works too), stored by
 store/recordings.py under the data dir and deleted from Asterisk.
 
@@ -13,8 +10,7 @@ and appended to the call's recording (the AI's part first), so one file holds th
 call: the AI, the wait, and the operator who answered.
 
 Asterisk writes the files as the call goes, so a controller killed mid-call loses nothing:
-at reconcile the orphaned External Media channel is hung up, which ends its snoop and its
-recording, and every
+at reconcile the orphaned bridge is destroyed, which ends its recording, and every
 finished ``smartpbx-*`` recording in the spool is collected.
 """
 
@@ -53,13 +49,12 @@ class CallRecordings:
         self._queued: OrderedDict[str, bool] = OrderedDict()  # call id -> handed to the queue
         self._tasks: dict[str, asyncio.Task[Path | None]] = {}
 
-    async def start(self, call_id: str, channel_id: str) -> bool:
-        """Record the call's ear (a channel in Stasis); a PBX that refuses costs the
-        recording, not the call."""
+    async def start(self, call_id: str, bridge_id: str) -> bool:
+        """Record the call's bridge; a PBX that refuses costs the recording, not the call."""
         if not self.enabled:
             return False
         try:
-            await self.ari.record_channel(channel_id, PREFIX + call_id, FORMAT)
+            await self.ari.record_bridge(bridge_id, PREFIX + call_id, FORMAT)
         except (AriError, OSError, TimeoutError) as err:
             log.warning("call=%s not recorded: %s", call_id, err)
             return False
@@ -67,7 +62,7 @@ class CallRecordings:
         return True
 
     def finish(self, call_id: str) -> None:
-        """The call's ear is gone: keep its recording once Asterisk has closed it."""
+        """The call's bridge is gone: keep its recording once Asterisk has closed it."""
         if call_id in self._started:
             self._started.discard(call_id)
             self._spawn(PREFIX + call_id)

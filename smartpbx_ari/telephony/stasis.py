@@ -61,10 +61,8 @@ log = logging.getLogger(__name__)
 EXTERNAL_SUFFIX = "-em"
 OPERATOR_SUFFIX = "-op"
 SNOOP_SUFFIX = "-sn"  # what an operator listening in hears: the caller's channel, both ways
-RECORD_SUFFIX = "-rec"  # what the record hears: the AI's External Media channel, both ways
-# (not "-snr": with it live, the listen-in snoop "-sn" was refused, "could not be created")
 EXTERNAL_SUFFIXES = (EXTERNAL_SUFFIX, "-emc", "-emo")  # the AI's; the caller's, operator's taps
-LEG_SUFFIXES = (OPERATOR_SUFFIX, SNOOP_SUFFIX, "-snc", "-sno", RECORD_SUFFIX)
+LEG_SUFFIXES = (OPERATOR_SUFFIX, SNOOP_SUFFIX, "-snc", "-sno")
 BRIDGE_PREFIX = "smartpbx-"
 SETUP_TIMEOUT_S = 5.0
 BUSY_LABEL = "busy"  # the dialplan's label for a call beyond capacity
@@ -132,8 +130,6 @@ class CallSession:
         self.listening = False  # the operator's leg hears the call (snoop), unheard
         self.snoop_id = caller.id + SNOOP_SUFFIX
         self.snoop_ready = asyncio.Event()
-        self.record_id = caller.id + RECORD_SUFFIX
-        self.record_ready = asyncio.Event()
         self.listen_bridge: str | None = None
         self.taps: list[LegTap] = []  # each party alone while an operator is on the call
         self.peer_held = False  # the caller's phone holds the call (its RTP may stop)
@@ -149,10 +145,9 @@ class CallSession:
         if event.channel.id == self.operator_id:
             self._on_operator(event)
             return
-        if event.channel.id in (self.snoop_id, self.record_id):
+        if event.channel.id == self.snoop_id:
             if isinstance(event, StasisStart):
-                (self.snoop_ready if event.channel.id == self.snoop_id
-                 else self.record_ready).set()
+                self.snoop_ready.set()
             return
         for tap in self.taps:
             if event.channel.id in tap.channel_ids:
@@ -354,25 +349,10 @@ class CallSession:
         await self.external_ready.wait()  # adding it before its StasisStart gives 422
         await ari.add_channel(bridge.id, self.call_id)
         await ari.add_channel(bridge.id, self.external_id)
-        await self._record()
+        await self.app.recordings.start(self.call_id, bridge.id)
         self.media = CallMedia(self.call_id, cfg.format, self.endpoint,
                                RtpReceiver(self.endpoint.queue, cfg.format),
                                self.app.publish, self.request_hand_off, language=self.language)
-
-    async def _record(self) -> None:
-        """The record hears the AI's External Media channel both ways: the AI, and the
-        bridge's mix of everyone else. A snoop there, not a recording in the bridge, keeps
-        the bridge a two-party relay instead of a mixer that holds each frame for its tick;
-        nothing listens on the caller's own channel, which the operators' queue records."""
-        if not self.app.recordings.enabled:
-            return
-        try:
-            await self.app.ari.snoop(self.external_id, self.record_id, spy="both")
-            await asyncio.wait_for(self.record_ready.wait(), SETUP_TIMEOUT_S)
-        except (AriError, OSError, TimeoutError) as err:
-            log.warning("call=%s not recorded: %s", self.call_id, err)
-            return
-        await self.app.recordings.start(self.call_id, self.record_id)
 
     async def _teardown(self) -> None:
         ari = self.app.ari
@@ -380,14 +360,13 @@ class CallSession:
             self.stats = self.endpoint.stats
             self.endpoint.close()
         await quietly(ari.hangup(self.external_id))
-        await quietly(ari.hangup(self.record_id))  # its recording ends with it
-        self.app.recordings.finish(self.call_id)
         await self._stop_listening()
         await self._untap()
         if self.operator_endpoint:
             await quietly(ari.hangup(self.operator_id))
         if self.bridge_id is not None:
             await quietly(ari.destroy_bridge(self.bridge_id))
+            self.app.recordings.finish(self.call_id)  # the bridge's recording ends with it
         if self.port is not None:
             self.app.ports.release(self.port)
         await self._release_caller()
@@ -523,7 +502,6 @@ class StasisApp:
         self._routes[session.external_id] = session
         self._routes[session.operator_id] = session
         self._routes[session.snoop_id] = session
-        self._routes[session.record_id] = session
         task = asyncio.create_task(session.run(), name=f"call:{caller.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -583,7 +561,6 @@ class StasisApp:
         self._routes.pop(session.external_id, None)
         self._routes.pop(session.operator_id, None)
         self._routes.pop(session.snoop_id, None)
-        self._routes.pop(session.record_id, None)
 
     async def reconcile(self) -> None:
         """Match Asterisk's state to ours after (re)connecting.

@@ -128,7 +128,7 @@ async def test_a_controller_killed_mid_call_is_replaced_and_the_caller_goes_to_a
             assert channel.app_name == "Queue"  # reconciled: back to the dialplan
             assert not [c for c in channels if c.name.startswith("UnicastRTP/")]
             assert not line.call.ended.is_set()
-            # the dead controller's recording, ended with its orphaned External Media, is kept
+            # the dead controller's recording, ended with its orphaned bridge, is kept
             kept = recording_path(recordings_dir(settings), channel.id)  # type: ignore[arg-type]
             async with asyncio.timeout(15):
                 while not kept.is_file():  # noqa: ASYNC110 (another process writes it)

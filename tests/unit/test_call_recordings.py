@@ -33,8 +33,8 @@ class FakeAri:
         self.live_polls = live_polls
         self.refuse = refuse
 
-    async def record_channel(self, channel_id: str, name: str, fmt: str) -> None:
-        self.calls.append(("record", channel_id, name, fmt))
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str) -> None:
+        self.calls.append(("record", bridge_id, name, fmt))
         if self.refuse:
             raise AriError(500, "Failed to create recording channel")
         self.stored[name] = b"RIFF" + name.encode()
@@ -70,7 +70,7 @@ async def test_a_finished_call_is_fetched_once_closed_stored_and_deleted(tmp_pat
                                                                           ) -> None:
     ari = FakeAri(live_polls=2)  # Asterisk still closes the file for two polls
     rec = keeper(ari, tmp_path)
-    assert await rec.start("1764.5", "1764.5-rec")
+    assert await rec.start("1764.5", "bridge-1")
     rec.finish("1764.5")
     rec.finish("1764.5")  # twice: kept once
     await rec.drain()
@@ -83,7 +83,7 @@ async def test_a_finished_call_is_fetched_once_closed_stored_and_deleted(tmp_pat
 async def test_recording_off_asks_asterisk_nothing(tmp_path: Path) -> None:
     ari = FakeAri()
     rec = keeper(ari, tmp_path, enabled=False)
-    assert not await rec.start("1764.5", "1764.5-rec")
+    assert not await rec.start("1764.5", "bridge-1")
     rec.finish("1764.5")
     await rec.drain()
     assert ari.calls == [] and _files(tmp_path) == []
@@ -93,7 +93,7 @@ async def test_a_refused_recording_costs_the_recording_not_the_call(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ari = FakeAri(refuse=True)
     rec = keeper(ari, tmp_path)
-    assert not await rec.start("1764.5", "1764.5-rec")
+    assert not await rec.start("1764.5", "bridge-1")
     rec.finish("1764.5")  # nothing started: nothing to fetch
     await rec.drain()
     assert [c[0] for c in ari.calls] == ["record"]
@@ -115,7 +115,7 @@ async def test_a_failed_fetch_leaves_it_in_asterisk_and_no_file(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ari = FakeAri()
     rec = keeper(ari, tmp_path)
-    assert await rec.start("1764.5", "1764.5-rec")
+    assert await rec.start("1764.5", "bridge-1")
     ari.stored.clear()  # e.g. removed by hand meanwhile
     rec.finish("1764.5")
     await rec.drain()
@@ -142,7 +142,7 @@ async def test_the_queue_part_is_appended_after_the_ai_part_once_it_appears(
         tmp_path: Path) -> None:
     ari = FakeAri(live_polls=3)  # the AI's part is still being closed...
     rec = keeper(ari, tmp_path)
-    await rec.start("1764.5", "1764.5-rec")
+    await rec.start("1764.5", "bridge-1")
     ari.stored["smartpbx-1764.5"] = _wav([1, 2, 3])
     rec.finish("1764.5")
     rec.handed_off("1764.5", to_queue=True)
