@@ -261,7 +261,7 @@ class AIAgentService:
         return standing(hits[0].similarity, profile) - standing(hits[other].similarity, profile)
 
     def _with_context(self, text: str, session: Session, only: str) -> list[Hit]:
-        """A follow-up ("how many days do I have?") is read with the last question, unless
+        """A follow-up ("and to a remote island?") is read with the last question, unless
         that reading only gives the last answer again to an utterance that, alone, points
         elsewhere: a short question misheard ("is this product in stuck?" after the
         exchange question) is not about exchanges because the last question was. (A
