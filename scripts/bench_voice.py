@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import difflib
 import json
 import math
 import os
@@ -139,9 +138,20 @@ def answered_right(asked: list[str], log: bytes) -> int:
     longest run in order shared by the questions' entries and the controller's answers
     (a question heard as two turns adds an answer, and misaligns none of the rest)."""
     said = [intent.decode() if hitl == b"False" else "" for intent, hitl in SAID.findall(log)]
-    wanted = [QUESTIONS[question] for question in asked]
-    matcher = difflib.SequenceMatcher(None, wanted, said, autojunk=False)
-    return sum(block.size for block in matcher.get_matching_blocks())
+    return common_in_order([QUESTIONS[question] for question in asked], said)
+
+
+def common_in_order(wanted: list[str], said: list[str]) -> int:
+    """The length of the longest common subsequence (difflib's matcher is not one: it
+    takes the longest block first, and an answer inserted early cost it the turns
+    before)."""
+    row = [0] * (len(said) + 1)
+    for want in wanted:
+        diagonal = 0
+        for j, got in enumerate(said):
+            diagonal, row[j + 1] = row[j + 1], (diagonal + 1 if want == got
+                                               else max(row[j + 1], row[j]))
+    return row[-1]
 
 
 async def run_calls(turns: int, questions: list[str], per_call: int = TURNS_PER_CALL,

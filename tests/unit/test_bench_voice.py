@@ -32,3 +32,12 @@ def test_a_hand_over_or_a_wrong_entry_is_not_right() -> None:
     log = (_said("refund", hitl=True) + _said("exchange") + _said("delivery_tracking")
            ).encode()
     assert bench_voice.answered_right([REFUND, PAYMENT, ADDRESS], log) == 1
+
+
+def test_an_answer_inserted_early_costs_none_of_the_turns_before_it() -> None:
+    # a clarifying question to a half-heard "Can I change?" in the second of four calls:
+    # the longest block first (difflib) counted 15 of these 20, not 20
+    questions = [REFUND, PAYMENT, ADDRESS] * 4
+    intents = ["refund", "payment", "delivery_tracking"] * 4
+    log = "".join(_said(i) for i in [*intents[:5], "clarify", *intents[5:]]).encode()
+    assert bench_voice.answered_right(questions, log) == 12
