@@ -49,7 +49,7 @@ import tarfile
 import tempfile
 import time
 import wave
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -314,10 +314,13 @@ def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list
 # ---- offline: the call's receive path without a call ---------------------------------
 async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
                        stt: SpeechToText, agent: AIAgentService, session: str,
-                       turn_model: SmartTurn | None, pauses: list[float]
+                       turn_model: SmartTurn | None, pauses: list[float],
+                       work: Counter[str]
                        ) -> tuple[list[str], Any]:
     """As a call hears, except that the turn model answers at once (live: ~70 ms later).
-    ``pauses`` gets the silence each turn ended after (its end-of-turn wait)."""
+    ``pauses`` gets the silence each turn ended after (its end-of-turn wait); ``work``
+    counts the eager transcripts begun and dropped and the turn model's questions (the
+    speculative CPU a call spends)."""
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
         queue.put_nowait(packet)
@@ -335,6 +338,7 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     for pcm in frames + [np.zeros(rate // 50, np.int16)] * silence:
         events: list[EarEvent] = ear.hear(pcm, Playback())
         for event in events:  # grows with the turn model's verdicts
+            work[type(event).__name__] += 1
             if isinstance(event, CheckTurn) and turn_model is not None:
                 events += ear.judge(event.pause, turn_model.complete(event.audio))
             elif isinstance(event, TurnResumed):
@@ -486,6 +490,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
     transcripts: list[list[Any]] = []  # what was heard of each: retrieval replays it
     pauses: list[float] = []  # the silence each turn ended after
+    work: Counter[str] = Counter()  # the ear's events: eager decodes, model questions
     if args.human:  # word errors only: a person's reading asks the agent nothing
         people = [(Question(spoken_words(r.text), None), r.pcm)
                   for r in human_recordings(args.set, base.cache_dir)]
@@ -498,7 +503,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         channel = CHANNELS[c]
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
         heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}",
-                                          turn_model, pauses)
+                                          turn_model, pauses, work)
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply, agent, f"o{n}"),
                                            len(heard)))
         transcripts.append([v, c, q.text, q.expected, heard])
@@ -521,6 +526,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     capped = settings.turn.max_silence_ms / 1000 - 0.02  # (one 20 ms frame of slack)
     result["turn_pause_ms"] = {**_stats([p * 1000 for p in pauses]), "turns": len(pauses),
                                "at_the_cap": sum(p >= capped for p in pauses)}
+    result["speculation"] = {"eager_transcripts": work["StartTranscript"],
+                             "dropped": work["DropTranscript"],
+                             "model_questions": work["CheckTurn"]}
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
@@ -634,6 +642,7 @@ def print_table(result: dict[str, Any]) -> None:
               f"{_accuracy(o, person):>11} {domain} "
               f"{o['wer']:>6.3f} {o['split']:>5}{live}")
     print(f"turns ended after a pause of (ms, offline): {result['turn_pause_ms']}")
+    print(f"speculative work (offline): {result['speculation']}")
     if "agent_voice" in result:
         print(f"agent voice: {result['agent_voice']}")
 
