@@ -4,6 +4,7 @@ one question heard offline through the call's receive path (real voice, VAD, STT
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -97,12 +98,17 @@ async def test_a_spoken_question_is_heard_and_answered_offline_like_a_call(
     agent = AIAgentService(engine, settings.agent)
     model = SmartTurn(model_file(settings.cache_dir))
     pauses: list[float] = []
+    work: Counter[str] = Counter()
     heard, reply = await bench.hear_offline(clip, channel, settings, stt, agent, "t1", model,
-                                            pauses)
+                                            pauses, work)
     assert len(heard) == 1 and "payment" in heard[0].lower(), heard
     # the one turn ended after a pause the model judged, within the cap
     assert len(pauses) == 1 and settings.turn.model_silence_ms / 1000 <= pauses[0] \
         < settings.turn.max_silence_ms / 1000, pauses
+    # the speculation it cost: the eager transcript that was used, besides any dropped;
+    # the model asked at least once, and the turn ended once
+    assert work["StartTranscript"] == work["DropTranscript"] + 1, work
+    assert work["CheckTurn"] >= 1 and work["TurnEnded"] == 1, work
     asked = bench.Question("Which payment methods do you accept?", "en-payment-methods")
     assert bench.judge(asked, reply, agent, "t1"), reply
     assert not bench.judge(bench.Question(asked.text, None), reply, agent, "t1")  # answered
