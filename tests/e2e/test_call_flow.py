@@ -107,12 +107,15 @@ async def test_barge_in_stops_the_answer_at_once(
         for start, end in runs[1:]:
             assert end - max(start, went_on) <= 0.15, (start - interrupt_at, end - interrupt_at)
         # the interruption is the next turn; the voice pauses at its comma, which the
-        # 400 ms end-of-turn timer may take for the end ("Stop." + the rest)
+        # turn model may take for the end ("Stop." + the rest). What is asserted is that
+        # the rest was heard, not tiny.en's hearing of its last word: in two CI runs it
+        # heard "payment" as "painting" and as "pain" (the hard case stays in bench_voice)
+        rest = "tell me about"
         heard = [(await controller.until(Heard)).text]
-        if "payment" not in heard[0].lower():
+        if rest not in heard[0].lower():
             with contextlib.suppress(TimeoutError):  # the assertion says what was heard
                 heard.append((await controller.until(Heard, 10)).text)
-        assert "payment" in " ".join(heard).lower(), heard
+        assert rest in " ".join(heard).lower(), heard
 
 
 async def test_sipp_third_party_call_receives_answer_audio(
