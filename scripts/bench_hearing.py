@@ -514,7 +514,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await play_all(args, settings, agent, stt, jobs, clips, live)
     result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": [],
                               "stt": settings.stt.model or "tiny.en",
-                              "prompt_tokens": settings.stt.prompt_tokens}
+                              "prompt_tokens": settings.stt.prompt_tokens,
+                              "prompt_below": settings.stt.prompt_below}
     for key in offline:
         row = {"voice": key.split()[0], "channel": key.split()[1],
                "offline": offline[key].summary(), "stt_wer": whole[key].summary()["wer"]}
@@ -528,7 +529,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                "at_the_cap": sum(p >= capped for p in pauses)}
     result["speculation"] = {"eager_transcripts": work["StartTranscript"],
                              "dropped": work["DropTranscript"],
-                             "model_questions": work["CheckTurn"]}
+                             "model_questions": work["CheckTurn"],
+                             "primed_again": stt.primed_again}
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
@@ -629,7 +631,9 @@ def _accuracy(tally: dict[str, Any], person: bool) -> str:
 
 def print_table(result: dict[str, Any]) -> None:
     print(f"set: {result['set']} ({result['questions']} English questions); stt "
-          f"{result['stt']}, prompt {result['prompt_tokens']} tokens")
+          f"{result['stt']}, prompt {result['prompt_tokens']} tokens"
+          + (f" when heard less surely than {result['prompt_below']}"
+             if result["prompt_below"] and result["prompt_tokens"] else ""))
     print(f"{'voice':<12} {'channel':<11} {'STT WER':>7} {'offline acc':>11} {'in-dom':>6} "
           f"{'OOD':>5} {'WER':>6} {'split':>5} {'live acc':>9} {'WER':>6} {'split':>5}")
     for row in result["rows"]:

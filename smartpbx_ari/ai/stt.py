@@ -90,6 +90,7 @@ class SpeechToText:
         self._waiting: list[_Job] = []
         self._active = 0  # utterances asked for and not yet answered
         self.batches: dict[int, int] = {}  # batch size -> how many decoded (for /metrics)
+        self.primed_again = 0  # decodes redone primed, heard unsurely (stt.prompt_below)
 
     def close(self) -> None:
         self._decoding.close()
@@ -179,13 +180,15 @@ class SpeechToText:
         started = time.monotonic()
         audios = [pcm.astype(np.float32) / 32768.0 for pcm in pcms]
         prompt = self.bias(language) if self.bias else ""
-        decoded = decode_batch(self._model, audios, language, prompt,
+        unsure = self.settings.prompt_below  # > 0: primed only where heard unsurely
+        primed = prompt if not unsure else ""
+        decoded = decode_batch(self._model, audios, language, primed,
                                self.settings.beam_size, window)
         # the prompt may have spoken, not the caller: on silence or noise a primed decoder
         # loops ("$1,000, $1,000, ...") where a plain one says nothing; and a short window
         # loops on some voices where Whisper's own 30 s does not. Such a decode is redone
         # as faster-whisper would (no prompt, 30 s) unless Whisper's own checks pass it.
-        doubt = _doubtful if prompt else _looping if window < WINDOW_S else None
+        doubt = _doubtful if primed else _looping if window < WINDOW_S else None
         doubted = [] if doubt is None else [
             k for k, one in enumerate(decoded) if not one.skipped and doubt(one)]
         if doubted:
@@ -193,16 +196,21 @@ class SpeechToText:
                                  self.settings.beam_size, WINDOW_S)
             for k, one in zip(doubted, plain, strict=True):
                 decoded[k] = one
+        if prompt and unsure:
+            self.primed_again += prime_unsure(decoded, unsure, lambda ks: decode_batch(
+                self._model, [audios[k] for k in ks], language, prompt,
+                self.settings.beam_size, window))
         took = time.monotonic() - started
         return [Transcript(one.text, 0.0 if one.skipped else math.exp(one.avg_logprob),
                            len(pcm) / SAMPLE_RATE, took, started)
                 for pcm, one in zip(pcms, decoded, strict=True)]
 
     def _decode(self, pcm16k: npt.NDArray[np.int16], language: str) -> Transcript:
-        """One utterance longer than Whisper's window, as faster-whisper decodes it."""
+        """One utterance longer than Whisper's window, as faster-whisper decodes it
+        (primed only when ``stt.prompt_below`` is 0)."""
         started = time.monotonic()
         audio = pcm16k.astype(np.float32) / 32768.0
-        prompt = self.bias(language) if self.bias else ""
+        prompt = self.bias(language) if self.bias and not self.settings.prompt_below else ""
         parts = self._segments(audio, language, prompt)
         if prompt and any(s.no_speech_prob > NO_SPEECH or s.avg_logprob < UNSURE
                           or s.compression_ratio > LOOPING for s in parts):
@@ -221,6 +229,22 @@ class SpeechToText:
             without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
             temperature=0.0)
         return list(segments)  # consume the generator here, in the worker
+
+
+def prime_unsure(decoded: list[Decoded], below: float,
+                 primed: Callable[[list[int]], list[Decoded]]) -> int:
+    """Replace in ``decoded`` what was heard less surely than ``below`` (mean token
+    probability) by its decode primed with the knowledge base's words (``primed(indexes)``),
+    where Whisper's own checks pass that and it is the surer of the two; how many were
+    decoded again."""
+    unsure = [k for k, one in enumerate(decoded)
+              if not one.skipped and math.exp(one.avg_logprob) < below]
+    if not unsure:
+        return 0
+    for k, one in zip(unsure, primed(unsure), strict=True):
+        if not one.skipped and not _doubtful(one) and one.avg_logprob > decoded[k].avg_logprob:
+            decoded[k] = one
+    return len(unsure)
 
 
 def _doubtful(one: Decoded) -> bool:
