@@ -117,8 +117,11 @@ async def greeted(caller: SyntheticCaller, dial: Dial, stack: contextlib.AsyncEx
 
 
 async def ask(line: Line, text: str) -> None:
+    """An answer at all (how soon is bench_calls.py's to measure): 20 questions at once
+    on two whole nodes on 2 cores queue for the STT, and in one CI run the last answer
+    came 22 s after its question (decodes of 1.4-2.3 s, 13.7 s waited in the queue)."""
     said = await line.say(text)
-    answer = await line.wait_voice(said, 20)
+    answer = await line.wait_voice(said, 60)
     assert answer is not None, f"no answer to {text!r}"
     await line.wait_quiet(answer)
 
