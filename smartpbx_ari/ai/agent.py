@@ -57,7 +57,8 @@ SEPARATING_SIMILARITY = 0.80
 OFFER_FLOOR = 0.06  # a fitted chance of 0.2 that the best entry is right
 CLOSE = 0.4
 PAIR_BELOW = 1.0  # below min_confidence, a second entry this close is offered too
-TRIPLE_BELOW = 0.5  # ... and a third entry this close (in spreads, to the best) as well
+TRIPLE_BELOW = 1.0  # ... and a third entry this close (in spreads, to the best) as well
+# (as close as a second: at 0.5, bank's right entry placed third went unoffered 4 times)
 INTENT_MIN = 0.35  # lexical intent score below this is "other"
 MEMORY_TURNS = 6
 FOLLOW_UP_WORDS = 5  # only a short utterance is read as a follow-up of the last question
