@@ -20,7 +20,7 @@ from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.config import Settings
 from smartpbx_ari.credentials import Credentials
-from smartpbx_ari.events import CallEvent, CallStarted, Subscription
+from smartpbx_ari.events import CallEvent, CallStarted, Said, Subscription
 from smartpbx_ari.sipcaller.caller import Dial, Line, SyntheticCaller, caller_ears
 from smartpbx_ari.sipcaller.phone import SipPhone
 from smartpbx_ari.telephony.ari import AriClient
@@ -42,6 +42,17 @@ class Controller:
                 event = await self.events.next(timeout)
                 if isinstance(event, kind):
                     return event
+
+    async def ai_answers(self, line: Line, question: str) -> None:
+        """The caller asks; the AI, not an operator gone, answers what it heard, and the
+        caller hears it. What it heard is checked as far as is sure: the question's first
+        words (how tiny.en hears the rest live is bench_voice.py --question's to measure)."""
+        said_at = await line.say(question)
+        said = await self.until(Said)
+        assert said.speaker == "agent" and not said.operator, said
+        opening = " ".join(question.lower().split()[:3])
+        assert said.question.lower().startswith(opening), said
+        assert await line.wait_voice(said_at, 10) is not None
 
 
 @contextlib.asynccontextmanager

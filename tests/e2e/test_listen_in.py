@@ -87,12 +87,6 @@ async def test_a_listener_who_hangs_up_leaves_the_call_with_the_ai(
         assert (await controller.until(ListenEnded)).endpoint == "2001"
         await asyncio.sleep(0.5)
         assert controller.app.listener(started.call_id) == ""
-        said_at = await line.say("How do I get a refund?")
-        said = await controller.until(Said)
-        # the AI, not the listener gone, answers what it heard (how tiny.en hears the
-        # README's example is bench_voice.py --question's to measure: CI heard "re-fin")
-        assert said.speaker == "agent" and not said.operator, said
-        assert said.question.lower().startswith("how do i get"), said
-        assert await line.wait_voice(said_at, 10) is not None
+        await controller.ai_answers(line, "How do I get a refund?")
         bridges = await controller.app.ari.bridges()
         assert not [b for b in bridges if "listen" in b.name]  # the listen bridge is gone
