@@ -12,7 +12,7 @@ resumed until the cap; live, only in the first 0.5 s of our reply (an answer, or
 holding phrase of a hand-over): live, a turn ended inside the pause is a reply to half
 a sentence begun. Target: no caller cut off by a pause of up to 1 s.
 
-    .venv/bin/python scripts/bench_pauses.py [--set validation|heldout] [--limit 20]
+    .venv/bin/python scripts/bench_pauses.py [--set validation|heldout] [--limit 40]
         [--pauses 0.3,0.5,0.7,1.0] [--channels g722,ulaw] [--json]
 """
 
@@ -42,6 +42,7 @@ from bench_hearing import (
 
 from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.media.turn import rms
 from smartpbx_ari.sipcaller.caller import trim_silence
 
 FRAME = 320  # 20 ms at 16 kHz
@@ -62,8 +63,7 @@ def with_comma(text: str) -> str | None:
 def pause_at(pcm: np.ndarray) -> tuple[int, int] | None:
     """The longest run of quiet frames inside the speech (start, end in samples)."""
     frames = len(pcm) // FRAME
-    quiet = [float(np.sqrt(np.mean(pcm[i * FRAME:(i + 1) * FRAME].astype(np.float64) ** 2)))
-             < QUIET_RMS for i in range(frames)]
+    quiet = [rms(pcm[i * FRAME:(i + 1) * FRAME]) < QUIET_RMS for i in range(frames)]
     best: tuple[int, int] | None = None
     start = None
     for i, still in enumerate([*quiet, False]):
