@@ -66,7 +66,7 @@ from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
 from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.knowledge_io import import_file
-from smartpbx_ari.ai.language import is_korean
+from smartpbx_ari.ai.language import ends_unfinished, is_korean
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.stt import SpeechToText
@@ -321,7 +321,8 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     """As a call hears, except that the turn model answers at once (live: ~70 ms later).
     ``pauses`` gets the silence each turn ended after (its end-of-turn wait); ``work``
     counts the eager transcripts begun and dropped and the turn model's questions (the
-    speculative CPU a call spends)."""
+    speculative CPU a call spends), and ``held``: turns ended on words that stop short.
+    """
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
         queue.put_nowait(packet)
@@ -355,6 +356,10 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
                 audio, eager = (eager if eager is not None else event.audio), None
                 text = (await stt.transcribe(audio)).text
                 answered = bool(text)
+                # the call holds an answer to a head that stops short until the cap
+                # (VoiceConversation._went_on); offline, every turn may be resumed till then
+                work["held"] += bool(turn_model) and ends_unfinished(text) \
+                    and event.pause_s < turn.max_silence_ms / 1000
                 if text:
                     turns.append((text, await asyncio.to_thread(agent.answer, text, session)))
     return [text for text, _ in turns], (turns[0][1] if turns else None)

@@ -9,8 +9,11 @@ agent). A question answered in more than one turn was cut off (its head answered
 own). Counted apart: the turn ended inside the pause (and after how much of it), and
 resumed (ended, then taken up again by the caller's going on). Offline, a turn may be
 resumed until the cap; live, only in the first 0.5 s of our reply (an answer, or the
-holding phrase of a hand-over): live, a turn ended inside the pause is a reply to half
-a sentence begun. Target: no caller cut off by a pause of up to 1 s.
+holding phrase of a hand-over). A head whose words stop short ("Could I get the") is not
+answered while the caller may go on (``ends_unfinished``): the rest of the turns ended
+inside the pause get a reply to half a sentence, live ("replied to half"), taken back
+unheard only if the caller goes on before its first audio (~0.2 s after the turn ended).
+Target: no caller cut off by a pause of up to 1 s.
 
     .venv/bin/python scripts/bench_pauses.py [--set validation|heldout] [--limit 40]
         [--pauses 0.3,0.5,0.7,1.0] [--channels g722,ulaw] [--json]
@@ -106,7 +109,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for c in args.channels.split(","):
         for seconds in lengths:
             tally = Counter(dict.fromkeys(
-                ("questions", "cut_off", "ended_in_pause", "resumed", "unheard", "right"),
+                ("questions", "cut_off", "ended_in_pause", "replied_to_half", "resumed",
+                 "unheard", "right"),
                 0))
             cut: list[list[str]] = []
             ended_at: list[float] = []
@@ -125,6 +129,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 tally["resumed"] += work["TurnResumed"] > 0
                 if len(ends) > 1:  # ended inside the hesitation: the first end says when
                     tally["ended_in_pause"] += 1
+                    tally["replied_to_half"] += not work["held"]
                     ended_at.append(ends[0])
                 tally["unheard"] += not heard
                 tally["right"] += len(heard) == 1 and judge(q, reply, agent, session)
@@ -156,11 +161,12 @@ def main() -> int:
         return 0
     print(f"set: {result['set']}: {result['questions']} questions with a pause "
           f"({result['no_pause_found']} rendered with none found)")
-    print(f"{'channel':<11} {'pause':>6} {'cut off':>8} {'ended in it':>12} {'resumed':>8} "
-          f"{'unheard':>8} {'right':>6}")
+    print(f"{'channel':<11} {'pause':>6} {'cut off':>8} {'ended in it':>12} "
+          f"{'replied to half':>16} {'resumed':>8} {'unheard':>8} {'right':>6}")
     for row in result["rows"]:
         print(f"{row['channel']:<11} {row['pause_s']:>5.1f}s {row['cut_off']:>8} "
-              f"{row['ended_in_pause']:>12} {row['resumed']:>8} {row['unheard']:>8} "
+              f"{row['ended_in_pause']:>12} {row['replied_to_half']:>16} "
+              f"{row['resumed']:>8} {row['unheard']:>8} "
               f"{row['right']:>6}  (of {row['questions']}; ended after "
               f"{statistics.median(row['ended_at_ms'] or [0]):.0f} ms of it, median)")
         for heard in row["cut"]:

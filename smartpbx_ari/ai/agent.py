@@ -160,6 +160,7 @@ class AIAgentService:
         self.intents = IntentClassifier(intents or load_intents(settings.intents),
                                         self.retriever.lexicon)
         self.sessions: dict[str, Session] = {}
+        self._before: dict[str, dict[str, Any]] = {}  # each session before its last turn
         self._answering = Deadline("search", ANSWER_WORKERS, settings.search_timeout_s,
                                    SearchError)
 
@@ -190,11 +191,18 @@ class AIAgentService:
         spoken = only or written_language(text)
         intent, _ = self.intents.classify(text)
         session = self.sessions.setdefault(session_id, Session())
+        self._before[session_id] = session.as_dict()
         reply = self._chosen(text, spoken, intent, session) if session.offered else None
         if reply is None:
             reply = self._answer(text, spoken, intent, session, only)
         session.turns.append(Turn(text, reply.text, reply.sources))
         return reply
+
+    def retract(self, session_id: str) -> None:
+        """The session as it was before its last turn (:class:`Responder`)."""
+        before = self._before.pop(session_id, None)
+        if before is not None:
+            self.sessions[session_id] = Session.from_dict(before)
 
     def _chosen(self, text: str, language: str, intent: str, session: Session
                 ) -> Reply | None:

@@ -55,3 +55,7 @@ class Reply:
 
 class Responder(Protocol):
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply: ...
+
+    # the session's last reply, taken back: the caller went on before it was said, and
+    # their whole turn comes next (an offer it answered is still open for it)
+    def retract(self, session_id: str) -> None: ...

@@ -16,12 +16,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from smartpbx_ari.ai.agent import HOLDING
-from smartpbx_ari.ai.language import base_language
+from smartpbx_ari.ai.language import base_language, ends_unfinished
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
@@ -60,8 +60,10 @@ class Utterance:
     ended_at: float  # monotonic, when the ear closed the turn
     pause_s: float | None = None  # the caller's silence the ear waited out; None: a key
     moot: bool = False  # the caller resumed the turn before its answer began
+    went_on: asyncio.Event = field(default_factory=asyncio.Event)  # ... set with moot
     overheard: bool = False  # it ended while an operator had the call: record it only
-    begun: bool = False
+    begun: bool = False  # answered from here on (the reply's first audio, or hand-over)
+    heard: Heard | None = None  # its transcript's record, published as it is begun
     resumed: bool = False  # ... or in its answer's first moments: the whole turn is next
 
 
@@ -129,18 +131,37 @@ class VoiceConversation:
             if port.operator.is_set() or utterance.overheard:  # not the AI's turn to speak
                 self._failed(port, err, question, alert=False)
                 return ""
+            if question and not self._begin(port, utterance):
+                return ""
             return await self._fault(port, mouth, err, question)
         self.faults = 0
         chosen = Chosen(reply, question, asked)
         if not reply.hitl:
-            await self._speak(port, mouth, chosen)
+            await self._speak(port, mouth, chosen, utterance)
+            return ""
+        if not self._begin(port, utterance):
             return ""
         self._said(port, chosen)
         return await self._ask_a_human(port, mouth, utterance, transcript.text, reply)
 
-    async def _speak(self, port: CallPort, mouth: Mouth, chosen: Chosen) -> None:
+    def _begin(self, port: CallPort, utterance: Utterance) -> bool:
+        """The turn is answered from here: its transcript goes on the record, and the
+        caller's going on no longer makes it moot (it barges in). False: they went on
+        before (the next turn holds it whole): the reply chosen is taken back."""
+        if utterance.moot:
+            self.engine.responder.retract(port.call_id)
+            return False
+        utterance.begun = True
+        if utterance.heard is not None:
+            port.publish(utterance.heard)
+        return True
+
+    async def _speak(self, port: CallPort, mouth: Mouth, chosen: Chosen,
+                     utterance: Utterance | None = None) -> None:
         """An answer, on the record as its first audio leaves (so the record's reply time
-        is voice-to-voice), or when it ends if none did (stopped at once, failed)."""
+        is voice-to-voice), or when it ends if none did (stopped at once, failed). The
+        ``utterance`` it answers is begun there: until then, the caller going on makes it
+        moot, and nothing is said."""
         said = False
 
         def record(first_audio: bool) -> None:
@@ -150,8 +171,12 @@ class VoiceConversation:
                 self._said(port, chosen, out_at=time.monotonic() if first_audio else None)
 
         speech = self._phrased(port, chosen) if chosen.reply.speech else None
-        await mouth.play(self._synth(port, chosen.reply.text, speech),
-                         on_start=lambda: record(True))
+        audio = self._synth(port, chosen.reply.text, speech)
+        if utterance is not None:
+            audio = _unless(audio, lambda: self._begin(port, utterance))
+        await mouth.play(audio, on_start=lambda: record(True))
+        if utterance is not None and not utterance.begun and not self._begin(port, utterance):
+            return  # stopped before its first audio by the caller going on
         record(False)
 
     async def _phrased(self, port: CallPort, chosen: Chosen) -> AsyncIterator[str]:
@@ -196,8 +221,8 @@ class VoiceConversation:
             desk.raise_alert(port.call_id, f"{_stage(err)}_failed", question)
 
     async def _heard(self, port: CallPort, utterance: Utterance) -> Transcript | None:
-        """The turn's transcript, on the record; None: nothing for the AI to answer.
-        Raises :class:`SttError` (unless the turn is moot)."""
+        """The turn's transcript (its record kept for :meth:`_begin`); None: nothing for
+        the AI to answer. Raises :class:`SttError` (unless the turn is moot)."""
         try:
             transcript = await utterance.transcript
         except SttError:
@@ -210,9 +235,11 @@ class VoiceConversation:
             log.info("call %s: %d ms of audio heard as no words", port.call_id,
                      round(transcript.audio_s * 1000))
             return None
-        utterance.begun = True
+        if await self._went_on(port, utterance, transcript.text):
+            return None  # the next turn holds it whole
         confidence = round(transcript.confidence, 3)
         if utterance.overheard or port.operator.is_set():  # an operator's call: record only
+            utterance.begun = True
             if not self.legs:  # the legs apart are on the record: not their mix
                 port.publish(Heard(call_id=port.call_id, text=transcript.text,
                                    speaker="call", confidence=confidence))
@@ -222,12 +249,27 @@ class VoiceConversation:
         began = transcript.started  # None: a key pressed, nothing decoded to time
         # turn ended -> decoding began; 0: an eager decode began before the turn ended
         queued = None if began is None else max(0.0, began - utterance.ended_at)
-        port.publish(Heard(call_id=port.call_id, text=transcript.text, confidence=confidence,
-                           stt_ms=None if began is None else _ms(transcript.decode_s),
-                           wait_ms=_ms(waited),
-                           start=round(ended - transcript.audio_s, 3), end=round(ended, 3),
-                           pause_ms=_ms(utterance.pause_s), queue_ms=_ms(queued)))
+        utterance.heard = Heard(
+            call_id=port.call_id, text=transcript.text, confidence=confidence,
+            stt_ms=None if began is None else _ms(transcript.decode_s), wait_ms=_ms(waited),
+            start=round(ended - transcript.audio_s, 3), end=round(ended, 3),
+            pause_ms=_ms(utterance.pause_s), queue_ms=_ms(queued))
         return transcript
+
+    async def _went_on(self, port: CallPort, utterance: Utterance, text: str) -> bool:
+        """A turn the model ended on words a sentence does not end on ("Could I get the")
+        is not answered yet: the caller paused mid-sentence. It waits until they go on
+        (True) or the pause reaches the silence cap (False: answered as heard), as an
+        incomplete verdict waits. Turns ended by the cap, the timer or a key do not."""
+        if self.engine.turn_model is None or utterance.pause_s is None \
+                or utterance.overheard or not ends_unfinished(text, port.language):
+            return False
+        cap_s = self.engine.settings.turn.max_silence_ms / 1000
+        left = utterance.ended_at + cap_s - utterance.pause_s - time.monotonic()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(utterance.went_on.wait(), left)
+        return utterance.moot
 
     @staticmethod
     def _said(port: CallPort, chosen: Chosen, text: str = "",
@@ -319,9 +361,13 @@ class VoiceConversation:
             reply = await self.engine.responder.respond(question, port.call_id,
                                                         port.language)
         except Exception as err:  # the hold goes on
+            if question and not self._begin(port, utterance):
+                return ""
             self._failed(port, err, question, alert=False)
             if question:
                 desk.heard_on_hold(alert, question, "")
+            return ""
+        if not self._begin(port, utterance):
             return ""
         chosen = Chosen(reply, question, asked)
         if reply.intent == "human_request":
@@ -454,6 +500,7 @@ class VoiceConversation:
             case TurnResumed():
                 if self.last is not None and not self.last.begun:
                     self.last.moot = True
+                    self.last.went_on.set()
                 elif self.last is not None:
                     self.last.resumed = True
             case TurnEnded(audio=audio):
@@ -492,6 +539,17 @@ async def _silence(mouth: Mouth, playing: asyncio.Future[None]) -> None:
 
 async def _once(pcm: Pcm) -> AsyncIterator[Pcm]:
     yield pcm
+
+
+async def _unless(audio: AsyncIterator[Pcm], go: Callable[[], bool]) -> AsyncIterator[Pcm]:
+    """``audio``, if ``go()`` says so as its first chunk is ready (else nothing of it)."""
+    async with contextlib.aclosing(audio):  # type: ignore[type-var]
+        first = True
+        async for pcm in audio:
+            if first and not go():
+                return
+            first = False
+            yield pcm
 
 
 def _stage(err: Exception) -> str:

@@ -161,3 +161,24 @@ async def test_a_clarifying_question_is_answered_by_its_key(agent: AIAgentServic
         assert not reply["hitl_triggered"] and reply["intent"] == "clarify"
         chosen = await ask(agent, "1", session)
         assert chosen["sources"] == [reply["choices"][0]["id"]]
+
+
+async def test_a_reply_taken_back_leaves_the_offer_open(agent: AIAgentService) -> None:
+    """The caller's "No," ended a turn, and they went on before the reply was said: the
+    reply is taken back, and their whole turn answers the offer still open."""
+    offered = None
+    for q in ("refund or exchange?", "my parcel", "payment problem"):
+        reply = await ask(agent, q, f"retract-{q}")
+        if "choices" in reply:
+            offered = (f"retract-{q}", reply)
+            break
+    assert offered is not None, "none of the vague questions got a clarifying question"
+    session, reply = offered
+    declined = await ask(agent, "No", session)
+    assert declined["intent"] == "clarify" and "choices" not in declined  # say it again
+    agent.retract(session)
+    chosen = await ask(agent, "1", session)
+    assert chosen["sources"] == [reply["choices"][0]["id"]]
+    agent.retract(session)
+    agent.retract(session)  # once: nothing older is kept
+    assert (await ask(agent, "1", session))["sources"] == [reply["choices"][0]["id"]]

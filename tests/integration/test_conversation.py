@@ -57,6 +57,12 @@ class FakeStt:
 class FakeResponder:
     """The agent's seam: a refund question gets the refund answer."""
 
+    def __init__(self) -> None:
+        self.retracted: list[str] = []  # sessions whose last reply was taken back
+
+    def retract(self, session_id: str) -> None:
+        self.retracted.append(session_id)
+
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
         if "refund" in text.lower():
             return Reply("Refunds are paid within five working days.", 0.9, "refund")
@@ -185,7 +191,7 @@ async def test_tts_failure_is_spoken_as_an_apology(tmp_path: Path) -> None:
     assert [e.code for e in errors] == ["tts-failed"]
 
 
-class PhrasingResponder:
+class PhrasingResponder(FakeResponder):
     """An LLM's rephrasing arrives as a stream of sentences."""
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
@@ -293,7 +299,7 @@ async def test_a_korean_call_without_a_korean_model_goes_to_the_operators() -> N
     assert english.languages == []
 
 
-class EchoResponder:
+class EchoResponder(FakeResponder):
     """Answers what it was asked, so a test can see what a turn said."""
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:

@@ -128,7 +128,7 @@ async def test_a_hung_search_is_abandoned_at_its_deadline_and_the_next_turn_is_a
     assert failed.at - next(e for e in events if e.kind == "heard").at < 0.6
 
 
-class BrokenResponder:
+class BrokenResponder(FakeResponder):
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
         raise KeyError("a bug, not a stage")
 
@@ -154,7 +154,7 @@ async def test_an_unexpected_error_of_the_agent_is_a_fault_too(tmp_path: Path) -
     assert [e.reason for e in events if isinstance(e, AlertRaised)] == ["agent_failed"]
 
 
-class FailingPhraser:
+class FailingPhraser(FakeResponder):
     """The LLM's rephrasing fails before it says anything."""
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:

@@ -198,3 +198,80 @@ async def test_what_was_said_during_a_takeover_is_not_answered_after_the_hand_ba
     assert len(said) == 1, port.events
     answered = float(said[0].question.split()[1])  # seconds of audio the answer heard
     assert answered < (len(back) + len(gap)) / 8000, (answered, len(back) / 8000)
+
+
+class HeadThenWholeStt:
+    """Quick (an answer to the head would begin well inside the pause): audio short of
+    ``whole_s`` is heard as ``head``, the rest as ``whole``."""
+
+    busy = False
+
+    def __init__(self, whole_s: float, head: str, whole: str) -> None:
+        self.whole_s, self.head, self.whole = whole_s, head, whole
+
+    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+        await asyncio.sleep(0.05)
+        text = self.whole if len(pcm) / 16000 >= self.whole_s else self.head
+        return Transcript(text, 0.9, len(pcm) / 16000, 0.05)
+
+
+@pytest.mark.parametrize("pause_s", [0.9, None])
+async def test_a_head_that_stops_on_an_article_waits_for_the_rest(
+        tmp_path: Path, pause_s: float | None) -> None:
+    # The model ends the turn 180 ms into the pause, and the head's transcript is ready
+    # 50 ms later; it stops on "the", so it is not answered while the caller may go on:
+    # after a 0.9 s pause, only the whole sentence is heard and answered. A caller who
+    # does not go on is answered as heard once the pause reaches the cap (1.5 s).
+    head, rest = _words(tmp_path, "How do I get a refund for the"), _words(tmp_path, "shoes")
+    parts = [np.zeros(4000, np.int16), head]
+    if pause_s is not None:
+        parts += [np.zeros(int(pause_s * 8000), np.int16), rest]
+    whole = (len(head) + len(rest)) / 8000 + 0.5  # the head with a pause and the rest
+    stt = HeadThenWholeStt(whole, "How do I get a refund for the",
+                           "How do I get a refund for the shoes?")
+    model = AlwaysComplete()
+    engine = _engine(stt, FakeTts())  # type: ignore[arg-type]
+    engine.turn_model = model  # type: ignore[assignment]
+    port = PacedPort(_frames(*parts, np.zeros(24000, np.int16)), expect=1)
+    await _converse(engine, port, 1.0)
+    heard = [e for e in port.events if isinstance(e, Heard)]
+    said = [e for e in port.events if isinstance(e, Said)]
+    assert len(heard) == len(said) == 1, port.events
+    if pause_s is not None:
+        assert heard[0].text == "How do I get a refund for the shoes?", port.events
+        assert model.asked >= 2 and heard[0].wait_ms < 1000, heard[0]
+    else:  # answered as heard, once the cap has passed
+        assert heard[0].text == "How do I get a refund for the", port.events
+        cap_ms = engine.settings.turn.max_silence_ms
+        assert heard[0].pause_ms + heard[0].wait_ms >= cap_ms - 40, heard[0]
+
+
+class SlowFirstAudio(FakeTts):
+    """Its first audio comes 0.5 s after it is asked (a sentence not in the cache)."""
+
+    async def stream(self, text: str, voice: str = ""):  # type: ignore[no-untyped-def]
+        self.streamed.append(text)
+        await asyncio.sleep(0.5)
+        yield TONE
+
+
+async def test_going_on_before_the_reply_is_heard_takes_the_reply_back(
+        tmp_path: Path) -> None:
+    # "Refund," ended the turn at once, and its reply was chosen, but its first audio had
+    # not left when the caller went on: the half is neither on the record nor said, the
+    # reply chosen for it is taken back, and the whole sentence is answered once.
+    head, rest = _words(tmp_path, "Refund"), _words(tmp_path, "for the shoes please")
+    gap = np.zeros(int(0.45 * 8000), np.int16)
+    whole = (len(head) + len(gap) + len(rest)) / 8000
+    stt = HeadThenWholeStt(whole - 0.1, "Refund.", "Refund, for the shoes please.")
+    model, tts = AlwaysComplete(), SlowFirstAudio()
+    engine = _engine(stt, tts)  # type: ignore[arg-type]
+    engine.turn_model = model  # type: ignore[assignment]
+    port = PacedPort(_frames(np.zeros(4000, np.int16), head, gap, rest,
+                             np.zeros(16000, np.int16)), expect=1)
+    await _converse(engine, port, 1.0)
+    assert [e.text for e in port.events if isinstance(e, Heard)] == \
+        ["Refund, for the shoes please."], port.events
+    said = [e for e in port.events if isinstance(e, Said)]
+    assert len(said) == 1 and said[0].question == "Refund, for the shoes please.", said
+    assert engine.responder.retracted == [port.call_id]  # type: ignore[attr-defined]

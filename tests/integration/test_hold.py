@@ -30,13 +30,13 @@ from smartpbx_ari.events import AlertHeard, AlertRaised, CallEvent, Said
 from smartpbx_ari.media import codecs
 from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.sipcaller.silence import longest_silence
-from tests.integration.test_conversation import TONE, FakeStt, FakeTts, _speech
+from tests.integration.test_conversation import TONE, FakeResponder, FakeStt, FakeTts, _speech
 from tests.integration.test_conversation_turns import PacedPort
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
 
-class Responder:
+class Responder(FakeResponder):
     """A refund question is answered; asking for a person is a hand-over; else unsure."""
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:

@@ -57,16 +57,22 @@ async def test_callers_asking_for_one_phrase_at_once_wait_for_one_rendering() ->
     tts = TextToSpeech(ESPEAK)
     renders: list[str] = []
     render = tts._render
+    begun, hung_up = asyncio.Event(), asyncio.Event()  # it renders once a caller has gone
 
     async def counted(text: str, voice: Voice) -> Pcm:
         renders.append(text)
+        if len(renders) == 1:
+            begun.set()
+            await hung_up.wait()
         return await render(text, voice)
 
     tts._render = counted  # type: ignore[method-assign]
     waiters = [asyncio.create_task(tts.synthesize("Is it about A, or about B?"))
                for _ in range(5)]
-    await asyncio.sleep(0.01)
+    await begun.wait()
     waiters[0].cancel()
+    await asyncio.wait([waiters[0]])
+    hung_up.set()
     done = await asyncio.gather(*waiters[1:])
     assert renders == ["Is it about A, or about B?"]
     assert all(pcm is done[0] for pcm in done) and rms(done[0]) > 500

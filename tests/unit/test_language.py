@@ -6,6 +6,7 @@ import pytest
 
 from smartpbx_ari.ai.language import (
     base_language,
+    ends_unfinished,
     is_hangul,
     is_korean,
     is_language_tag,
@@ -32,3 +33,19 @@ def test_korean_is_told_by_its_hangul_syllables() -> None:
     assert is_korean("환불 refund") and not is_korean("refund")
     assert is_hangul("가") and is_hangul("힣") and not is_hangul("a") and not is_hangul("")
     assert written_language("배송 조회") == "ko" and written_language("Track it") == "en"
+
+
+@pytest.mark.parametrize(("text", "short"), [
+    ("Where's my?", True), ("Is there a?", True), ("tracking my", True),
+    ("When are the...", True), ("Can I split my card payment into", True),
+    ("I'd like to cancel and", True), ("re-", True),
+    ("Is it plan A?", False), ("How do I get a refund?", False), ("Can I pay?", False),
+    ("What's going on?", False), ("Where do I put it in?", False), ("", False),
+])
+def test_a_transcript_that_stops_on_a_word_no_sentence_ends_on(text: str, short: bool) -> None:
+    assert ends_unfinished(text) is short
+    assert ends_unfinished(text, "en-US") is short
+
+
+def test_only_english_is_judged_unfinished() -> None:
+    assert not ends_unfinished("the", "ko") and not ends_unfinished("환불은 그리고", "ko")
