@@ -564,7 +564,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result["speculation"] = {"eager_transcripts": work["StartTranscript"],
                              "dropped": work["DropTranscript"],
                              "model_questions": work["CheckTurn"],
-                             "primed_again": stt.primed_again}
+                             "primed_again": stt.primed_again, "widened": stt.widened}
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
