@@ -198,6 +198,11 @@ class AIAgentService:
         session.turns.append(Turn(text, reply.text, reply.sources))
         return reply
 
+    def end(self, session_id: str) -> None:
+        """Forget the session (:class:`Responder`): its call is over."""
+        self.sessions.pop(session_id, None)
+        self._before.pop(session_id, None)
+
     def retract(self, session_id: str) -> None:
         """The session as it was before its last turn (:class:`Responder`)."""
         before = self._before.pop(session_id, None)

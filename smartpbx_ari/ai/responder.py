@@ -59,3 +59,6 @@ class Responder(Protocol):
     # the session's last reply, taken back: the caller went on before it was said, and
     # their whole turn comes next (an offer it answered is still open for it)
     def retract(self, session_id: str) -> None: ...
+
+    # the session is over (its call ended): what it remembers is dropped
+    def end(self, session_id: str) -> None: ...

@@ -89,14 +89,17 @@ class VoiceConversation:
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
-        if self.engine.stt_for(port.language) is None:
-            await self._unheard(port, mouth)
-            return
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._listen(port, mouth), name=f"call:{port.call_id}:listen")
-            tg.create_task(self._talk(port, mouth), name=f"call:{port.call_id}:talk")
-            tg.create_task(self._keys(port), name=f"call:{port.call_id}:keys")
-            tg.create_task(self._overhear_legs(port), name=f"call:{port.call_id}:legs")
+        try:
+            if self.engine.stt_for(port.language) is None:
+                await self._unheard(port, mouth)
+                return
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._listen(port, mouth), name=f"call:{port.call_id}:listen")
+                tg.create_task(self._talk(port, mouth), name=f"call:{port.call_id}:talk")
+                tg.create_task(self._keys(port), name=f"call:{port.call_id}:keys")
+                tg.create_task(self._overhear_legs(port), name=f"call:{port.call_id}:legs")
+        finally:  # one conversation a call: its memory goes with it
+            self.engine.responder.end(port.call_id)
 
     async def _unheard(self, port: CallPort, mouth: Mouth) -> None:
         """No model here hears the call's language (said in the log at start): the

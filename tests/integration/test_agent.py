@@ -182,3 +182,7 @@ async def test_a_reply_taken_back_leaves_the_offer_open(agent: AIAgentService) -
     agent.retract(session)
     agent.retract(session)  # once: nothing older is kept
     assert (await ask(agent, "1", session))["sources"] == [reply["choices"][0]["id"]]
+    agent.end(session)  # the call is over: its memory goes
+    assert session not in agent.sessions
+    agent.retract(session)
+    assert session not in agent.sessions

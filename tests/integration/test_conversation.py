@@ -59,9 +59,13 @@ class FakeResponder:
 
     def __init__(self) -> None:
         self.retracted: list[str] = []  # sessions whose last reply was taken back
+        self.ended: list[str] = []
 
     def retract(self, session_id: str) -> None:
         self.retracted.append(session_id)
+
+    def end(self, session_id: str) -> None:
+        self.ended.append(session_id)
 
     async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
         if "refund" in text.lower():
@@ -154,6 +158,7 @@ async def _run_call(engine: VoiceEngine, speech: np.ndarray, turns: int,
     talk.cancel()
     with pytest.raises(asyncio.CancelledError):
         await talk
+    assert engine.responder.ended == [port.call_id]  # type: ignore[attr-defined]  # forgotten
     assert port.sent, "nothing was played"
     assert RtpPacket.parse(port.sent[0]).payload_type == 0  # mu-law, as the call's codec
     return port.events
