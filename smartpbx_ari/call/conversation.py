@@ -59,12 +59,16 @@ class Utterance:
     transcript: asyncio.Future[Transcript]
     ended_at: float  # monotonic, when the ear closed the turn
     pause_s: float | None = None  # the caller's silence the ear waited out; None: a key
-    moot: bool = False  # the caller resumed the turn before its answer began
-    went_on: asyncio.Event = field(default_factory=asyncio.Event)  # ... set with moot
+    # set when the caller resumed the turn before its answer began: it is moot
+    went_on: asyncio.Event = field(default_factory=asyncio.Event)
     overheard: bool = False  # it ended while an operator had the call: record it only
     begun: bool = False  # answered from here on (the reply's first audio, or hand-over)
     heard: Heard | None = None  # its transcript's record, published as it is begun
-    resumed: bool = False  # ... or in its answer's first moments: the whole turn is next
+    resumed: bool = False  # the caller went on in its answer's first moments: whole turn next
+
+    @property
+    def moot(self) -> bool:
+        return self.went_on.is_set()
 
 
 @dataclass(frozen=True)
@@ -502,7 +506,6 @@ class VoiceConversation:
                 task.add_done_callback(self.judging.discard)
             case TurnResumed():
                 if self.last is not None and not self.last.begun:
-                    self.last.moot = True
                     self.last.went_on.set()
                 elif self.last is not None:
                     self.last.resumed = True
