@@ -321,7 +321,8 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     """As a call hears, except that the turn model answers at once (live: ~70 ms later).
     ``pauses`` gets the silence each turn ended after (its end-of-turn wait); ``work``
     counts the eager transcripts begun and dropped and the turn model's questions (the
-    speculative CPU a call spends), and ``held``: turns ended on words that stop short.
+    speculative CPU a call spends), and ``held``: turns whose reply waits for the caller
+    to go on (words that stop short, or an unsure reply).
     """
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
@@ -356,12 +357,17 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
                 audio, eager = (eager if eager is not None else event.audio), None
                 text = (await stt.transcribe(audio)).text
                 answered = bool(text)
-                # the call holds an answer to a head that stops short until the cap
-                # (VoiceConversation._went_on); offline, every turn may be resumed till then
-                work["held"] += bool(turn_model) and ends_unfinished(text) \
-                    and event.pause_s < turn.max_silence_ms / 1000
-                if text:
-                    turns.append((text, await asyncio.to_thread(agent.answer, text, session)))
+                if not text:
+                    continue
+                reply = await asyncio.to_thread(agent.answer, text, session)
+                # the call holds a reply until the caller goes on or the pause reaches a
+                # cap (VoiceConversation._went_on): to words that stop short, the turn
+                # model's cap; an unsure one, turn.unsure_silence_ms. (Offline, every turn
+                # may be resumed till the cap.)
+                wait_ms = turn.max_silence_ms if ends_unfinished(text) else \
+                    turn.unsure_silence_ms if reply.unsure else 0
+                work["held"] += bool(turn_model) and event.pause_s < wait_ms / 1000
+                turns.append((text, reply))
     return [text for text, _ in turns], (turns[0][1] if turns else None)
 
 

@@ -10,9 +10,12 @@ own). Counted apart: the turn ended inside the pause (and after how much of it),
 resumed (ended, then taken up again by the caller's going on). Offline, a turn may be
 resumed until the cap; live, only in the first 0.5 s of our reply (an answer, or the
 holding phrase of a hand-over). A head whose words stop short ("Could I get the") is not
-answered while the caller may go on (``ends_unfinished``): the rest of the turns ended
-inside the pause get a reply to half a sentence, live ("replied to half"), taken back
-unheard only if the caller goes on before its first audio (~0.2 s after the turn ended).
+answered while the caller may go on (``ends_unfinished``), nor is an unsure reply (a
+clarifying question, a hand-over) before the pause reaches ``turn.unsure_silence_ms``:
+the rest of the turns ended inside the pause get a reply to half a sentence, live
+("replied to half"), taken back unheard only if the caller goes on before its first audio
+(~0.2 s after the turn ended). "unsure": whole questions whose reply was unsure, and so
+waited for that much silence.
 Target: no caller cut off by a pause of up to 1 s.
 
     .venv/bin/python scripts/bench_pauses.py [--set validation|heldout] [--limit 40]
@@ -110,7 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for seconds in lengths:
             tally = Counter(dict.fromkeys(
                 ("questions", "cut_off", "ended_in_pause", "replied_to_half", "resumed",
-                 "unheard", "right"),
+                 "unheard", "right", "unsure"),
                 0))
             cut: list[list[str]] = []
             ended_at: list[float] = []
@@ -132,6 +135,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     tally["replied_to_half"] += not work["held"]
                     ended_at.append(ends[0])
                 tally["unheard"] += not heard
+                # its whole turn's reply waited for the pause to reach unsure_silence_ms
+                tally["unsure"] += len(heard) == 1 and reply.unsure
                 tally["right"] += len(heard) == 1 and judge(q, reply, agent, session)
                 if len(heard) > 1:
                     cut.append(heard)
@@ -162,12 +167,13 @@ def main() -> int:
     print(f"set: {result['set']}: {result['questions']} questions with a pause "
           f"({result['no_pause_found']} rendered with none found)")
     print(f"{'channel':<11} {'pause':>6} {'cut off':>8} {'ended in it':>12} "
-          f"{'replied to half':>16} {'resumed':>8} {'unheard':>8} {'right':>6}")
+          f"{'replied to half':>16} {'resumed':>8} {'unheard':>8} {'right':>6} "
+          f"{'unsure':>7}")
     for row in result["rows"]:
         print(f"{row['channel']:<11} {row['pause_s']:>5.1f}s {row['cut_off']:>8} "
               f"{row['ended_in_pause']:>12} {row['replied_to_half']:>16} "
               f"{row['resumed']:>8} {row['unheard']:>8} "
-              f"{row['right']:>6}  (of {row['questions']}; ended after "
+              f"{row['right']:>6} {row['unsure']:>7}  (of {row['questions']}; ended after "
               f"{statistics.median(row['ended_at_ms'] or [0]):.0f} ms of it, median)")
         for heard in row["cut"]:
             print(f"    cut: {' | '.join(heard)}")

@@ -98,7 +98,8 @@ class Said(CallEvent):
     speaker: str = "agent"  # or "operator"
     operator: str = ""
     # the turn's stages (None: not measured): question -> reply chosen, and reply chosen
-    # -> its first audio out (set only when published as that audio leaves)
+    # -> its first audio out (set only when published as that audio leaves; an unsure
+    # reply's wait for the pause to reach turn.unsure_silence_ms is in it)
     agent_ms: int | None = None
     first_audio_ms: int | None = None
 

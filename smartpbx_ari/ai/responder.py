@@ -31,6 +31,12 @@ class Reply:
     def clarifying(self) -> bool:
         return bool(self.choices)
 
+    @property
+    def unsure(self) -> bool:
+        """Not an answer the agent is sure of: a clarifying question, or a hand-over for
+        want of one (not the caller asking for a person)."""
+        return self.clarifying or (self.hitl and self.intent != "human_request")
+
     def as_dict(self) -> dict[str, Any]:
         """The seed's dict (``process_query``): the REST route's and ``smartpbx ask``'s;
         a clarifying question also carries its choices."""

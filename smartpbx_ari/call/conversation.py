@@ -143,6 +143,10 @@ class VoiceConversation:
             return await self._fault(port, mouth, err, question)
         self.faults = 0
         chosen = Chosen(reply, question, asked)
+        if reply.unsure and await self._went_on(
+                port, utterance, self.engine.settings.turn.unsure_silence_ms):
+            self.engine.responder.retract(port.call_id)
+            return ""  # the next turn holds it whole
         if not reply.hitl:
             await self._speak(port, mouth, chosen, utterance)
             return ""
@@ -242,7 +246,8 @@ class VoiceConversation:
             log.info("call %s: %d ms of audio heard as no words", port.call_id,
                      round(transcript.audio_s * 1000))
             return None
-        if await self._went_on(port, utterance, transcript.text):
+        if ends_unfinished(transcript.text, port.language) and await self._went_on(
+                port, utterance, self.engine.settings.turn.max_silence_ms):
             return None  # the next turn holds it whole
         confidence = round(transcript.confidence, 3)
         if utterance.overheard or port.operator.is_set():  # an operator's call: record only
@@ -263,16 +268,16 @@ class VoiceConversation:
             pause_ms=_ms(utterance.pause_s), queue_ms=_ms(queued))
         return transcript
 
-    async def _went_on(self, port: CallPort, utterance: Utterance, text: str) -> bool:
-        """A turn the model ended on words a sentence does not end on ("Could I get the")
-        is not answered yet: the caller paused mid-sentence. It waits until they go on
-        (True) or the pause reaches the silence cap (False: answered as heard), as an
+    async def _went_on(self, port: CallPort, utterance: Utterance, silence_ms: int) -> bool:
+        """A turn the model ended that is not answered yet: its words stop short of a
+        sentence's end ("Could I get the"), or no entry answers them surely ("I'd like to
+        change"); the caller may have paused mid-sentence. It waits until they go on
+        (True) or the pause reaches ``silence_ms`` (False: answered as heard), as an
         incomplete verdict waits. Turns ended by the cap, the timer or a key do not."""
         if self.engine.turn_model is None or utterance.pause_s is None \
-                or utterance.overheard or not ends_unfinished(text, port.language):
+                or utterance.overheard or silence_ms <= 0:
             return False
-        cap_s = self.engine.settings.turn.max_silence_ms / 1000
-        left = utterance.ended_at + cap_s - utterance.pause_s - time.monotonic()
+        left = utterance.ended_at + silence_ms / 1000 - utterance.pause_s - time.monotonic()
         if left > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(utterance.went_on.wait(), left)

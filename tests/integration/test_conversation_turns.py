@@ -17,6 +17,7 @@ from smartpbx_ari.ai.stt import Transcript
 from smartpbx_ari.call.conversation import VoiceConversation
 from smartpbx_ari.call.engine import VoiceEngine
 from smartpbx_ari.call.hitl import HitlDesk
+from smartpbx_ari.config import load_settings
 from smartpbx_ari.events import AlertRaised, AlertUpdated, CallEvent, Heard, Said
 from smartpbx_ari.media import codecs
 from smartpbx_ari.sipcaller.caller import trim_silence
@@ -124,21 +125,28 @@ class LongHoldingPhrase(FakeTts):
             yield TONE
 
 
+def _half_then_whole(tmp_path: Path, gap_s: float) -> tuple[HalfThenWholeStt, PacedPort]:
+    """ "Stop", a pause, "and tell me about a refund": heard as "Stop." and as the whole."""
+    first, second = _words(tmp_path, "Stop"), _words(tmp_path, "and tell me about a refund")
+    gap, silence = np.zeros(int(gap_s * 8000), np.int16), np.zeros(16000, np.int16)
+    whole = (len(first) + len(gap) + len(second)) / 8000
+    return HalfThenWholeStt(whole - 0.1), PacedPort(
+        _frames(np.zeros(4000, np.int16), first, gap, second, silence), expect=2)
+
+
 @pytest.mark.parametrize("operators", ["none", "a desk"])
 async def test_a_half_sentence_handed_over_is_withdrawn_when_the_caller_goes_on(
         tmp_path: Path, operators: str) -> None:
     # "Stop," taken for the end of a turn: no entry answers it, so the holding phrase
-    # begins (and with a desk, an alert); the caller goes on in its first moments. The
-    # half is not handed over nor held: its alert is withdrawn, and the whole sentence is
-    # heard and answered, on the same call.
-    first, second = _words(tmp_path, "Stop"), _words(tmp_path, "and tell me about a refund")
-    gap, silence = np.zeros(int(0.45 * 8000), np.int16), np.zeros(16000, np.int16)
-    whole = (len(first) + len(gap) + len(second)) / 8000
-    stt, model = HalfThenWholeStt(whole - 0.1), AlwaysComplete()
+    # begins (and with a desk, an alert) once the pause reaches turn.unsure_silence_ms
+    # (here 0: at once); the caller goes on in its first moments. The half is not handed
+    # over nor held: its alert is withdrawn, and the whole sentence is heard and
+    # answered, on the same call.
+    stt, port = _half_then_whole(tmp_path, 0.45)
+    model = AlwaysComplete()
     engine = _engine(stt, LongHoldingPhrase())  # type: ignore[arg-type]
+    engine.settings = load_settings(environ={"SMARTPBX_TURN__UNSURE_SILENCE_MS": "0"})
     engine.turn_model = model  # type: ignore[assignment]
-    port = PacedPort(_frames(np.zeros(4000, np.int16), first, gap, second, silence),
-                     expect=2)
     port.handed_off = []
     if operators == "a desk":
         engine.desk = HitlDesk(port.events.append)
@@ -153,6 +161,43 @@ async def test_a_half_sentence_handed_over_is_withdrawn_when_the_caller_goes_on(
         assert [(e.alert_id, e.status) for e in port.events if isinstance(e, AlertUpdated)] \
             == [(raised.alert_id, "closed")]
         assert engine.desk.open_alerts() == []
+
+
+async def test_an_unsure_reply_waits_for_the_caller_to_go_on(tmp_path: Path) -> None:
+    # The same half sentence, with the default wait: its reply (a hand-over) is not said
+    # while the pause is shorter than turn.unsure_silence_ms, so the caller who goes on
+    # after 0.45 s hears nothing before the answer to the whole sentence; the hand-over
+    # chosen for the half is taken back, and no alert was raised.
+    stt, port = _half_then_whole(tmp_path, 0.45)
+    port.expect, port.handed_off = 1, []
+    engine = _engine(stt, LongHoldingPhrase())  # type: ignore[arg-type]
+    engine.turn_model = AlwaysComplete()  # type: ignore[assignment]
+    engine.desk = HitlDesk(port.events.append)
+    await _converse(engine, port, 1.5)
+    assert [e.text for e in port.events if isinstance(e, Heard)] == \
+        ["Stop, and tell me about a refund."], port.events
+    said = [e for e in port.events if isinstance(e, Said)]
+    assert [(s.hitl, s.intent) for s in said] == [(False, "refund")], said
+    assert not [e for e in port.events if isinstance(e, AlertRaised)]
+    assert engine.responder.retracted == [port.call_id]  # type: ignore[attr-defined]
+    assert port.handed_off == []
+
+
+async def test_an_unsure_reply_to_a_finished_question_is_said_when_the_pause_is_long(
+        tmp_path: Path) -> None:
+    # A caller who does not go on gets the unsure reply (the hand-over) once the pause
+    # reaches turn.unsure_silence_ms: not before, and well before the cap.
+    stt, port = _half_then_whole(tmp_path, 3.0)  # "Stop." and then nothing for 3 s
+    port.expect, port.handed_off = 1, []
+    engine = _engine(stt, LongHoldingPhrase())  # type: ignore[arg-type]
+    engine.turn_model = AlwaysComplete()  # type: ignore[assignment]
+    await _converse(engine, port, 0.0)
+    (heard,) = [e for e in port.events if isinstance(e, Heard)]
+    (said,) = [e for e in port.events if isinstance(e, Said)]
+    assert (heard.text, said.hitl) == ("Stop.", True), port.events
+    silence_ms = heard.pause_ms + (said.at - heard.end) * 1000  # when it was said
+    turn = engine.settings.turn
+    assert turn.unsure_silence_ms - 40 <= silence_ms < turn.max_silence_ms, (heard, said)
 
 
 class HandedBackPort(PacedPort):

@@ -399,7 +399,9 @@ def test_turn_detector_end_finishes_the_utterance_with_its_trailing_silence() ->
                                               ("model_ask_ms", 0),
                                               ("model_ask_ms", 200),
                                               ("model_recheck_ms", 60),
-                                              ("model_recheck_ms", 1600)])
+                                              ("model_recheck_ms", 1600),
+                                              ("unsure_silence_ms", 100),
+                                              ("unsure_silence_ms", 1600)])
 def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"turn.{field}"):
         TurnSettings(**{field: value})

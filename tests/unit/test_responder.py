@@ -40,3 +40,12 @@ def test_a_clarifying_reply_carries_its_choices() -> None:
     assert shown["choices"] == [{"key": "1", "id": "a-id", "title": "A"},
                                 {"key": "2", "id": "b-id", "title": "B"}]
     assert "choices" not in Reply("x", 0.9, "refund").as_dict()
+
+
+def test_unsure_replies_are_clarifying_questions_and_hand_overs_for_want_of_an_answer(
+        ) -> None:
+    assert Reply("Do you mean A?", 0.4, "clarify", choices=(Choice("a-id", "A"),)).unsure
+    assert Reply("Please hold.", 0.2, "other", hitl=True).unsure
+    assert not Reply("Please hold.", 1.0, "human_request", hitl=True).unsure  # asked for one
+    assert not Reply("Five days.", 0.9, "refund").unsure
+    assert not Reply("Could you say that another way?", 0.4, "clarify").unsure  # a rephrase
