@@ -167,6 +167,10 @@ class Ear:
         self.answer_s = 0.0  # how long our answer to the judged turn has played
         self.resumed = False  # TurnResumed is out; the VAD has not confirmed speech yet
         self.continued = False  # the utterance in progress continues a judged turn
+        self.began = 0  # the frame the utterance in progress began at (its pre-roll's)
+        # an utterance dropped as too short: (the frame it began at, the frame it ended
+        # at); the next one, begun within the cap, may reach back to it (see _on_turn)
+        self.dropped: tuple[int, int] | None = None
         # per window taken and not yet decided: its frame's level and number
         self.levels: collections.deque[tuple[float, int]] = collections.deque()
         self.taken = 0  # frames taken so far
@@ -304,7 +308,7 @@ class Ear:
         """Someone joined or left the line (an operator's takeover or hand-back): the turn
         in progress ends here, and nothing heard before may be resumed, re-ended or
         reached back to by the next turn's pre-roll. Returns its ``TurnEnded``, if any."""
-        self.ended, self.resumed = None, False
+        self.ended, self.resumed, self.dropped = None, False, None
         self.recent.clear()
         out: list[EarEvent] = []
         for event in self.turn.end():
@@ -330,9 +334,15 @@ class Ear:
         if isinstance(event, SpeechStarted):
             recent = list(self.recent)  # back to where energy says the utterance began
             upto = max(0, len(recent) - (self.taken - self.at))  # then what was taken ahead
-            before = recent[max(0, upto - self.preroll) : upto]
+            first = self.taken - len(recent) + 1  # the frame recent[0] holds
+            back = upto - self.preroll
+            if self.dropped is not None and \
+                    (self.at - self.dropped[1]) * FRAME_S <= self.max_pause_s:
+                back = min(back, self.dropped[0] - first)
+            before = recent[max(0, back) : upto]
             start = onset([frame for _, frame in before], self.floor.level, FRAME_S)
             self.capture = [pcm for pcm, _ in before[start:] + recent[upto:]]
+            self.began, self.dropped = first + max(0, back) + start, None
             self.continued = self.ended is not None
             if self.continued:  # the pause was inside the turn: take it up again
                 self.capture = self.ended
@@ -346,8 +356,11 @@ class Ear:
             out.append(TurnEnded(audio, self.silence_s))
             self.eager, self.capture, self.continued = False, None, False
         elif isinstance(event, UtteranceTooShort):
+            # Silero may hear only a moment of a low voice's first words, and the turn
+            # model end it ("Can I get a" heard as 0.19 s); energy decides if the next
+            # utterance goes on from it: its onset may reach back here, over audible frames
             self._drop_eager(out)
-            self.capture = None
+            self.capture, self.dropped = None, (self.began, self.at)
 
     def _drop_eager(self, out: list[EarEvent]) -> None:
         if self.eager:
