@@ -83,7 +83,7 @@ from smartpbx_ari.call.ear import (
     TurnEnded,
     TurnResumed,
 )
-from smartpbx_ari.call.engine import VoiceEngine, load_turn_model
+from smartpbx_ari.call.engine import VoiceEngine, line_vad, load_turn_model
 from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
@@ -94,7 +94,6 @@ from smartpbx_ari.media.receiver import RtpReceiver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.media.smart_turn import SmartTurn
-from smartpbx_ari.media.vad import SileroVad, StreamingVad
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
 from smartpbx_ari.store.knowledge import approved_entries
 from smartpbx_ari.telephony.ari import AriClient, AriError
@@ -330,8 +329,7 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     receiver = RtpReceiver(queue, channel.codec)
     rate = codecs.codec(channel.codec).sample_rate
     turn = settings.turn
-    ear = Ear(turn, StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis), rate,
-              turn_model is not None)
+    ear = Ear(turn, line_vad(turn, rate), rate, turn_model is not None)
     eager: np.ndarray | None = None
     turns: list[tuple[str, Any]] = []  # what was heard and answered, turn by turn
     answered = False  # the last turn ended was answered (a resumed one is taken back)

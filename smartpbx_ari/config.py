@@ -186,6 +186,9 @@ class TtsSettings:
 class TurnSettings:
     vad_threshold: float = 0.5  # a window this likely speech starts speech ...
     vad_hysteresis: float = 0.15  # ... and speech goes on down to threshold - hysteresis
+    # an 8 kHz line (G.711) is heard in Silero's 8 kHz mode, its frames as they come
+    # (media.vad); False: upsampled to 16 kHz, as a wideband line is
+    narrowband_vad: bool = True
     # audio kept from before the onset the VAD confirmed, back to where energy says the
     # utterance began (media.onset): Silero confirms soft narrowband onsets up to ~0.9 s late
     preroll_ms: int = 1000

@@ -425,9 +425,10 @@ class VoiceConversation:
 
     # ---- listening ----------------------------------------------------------------
     async def _listen(self, port: CallPort, mouth: Mouth) -> None:
-        vad = self.engine.vad()
+        rate = codecs.codec(port.codec).sample_rate
+        vad = self.engine.vad(rate)
         stt = self.engine.stt_for(port.language)
-        ear = Ear(self.engine.settings.turn, vad, codecs.codec(port.codec).sample_rate,
+        ear = Ear(self.engine.settings.turn, vad, rate,
                   self.engine.turn_model is not None,
                   busy=lambda: stt is not None and stt.busy)
         operator = port.operator.is_set()

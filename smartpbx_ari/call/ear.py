@@ -43,7 +43,7 @@ from smartpbx_ari.media.turn import (
 from smartpbx_ari.media.vad import VadWindow
 
 Pcm = npt.NDArray[np.int16]
-RATE = 16000  # VAD, STT and TTS work at 16 kHz
+RATE = 16000  # STT and TTS work at 16 kHz; the VAD too, or at a narrowband line's 8 kHz
 FRAME_S = 0.02
 # A hold is cheap and undone in HOLD_MAX_S, so it trusts the line's echo cancellation
 # (residual echo ~16 dB down); stopping needs the VAD *and* 6 dB (BargeInDetector's
@@ -59,6 +59,7 @@ AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inboun
 
 
 class Vad(Protocol):
+    rate: int  # the rate it hears at: 16 kHz, or the line's own
     def split(self, chunk: Pcm) -> list[Pcm]: ...  # the whole windows a frame completes
     def score(self, windows: list[Pcm]) -> list[float]: ...  # their speech probabilities
     def judge(self, probabilities: list[float]) -> list[VadWindow]: ...  # as decisions
@@ -142,6 +143,10 @@ class Ear:
         self.busy_s = t.busy_silence_ms / 1000
         self.busy = busy or (lambda: False)
         self.up = Resampler(rate, RATE) if rate != RATE else None
+        if vad.rate not in (rate, RATE):
+            raise ValueError(f"a VAD at {vad.rate} Hz hears neither the line ({rate} Hz) nor "
+                             f"{RATE} Hz")
+        self.native = vad.rate == rate  # the VAD takes the line's own frames
         self.preroll = round(t.preroll_ms / 1000 / FRAME_S)  # frames kept from before onset
         # the pre-roll, and the frames taken ahead of the decision (a backlog scored at once)
         self.recent: collections.deque[tuple[Pcm, Frame]] = collections.deque(
@@ -188,6 +193,7 @@ class Ear:
     def take(self, pcm: Pcm, playback: Playback) -> tuple[list[Pcm], list[EarEvent]]:
         """Keep one frame; returns the VAD windows it completes, to be scored, and what to
         do at once, before they are (``HoldPlayback``: the caller is loud over us)."""
+        line = pcm
         if self.up is not None:
             pcm = self.up.process(pcm)
         level = rms(pcm)
@@ -198,7 +204,7 @@ class Ear:
             self.capture.append(pcm)
         if self.ended is not None:
             self.ended.append(pcm)
-        windows = self.vad.split(pcm)
+        windows = self.vad.split(line if self.native else pcm)
         self.taken += 1
         self.levels.extend([(level, self.taken)] * len(windows))
         return windows, [HoldPlayback()] if self.holds(level, playback) else []

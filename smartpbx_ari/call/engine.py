@@ -25,7 +25,7 @@ from smartpbx_ari.call.hold import chime, load_music
 from smartpbx_ari.config import Settings, TurnSettings
 from smartpbx_ari.errors import UserFacingError
 from smartpbx_ari.media.smart_turn import SmartTurn, model_file
-from smartpbx_ari.media.vad import SileroVad, StreamingVad
+from smartpbx_ari.media.vad import NARROWBAND, SileroVad, StreamingVad
 from smartpbx_ari.media.vad_batch import VadBatcher
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,14 @@ async def warm_speech(tts: TextToSpeech, phrases: dict[str, list[str]]) -> int:
     return new
 
 
+
+def line_vad(turn: TurnSettings, rate: int) -> StreamingVad:
+    """A VAD for a line at ``rate``: a narrowband line's own 8 kHz frames go to Silero's
+    8 kHz mode (``turn.narrowband_vad``); anything else is heard at 16 kHz."""
+    native = rate == NARROWBAND and turn.narrowband_vad
+    return StreamingVad(SileroVad(rate=rate if native else RATE), turn.vad_threshold,
+                        turn.vad_hysteresis)
+
 @dataclass
 class VoiceEngine:
     settings: Settings
@@ -98,10 +106,9 @@ class VoiceEngine:
         for stt in {id(s): s for s in (self.stt, self.stt_ko) if s is not None}.values():
             tune(stt, retriever)
 
-    def vad(self) -> StreamingVad:
-        """A call's own VAD state over the shared Silero session."""
-        turn = self.settings.turn
-        return StreamingVad(SileroVad(), turn.vad_threshold, turn.vad_hysteresis)
+    def vad(self, rate: int) -> StreamingVad:
+        """A call's own VAD state over the shared Silero session, for a line at ``rate``."""
+        return line_vad(self.settings.turn, rate)
 
     async def hear(self, ear: Ear, vad: StreamingVad, frames: list[Pcm],
                    playback: Callable[[], Playback], act: Callable[[EarEvent], None]) -> None:

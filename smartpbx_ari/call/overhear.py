@@ -23,8 +23,9 @@ QUIET = Playback()  # nothing of ours plays on a leg
 
 async def overhear(engine: VoiceEngine, port: CallPort, leg: Leg) -> None:
     """Transcribe ``leg`` turn by turn until cancelled (the operator left)."""
-    vad = engine.vad()
-    ear = Ear(engine.settings.turn, vad, codecs.codec(port.codec).sample_rate)
+    rate = codecs.codec(port.codec).sample_rate
+    vad = engine.vad(rate)
+    ear = Ear(engine.settings.turn, vad, rate)
     pending: set[asyncio.Task[None]] = set()
 
     def record(event: EarEvent) -> None:

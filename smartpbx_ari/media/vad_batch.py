@@ -7,7 +7,8 @@ thread gathers what every call has waiting, runs it as one batch (onnxruntime re
 GIL meanwhile), and hands each call its probabilities back on its loop. Each stream's
 context and state stay in its own :class:`SileroVad`; a call awaits one request at a time,
 so the worker alone touches a stream's state while it is out. A request of several windows
-is scored window by window, each step a batch of every stream with a window left.
+is scored window by window, each step a batch of every stream with a window left (a run
+for each rate: wideband and narrowband calls are batched apart).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from smartpbx_ari.media.vad import SAMPLE_RATE, WINDOW, SileroVad, as_float, shared_session
+from smartpbx_ari.media.vad import SileroVad, as_float, shared_session
 
 log = logging.getLogger(__name__)
 LINGER_S = 0.002  # a worker woken by one window waits this long for the other calls'
@@ -54,7 +55,6 @@ class VadBatcher:
 
     def __init__(self, session: Any = None, linger_s: float = LINGER_S) -> None:
         self._session = session or shared_session()
-        self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
         self._linger_s = linger_s
         self._waiting: list[_Request] = []
         self._wake = threading.Condition()
@@ -68,8 +68,9 @@ class VadBatcher:
         if not windows:
             return []
         # refused here: one bad window must not fail the batch of every other call
-        if any(w.shape != (WINDOW,) or w.dtype != np.int16 for w in windows):
-            raise ValueError(f"VAD windows must be int16 of {WINDOW} samples")
+        if any(w.shape != (vad.window,) or w.dtype != np.int16 for w in windows):
+            raise ValueError(f"VAD windows must be int16 of {vad.window} samples "
+                             f"({vad.rate} Hz)")
         loop = asyncio.get_running_loop()
         request = _Request(vad, windows, loop, loop.create_future())
         with self._wake:
@@ -117,15 +118,21 @@ class VadBatcher:
 
     def _score(self, batch: list[_Request]) -> None:
         for step in range(max(len(r.windows) for r in batch)):
-            now = [r for r in batch if step < len(r.windows)]
-            audio = [as_float(r.windows[step]) for r in now]
-            rows = np.stack([r.vad.model_input(a) for r, a in zip(now, audio, strict=True)])
-            state = np.concatenate([r.vad.state for r in now], axis=1)
-            probs, states = self._session.run(
-                None, {"input": rows, "state": state, "sr": self._sr})
-            flat = np.asarray(probs).reshape(-1)
-            for i, r in enumerate(now):
-                r.vad.advance(audio[i], states[:, i : i + 1, :].copy())
-                r.probabilities.append(float(flat[i]))
-            self.batches += 1
-            self.windows += len(now)
+            for rate in sorted({r.vad.rate for r in batch}):
+                now = [r for r in batch if step < len(r.windows) and r.vad.rate == rate]
+                if now:
+                    self._step(now, step, rate)
+
+    def _step(self, now: list[_Request], step: int, rate: int) -> None:
+        """One window of each of ``now`` (streams at ``rate``), as one run."""
+        audio = [as_float(r.windows[step], r.vad.window) for r in now]
+        rows = np.stack([r.vad.model_input(a) for r, a in zip(now, audio, strict=True)])
+        state = np.concatenate([r.vad.state for r in now], axis=1)
+        probs, states = self._session.run(
+            None, {"input": rows, "state": state, "sr": np.array(rate, dtype=np.int64)})
+        flat = np.asarray(probs).reshape(-1)
+        for i, r in enumerate(now):
+            r.vad.advance(audio[i], states[:, i : i + 1, :].copy())
+            r.probabilities.append(float(flat[i]))
+        self.batches += 1
+        self.windows += len(now)

@@ -9,7 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartpbx_ari.media.vad import WINDOW, SileroVad, StreamingVad, VadWindow, shared_session
+from smartpbx_ari.call.engine import line_vad
+from smartpbx_ari.config import TurnSettings
+from smartpbx_ari.media.vad import (
+    WINDOW,
+    WINDOWS,
+    SileroVad,
+    StreamingVad,
+    VadWindow,
+    shared_session,
+)
+from tests.fixtures.audio import telephone_band
 
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
@@ -100,8 +110,35 @@ def test_int16_and_float32_agree(speech: np.ndarray) -> None:
         SileroVad().probability(as_float), abs=1e-6)
 
 
+def test_a_narrowband_line_is_heard_in_the_8_khz_mode(speech: np.ndarray) -> None:
+    """A G.711 line's own frames (300-3400 Hz at 8 kHz), 160 samples at a time: 32 ms
+    windows of 256 samples, speech found as at 16 kHz, silence not."""
+    line = np.concatenate([np.zeros(8000, np.int16), telephone_band(speech)])
+    vad = StreamingVad(SileroVad(rate=8000))
+    windows = [w for i in range(0, len(line), 160) for w in vad.process(line[i : i + 160])]
+    window = WINDOWS[8000]
+    assert len(windows) == len(line) // window
+    assert all(w.duration_s == window / 8000 == WINDOW / 16000 for w in windows)
+    probs = np.array([w.probability for w in windows])
+    frames = line[: len(windows) * window].astype(np.float64).reshape(-1, window)
+    voiced = np.sqrt(np.mean(frames**2, axis=1)) > 500
+    assert voiced.sum() > 50
+    assert np.mean(probs[voiced] >= 0.5) >= 0.9
+    assert max(probs[: 8000 // window]) < 0.1  # the leading second of silence
+
+
 def test_wrong_window_size_rejected() -> None:
     with pytest.raises(ValueError, match="512"):
         SileroVad().probability(np.zeros(320, dtype=np.int16))
+    with pytest.raises(ValueError, match="256"):
+        SileroVad(rate=8000).probability(np.zeros(512, dtype=np.int16))
+    with pytest.raises(ValueError, match="11025"):
+        SileroVad(rate=11025)
     with pytest.raises(ValueError, match="hysteresis"):
         StreamingVad(threshold=0.3, hysteresis=0.3)
+
+
+def test_a_line_s_vad_follows_its_rate_and_the_setting() -> None:
+    assert line_vad(TurnSettings(), 8000).rate == 8000
+    assert line_vad(TurnSettings(narrowband_vad=False), 8000).rate == 16000
+    assert line_vad(TurnSettings(), 16000).rate == 16000

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from smartpbx_ari.call.engine import backlog
+from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.vad import WINDOW, SileroVad, shared_session
 from smartpbx_ari.media.vad_batch import VadBatcher
 from tests.fixtures.audio import librivox
@@ -29,16 +30,18 @@ def streams() -> list[np.ndarray]:
             (speech[:cut] // 8).astype(np.int16)]
 
 
-def alone(pcm: np.ndarray) -> list[float]:
-    vad = SileroVad()
-    return [vad.probability(pcm[i : i + WINDOW]) for i in range(0, len(pcm) - WINDOW + 1,
-                                                                   WINDOW)]
+def alone(pcm: np.ndarray, rate: int = 16000) -> list[float]:
+    vad = SileroVad(rate=rate)
+    return [vad.probability(pcm[i : i + vad.window])
+            for i in range(0, len(pcm) - vad.window + 1, vad.window)]
 
 
-async def batched(batcher: VadBatcher, pcm: np.ndarray, per_request: int) -> list[float]:
+async def batched(batcher: VadBatcher, pcm: np.ndarray, per_request: int,
+                  rate: int = 16000) -> list[float]:
     """Like a call: one request at a time, each of ``per_request`` windows."""
-    vad, out = SileroVad(), []
-    windows = [pcm[i : i + WINDOW] for i in range(0, len(pcm) - WINDOW + 1, WINDOW)]
+    vad, out = SileroVad(rate=rate), []
+    n = vad.window
+    windows = [pcm[i : i + n] for i in range(0, len(pcm) - n + 1, n)]
     for i in range(0, len(windows), per_request):
         out += await batcher.score(vad, windows[i : i + per_request])
     return out
@@ -58,6 +61,27 @@ async def test_each_stream_scores_as_it_would_alone(streams: list[np.ndarray]) -
     assert max(got[4]) < 0.1  # ... and silence is not speech
     # the streams shared runs of the model: fewer runs than windows
     assert batcher.batches < batcher.windows <= sum(len(p) for p in got)
+
+
+async def test_narrowband_and_wideband_calls_batched_together_each_score_as_alone(
+        streams: list[np.ndarray]) -> None:
+    """A G.711 call's stream is scored in the model's 8 kHz mode beside 16 kHz calls: a
+    run for each rate, each stream as it would be alone."""
+    rates = [16000, 8000, 16000, 8000, 8000, 16000]
+    pcms = [resample(pcm, 16000, 8000) if rate == 8000 else pcm
+            for pcm, rate in zip(streams, rates, strict=True)]
+    batcher = VadBatcher()
+    try:
+        got = await asyncio.gather(*(batched(batcher, pcm, 1 + i % 3, rate)
+                                     for i, (pcm, rate) in enumerate(zip(pcms, rates,
+                                                                         strict=True))))
+    finally:
+        batcher.close()
+    for pcm, rate, probabilities in zip(pcms, rates, got, strict=True):
+        assert probabilities == pytest.approx(alone(pcm, rate), abs=1e-4)
+    assert max(got[1]) > 0.9  # the 8 kHz speech is found
+    with pytest.raises(ValueError, match="256 samples"):
+        await VadBatcher().score(SileroVad(rate=8000), [np.zeros(WINDOW, np.int16)])
 
 
 async def test_no_windows_needs_no_worker_and_a_bad_window_is_refused_alone() -> None:

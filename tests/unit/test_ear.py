@@ -37,6 +37,8 @@ class LoudVad:
     """Speech is a frame above 1000 rms that is not a lone click (marked by its level);
     each 20 ms frame is one window."""
 
+    rate = 16000
+
     def split(self, chunk: np.ndarray) -> list[np.ndarray]:
         return [chunk]
 
@@ -213,6 +215,37 @@ def test_frames_taken_ahead_and_decided_at_once_decide_as_one_by_one() -> None:
     ahead = next(e for e in at_once if isinstance(e, TurnEnded)).audio
     alone = next(e for e in one_by_one if isinstance(e, TurnEnded)).audio
     assert 0 <= len(ahead) - len(alone) < 7 * FRAME
+
+
+def test_a_narrowband_vad_hears_the_line_s_own_frames_and_the_turn_is_16_khz() -> None:
+    """Silero's 8 kHz mode takes a G.711 line's frames as they come; what the STT gets is
+    upsampled, as from a 16 kHz VAD."""
+
+    class Narrowband(LoudVad):
+        rate = 8000
+
+        def __init__(self) -> None:
+            self.heard: list[int] = []
+
+        def split(self, chunk: np.ndarray) -> list[np.ndarray]:
+            self.heard.append(len(chunk))
+            return [chunk]
+
+    vad = Narrowband()
+    ear = Ear(TurnSettings(), vad, rate=8000)
+    line = [np.full(160, level, np.int16) for level in [QUIET] * 10 + [LOUD] * 30 + [QUIET] * 30]
+    events = hear(ear, line)
+    assert set(vad.heard) == {160}
+    (end,) = [e for e in events if isinstance(e, TurnEnded)]
+    assert abs(np.count_nonzero(np.abs(end.audio.astype(int) - LOUD) < 300) - 600 * 16) < 320
+
+
+def test_a_vad_at_neither_the_line_s_rate_nor_16_khz_is_refused() -> None:
+    class Odd(LoudVad):
+        rate = 8000
+
+    with pytest.raises(ValueError, match="8000 Hz"):
+        Ear(TurnSettings(), Odd(), rate=16000)
 
 
 def test_a_loud_frame_holds_our_answer_before_any_window_is_scored() -> None:
