@@ -63,13 +63,13 @@ async def warm_speech(tts: TextToSpeech, phrases: dict[str, list[str]]) -> int:
     return new
 
 
-
 def line_vad(turn: TurnSettings, rate: int) -> StreamingVad:
     """A VAD for a line at ``rate``: a narrowband line's own 8 kHz frames go to Silero's
     8 kHz mode (``turn.narrowband_vad``); anything else is heard at 16 kHz."""
     native = rate == NARROWBAND and turn.narrowband_vad
     return StreamingVad(SileroVad(rate=rate if native else RATE), turn.vad_threshold,
                         turn.vad_hysteresis)
+
 
 @dataclass
 class VoiceEngine:
