@@ -59,7 +59,8 @@ AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inboun
 
 
 class Vad(Protocol):
-    rate: int  # the rate it hears at: 16 kHz, or the line's own
+    @property
+    def rate(self) -> int: ...  # the rate it hears at: 16 kHz, or the line's own
     def split(self, chunk: Pcm) -> list[Pcm]: ...  # the whole windows a frame completes
     def score(self, windows: list[Pcm]) -> list[float]: ...  # their speech probabilities
     def judge(self, probabilities: list[float]) -> list[VadWindow]: ...  # as decisions

@@ -161,9 +161,12 @@ class StreamingVad:
     def __init__(self, vad: SileroVad | None = None, threshold: float = 0.5,
                  hysteresis: float = HYSTERESIS) -> None:
         self.vad = vad or SileroVad()
-        self.rate = self.vad.rate
         self.decide = Hysteresis(threshold, hysteresis)
         self._pending: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+
+    @property
+    def rate(self) -> int:
+        return self.vad.rate
 
     def reset(self) -> None:
         self.vad.reset()

@@ -117,8 +117,9 @@ class VadBatcher:
                 r.loop.call_soon_threadsafe(_resolve, r.future, result or r.probabilities)
 
     def _score(self, batch: list[_Request]) -> None:
+        rates = sorted({r.vad.rate for r in batch})
         for step in range(max(len(r.windows) for r in batch)):
-            for rate in sorted({r.vad.rate for r in batch}):
+            for rate in rates:
                 now = [r for r in batch if step < len(r.windows) and r.vad.rate == rate]
                 if now:
                     self._step(now, step, rate)
