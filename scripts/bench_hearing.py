@@ -313,7 +313,7 @@ def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list
 
 # ---- offline: the call's receive path without a call ---------------------------------
 async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
-                       stt: SpeechToText, agent: AIAgentService, session: str,
+                       stt: SpeechToText, agent: AIAgentService | None, session: str,
                        turn_model: SmartTurn | None, pauses: list[float],
                        work: Counter[str]
                        ) -> tuple[list[str], Any]:
@@ -321,7 +321,8 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     ``pauses`` gets the silence each turn ended after (its end-of-turn wait); ``work``
     counts the eager transcripts begun and dropped and the turn model's questions (the
     speculative CPU a call spends), and ``held``: turns whose reply waits for the caller
-    to go on (words that stop short, or an unsure reply).
+    to go on (words that stop short, or an unsure reply). Without an ``agent``, what was
+    heard only (the replies are None).
     """
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
@@ -357,13 +358,13 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
                 answered = bool(text)
                 if not text:
                     continue
-                reply = await asyncio.to_thread(agent.answer, text, session)
+                reply = agent and await asyncio.to_thread(agent.answer, text, session)
                 # the call holds a reply until the caller goes on or the pause reaches a
                 # cap (VoiceConversation._went_on): to words that stop short, the turn
                 # model's cap; an unsure one, turn.unsure_silence_ms. (Offline, every turn
                 # may be resumed till the cap.)
                 wait_ms = turn.max_silence_ms if ends_unfinished(text) else \
-                    turn.unsure_silence_ms if reply.unsure else 0
+                    turn.unsure_silence_ms if reply and reply.unsure else 0
                 work["held"] += bool(turn_model) and event.pause_s < wait_ms / 1000
                 turns.append((text, reply))
     return [text for text, _ in turns], (turns[0][1] if turns else None)

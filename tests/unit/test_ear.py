@@ -11,6 +11,8 @@ import pytest
 
 from smartpbx_ari.call.ear import (
     HOLD_MAX_S,
+    VOICED_DB,
+    WORD_S,
     BargeIn,
     DropTranscript,
     Ear,
@@ -103,10 +105,52 @@ def test_speech_after_a_pause_drops_the_eager_transcript(ear: Ear) -> None:
     assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio) == 1000 * 16
 
 
-def test_a_blip_too_short_for_an_utterance_ends_no_turn(ear: Ear) -> None:
-    events = hear(ear, frames(LOUD, 160) + frames(QUIET, 600))
+def test_a_blip_shorter_than_a_syllable_ends_no_turn(ear: Ear) -> None:
+    assert WORD_S * 1000 > 120 > TurnSettings().start_speech_ms  # the VAD starts it
+    events = hear(ear, frames(LOUD, 120) + frames(QUIET, 600))
     assert TurnEnded not in [type(e) for e in events]
     assert [type(e) for e in events][-1:] in ([], [DropTranscript])
+
+
+class DoubtingVad(LoudVad):
+    """Silero on a lower voice's short word over G.711: a loud frame scores 0.35; a frame
+    at SURE scores 1.0."""
+
+    def score(self, windows: list[np.ndarray]) -> list[float]:
+        return [1.0 if rms(w) == SURE else 0.35 if rms(w) > 100 else 0.0 for w in windows]
+
+
+SURE = 3300
+
+
+def test_a_loud_word_the_vad_doubts_is_a_turn() -> None:
+    """ "Two." by a lower voice over mu-law scored 0.2-0.45: energy says it is a voice."""
+    ear = Ear(TurnSettings(), DoubtingVad())
+    events = hear(ear, frames(QUIET, 400) + frames(LOUD, 240) + frames(QUIET, 600))
+    assert [type(e) for e in events] == [StartTranscript, TurnEnded]
+    end = events[-1]
+    assert isinstance(end, TurnEnded) and np.count_nonzero(end.audio == LOUD) == 240 * 16
+
+
+def test_doubted_audio_near_the_line_s_noise_or_over_our_answer_is_no_speech() -> None:
+    noise, word = 200, 500  # the word 8 dB over the noise: under VOICED_DB
+    assert 20 * np.log10(word / noise) < VOICED_DB
+    ear = Ear(TurnSettings(), DoubtingVad())
+    assert hear(ear, frames(noise, 1000) + frames(word, 400) + frames(noise, 600)) == []
+    ear = Ear(TurnSettings(), DoubtingVad())
+    events = hear(ear, frames(QUIET, 400) + frames(LOUD, 400) + frames(QUIET, 600), TALKING)
+    assert {type(e) for e in events} == {HoldPlayback, ResumePlayback}  # no barge-in
+
+
+def test_a_word_the_vad_heard_only_in_part_is_a_turn() -> None:
+    """The VAD hears 120 ms of it (too short for an utterance), energy 200 ms: a word."""
+    ear = Ear(TurnSettings(), DoubtingVad())
+    events = hear(ear, frames(QUIET, 400) + frames(LOUD, 40) + frames(SURE, 120)
+                  + frames(LOUD, 40) + frames(QUIET, 600))
+    assert TurnSettings().min_utterance_ms > 200 > WORD_S * 1000
+    end = events[-1]
+    assert isinstance(end, TurnEnded)
+    assert np.count_nonzero(end.audio) == 200 * 16
 
 
 def test_the_caller_talking_over_us_holds_the_answer_at_once_then_stops_it(ear: Ear) -> None:

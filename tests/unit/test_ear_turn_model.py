@@ -376,18 +376,18 @@ SOFT = 500  # audible over the quiet line, yet not speech to the fake VAD
 
 def test_words_dropped_as_too_short_are_kept_when_the_caller_goes_on() -> None:
     """Silero may hear only a moment of a low voice's first words ("Can I get a": 0.19 s
-    over G.711) and the model end it there: too short to be a turn. The caller goes on,
-    confirmed as speech more than the pre-roll later: the turn still begins where energy
-    says the first words did."""
+    over G.711) and the model end it there: too short to be a turn, if less than WORD_S
+    of it is loud either. The caller goes on, confirmed as speech more than the pre-roll later: the
+    turn still begins where energy says the first words did."""
     caller = Caller(COMPLETE)
-    events = caller.hear(frames(QUIET, 400) + frames(SOFT, 400) + frames(LOUD, 200)
-                         + frames(SOFT, 1200) + frames(LOUD, 600) + frames(QUIET, 400))
+    events = caller.hear(frames(QUIET, 400) + frames(LOUD, 100) + frames(SOFT, 1200)
+                         + frames(LOUD, 600) + frames(QUIET, 400))
     assert kinds(events) == [StartTranscript, CheckTurn, DropTranscript,
                              StartTranscript, CheckTurn, TurnEnded]
     end = events[-1]
     assert isinstance(end, TurnEnded)
-    assert np.count_nonzero(end.audio == LOUD) == 800 * 16
-    assert np.count_nonzero(end.audio == SOFT) == 1600 * 16
+    assert np.count_nonzero(end.audio == LOUD) == 700 * 16
+    assert np.count_nonzero(end.audio == SOFT) == 1200 * 16
 
 
 @pytest.mark.parametrize("between", [frames(QUIET, 600), frames(SOFT, 1600)],
@@ -395,7 +395,7 @@ def test_words_dropped_as_too_short_are_kept_when_the_caller_goes_on() -> None:
 def test_a_dropped_cough_is_not_brought_back_across_a_gap_or_the_cap(
         between: list[np.ndarray]) -> None:
     caller = Caller(COMPLETE)
-    events = caller.hear(frames(QUIET, 400) + frames(LOUD, 200) + between
+    events = caller.hear(frames(QUIET, 400) + frames(LOUD, 100) + between
                          + frames(SOFT, 300) + frames(LOUD, 600) + frames(QUIET, 400))
     (end,) = [e for e in events if isinstance(e, TurnEnded)]
     assert np.count_nonzero(end.audio == LOUD) == 600 * 16
