@@ -5,7 +5,6 @@ one question heard offline through the call's receive path (real voice, VAD, STT
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
@@ -30,13 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.ai]
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
     return load_script("bench_hearing")  # (it imports its sibling bench_rag)
-
-
-@pytest.fixture(scope="module")
-def stt() -> Iterator[SpeechToText]:
-    model = SpeechToText(Settings().stt)
-    yield model
-    model.close()
 
 
 def test_word_errors_count_edits_against_the_reference(bench: ModuleType) -> None:

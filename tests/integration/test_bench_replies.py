@@ -6,7 +6,6 @@ not speech are heard as no words."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
@@ -26,13 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.ai]
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
     return load_script("bench_replies")  # (it imports its sibling bench_hearing)
-
-
-@pytest.fixture(scope="module")
-def stt() -> Iterator[SpeechToText]:
-    model = SpeechToText(Settings().stt)
-    yield model
-    model.close()
 
 
 async def heard(bench: ModuleType, pcm: np.ndarray, channel_name: str, settings: Settings,

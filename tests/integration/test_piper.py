@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
-from smartpbx_ari.config import SttSettings, TtsSettings
+from smartpbx_ari.config import TtsSettings
 from smartpbx_ari.media import codecs
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.turn import rms
@@ -27,13 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.ai]
 QUESTION = "How do I get a refund for my order?"
 ANSWER = ("Refunds go back to the card you paid with, within five working days of our "
           "receiving the parcel.")
-
-
-@pytest.fixture(scope="module")
-def stt() -> Iterator[SpeechToText]:
-    model = SpeechToText(SttSettings())
-    yield model
-    model.close()
 
 
 def _phone_line(pcm16k: np.ndarray) -> np.ndarray:
