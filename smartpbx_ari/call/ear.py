@@ -57,13 +57,14 @@ HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
 RESUME_INTO_ANSWER_S = 0.5
 AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inbound queue)
 # Energy's second opinion: Silero scores a lower voice's one-word answer over G.711 low
-# (fresh renderings of "No." 0.1-0.5, peak 0.17 in some), so while we are silent a window
-# also counts as speech if it is VOICED_DB over the line's noise floor and Silero's mean
-# over it and the VOICED_SPAN - 1 windows before is VOICED_P or more; and an utterance the
-# VAD heard as shorter than turn.min_utterance_ms is a turn if WORD_S of it is that loud
-# (one syllable: "Right." is 0.2 s; a click 0.02 s). bench_replies (validation, a lower
-# voice over mu-law, 10 renderings each): replies lost 25 of 80 -> 2; synthetic coughs,
-# clicks, typing, knocks, a door: no turn. The STT hears no words in what else gets by.
+# (in some renderings of "No.", 0.1-0.22 at 30-40 dB over the floor), so while we are
+# silent a window also counts as speech if it is VOICED_DB over the line's noise floor and
+# Silero's mean over it and the VOICED_SPAN - 1 windows before is VOICED_P or more; and an
+# utterance the VAD heard as shorter than turn.min_utterance_ms is a turn if WORD_S of it
+# is that loud (one syllable: "Right." is 0.2 s; a click 0.02 s). Fresh renderings of
+# bench_replies' validation replies, a lower voice over mu-law, 10 each: 25 of 80 lost ->
+# 2. Its synthetic coughs, clicks, typing, knocks and door: no turn. The STT hears no words
+# in what else gets by.
 VOICED_DB = 10.0
 VOICED_P = 0.12
 VOICED_SPAN = 3
