@@ -115,7 +115,10 @@ MALFORMED = {
     "close with code 5000": (frame(CLOSE, struct.pack("!H", 5000)), None),
     "close with a one-byte body": (frame(CLOSE, b"\x03"), 1002),
     "close with bad UTF-8 reason": (frame(CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007),
-    "garbage bytes": (os.urandom(64), None),  # whatever they decode to: a close code
+    # whatever they decode to: a close code; or (8 of 400 draws) the head of a frame
+    # longer than the bytes sent, which waits for the rest until the heartbeat drops the
+    # silent peer, as a fragment never finished (below)
+    "garbage bytes": (os.urandom(64), None),
 }
 
 
@@ -134,7 +137,9 @@ async def test_each_malformed_frame_ends_its_socket_with_a_close_code(
     for name, (_, expected) in MALFORMED.items():
         if expected is not None:
             assert codes[name] == expected, (name, codes)
-    assert all(isinstance(code, int) and 1000 <= code < 5000 for code in codes.values()), codes
+    unfinished = codes["garbage bytes"] == "IncompleteReadError"  # dropped, never a hang
+    assert all(isinstance(code, int) and 1000 <= code < 5000 for name, code in codes.items()
+               if not (name == "garbage bytes" and unfinished)), codes
     await _still_serving(web, http, otto)
     await asyncio.sleep(0.1)
     assert web.context.feed.manager.count == 0  # none of them left behind
