@@ -66,6 +66,7 @@ AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inboun
 # 2. Its synthetic coughs, clicks, typing, knocks and door: no turn. The STT hears no words
 # in what else gets by.
 VOICED_DB = 10.0
+VOICED = 10 ** (VOICED_DB / 20)  # times the noise floor: loud enough to be a voice
 VOICED_P = 0.12
 VOICED_SPAN = 3
 WORD_S = 0.15
@@ -166,7 +167,6 @@ class Ear:
         self.recent: collections.deque[tuple[Pcm, Frame]] = collections.deque(
             maxlen=self.preroll + AHEAD_MAX)
         self.floor = NoiseFloor(FRAME_S)
-        self.voiced = 10 ** (VOICED_DB / 20)  # times the floor: loud enough to be a voice
         self.probabilities: collections.deque[float] = collections.deque(maxlen=VOICED_SPAN)
         self.capture: list[Pcm] | None = None
         self.silence_s = 0.0
@@ -253,7 +253,7 @@ class Ear:
 
     def _voiced(self, level: float, playback: Playback) -> bool:
         """Energy's second opinion on a window Silero doubts (see VOICED_DB)."""
-        return not playback.playing and level >= self.floor.level * self.voiced and \
+        return not playback.playing and level >= self.floor.level * VOICED and \
             sum(self.probabilities) / len(self.probabilities) >= VOICED_P
 
     def _gate(self, seconds: float, is_speech: bool, level: float, playback: Playback,
@@ -394,7 +394,7 @@ class Ear:
     def _loud_enough(self) -> bool:
         """Whether WORD_S of the utterance, up to the pause that ended it, is loud enough
         to be a voice: a word Silero heard only in part ("Two." for 0.16 s) is a turn."""
-        loud = self.floor.level * self.voiced
+        loud = self.floor.level * VOICED
         spoken = (self.capture or [])[: -round(self.silence_s / FRAME_S) or None]
         return sum(rms(pcm) >= loud for pcm in spoken) * FRAME_S >= WORD_S
 

@@ -377,8 +377,8 @@ SOFT = 500  # audible over the quiet line, yet not speech to the fake VAD
 def test_words_dropped_as_too_short_are_kept_when_the_caller_goes_on() -> None:
     """Silero may hear only a moment of a low voice's first words ("Can I get a": 0.19 s
     over G.711) and the model end it there: too short to be a turn, if less than WORD_S
-    of it is loud either. The caller goes on, confirmed as speech more than the pre-roll later: the
-    turn still begins where energy says the first words did."""
+    of it is loud either. The caller goes on, confirmed as speech more than the pre-roll
+    later: the turn still begins where energy says the first words did."""
     caller = Caller(COMPLETE)
     events = caller.hear(frames(QUIET, 400) + frames(LOUD, 100) + frames(SOFT, 1200)
                          + frames(LOUD, 600) + frames(QUIET, 400))
