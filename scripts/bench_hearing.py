@@ -315,14 +315,15 @@ def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list
 async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
                        stt: SpeechToText, agent: AIAgentService | None, session: str,
                        turn_model: SmartTurn | None, pauses: list[float],
-                       work: Counter[str]
+                       work: Counter[str], context: str = ""
                        ) -> tuple[list[str], Any]:
     """As a call hears, except that the turn model answers at once (live: ~70 ms later).
     ``pauses`` gets the silence each turn ended after (its end-of-turn wait); ``work``
     counts the eager transcripts begun and dropped and the turn model's questions (the
     speculative CPU a call spends), and ``held``: turns whose reply waits for the caller
     to go on (words that stop short, or an unsure reply). Without an ``agent``, what was
-    heard only (the replies are None).
+    heard only (the replies are None). ``context``: what the call asked just before (a
+    clarifying question), the STT's context as the call gives it.
     """
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
@@ -354,7 +355,7 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
             elif isinstance(event, TurnEnded):
                 pauses.append(event.pause_s)
                 audio, eager = (eager if eager is not None else event.audio), None
-                text = (await stt.transcribe(audio)).text
+                text = (await stt.transcribe(audio, context=context)).text
                 answered = bool(text)
                 if not text:
                     continue
@@ -370,12 +371,13 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
     return [text for text, _ in turns], (turns[0][1] if turns else None)
 
 
-async def hear_whole(clip: list[RtpPacket], channel: Channel, stt: SpeechToText) -> str:
+async def hear_whole(clip: list[RtpPacket], channel: Channel, stt: SpeechToText,
+                     context: str = "") -> str:
     """What the STT makes of the whole received clip, no VAD: the ceiling of hearing."""
     decode = codecs.decoder(channel.codec)
     pcm = np.concatenate([decode(p.payload) for p in clip])
     rate = codecs.codec(channel.codec).sample_rate
-    return (await stt.transcribe(resample(pcm, rate, 16000))).text
+    return (await stt.transcribe(resample(pcm, rate, 16000), context=context)).text
 
 
 def judge(question: Question, reply: Any, agent: AIAgentService, session: str) -> bool:

@@ -5,8 +5,10 @@ Each reply of ``tests/fixtures/clarify_replies.yaml`` (validation by default; th
 set is for measuring only) is spoken by each voice and sent through each phone channel,
 as bench_hearing does, then heard offline through the call's receive path (RTP, jitter,
 Silero VAD with energy's second opinion, Smart Turn, STT) and read as the choice it makes
-(``clarify.read_choice``, as the call reads it). One word is the hardest speech for a VAD
-to keep: a lower voice's "Two." over G.711 scores under Silero's threshold throughout.
+(``clarify.read_choice``, as the call reads it). The STT is given the clarifying question
+as its context, as the call gives it (``--no-context``: without). One word is the hardest
+speech for a VAD to keep: a lower voice's "Two." over G.711 scores under Silero's
+threshold throughout.
 
 Also sounds that are not speech (coughs, a click, typing, a knock, a beep, a door, a hum:
 synthetic) go through the same path: a turn heard as words there is a false alarm.
@@ -45,7 +47,7 @@ from bench_hearing import (
     shape,
 )
 
-from smartpbx_ari.ai.clarify import Choice, read_choice
+from smartpbx_ari.ai.clarify import Choice, prompt, read_choice
 
 REPLIES = FIXTURES / "clarify_replies.yaml"
 CHOICES = (Choice("hours", "opening hours"), Choice("delivery", "delivery costs"),
@@ -109,10 +111,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 n += 1
                 clip = packets(shape(clips[(voice, said)], channel, rng), channel, rng)
                 turns: list[float] = []  # the pause each turn ended after
+                asked = prompt(CHOICES[:offered], "en") if args.context else ""
                 heard, _ = await hear_offline(clip, channel, settings, stt, None, "r",
-                                              turn_model, turns, Counter())
+                                              turn_model, turns, Counter(), asked)
                 read = read_choice(" ".join(heard), CHOICES[:offered])
-                whole = read_choice(await hear_whole(clip, channel, stt), CHOICES[:offered])
+                whole = read_choice(await hear_whole(clip, channel, stt, asked),
+                                    CHOICES[:offered])
                 tally.update(turn=bool(turns), heard=bool(heard), right=read == choice,
                              whole=whole == choice)
                 if read != choice:
@@ -128,13 +132,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 channel = CHANNELS[name]
                 clip = packets(shape(pcm, channel, rng), channel, rng)
                 pauses: list[float] = []
+                asked = prompt(CHOICES[:1 + seed % 3], "en") if args.context else ""
                 heard, _ = await hear_offline(clip, channel, settings, stt, None, "s",
-                                              turn_model, pauses, Counter())
+                                              turn_model, pauses, Counter(), asked)
                 noise.update(sounds=1, turns=len(pauses), words=len(heard))
                 if heard:
                     missed.append(["sound", name, sound, heard])
     stt.close()
-    return {"set": args.set, "rows": rows, "sounds": dict(noise), "missed": missed}
+    return {"set": args.set, "rows": rows, "sounds": dict(noise), "missed": missed,
+            "asked_again": stt.asked_again}
 
 
 def main() -> int:
@@ -143,6 +149,9 @@ def main() -> int:
     parser.add_argument("--voices", default="neural,neural-low,robot-us")
     parser.add_argument("--channels", default="g722,ulaw,ulaw-snr15")
     parser.add_argument("--seeds", type=int, default=3, help="renderings of each sound")
+    parser.add_argument("--no-context", dest="context", action="store_false",
+                        help="decode without the clarifying question as the STT's context "
+                             "(the call gives it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for names, known in ((args.voices, VOICES), (args.channels, CHANNELS)):
@@ -161,6 +170,7 @@ def main() -> int:
               f"{row['right']:>10} {row['whole']:>9}  (of {row['replies']})")
     s = result["sounds"]
     print(f"not speech: {s['sounds']} sounds, {s['turns']} turns, {s['words']} heard as words")
+    print(f"decoded again knowing the question: {result['asked_again']}")
     for miss in result["missed"]:
         print(f"    missed: {miss}")
     return 0

@@ -60,6 +60,8 @@ _ORDINAL_WORDS = ({"first", "1번", "첫", "첫번째", "첫째"}, {"second", "2
                   {"third", "3번", "세번째", "셋째"})
 _SPACED = {"첫 번째": "첫번째", "두 번째": "두번째", "세 번째": "세번째"}
 PROMPT_KEYS = ("one", "two", "three")  # by the number of choices
+_EVERY_REPLY = {*_YES, *_NO, *(w for picks in _PICKS for w in picks)}
+_YES_NO_WORDS = [w for w in (*_YES, *_NO) if " " not in w]  # "no thanks" is a reply too
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _normal(text: str) -> str:
 def read_choice(text: str, choices: tuple[Choice, ...]) -> int | None:
     """The index of the caller's choice, :data:`NO`, or None (not an answer to it: a
     new question)."""
-    said = _normal(text)
+    said = _once(_normal(text))
     for index, picks in enumerate(_PICKS[: len(choices)]):
         if said in picks:
             return index
@@ -120,6 +122,26 @@ def read_choice(text: str, choices: tuple[Choice, ...]) -> int | None:
     if len(named) == 1:
         return named[0]
     return None
+
+
+def _once(said: str) -> str:
+    """A reply said more than once, said once: "two two" -> "two" (people repeat a short
+    answer, and Whisper writes some once heard twice)."""
+    words = said.split()
+    for length in range(1, len(words) // 2 + 1):
+        if len(words) % length == 0 and words == words[:length] * (len(words) // length):
+            return " ".join(words[:length])
+    return said
+
+
+def is_reply(text: str) -> bool:
+    """``text`` is a reply to a clarifying question of any size (a choice, a yes or a no),
+    as :func:`read_choice` reads one."""
+    said = _once(_normal(text))
+    for spaced, word in _SPACED.items():
+        said = said.replace(spaced, word)
+    return said in _EVERY_REPLY or any(said.startswith(f"{w} ") for w in _YES_NO_WORDS) \
+        or any(set(said.split()) & ordinals for ordinals in _ORDINAL_WORDS)
 
 
 def is_short(text: str) -> bool:

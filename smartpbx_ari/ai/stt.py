@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smartpbx_ari.ai import faults, stt_models
+from smartpbx_ari.ai.clarify import is_reply, is_short
 from smartpbx_ari.ai.deadline import Deadline
 from smartpbx_ari.ai.language import base_language
 from smartpbx_ari.ai.stt_batch import SAMPLE_RATE, WINDOW_S, Decoded, decode_batch
@@ -63,6 +64,7 @@ class _Job:
     pcm16k: npt.NDArray[np.int16]
     language: str
     result: asyncio.Future[Transcript]
+    context: str = ""
 
 
 class SpeechToText:
@@ -93,17 +95,23 @@ class SpeechToText:
         self._active = 0  # utterances asked for and not yet answered
         self.batches: dict[int, int] = {}  # batch size -> how many decoded (for /metrics)
         self.primed_again = 0  # decodes redone primed, heard unsurely (stt.prompt_below)
+        self.asked_again = 0  # short replies redone knowing the question (their context)
         self.widened = 0  # short-window decodes redone in 30 s (they looped, or in pieces)
 
     def close(self) -> None:
         self._decoding.close()
 
-    async def transcribe(self, pcm16k: npt.NDArray[np.int16], language: str = "") -> Transcript:
-        """Decode one utterance; raises :class:`SttError` (the caller turns it into speech)."""
+    async def transcribe(self, pcm16k: npt.NDArray[np.int16], language: str = "",
+                         context: str = "") -> Transcript:
+        """Decode one utterance; raises :class:`SttError` (the caller turns it into speech).
+        ``context``: what we just asked the caller (a clarifying question): a short
+        utterance heard as no reply to it is decoded again knowing it
+        (:func:`answer_asked`): espeak-ng's "No." over mu-law, heard plain as "So", is
+        heard as "No." so."""
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots[0] is not loop:  # a semaphore binds to its loop
             self._slots = (loop, asyncio.Semaphore(self.settings.workers))
-        job = _Job(pcm16k, self.language(language), loop.create_future())
+        job = _Job(pcm16k, self.language(language), loop.create_future(), context)
         self._waiting.append(job)
         self._active += 1
         try:
@@ -122,15 +130,16 @@ class SpeechToText:
         return self._active > 0
 
     async def _decode_waiting(self, first: _Job) -> None:
-        """Decode ``first`` with the utterances of its language waiting now (a batch)."""
-        batch = [first] + [j for j in self._waiting
-                           if j is not first and j.language == first.language]
+        """Decode ``first`` with the utterances of its language (and context) waiting now
+        (a batch)."""
+        batch = [first] + [j for j in self._waiting if j is not first and
+                           (j.language, j.context) == (first.language, first.context)]
         batch = batch[:self.settings.batch_max]
         for job in batch:
             self._waiting.remove(job)
         try:
             done = await self._decoding.run(  # a batch of n: n decodes' time
-                self._decode_many, [j.pcm16k for j in batch], first.language,
+                self._decode_many, [j.pcm16k for j in batch], first.language, first.context,
                 timeout_s=self.settings.timeout_s * len(batch))
         except Exception as err:
             failed = err if isinstance(err, SttError) else SttError(
@@ -156,12 +165,13 @@ class SpeechToText:
             return "en"
         return base_language(call_language) or self.settings.language
 
-    def _decode_many(self, pcms: list[npt.NDArray[np.int16]],
-                     language: str) -> list[Transcript]:
+    def _decode_many(self, pcms: list[npt.NDArray[np.int16]], language: str,
+                     context: str = "") -> list[Transcript]:
         """Decode these utterances, those that fit in ``stt.window_s`` in one batch with
         that window, the others in one with Whisper's own 30 s (longer: in 30 s pieces,
         alone, as faster-whisper does); each redone without the knowledge base's prompt
-        where it may have spoken instead of the caller."""
+        where it may have spoken instead of the caller; a short reply to the ``context``
+        (a clarifying question) that is no reply redone knowing it."""
         faults.point("stt")
         short = self.settings.window_s * SAMPLE_RATE / 2  # its window at least half silence
         groups: dict[float, list[int]] = {}
@@ -172,13 +182,13 @@ class SpeechToText:
         out: list[Transcript | None] = [None] * len(pcms)
         for window, indexes in groups.items():
             for i, transcript in zip(indexes, self._decode_group(
-                    [pcms[i] for i in indexes], language, window), strict=True):
+                    [pcms[i] for i in indexes], language, window, context), strict=True):
                 out[i] = transcript
         return [t for t in out if t is not None]
 
     def _decode_group(self, pcms: list[npt.NDArray[np.int16]], language: str,
-                      window: float) -> list[Transcript]:
-        if not window:  # longer than one window
+                      window: float, context: str = "") -> list[Transcript]:
+        if not window:  # longer than one window: a question, not a reply
             return [self._decode(pcm, language) for pcm in pcms]
         started = time.monotonic()
         audios = [pcm.astype(np.float32) / 32768.0 for pcm in pcms]
@@ -204,6 +214,10 @@ class SpeechToText:
         if prompt and unsure:
             self.primed_again += prime_unsure(decoded, unsure, lambda ks: decode_batch(
                 self._model, [audios[k] for k in ks], language, prompt,
+                self.settings.beam_size, window))
+        if context:
+            self.asked_again += answer_asked(decoded, lambda ks: decode_batch(
+                self._model, [audios[k] for k in ks], language, context,
                 self.settings.beam_size, window))
         took = time.monotonic() - started
         return [Transcript(one.text, 0.0 if one.skipped else math.exp(one.avg_logprob),
@@ -250,6 +264,22 @@ def prime_unsure(decoded: list[Decoded], below: float,
         if not one.skipped and not _doubtful(one) and one.avg_logprob > decoded[k].avg_logprob:
             decoded[k] = one
     return len(unsure)
+
+
+def answer_asked(decoded: list[Decoded], asked: Callable[[list[int]], list[Decoded]]) -> int:
+    """Replace in ``decoded`` each short utterance that is not a reply to a clarifying
+    question ("So", "leader", or no words) by its decode knowing the question
+    (``asked(indexes)``: primed with it), where that is a reply ("No.", "Neither.") and
+    Whisper's own checks pass it; how many were decoded again. Only so: primed always, the
+    question also made Whisper write "Don't forget to subscribe to my channel." for a
+    "Not really." it heard plain (``bench_replies.py``)."""
+    short = [k for k, one in enumerate(decoded) if is_short(one.text) and not is_reply(one.text)]
+    if not short:
+        return 0
+    for k, one in zip(short, asked(short), strict=True):
+        if not one.skipped and not _doubtful(one) and is_reply(one.text):
+            decoded[k] = one
+    return len(short)
 
 
 def _doubtful(one: Decoded) -> bool:

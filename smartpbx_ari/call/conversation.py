@@ -90,6 +90,9 @@ class VoiceConversation:
         self.last: Utterance | None = None
         self.legs: set[asyncio.Task[None]] = set()  # each party transcribed apart (takeover)
         self.faults = 0  # turns failed in a row
+        # the clarifying question we said last, the next turn's context for the STT (its
+        # answer, "No.", is one word Whisper hears better knowing what was asked)
+        self.asked = ""
 
     async def run(self, port: CallPort) -> None:
         mouth = Mouth(port.send, port.codec)
@@ -148,10 +151,12 @@ class VoiceConversation:
             self.engine.responder.retract(port.call_id)
             return ""  # the next turn holds it whole
         if not reply.hitl:
+            self.asked = reply.text if reply.choices else ""
             await self._speak(port, mouth, chosen, utterance)
             return ""
         if not self._begin(port, utterance):
             return ""
+        self.asked = ""
         self._said(port, chosen)
         return await self._ask_a_human(port, mouth, utterance, transcript.text, reply)
 
@@ -532,7 +537,7 @@ class VoiceConversation:
         stt = self.engine.stt_for(port.language)
         if stt is None:  # run() hands such a call over before it listens
             raise SttError(f"no speech model hears language {port.language!r}")
-        return await stt.transcribe(audio, port.language)
+        return await stt.transcribe(audio, port.language, self.asked)
 
     def _drop_eager(self) -> None:
         if self.eager is not None:

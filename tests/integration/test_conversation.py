@@ -23,6 +23,7 @@ import pytest
 
 from smartpbx_ari.ai import stt as stt_module
 from smartpbx_ari.ai.agent import HOLDING
+from smartpbx_ari.ai.clarify import Choice
 from smartpbx_ari.ai.responder import Reply
 from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
@@ -50,9 +51,11 @@ class FakeStt:
     def __init__(self, results: list[Transcript | Exception]) -> None:
         self.results = results
         self.languages: list[str] = []
+        self.contexts: list[tuple[str, str]] = []  # (the text heard, the context it had)
         self.last: tuple[float, np.ndarray, Transcript | Exception] | None = None
 
-    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+    async def transcribe(self, pcm: np.ndarray, language: str = "",
+                         context: str = "") -> Transcript:
         self.languages.append(language)
         now, last = time.monotonic(), self.last
         if last is not None and now - last[0] < self.SAME_TURN_S and \
@@ -61,6 +64,7 @@ class FakeStt:
         else:
             result = self.results.pop(0)
         self.last = (now, pcm, result)
+        self.contexts.append((getattr(result, "text", ""), context))
         if isinstance(result, Exception):
             raise result
         return dataclasses.replace(result, started=time.monotonic())  # decodes at once
@@ -230,6 +234,54 @@ async def test_a_streamed_rephrasing_is_spoken_sentence_by_sentence(tmp_path: Pa
     assert said.phrased is True
     assert said.text == "Refunds are paid within five working days."  # the record
     assert tts.spoken == ["We refund you in five days.", "It goes back to your card."]
+
+
+class ClarifyingResponder(FakeResponder):
+    """Asks which of two entries the first question means; answers what follows."""
+
+    QUESTION = "Is it about refunds, or about returns? Say one or two, or press 1 or 2."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = False
+
+    async def respond(self, text: str, session_id: str, language: str = "") -> Reply:
+        if not self.asked:
+            self.asked = True
+            return Reply(self.QUESTION, 0.4, "clarify",
+                         choices=(Choice("r", "refunds"), Choice("t", "returns")))
+        return Reply("Refunds are paid within five working days.", 0.9, "refund")
+
+
+async def test_the_turn_after_a_clarifying_question_is_heard_knowing_the_question(
+        tmp_path: Path) -> None:
+    """The clarifying question is the STT's context for the caller's answer ("Two."), and
+    only for it: not for the question before, nor after it was answered."""
+    stt = FakeStt([Transcript("How do I get my money?", 0.9, 2.0, 0.3),
+                   Transcript("Two.", 0.9, 2.0, 0.3),
+                   Transcript("And how long does it take?", 0.9, 2.0, 0.3)])
+    engine = _engine(stt, FakeTts())
+    engine.responder = ClarifyingResponder()
+    speech, silence = _speech(tmp_path), np.zeros(8000, np.int16)
+    port = FakePort(collections.deque(), expect=1)
+    talk = asyncio.create_task(VoiceConversation(engine).run(port))
+    for turn in range(1, 4):  # each turn said once the reply to the last one was
+        port.expect = turn
+        port.done.clear()
+        audio = np.concatenate([silence, speech, silence, silence])
+        port.frames.extend(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
+                           for i in range(0, len(audio) - 159, 160))
+        async with asyncio.timeout(10):
+            await port.done.wait()
+    talk.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await talk
+    said = [e.text for e in port.events if isinstance(e, Said)]
+    assert said[0] == ClarifyingResponder.QUESTION and len(said) == 3
+    contexts = {text: {c for t, c in stt.contexts if t == text} for text, _ in stt.contexts}
+    assert contexts == {"How do I get my money?": {""},
+                        "Two.": {ClarifyingResponder.QUESTION},
+                        "And how long does it take?": {""}}
 
 
 def test_espeak_is_installed() -> None:

@@ -34,7 +34,8 @@ class SlowStt:
     def __init__(self) -> None:
         self.seconds: list[float] = []
 
-    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+    async def transcribe(self, pcm: np.ndarray, language: str = "",
+                         context: str = "") -> Transcript:
         self.seconds.append(len(pcm) / 16000)
         await asyncio.sleep(0.3)
         return Transcript(f"refund {len(pcm) / 16000:.2f}", 0.9, len(pcm) / 16000, 0.3)
@@ -111,7 +112,8 @@ class HalfThenWholeStt:
     def __init__(self, whole_s: float) -> None:
         self.whole_s = whole_s
 
-    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+    async def transcribe(self, pcm: np.ndarray, language: str = "",
+                         context: str = "") -> Transcript:
         await asyncio.sleep(0.05)
         text = "Stop, and tell me about a refund." if len(pcm) / 16000 >= self.whole_s \
             else "Stop."
@@ -254,7 +256,8 @@ class HeadThenWholeStt:
     def __init__(self, whole_s: float, head: str, whole: str) -> None:
         self.whole_s, self.head, self.whole = whole_s, head, whole
 
-    async def transcribe(self, pcm: np.ndarray, language: str = "") -> Transcript:
+    async def transcribe(self, pcm: np.ndarray, language: str = "",
+                         context: str = "") -> Transcript:
         await asyncio.sleep(0.05)
         text = self.whole if len(pcm) / 16000 >= self.whole_s else self.head
         return Transcript(text, 0.9, len(pcm) / 16000, 0.05)

@@ -103,7 +103,7 @@ async def test_the_stt_is_busy_while_an_utterance_is_asked_for_and_not_answered(
 
 async def test_a_failed_batch_fails_each_of_its_utterances_with_the_stt_error(
         stt: SpeechToText, clips: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(pcms: list[np.ndarray], language: str) -> list[object]:
+    def broken(pcms: list[np.ndarray], language: str, context: str) -> list[object]:
         raise RuntimeError("ctranslate2: out of memory")
 
     monkeypatch.setattr(stt, "_decode_many", broken)

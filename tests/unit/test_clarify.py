@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from smartpbx_ari.ai.clarify import NO, Choice, is_short, prompt, read_choice, spoken_title
+from smartpbx_ari.ai.clarify import (
+    NO,
+    Choice,
+    is_reply,
+    is_short,
+    prompt,
+    read_choice,
+    spoken_title,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +88,22 @@ def test_three_choices_are_read_by_number_or_by_title(said: str, choice: int | N
 
 def test_a_third_is_no_answer_to_two_choices() -> None:
     assert read_choice("3", TWO) is None and read_choice("the third one", TWO) is None
+
+
+@pytest.mark.parametrize(("said", "choice"), [
+    ("Two. Two.", 1), ("the first one, the first one", 0), ("No? No? No?", NO),
+    ("one two", None),  # two choices named: neither is the answer
+])
+def test_a_reply_said_more_than_once_is_read_as_said_once(said: str, choice: int | None
+                                                           ) -> None:
+    assert read_choice(said, TWO) == choice
+
+
+@pytest.mark.parametrize(("said", "reply"), [
+    ("Two.", True), ("3", True), ("No thanks.", True), ("I think the second", True),
+    ("Yes. Yes.", True), ("네", True), ("두 번째", True),
+    ("10", False), ("", False), ("leader", False), ("Opening hours.", False),
+    ("Number one.", False),
+])
+def test_a_reply_is_what_a_choice_yes_or_no_is_read_from(said: str, reply: bool) -> None:
+    assert is_reply(said) is reply
