@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,13 @@ class CallMedia:
 
 
 ConversationFactory = Callable[[], Conversation]
+
+
+def narrowband_only(native: str) -> str:
+    """The G.711 codec a channel's native formats are ("(ulaw)"), or "" (G.722 among
+    them, or anything else)."""
+    names = set(re.findall(r"[a-z0-9]+", native.lower()))
+    return next(iter(names)) if len(names) == 1 and names <= {"ulaw", "alaw"} else ""
 
 
 class DrainConversation:
@@ -339,20 +347,30 @@ class CallSession:
         self.app.publish(CallAnswered(call_id=self.call_id))
         bridge = await ari.create_bridge("mixing", name=BRIDGE_PREFIX + self.call_id)
         self.bridge_id = bridge.id
-        pt = codecs.codec(cfg.format).payload_type
+        fmt = await self._line_format()
+        pt = codecs.codec(fmt).payload_type
         self.port, self.endpoint = await RtpEndpoint.open_in(
             self.app.ports, cfg.bind_host, pt, cfg.inbound_queue_frames,
             self.app.settings.pbx.host)
-        ext = await ari.external_media(f"{cfg.bind_host}:{self.port}", cfg.format,
+        ext = await ari.external_media(f"{cfg.bind_host}:{self.port}", fmt,
                                        channel_id=self.external_id)
         self.endpoint.remote = unicast_address(ext)
         await self.external_ready.wait()  # adding it before its StasisStart gives 422
         await ari.add_channel(bridge.id, self.call_id)
         await ari.add_channel(bridge.id, self.external_id)
         await self.app.recordings.start(self.call_id, bridge.id)
-        self.media = CallMedia(self.call_id, cfg.format, self.endpoint,
-                               RtpReceiver(self.endpoint.queue, cfg.format),
+        self.media = CallMedia(self.call_id, fmt, self.endpoint,
+                               RtpReceiver(self.endpoint.queue, fmt),
                                self.app.publish, self.request_hand_off, language=self.language)
+
+    async def _line_format(self) -> str:
+        """The call's External Media format: ``media.format``, or the caller's own G.711
+        codec when that is all its line carries (``media.follow_caller``)."""
+        cfg = self.app.settings.media
+        if not cfg.follow_caller:
+            return cfg.format
+        native = await self.app.ari.get_variable(self.call_id, "CHANNEL(audionativeformat)")
+        return narrowband_only(native) or cfg.format
 
     async def _teardown(self) -> None:
         ari = self.app.ari

@@ -20,9 +20,11 @@ from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import Settings
-from smartpbx_ari.events import Heard, Said
+from smartpbx_ari.events import CallStarted, Heard, Said
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
+from smartpbx_ari.telephony.ari import AriClient
+from smartpbx_ari.telephony.stasis import EXTERNAL_SUFFIX
 from tests.e2e.conftest import Controller
 from tests.fixtures.audio import librivox, telephone_band
 
@@ -82,3 +84,20 @@ async def test_an_utterance_played_into_a_call_is_heard_whole(
         offline,
         live,
     )
+
+
+@pytest.mark.parametrize(("codec", "line"), [("ulaw", "(ulaw)"), ("alaw", "(alaw)"),
+                                              ("g722", "(g722)")])
+async def test_a_caller_s_line_reaches_the_ear_in_its_own_codec(
+    controller: Controller, caller: SyntheticCaller, dial: Dial, ari: AriClient,
+    codec: str, line: str
+) -> None:
+    """A G.711 caller is taken in its codec (media.follow_caller), not transcoded up to
+    G.722 by Asterisk: the ear hears the 8 kHz line as it is (Silero's 8 kHz mode), and
+    the caller hears the agent."""
+    async with caller.dial(Dial(dial.exten, dial.server, dial.user, dial.password,
+                                codec)) as call:
+        started = await controller.until(CallStarted)
+        assert await call.wait_voice(call.answered_at, 10) is not None  # the greeting
+        external = started.call_id + EXTERNAL_SUFFIX
+        assert await ari.get_variable(external, "CHANNEL(audionativeformat)") == line
