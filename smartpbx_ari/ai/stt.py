@@ -106,8 +106,8 @@ class SpeechToText:
         """Decode one utterance; raises :class:`SttError` (the caller turns it into speech).
         ``context``: what we just asked the caller (a clarifying question): a short
         utterance heard as no reply to it is decoded again knowing it
-        (:func:`answer_asked`): espeak-ng's "No." over mu-law, heard plain as "So", is
-        heard as "No." so."""
+        (:func:`answer_asked`). espeak-ng's "No." over mu-law, heard plain as "So", is
+        then heard as "No."."""
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots[0] is not loop:  # a semaphore binds to its loop
             self._slots = (loop, asyncio.Semaphore(self.settings.workers))
