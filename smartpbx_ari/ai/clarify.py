@@ -60,8 +60,6 @@ _ORDINAL_WORDS = ({"first", "1번", "첫", "첫번째", "첫째"}, {"second", "2
                   {"third", "3번", "세번째", "셋째"})
 _SPACED = {"첫 번째": "첫번째", "두 번째": "두번째", "세 번째": "세번째"}
 PROMPT_KEYS = ("one", "two", "three")  # by the number of choices
-_EVERY_REPLY = {*_YES, *_NO, *(w for picks in _PICKS for w in picks)}
-_YES_NO_WORDS = [w for w in (*_YES, *_NO) if " " not in w]  # "no thanks" is a reply too
 
 
 @dataclass(frozen=True)
@@ -135,13 +133,9 @@ def _once(said: str) -> str:
 
 
 def is_reply(text: str) -> bool:
-    """``text`` is a reply to a clarifying question of any size (a choice, a yes or a no),
-    as :func:`read_choice` reads one."""
-    said = _once(_normal(text))
-    for spaced, word in _SPACED.items():
-        said = said.replace(spaced, word)
-    return said in _EVERY_REPLY or any(said.startswith(f"{w} ") for w in _YES_NO_WORDS) \
-        or any(set(said.split()) & ordinals for ordinals in _ORDINAL_WORDS)
+    """``text`` is a reply to a clarifying question of some size (a choice, a yes or a
+    no), read as :func:`read_choice` reads one, titles aside (untitled choices)."""
+    return any(read_choice(text, (Choice("", ""),) * count) is not None for count in (1, 3))
 
 
 def is_short(text: str) -> bool:
