@@ -440,11 +440,12 @@ async def live_controller(settings: Settings, agent: AIAgentService,
 async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: Dial,
                     pcm: np.ndarray, channel: Channel, rng: np.random.Generator,
                     agent: AIAgentService, expected: str | None
-                    ) -> tuple[list[str], Said | None]:
-    """What a call heard of ``pcm`` and the agent's last reply to it; a clarifying
-    question that offers ``expected`` is answered with its key (DTMF), as a truthful
-    caller would (one that does not offer it is left unanswered: "no" asks to rephrase,
-    and no stored answer is spoken)."""
+                    ) -> tuple[list[str], Said | None, int]:
+    """What a call heard of ``pcm``, the agent's last reply to it, and how many turns
+    were answered and then taken up again by the caller going on (heads: a pause
+    mid-sentence taken for the end). A clarifying question that offers ``expected`` is
+    answered with its key (DTMF), as a truthful caller would (one that does not offer it
+    is left unanswered: "no" asks to rephrase, and no stored answer is spoken)."""
     codec = codecs.codec(channel.codec)
     n = codec.samples_per_frame
     for i in range(0, len(pcm) - n + 1, n):  # a lost packet: silence where it was
@@ -466,15 +467,20 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
     events = controller.calls.pop(channel_id, [])
     heard = [e.text for e in events if isinstance(e, Heard) and not e.text.isdigit()]
     said = [e for e in events if isinstance(e, Said)]
-    return wholes(heard), said[-1] if said else None
+    turns = wholes(heard)
+    return turns, said[-1] if said else None, len(heard) - len(turns)
 
 
 def wholes(heard: list[str]) -> list[str]:
     """The turns heard, a resumed one once: a turn the caller went on from in its
     answer's first moments is on the record twice, its head and then the whole (offline,
-    hear_offline takes the head back)."""
+    hear_offline takes the head back). Compared as written, not normalized: Whisper's
+    normalizer makes "300 dollar sofa" "$300 sofa", which "300" does not begin."""
+    def spelled(text: str) -> list[str]:
+        return re.findall(r"[\w']+", text.lower())
+
     return [text for text, after in zip(heard, [*heard[1:], ""], strict=True)
-            if not (words(text) and words(after)[: len(words(text))] == words(text))]
+            if not (spelled(text) and spelled(after)[: len(spelled(text))] == spelled(text))]
 
 
 # ---- the run ---------------------------------------------------------------------------
@@ -564,7 +570,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["rows"].append(row)
     result["misses"] = {k: t.misses[:5] for k, t in {**offline}.items() if t.misses}
     result["transcripts"] = transcripts
-    result["transcripts_live"] = heard_live  # and the agent's last reply
+    # and the agent's last reply, and the heads answered before the caller went on
+    result["transcripts_live"] = heard_live
     capped = settings.turn.max_silence_ms / 1000 - 0.02  # (one 20 ms frame of slack)
     result["turn_pause_ms"] = {**_stats([p * 1000 for p in pauses]), "turns": len(pauses),
                                "at_the_cap": sum(p >= capped for p in pauses)}
@@ -596,9 +603,9 @@ async def play_all(args: argparse.Namespace, settings: Settings, agent: AIAgentS
         channel = CHANNELS[c]
         pcm = shape(clips[(v, q.text)], channel, rng)
         async with slots:
-            heard, said = await hear_live(controller, caller, dial, pcm, channel, rng, agent,
-                                          q.expected)
-        transcripts.append([v, c, q.text, q.expected, heard, said and said.text])
+            heard, said, heads = await hear_live(controller, caller, dial, pcm, channel,
+                                                 rng, agent, q.expected)
+        transcripts.append([v, c, q.text, q.expected, heard, said and said.text, heads])
         live[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge_said(q, said, answers),
                                         len(heard)))
         done += 1

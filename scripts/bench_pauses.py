@@ -8,18 +8,25 @@ the call's receive path (bench_hearing's: RTP, jitter, Silero VAD, Smart Turn, S
 agent). A question answered in more than one turn was cut off (its head answered on its
 own). Counted apart: the turn ended inside the pause (and after how much of it), and
 resumed (ended, then taken up again by the caller's going on). Offline, a turn may be
-resumed until the cap; live, only in the first 0.5 s of our reply (an answer, or the
-holding phrase of a hand-over). A head whose words stop short ("Could I get the") is not
-answered while the caller may go on (``ends_unfinished``), nor is an unsure reply (a
-clarifying question, a hand-over) before the pause reaches ``turn.unsure_silence_ms``:
+resumed until the cap; live, only in the first ``turn.resume_into_answer_ms`` of our reply
+(an answer, or the holding phrase of a hand-over). A head whose words stop short
+("Could I get the") is not answered while the caller may go on (``ends_unfinished``), nor
+is an unsure reply (a clarifying question, a hand-over) before the pause reaches
+``turn.unsure_silence_ms``:
 the rest of the turns ended inside the pause get a reply to half a sentence, live
-("replied to half"), taken back unheard only if the caller goes on before its first audio
-(~0.2 s after the turn ended). "unsure": whole questions whose reply was unsure, and so
-waited for that much silence.
+("replied to half"), taken back unheard if the caller goes on before its first audio
+(~0.2 s after the turn ended), stopped if after. "unsure": whole questions whose reply
+was unsure, and so waited for that much silence.
+With --play, the same clips go into real calls through Asterisk (bench_hearing's live
+path, one call at a time by default: each reply's timing is what decides): per channel and
+pause, the questions answered right by their last reply, split (answered in pieces), and
+"head answered": a reply to the head began, the caller going on stopped it, and the
+whole question was answered next (further into our answer, what the caller says is a
+turn of its own: split).
 Target: no caller cut off by a pause of up to 1 s.
 
     .venv/bin/python scripts/bench_pauses.py [--set validation|heldout] [--limit 40]
-        [--pauses 0.3,0.5,0.7,1.0] [--channels g722,ulaw] [--json]
+        [--pauses 0.3,0.5,0.7,1.0] [--channels g722,ulaw] [--play [--calls 1]] [--json]
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import asyncio
 import json
 import statistics
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
@@ -38,16 +45,21 @@ from bench_hearing import (
     SETS,
     VOICES,
     Question,
+    Tally,
     ears,
     hear_offline,
     judge,
     load_questions,
     packets,
+    play_all,
     shape,
 )
 
+from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.speech_cache import SpeechCache
+from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
+from smartpbx_ari.config import Settings
 from smartpbx_ari.media.turn import rms
 from smartpbx_ari.sipcaller.caller import trim_silence
 
@@ -143,9 +155,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rows.append({"channel": c, "pause_s": seconds, **tally, "cut": cut[:5],
                          "ended_at_ms": sorted(round(e * 1000) for e in ended_at)})
             print(f"\r{c} {seconds} s: {dict(tally)}", file=sys.stderr)
+    live = await play(args, settings, agent, stt, clips, lengths) if args.play else []
     stt.close()
     return {"set": args.set, "questions": len(clips), "no_pause_found": no_pause,
-            "rows": rows}
+            "rows": rows, "live": live}
+
+
+async def play(args: argparse.Namespace, settings: Settings, agent: AIAgentService,
+               stt: SpeechToText, clips: list[tuple[Question, np.ndarray, tuple[int, int]]],
+               lengths: list[float]) -> list[dict[str, Any]]:
+    """The same stretched clips played into real calls through Asterisk: per channel
+    and pause, the questions answered right (their last reply), split (answered in
+    pieces), and those whose head was answered before the caller went on (its reply
+    begun, then stopped: the whole question answered next)."""
+    audio = {(f"{s}", q.text): stretched(pcm, pause, s)
+             for s in lengths for q, pcm, pause in clips}
+    jobs = [(f"{s}", c, q) for c in args.channels.split(",") for s in lengths
+            for q, _, _ in clips]
+    live: dict[str, Tally] = defaultdict(Tally)
+    calls: list[list[Any]] = []
+    await play_all(args, settings, agent, stt, jobs, audio, live, calls)
+    rows = []
+    for key, tally in live.items():
+        seconds, c = key.split()
+        mine = [call for call in calls if call[0] == seconds and call[1] == c]
+        rows.append({"channel": c, "pause_s": float(seconds), **tally.summary(),
+                     "head_answered": sum(call[6] > 0 for call in mine),
+                     "heads": [[call[2], call[4]] for call in mine if call[6]][:5],
+                     "cut": [[call[2], call[4]] for call in mine if len(call[4]) > 1][:5]})
+    return rows
 
 
 def main() -> int:
@@ -155,6 +193,9 @@ def main() -> int:
                         help="in-domain questions of at least 4 words")
     parser.add_argument("--pauses", default="0.3,0.5,0.7,1.0", help="seconds")
     parser.add_argument("--channels", default="g722,ulaw")
+    parser.add_argument("--play", action="store_true", help="also through real calls")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="live calls at once (each one's timing is what is measured)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     unknown = set(args.channels.split(",")) - set(CHANNELS)
@@ -177,6 +218,19 @@ def main() -> int:
               f"{statistics.median(row['ended_at_ms'] or [0]):.0f} ms of it, median)")
         for heard in row["cut"]:
             print(f"    cut: {' | '.join(heard)}")
+    if result["live"]:
+        print(f"live (--play, {args.calls} call(s) at once):")
+        print(f"{'channel':<11} {'pause':>6} {'right':>6} {'split':>6} {'unheard':>8} "
+              f"{'head answered':>14} {'WER':>6}")
+    for row in result["live"]:
+        print(f"{row['channel']:<11} {row['pause_s']:>5.1f}s "
+              f"{round(row['accuracy'] * row['n']):>6} {row['split']:>6} "
+              f"{row['unheard']:>8} {row['head_answered']:>14} {row['wer']:>6.3f}"
+              f"  (of {row['n']})")
+        for text, heard in row["heads"]:
+            print(f"    head answered: {text} -> {' | '.join(heard)}")
+        for text, heard in row["cut"]:
+            print(f"    cut: {text} -> {' | '.join(heard)}")
     return 0
 
 

@@ -227,6 +227,13 @@ class TurnSettings:
     # change,") are what no entry answers. bench_pauses (validation, G.722): replies to
     # half a sentence after a 0.5 s pause 17 -> 2 of 33, after 1 s 21 -> 2.
     unsure_silence_ms: int = 1000
+    # A caller who goes on this soon after our answer to a turn the model ended began
+    # paused inside the turn ("Stop, | and tell me about ..."): we yield, and answer the
+    # whole of it; later, speech over our answer is a barge-in, a turn of its own. A pause
+    # of up to 1 s ends ~0.8 s into an answer begun at once (the model ends the turn 0.19 s
+    # into it). bench_pauses --play (1 s pauses, 33 validation questions, G.722 and mu-law):
+    # answered in pieces 2 and 2 at 500, 0 and 0 at 1000 (right 29 and 30 -> 30 and 30).
+    resume_into_answer_ms: int = 1000
     min_utterance_ms: int = 250
     max_utterance_ms: int = 20000
     # caller speech over our playback that stops it: one 32 ms VAD window. Silero is slow
@@ -255,6 +262,9 @@ class TurnSettings:
                 self.model_silence_ms < self.unsure_silence_ms <= self.max_silence_ms:
             raise ConfigError("turn.unsure_silence_ms: must be 0, or above "
                               "turn.model_silence_ms and <= turn.max_silence_ms")
+        if not 0 <= self.resume_into_answer_ms <= self.max_silence_ms:
+            raise ConfigError("turn.resume_into_answer_ms: must be between 0 and "
+                              "turn.max_silence_ms")
         if self.model_recheck_ms and not \
                 self.model_silence_ms < self.model_recheck_ms <= self.max_silence_ms:
             raise ConfigError("turn.model_recheck_ms: must be 0, or above "

@@ -14,8 +14,9 @@ moot. A
 caller who goes on within that cap after the model ended the turn (a pause at a comma)
 resumes it (``TurnResumed``, at the first speech window): the next turn's audio holds
 both parts; a blip that is not speech ends it again as it was. Once our answer has played
-for :data:`RESUME_INTO_ANSWER_S`, what the caller says is a turn of its own (a barge-in),
-never a resumption of the turn answered; before that, the barge-in also resumes it.
+for ``turn.resume_into_answer_ms``, what the caller says is a turn of its own (a
+barge-in), never a resumption of the turn answered; before that, the barge-in also
+resumes it.
 """
 
 from __future__ import annotations
@@ -51,10 +52,6 @@ FRAME_S = 0.02
 HOLD_ECHO_RATIO = 0.15
 HOLD_RMS = 400.0  # a caller this loud (well above line noise) holds our playback ...
 HOLD_MAX_S = 0.2  # ... for at most this long unless the VAD confirms speech
-# The caller who goes on this soon after our answer to a judged turn began paused inside
-# the turn ("Stop, | and tell me about ..."): we yield, and answer the whole of it. Later,
-# speech over our answer is a barge-in, a turn of its own.
-RESUME_INTO_ANSWER_S = 0.5
 AHEAD_MAX = 250  # frames a call may take ahead of its VAD decisions (its inbound queue)
 # Energy's second opinion: Silero scores a lower voice's one-word answer over G.711 low
 # (in some renderings of "No.", 0.1-0.22 at 30-40 dB over the floor), so while we are
@@ -183,6 +180,7 @@ class Ear:
         self.waiting = False  # the last of them has no verdict yet
         self.due_s: float | None = None  # a complete verdict ends the turn at this pause
         self.max_pause_s = t.max_silence_ms / 1000
+        self.resume_s = t.resume_into_answer_ms / 1000
         self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
         self.ended_pause_s = 0.0
         self.answer_s = 0.0  # how long our answer to the judged turn has played
@@ -273,7 +271,7 @@ class Ear:
         # first moments it no longer continues the turn before it (that one was answered)
         if self.ended is not None:
             self.answer_s += seconds
-            if self.answer_s > RESUME_INTO_ANSWER_S:
+            if self.answer_s > self.resume_s:
                 self.ended, self.resumed = None, False
         if self.barge.process(seconds, is_speech, level, playback.level):
             out.append(BargeIn())

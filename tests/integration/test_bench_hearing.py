@@ -156,6 +156,10 @@ def test_a_turn_resumed_in_its_answer_counts_once_whole(bench: ModuleType) -> No
     assert bench.wholes(["Where is my parcel?", "And my refund?"]) == \
         ["Where is my parcel?", "And my refund?"]  # two turns of their own
     assert bench.wholes(["Hello.", "Hello."]) == ["Hello."]
+    # the normalizer would spell the whole "can i split a $300 sofa", which "300" does not
+    # begin (bench_pauses --play: a resumed turn counted as split)
+    assert bench.wholes(["Can I split a 300?", "Can I split a 300 dollar sofa into 12 "
+                         "payments?"]) == ["Can I split a 300 dollar sofa into 12 payments?"]
 
 
 def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:

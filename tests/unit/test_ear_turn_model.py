@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from smartpbx_ari.call.ear import (
-    RESUME_INTO_ANSWER_S,
     BargeIn,
     CheckTurn,
     DropTranscript,
@@ -281,8 +280,9 @@ def test_speech_over_our_answer_to_a_judged_turn_is_a_new_turn_not_a_resumption(
     assert kinds(events)[-1] is TurnEnded
     first = events[-1]
     assert isinstance(first, TurnEnded)
-    assert RESUME_INTO_ANSWER_S < 0.6 and FAST.max_silence_ms / 1000 > 0.3 + 0.6
-    events = caller.hear(frames(QUIET, 600), TALKING)  # our answer plays
+    played_ms = FAST.resume_into_answer_ms + 100  # past the answer's first moments
+    assert (300 + played_ms) / 1000 < FAST.max_silence_ms / 1000  # but within the cap
+    events = caller.hear(frames(QUIET, played_ms), TALKING)  # our answer plays
     events += caller.hear(frames(LOUD, 600) + frames(QUIET, 400), TALKING)
     assert TurnResumed not in kinds(events)
     assert BargeIn in kinds(events) and kinds(events)[-1] is TurnEnded
@@ -305,6 +305,23 @@ def test_going_on_in_our_answer_s_first_moments_stops_it_and_resumes_the_turn() 
     assert isinstance(last, TurnEnded)
     assert np.array_equal(last.audio[: len(first.audio)], first.audio)  # both parts
     assert np.count_nonzero(last.audio) >= (400 + 400) * 16
+
+
+def test_a_caller_who_pauses_a_whole_second_resumes_an_answer_begun_at_once() -> None:
+    """No caller cut off by a pause of up to 1 s (#12): the model ended the turn 0.2 s
+    into the pause and our answer began at once; at 1 s the caller goes on, 0.8 s into
+    it. We yield, and the next turn is the whole sentence."""
+    caller = Caller(COMPLETE, delay=2)
+    first = caller.hear(frames(LOUD, 800) + frames(QUIET, 200))[-1]
+    assert isinstance(first, TurnEnded)
+    events = caller.hear(frames(QUIET, 800), TALKING)  # our answer plays
+    events += caller.hear(frames(LOUD, 200), TALKING)  # the caller goes on over it
+    assert kinds(events) == [HoldPlayback, BargeIn, TurnResumed]
+    events = caller.hear(frames(LOUD, 400) + frames(QUIET, 300))
+    last = events[-1]
+    assert isinstance(last, TurnEnded)
+    assert np.array_equal(last.audio[: len(first.audio)], first.audio)  # both parts
+    assert np.count_nonzero(last.audio) >= (800 + 600) * 16
 
 
 def test_a_blip_after_the_model_ended_the_turn_ends_it_again_as_it_was() -> None:
@@ -431,7 +448,9 @@ def test_turn_detector_end_finishes_the_utterance_with_its_trailing_silence() ->
                                               ("model_recheck_ms", 60),
                                               ("model_recheck_ms", 1600),
                                               ("unsure_silence_ms", 100),
-                                              ("unsure_silence_ms", 1600)])
+                                              ("unsure_silence_ms", 1600),
+                                              ("resume_into_answer_ms", -1),
+                                              ("resume_into_answer_ms", 1600)])
 def test_bad_turn_model_settings_name_the_key(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"turn.{field}"):
         TurnSettings(**{field: value})
