@@ -13,7 +13,8 @@ to 0..1) and ``lexical`` the normalized BM25 of the query expanded by the domain
 ``w`` and ``m`` are ``rag.dense_weight`` and ``rag.multilingual_weight``, or their
 ``_ko`` twins for Korean, which all-MiniLM-L6-v2 barely separates: there the
 multilingual and lexical halves carry it. An index with no weight is not queried.
-The weights come from ``scripts/bench_rag.py --domains`` on the design domains.
+The weights come from ``scripts/bench_rag.py --domains`` on the design domains. No
+reranker follows: none measured paid (``scripts/bench_rerank.py``).
 Blocking (models, Chroma): run it in a thread. Within a search the lexical and the
 multilingual queries run in threads of their own while the dense one runs.
 """
