@@ -21,7 +21,7 @@ NO = -1  # read_choice: the caller said none of them
 # Question frames that carry no topic: "How do I close my account?" -> "close my account"
 _EN_FRAME = re.compile(
     r"^(?:(?:how|where|when|what|why|who|which)\s+(?:do|can|should|could|would|will|does|"
-    r"did|is|are|am)\s+(?:i|we|you|my|our)?\s*|(?:can|could|may|should|do|will|would|"
+    r"did|is|are|am)\s+(?:(?:i|we|you|my|our)\b)?\s*|(?:can|could|may|should|do|will|would|"
     r"shall)\s+(?:i|we|you)\s+|is\s+it\s+possible\s+to\s+|(?:i\s+(?:want|need|would like)"
     r"\s+to)\s+)", re.IGNORECASE)
 _EN_PERSON = {"i've": "you've", "i": "you", "me": "you", "my": "your", "mine": "yours", "we": "you",

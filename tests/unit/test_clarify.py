@@ -28,6 +28,8 @@ THREE = (*TWO, Choice("fee", "account fees"))
     ("My card has been lost or stolen. What should I do?", "your card has been lost or stolen"),
     ("What is my daily cash withdrawal limit?", "daily cash withdrawal limit"),
     ("Opening hours", "opening hours"),
+    # a word that begins with a pronoun is a word ("your", not "you" + "r")
+    ("What are your branch opening hours?", "your branch opening hours"),
     ("회원 탈퇴는 어떻게 하나요?", "회원 탈퇴"),
     ("계정 이메일 주소를 변경하려면 어떻게 해야 하나요?", "계정 이메일 주소를 변경"),
     ("요금제별 가격은 어떻게 되나요?", "요금제별 가격"),
