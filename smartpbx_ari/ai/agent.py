@@ -40,7 +40,7 @@ from smartpbx_ari.ai.language import base_language, written_language
 from smartpbx_ari.ai.lexical import Bm25Index
 from smartpbx_ari.ai.llm import Phraser
 from smartpbx_ari.ai.rag import RAGEngine
-from smartpbx_ari.ai.responder import Reply
+from smartpbx_ari.ai.responder import HUMAN_REQUEST, Reply
 from smartpbx_ari.ai.retrieval import Hit, expand_query
 from smartpbx_ari.config import AgentSettings
 from smartpbx_ari.data import read_text
@@ -230,7 +230,7 @@ class AIAgentService:
 
     def _answer(self, text: str, language: str, intent: str, session: Session,
                 only: str) -> Reply:
-        if intent == "human_request":
+        if intent == HUMAN_REQUEST:
             return self._hand_over(language, intent, 1.0)
         hits = self.retriever.search(text, top_k=3, language=only)
         if self._confidence(hits) < self.settings.min_confidence:

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from smartpbx_ari.ai.clarify import Choice
 from smartpbx_ari.errors import StageError
 
+HUMAN_REQUEST = "human_request"  # the intent (and alert reason) of a caller asking for a person
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -35,7 +37,12 @@ class Reply:
     def unsure(self) -> bool:
         """Not an answer the agent is sure of: a clarifying question, or a hand-over for
         want of one (not the caller asking for a person)."""
-        return self.clarifying or (self.hitl and self.intent != "human_request")
+        return self.clarifying or (self.hitl and not self.for_a_person)
+
+    @property
+    def for_a_person(self) -> bool:
+        """The caller asked for a person."""
+        return self.intent == HUMAN_REQUEST
 
     def as_dict(self) -> dict[str, Any]:
         """The seed's dict (``process_query``): the REST route's and ``smartpbx ask``'s;

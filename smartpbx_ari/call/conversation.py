@@ -22,7 +22,7 @@ from typing import Any
 
 from smartpbx_ari.ai.agent import HOLDING
 from smartpbx_ari.ai.language import base_language, ends_unfinished
-from smartpbx_ari.ai.responder import Reply
+from smartpbx_ari.ai.responder import HUMAN_REQUEST, Reply
 from smartpbx_ari.ai.stt import SttError, Transcript
 from smartpbx_ari.ai.tts import TtsError
 from smartpbx_ari.call.ear import (
@@ -307,8 +307,8 @@ class VoiceConversation:
         the comma taken for the end): the alert is withdrawn, and their whole turn is
         answered next."""
         desk = self.engine.desk
-        person = reply.intent == "human_request"
-        alert = desk.raise_alert(port.call_id, "human_request" if person else
+        person = reply.for_a_person
+        alert = desk.raise_alert(port.call_id, HUMAN_REQUEST if person else
                                  "low_confidence", question, reply.confidence,
                                  waiting=not person) if desk else None
         await mouth.play(self._synth(port, reply.text))
@@ -387,7 +387,7 @@ class VoiceConversation:
         if not self._begin(port, utterance):
             return ""
         chosen = Chosen(reply, question, asked)
-        if reply.intent == "human_request":
+        if reply.for_a_person:
             desk.heard_on_hold(alert, question, "")
             self._said(port, chosen)
             return "caller asked for a person"  # at once: the queue says what comes next

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from smartpbx_ari.ai.responder import HUMAN_REQUEST
 from smartpbx_ari.events import CallEnded, CallEvent, CallStarted, Heard, Said
 
 MAX_TURNS = 6  # the latest questions shown; older ones are counted
-WHY = {"low_confidence": "the agent was unsure", "human_request": "the caller asked for a person",
+WHY = {"low_confidence": "the agent was unsure", HUMAN_REQUEST: "the caller asked for a person",
        "dtmf_0": "the caller pressed 0", "callback": "the caller left a number to call back"}
 
 
