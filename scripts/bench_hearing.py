@@ -51,7 +51,7 @@ import tempfile
 import time
 import wave
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,7 @@ CHANNELS = {
 }
 HUMAN = "human"  # the voice name of recordings of people (--human)
 TRAILING_S = 1.2  # silence after a question: the turn must end inside it
+SAME_START_S = 0.3  # two turns whose audio began this close: the second holds the first
 NORMALIZE = EnglishTextNormalizer(json.loads(
     (Path(__file__).parent / "data" / "whisper-english-spelling.json").read_text("utf-8")))
 LEADING_S = 0.5
@@ -465,22 +466,36 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
             await line.wait_voice(time.monotonic(), 6)
     await asyncio.sleep(0.3)
     events = controller.calls.pop(channel_id, [])
-    heard = [e.text for e in events if isinstance(e, Heard) and not e.text.isdigit()]
+    spoken = [e for e in events if isinstance(e, Heard) and not e.text.isdigit()]
+    heard = [e.text for e in spoken]
     said = [e for e in events if isinstance(e, Said)]
-    turns = wholes(heard)
+    turns = wholes(heard, [e.start for e in spoken])
     return turns, said[-1] if said else None, len(heard) - len(turns)
 
 
-def wholes(heard: list[str]) -> list[str]:
+def wholes(heard: list[str], starts: Sequence[float | None] = ()) -> list[str]:
     """The turns heard, a resumed one once: a turn the caller went on from in its
     answer's first moments is on the record twice, its head and then the whole (offline,
-    hear_offline takes the head back). Compared as written, not normalized: Whisper's
-    normalizer makes "300 dollar sofa" "$300 sofa", which "300" does not begin."""
+    hear_offline takes the head back). The whole begins with the head's words (as written:
+    Whisper's normalizer makes "300 dollar sofa" "$300 sofa", which "300" does not begin)
+    or, live (``starts``: where each turn's audio began), where the head's audio began,
+    whatever its second decoding made of the head ("Are we tons freer dude?", then "Are we
+    turns free or do? I pay the shipping cost.")."""
     def spelled(text: str) -> list[str]:
         return re.findall(r"[\w']+", text.lower())
 
-    return [text for text, after in zip(heard, [*heard[1:], ""], strict=True)
-            if not (spelled(text) and spelled(after)[: len(spelled(text))] == spelled(text))]
+    begun = [*starts, *[None] * (len(heard) - len(starts))]
+
+    def holds(n: int) -> bool:  # the turn after the n-th holds it
+        if n + 1 >= len(heard):
+            return False
+        head, after = spelled(heard[n]), spelled(heard[n + 1])
+        if head and after[: len(head)] == head:
+            return True
+        mine, next_ = begun[n], begun[n + 1]
+        return mine is not None and next_ is not None and abs(next_ - mine) <= SAME_START_S
+
+    return [text for n, text in enumerate(heard) if not holds(n)]
 
 
 # ---- the run ---------------------------------------------------------------------------

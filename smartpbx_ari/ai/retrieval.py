@@ -80,7 +80,9 @@ def expand_query(text: str, lexicon: dict[str, list[str]]) -> str:
 
 def phrasings(row: Knowledge) -> list[tuple[str, str]]:
     """(index id, text) of each phrasing of an entry, with the answer (its words are
-    searchable too: a caller often asks with them)."""
+    searchable too: a caller often asks with them). Each answer sentence as a phrasing of
+    its own measured worse (bench_rag --domains, right: bank 0.939 -> 0.869-0.919,
+    software 0.876 -> 0.819-0.857, in the e5 index alone or in every index)."""
     return [(row.id, f"{row.question} {row.answer}"),
             *((f"{row.id}{ALT}{n}", f"{text} {row.answer}")
               for n, text in enumerate(all_alternates(row), 1))]

@@ -162,6 +162,16 @@ def test_a_turn_resumed_in_its_answer_counts_once_whole(bench: ModuleType) -> No
                          "payments?"]) == ["Can I split a 300 dollar sofa into 12 payments?"]
 
 
+def test_a_resumed_turn_decoded_otherwise_the_second_time_counts_once_by_its_audio(
+        bench: ModuleType) -> None:
+    """Live, the whole's audio begins where its head's did, whatever Whisper made of the
+    head each time (bench_pauses --play, held-out: counted as split by its words)."""
+    heard = ["Are we tons freer dude?", "Are we turns free or do? I pay the shipping cost."]
+    assert bench.wholes(heard, [12.40, 12.42]) == heard[1:]
+    assert bench.wholes(heard, [12.40, 14.9]) == heard  # a turn of its own, later
+    assert bench.wholes(heard) == heard  # offline: no times, words only
+
+
 def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:
     tally = bench.Tally()
     tally.add(bench.Question("how do I pay", "en-payment-methods"),
