@@ -484,18 +484,14 @@ def wholes(heard: list[str], starts: Sequence[float | None] = ()) -> list[str]:
     def spelled(text: str) -> list[str]:
         return re.findall(r"[\w']+", text.lower())
 
-    begun = [*starts, *[None] * (len(heard) - len(starts))]
-
     def holds(n: int) -> bool:  # the turn after the n-th holds it
-        if n + 1 >= len(heard):
-            return False
         head, after = spelled(heard[n]), spelled(heard[n + 1])
         if head and after[: len(head)] == head:
             return True
-        mine, next_ = begun[n], begun[n + 1]
+        mine, next_ = (starts[n], starts[n + 1]) if n + 1 < len(starts) else (None, None)
         return mine is not None and next_ is not None and abs(next_ - mine) <= SAME_START_S
 
-    return [text for n, text in enumerate(heard) if not holds(n)]
+    return [text for n, text in enumerate(heard) if n + 1 == len(heard) or not holds(n)]
 
 
 # ---- the run ---------------------------------------------------------------------------
