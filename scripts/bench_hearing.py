@@ -94,7 +94,7 @@ from smartpbx_ari.media.receiver import RtpReceiver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.media.smart_turn import SmartTurn
-from smartpbx_ari.sipcaller.caller import Dial, SyntheticCaller, trim_silence
+from smartpbx_ari.sipcaller.caller import VOICE_RMS, Dial, SyntheticCaller, trim_silence
 from smartpbx_ari.store.knowledge import approved_entries
 from smartpbx_ari.telephony.ari import AriClient, AriError
 from smartpbx_ari.telephony.pbx import LocalPbx
@@ -131,6 +131,8 @@ CHANNELS = {
 }
 HUMAN = "human"  # the voice name of recordings of people (--human)
 TRAILING_S = 1.2  # silence after a question: the turn must end inside it
+LAST_TURN_S = 15.0  # the clip's last turn heard within this after it (a 27 s turn's decode)
+SLACK_S = 0.3  # the clip's pacing: its last words out by then, give or take this
 SAME_START_S = 0.3  # two turns whose audio began this close: the second holds the first
 NORMALIZE = EnglishTextNormalizer(json.loads(
     (Path(__file__).parent / "data" / "whisper-english-spelling.json").read_text("utf-8")))
@@ -439,14 +441,15 @@ async def live_controller(settings: Settings, agent: AIAgentService,
 
 
 async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: Dial,
-                    pcm: np.ndarray, channel: Channel, rng: np.random.Generator,
-                    agent: AIAgentService, expected: str | None
+                    pcm: np.ndarray, speech_s: float, channel: Channel,
+                    rng: np.random.Generator, agent: AIAgentService, expected: str | None
                     ) -> tuple[list[str], Said | None, int]:
     """What a call heard of ``pcm``, the agent's last reply to it, and how many turns
     were answered and then taken up again by the caller going on (heads: a pause
     mid-sentence taken for the end). A clarifying question that offers ``expected`` is
     answered with its key (DTMF), as a truthful caller would (one that does not offer it
-    is left unanswered: "no" asks to rephrase, and no stored answer is spoken)."""
+    is left unanswered: "no" asks to rephrase, and no stored answer is spoken).
+    ``speech_s``: where the clip's last words end in ``pcm``."""
     codec = codecs.codec(channel.codec)
     n = codec.samples_per_frame
     for i in range(0, len(pcm) - n + 1, n):  # a lost packet: silence where it was
@@ -455,9 +458,14 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
     async with caller.dial(Dial(dial.exten, dial.server, dial.user, dial.password,
                                 channel.codec)) as line:
         await line.wait_quiet(await line.wait_voice(line.answered_at, 10) or 0)
+        began = time.time()
         await line.play(pcm)
-        answered = await line.wait_voice(time.monotonic(), 6)  # the answer (or a hand-over)
         channel_id = controller.by_sip.get(line.call.call_id, "")
+        # a long clip's first turn may be answered, or held for an operator, while the
+        # caller still talks: its last turn is heard (and the hold's music plays) after
+        # the clip, and hanging up at the first sound after it would cut that turn off
+        await heard_up_to(controller, channel_id, began + speech_s - SLACK_S, LAST_TURN_S)
+        answered = await line.wait_voice(time.monotonic(), 6)  # the answer (or a hand-over)
         offered = [c.id for c in agent.sessions[channel_id].offered] \
             if channel_id in agent.sessions else []
         if expected in offered:
@@ -471,6 +479,28 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
     said = [e for e in events if isinstance(e, Said)]
     turns = wholes(heard, [e.start for e in spoken])
     return turns, said[-1] if said else None, len(heard) - len(turns)
+
+
+def last_voice_s(pcm: np.ndarray, rate: int) -> float:
+    """Where the last 20 ms frame loud enough to be a voice ends in ``pcm`` (s)."""
+    n = rate // 50
+    frames = pcm[: len(pcm) // n * n].astype(np.float64).reshape(-1, n)
+    voiced = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) >= VOICE_RMS)
+    return (voiced[-1] + 1) / 50 if len(voiced) else 0.0
+
+
+async def heard_up_to(controller: LiveController, channel_id: str, spoken: float,
+                      timeout: float) -> bool:
+    """Whether the call heard a turn that ended at or after ``spoken`` (wall clock: the
+    clip's last words were out by then) within ``timeout`` s; a turn lost is not waited
+    for longer, it is counted (its words missing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(isinstance(e, Heard) and e.end is not None and e.end >= spoken
+               for e in controller.calls.get(channel_id, ())):
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def wholes(heard: list[str], starts: Sequence[float | None] = ()) -> list[str]:
@@ -617,8 +647,9 @@ async def play_all(args: argparse.Namespace, settings: Settings, agent: AIAgentS
         channel = CHANNELS[c]
         pcm = shape(clips[(v, q.text)], channel, rng)
         async with slots:
-            heard, said, heads = await hear_live(controller, caller, dial, pcm, channel,
-                                                 rng, agent, q.expected)
+            speech_s = LEADING_S + last_voice_s(clips[(v, q.text)], 16000)  # in ``pcm``
+            heard, said, heads = await hear_live(controller, caller, dial, pcm, speech_s,
+                                                 channel, rng, agent, q.expected)
         transcripts.append([v, c, q.text, q.expected, heard, said and said.text, heads])
         live[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge_said(q, said, answers),
                                         len(heard)))

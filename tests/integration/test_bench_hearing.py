@@ -5,7 +5,7 @@ one question heard offline through the call's receive path (real voice, VAD, STT
 from __future__ import annotations
 
 from collections import Counter
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ from smartpbx_ari.ai.stt import SpeechToText
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
 from smartpbx_ari.config import Settings, TtsSettings
-from smartpbx_ari.events import Said
+from smartpbx_ari.events import Heard, Said
 from smartpbx_ari.media.smart_turn import SmartTurn, model_file
 from smartpbx_ari.sipcaller.caller import trim_silence
 from tests.fixtures.scripts import load_script
@@ -170,6 +170,26 @@ def test_a_resumed_turn_decoded_otherwise_the_second_time_counts_once_by_its_aud
     assert bench.wholes(heard, [12.40, 12.42]) == heard[1:]
     assert bench.wholes(heard, [12.40, 14.9]) == heard  # a turn of its own, later
     assert bench.wholes(heard) == heard  # offline: no times, words only
+
+
+def test_where_a_clips_last_words_end(bench: ModuleType) -> None:
+    tone = (3000 * np.sin(np.arange(16000) * 0.2)).astype(np.int16)
+    pcm = np.concatenate([np.zeros(8000, np.int16), tone, np.zeros(4000, np.int16), tone[:3200],
+                          np.full(6400, 50, np.int16)])  # line hiss after the words
+    assert bench.last_voice_s(pcm, 16000) == pytest.approx(0.5 + 1.0 + 0.25 + 0.2, abs=0.02)
+    assert bench.last_voice_s(np.zeros(1600, np.int16), 16000) == 0.0
+
+
+async def test_a_call_is_followed_until_its_last_turn_is_heard(bench: ModuleType) -> None:
+    """A long clip's first turn may be held for an operator while the caller goes on:
+    the bench waits for the turn holding the last words (one that ended after them), not
+    the first sound after the clip (the hold's music), so that turn is not cut off."""
+    calls: dict[str, list[object]] = {"c1": [Heard(call_id="c1", text="So this is", end=10.0)]}
+    follow = SimpleNamespace(calls=calls)
+    assert not await bench.heard_up_to(follow, "c1", 11.5, 0.2)  # only the first turn
+    calls["c1"].append(Heard(call_id="c1", text="All right, thanks.", end=12.1))
+    assert await bench.heard_up_to(follow, "c1", 11.5, 0.2)
+    assert not await bench.heard_up_to(follow, "gone", 11.5, 0.1)  # a call never seen
 
 
 def test_out_of_domain_hand_overs_are_counted_apart(bench: ModuleType) -> None:
