@@ -84,6 +84,7 @@ from smartpbx_ari.call.ear import (
     TurnResumed,
 )
 from smartpbx_ari.call.engine import VoiceEngine, line_vad, load_turn_model
+from smartpbx_ari.call.hitl import HitlDesk
 from smartpbx_ari.cli.kb import demo_path
 from smartpbx_ari.config import Settings, load_settings
 from smartpbx_ari.credentials import load_credentials
@@ -423,12 +424,18 @@ async def live_controller(settings: Settings, agent: AIAgentService,
                           stt: SpeechToText) -> AsyncIterator[LiveController]:
     LocalPbx(settings).up()
     creds = load_credentials(settings.data_dir)
-    voice = await VoiceEngine.load(settings, agent)
+    # with the operators' desk, as `smartpbx serve` wires it: a caller the agent is unsure
+    # of is held, and still heard (without one, the call is handed over and ended at once,
+    # and what the caller says after that first turn is never heard)
+    desk = HitlDesk(lambda event: None)
+    voice = await VoiceEngine.load(settings, agent, desk)
     voice.stt.close()
     voice.stt = stt
     async with AriClient(settings.ari_url, settings.ari.user, creds.ari_password,
                          settings.ari.app) as ari:
-        app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice))
+        app = StasisApp(settings, ari, conversation=lambda: VoiceConversation(voice),
+                        sinks=[desk.observe])
+        desk.publish = app.publish
         controller = LiveController(app, ari, app.events.subscribe(100_000))
         tasks = [asyncio.create_task(app.run()), asyncio.create_task(controller.follow())]
         await asyncio.wait_for(ari.connected.wait(), 10)
