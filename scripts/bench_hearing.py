@@ -96,7 +96,13 @@ from smartpbx_ari.media.receiver import RtpReceiver
 from smartpbx_ari.media.resample import resample
 from smartpbx_ari.media.rtp import RtpPacket
 from smartpbx_ari.media.smart_turn import SmartTurn
-from smartpbx_ari.sipcaller.caller import VOICE_RMS, Dial, SyntheticCaller, trim_silence
+from smartpbx_ari.sipcaller.caller import (
+    VOICE_RMS,
+    Dial,
+    SyntheticCaller,
+    trim_silence,
+    voiced_frames,
+)
 from smartpbx_ari.store.knowledge import approved_entries
 from smartpbx_ari.telephony.ari import AriClient, AriError
 from smartpbx_ari.telephony.pbx import LocalPbx
@@ -491,9 +497,7 @@ async def hear_live(controller: LiveController, caller: SyntheticCaller, dial: D
 
 def last_voice_s(pcm: np.ndarray, rate: int) -> float:
     """Where the last 20 ms frame loud enough to be a voice ends in ``pcm`` (s)."""
-    n = rate // 50
-    frames = pcm[: len(pcm) // n * n].astype(np.float64).reshape(-1, n)
-    voiced = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) >= VOICE_RMS)
+    voiced = voiced_frames(pcm, VOICE_RMS, rate // 50)
     return (voiced[-1] + 1) / 50 if len(voiced) else 0.0
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.stt import SpeechToText
@@ -185,13 +186,19 @@ def _ms(at: float | None, since: float) -> int | None:
     return None if at is None else round((at - since) * 1000)
 
 
+def voiced_frames(pcm: Pcm, threshold: float, frame: int) -> npt.NDArray[np.intp]:
+    """The numbers of the whole ``frame``-sample frames of ``pcm`` at least ``threshold``
+    loud (RMS)."""
+    n = len(pcm) // frame
+    levels = np.sqrt(np.mean(pcm[: n * frame].reshape(n, frame).astype(np.float64) ** 2, 1))
+    return np.flatnonzero(levels >= threshold)
+
+
 def trim_silence(pcm: Pcm, threshold: float = 200.0, frame: int = 160) -> Pcm:
     """Cut leading and trailing frames quieter than ``threshold`` (voices pad both)."""
-    n = len(pcm) // frame
-    if n == 0:
+    if len(pcm) < frame:
         return pcm
-    levels = np.sqrt(np.mean(pcm[: n * frame].reshape(n, frame).astype(np.float64) ** 2, 1))
-    voiced = np.flatnonzero(levels >= threshold)
+    voiced = voiced_frames(pcm, threshold, frame)
     if voiced.size == 0:
         return pcm[:0]
     return pcm[voiced[0] * frame : (voiced[-1] + 1) * frame]
