@@ -70,10 +70,10 @@ from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.language import ends_unfinished, is_korean
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.speech_cache import SpeechCache
-from smartpbx_ari.ai.stt import SpeechToText
+from smartpbx_ari.ai.stt import SpeechToText, korean_ears
 from smartpbx_ari.ai.tts import TextToSpeech
 from smartpbx_ari.ai.voice import Voice
-from smartpbx_ari.call.conversation import VoiceConversation
+from smartpbx_ari.call.conversation import VoiceConversation, hear_again
 from smartpbx_ari.call.ear import (
     CheckTurn,
     DropTranscript,
@@ -326,15 +326,16 @@ def packets(pcm: np.ndarray, channel: Channel, rng: np.random.Generator) -> list
 async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settings,
                        stt: SpeechToText, agent: AIAgentService | None, session: str,
                        turn_model: SmartTurn | None, pauses: list[float],
-                       work: Counter[str], context: str = ""
-                       ) -> tuple[list[str], Any]:
+                       work: Counter[str], context: str = "",
+                       second: SpeechToText | None = None) -> tuple[list[str], Any]:
     """As a call hears, except that the turn model answers at once (live: ~70 ms later).
     ``pauses`` gets the silence each turn ended after (its end-of-turn wait); ``work``
     counts the eager transcripts begun and dropped and the turn model's questions (the
     speculative CPU a call spends), and ``held``: turns whose reply waits for the caller
     to go on (words that stop short, or an unsure reply). Without an ``agent``, what was
     heard only (the replies are None). ``context``: what the call asked just before (a
-    clarifying question), the STT's context as the call gives it.
+    clarifying question), the STT's context as the call gives it. ``second``: the call's
+    second ear (``VoiceEngine.second_ear_for``).
     """
     queue: asyncio.Queue[RtpPacket] = asyncio.Queue()
     for packet in clip:
@@ -366,7 +367,8 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
             elif isinstance(event, TurnEnded):
                 pauses.append(event.pause_s)
                 audio, eager = (eager if eager is not None else event.audio), None
-                text = (await stt.transcribe(audio, context=context)).text
+                transcript = await stt.transcribe(audio, context=context)
+                text = transcript.text
                 answered = bool(text)
                 if not text:
                     continue
@@ -378,6 +380,12 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
                 wait_ms = turn.max_silence_ms if ends_unfinished(text) else \
                     turn.unsure_silence_ms if reply and reply.unsure else 0
                 work["held"] += bool(turn_model) and event.pause_s < wait_ms / 1000
+                # meanwhile, as a call does, an unsure turn is heard again
+                found = agent and reply and reply.unsure and not context and \
+                    await hear_again(stt, agent, transcript, session, "", second)
+                if found:
+                    text, reply = found
+                    work["heard_as_another_reading"] += 1
                 turns.append((text, reply))
     return [text for text, _ in turns], (turns[0][1] if turns else None)
 
@@ -580,6 +588,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     channels = args.channels.split(",")
     base = load_settings()
     settings, agent, stt, turn_model = ears(args.stt_model, args.prompt_tokens)
+    second = korean_ears(settings, stt) if settings.stt.second_ear else None
+    second = None if second is stt else second
     print(f"{len(questions)} questions x {len(voices)} voices x {len(channels)} channels "
           f"({args.set} set); stt {settings.stt.model or 'tiny.en'}, prompt "
           f"{settings.stt.prompt_tokens} tokens: {stt.bias('en') if stt.bias else ''!r}",
@@ -605,7 +615,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         channel = CHANNELS[c]
         clip = packets(shape(clips[(v, q.text)], channel, rng), channel, rng)
         heard, reply = await hear_offline(clip, channel, settings, stt, agent, f"o{n}",
-                                          turn_model, pauses, work)
+                                          turn_model, pauses, work, second=second)
         offline[f"{v} {c}"].add(q, Outcome(" ".join(heard), judge(q, reply, agent, f"o{n}"),
                                            len(heard)))
         transcripts.append([v, c, q.text, q.expected, heard])
@@ -634,10 +644,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result["speculation"] = {"eager_transcripts": work["StartTranscript"],
                              "dropped": work["DropTranscript"],
                              "model_questions": work["CheckTurn"],
-                             "primed_again": stt.primed_again, "widened": stt.widened}
+                             "primed_again": stt.primed_again, "widened": stt.widened,
+                             "heard_again": stt.heard_again,
+                             "second_ear": second.name if second else "",
+                             "answered_as_another_reading": work["heard_as_another_reading"]}
     if args.agent:
         result["agent_voice"] = await agent_voice(settings, agent, stt)
     stt.close()
+    if second is not None:
+        second.close()
     return result
 
 

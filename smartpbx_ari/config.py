@@ -155,6 +155,14 @@ class SttSettings:
     # decodes a question in 0.2-0.5 s on 2 cores, whisper base in 0.45 s; on a box busy
     # with other work both took over 1.5 s (the first default), a false fault.
     timeout_s: float = 2.5
+    # a turn the agent is unsure of (it would ask which entry, or hand over) is heard
+    # again as Whisper's this many best readings (a beam search), while the call waits
+    # to see whether the caller goes on; the first reading the agent answers surely is
+    # answered instead. 0 = off.
+    readings: int = 5
+    # ... and also by Korean calls' model (stt.model_ko, larger: whisper base), loaded
+    # anyway, whose reading goes first; off: the default model's readings alone
+    second_ear: bool = True
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.timeout_s <= 30.0:
@@ -163,6 +171,8 @@ class SttSettings:
                 or self.batch_max < 1:
             raise ConfigError("stt: beam_size, cpu_threads, workers and batch_max must be "
                               "at least 1")
+        if not 0 <= self.readings <= 10:
+            raise ConfigError("stt.readings: must be between 0 (off) and 10")
         if not 5.0 <= self.window_s <= 30.0:
             raise ConfigError("stt.window_s: must be between 5 and 30 seconds")
         if not 0.0 <= self.prompt_below < 1.0:

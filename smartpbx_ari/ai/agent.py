@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -78,6 +79,7 @@ CATEGORY_INTENTS = {
     "product_inquiry": "product_inquiry", "상품문의": "product_inquiry",
     "payment": "payment", "결제": "payment",
 }
+T = TypeVar("T")
 ANSWER_WORKERS = 4  # turns of different calls chosen at once (a search is mostly numpy)
 HOLDING = {"en": "Let me connect you with a colleague who can help. Please hold.",
            "ko": "상담원을 연결해 드리겠습니다. 잠시만 기다려 주세요."}
@@ -173,12 +175,20 @@ class AIAgentService:
         ``agent.search_timeout_s``); with a phraser, a grounded answer also comes as
         ``speech``, the LLM's rephrasing sentence by sentence. Raises
         :class:`SearchError` when the search fails or hangs (bad input: its own error)."""
+        return self._phrased(await self._run(self.answer, text, session_id, language))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the agent's threads within its deadline; a failure not the
+        caller's words' is a :class:`SearchError`."""
         try:
-            reply = await self._answering.run(self.answer, text, session_id, language)
+            return await self._answering.run(fn, *args)
         except UserFacingError:
             raise
         except Exception as err:  # a broken model or index, not the caller's words
             raise SearchError(f"search: {type(err).__name__}: {err}") from err
+
+    def _phrased(self, reply: Reply) -> Reply:
+        """With a phraser, a grounded answer also comes as the LLM's rephrasing."""
         if self.phraser is None or not reply.sources:
             return reply
         return replace(reply, speech=self.phraser.sentences(
@@ -201,6 +211,38 @@ class AIAgentService:
             reply = self._answer(text, spoken, intent, session, only)
         session.turns.append(Turn(text, reply.text, reply.sources))
         return reply
+
+    async def surely(self, readings: list[str], session_id: str, language: str = ""
+                     ) -> tuple[str, Reply] | None:
+        """The first of other readings of the session's last turn (:class:`Responder`)
+        that it answers surely by a search alone (not as a follow-up or a reply to an
+        offer), answered in that turn's place; None: none is. As :meth:`respond` (its
+        threads, its deadline, its errors)."""
+        found = await self._run(self._surely, readings, session_id, language)
+        return None if found is None else (found[0], self._phrased(found[1]))
+
+    def _surely(self, readings: list[str], session_id: str, language: str
+                ) -> tuple[str, Reply] | None:
+        only = base_language(language)
+        for text in readings:
+            try:
+                text = validate_question(text, "query")
+            except UserFacingError:
+                continue
+            if self.intents.classify(text)[0] == HUMAN_REQUEST:
+                continue
+            hits = self.retriever.search(text, top_k=3,
+                                         language=only if only in HOLDING else "")
+            if self._confidence(hits) >= self.settings.min_confidence \
+                    and self._margin(hits) >= CLOSE:
+                unsure = self.sessions.get(session_id, Session()).as_dict()
+                self.retract(session_id)
+                try:
+                    return text, self.answer(text, session_id, language)
+                except Exception:
+                    self.sessions[session_id] = Session.from_dict(unsure)
+                    raise
+        return None
 
     def end(self, session_id: str) -> None:
         """Forget the session (:class:`Responder`): its call is over."""

@@ -73,5 +73,11 @@ class Responder(Protocol):
     # their whole turn comes next (an offer it answered is still open for it)
     def retract(self, session_id: str) -> None: ...
 
+    # the first of other readings of the session's last turn (one it was unsure of) that
+    # it answers surely, answered in that turn's place; None: none is (the call heard the
+    # turn again, ``SpeechToText.readings``)
+    async def surely(self, readings: list[str], session_id: str, language: str = ""
+                     ) -> tuple[str, Reply] | None: ...
+
     # the session is over (its call ended): what it remembers is dropped
     def end(self, session_id: str) -> None: ...

@@ -21,7 +21,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from smartpbx_ari.ai import faults, stt_models
 from smartpbx_ari.ai.clarify import is_reply, is_short
 from smartpbx_ari.ai.deadline import Deadline
 from smartpbx_ari.ai.language import base_language
-from smartpbx_ari.ai.stt_batch import SAMPLE_RATE, WINDOW_S, Decoded, decode_batch
+from smartpbx_ari.ai.stt_batch import SAMPLE_RATE, WINDOW_S, Decoded, decode_batch, readings
 from smartpbx_ari.config import Settings, SttSettings
 from smartpbx_ari.errors import StageError
 
@@ -43,6 +43,7 @@ NO_SPEECH = 0.6
 UNSURE = -1.0
 _PIECES = re.compile(r"[^\W\d_]-(?:[^\W\d_]|\s|$|[?.!,])")  # "re-fin", "re-f-"
 LOOPING = 2.4
+_WORDS = re.compile(r"[\w']+")
 
 
 class SttError(StageError):
@@ -57,6 +58,8 @@ class Transcript:
     audio_s: float
     decode_s: float
     started: float | None = None  # time.monotonic() as decoding began; None: not decoded
+    # the utterance decoded (16 kHz), to hear it again (:meth:`SpeechToText.readings`)
+    audio: npt.NDArray[np.int16] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(eq=False)
@@ -97,6 +100,7 @@ class SpeechToText:
         self.primed_again = 0  # decodes redone primed, heard unsurely (stt.prompt_below)
         self.asked_again = 0  # short replies redone knowing the question (their context)
         self.widened = 0  # short-window decodes redone in 30 s (they looped, or in pieces)
+        self.heard_again = 0  # utterances decoded again for other readings (readings())
 
     def close(self) -> None:
         self._decoding.close()
@@ -123,6 +127,33 @@ class SpeechToText:
             self._active -= 1
             if job in self._waiting:  # cancelled before its turn
                 self._waiting.remove(job)
+
+    async def readings(self, transcript: Transcript, language: str = "") -> list[str]:
+        """Other readings of a decoded utterance (``stt.readings`` best of a beam search,
+        most likely first; not its own text, none looping or taken for silence); none
+        when off, when the utterance is not one window, or while other utterances are
+        being decoded: a turn's first hearing goes before another's second."""
+        pcm, n = transcript.audio, self.settings.readings
+        if pcm is None or n < 2 or self.busy or len(pcm) > WINDOW_S * SAMPLE_RATE:
+            return []
+        self.heard_again += 1
+        window = WINDOW_S if len(pcm) > self.settings.window_s * SAMPLE_RATE / 2 \
+            else self.settings.window_s
+        self._active += 1
+        try:
+            decoded = await self._decoding.run(
+                readings, self._model, pcm.astype(np.float32) / 32768.0,
+                self.language(language), n, window, timeout_s=self.settings.timeout_s)
+        finally:
+            self._active -= 1
+        seen = {spelled(transcript.text)}
+        out = []
+        for one in decoded:
+            key = spelled(one.text)
+            if key and not one.skipped and not _looping(one) and key not in seen:
+                seen.add(key)
+                out.append(one.text)
+        return out
 
     @property
     def busy(self) -> bool:
@@ -221,7 +252,7 @@ class SpeechToText:
                 self.settings.beam_size, window))
         took = time.monotonic() - started
         return [Transcript(one.text, 0.0 if one.skipped else math.exp(one.avg_logprob),
-                           len(pcm) / SAMPLE_RATE, took, started)
+                           len(pcm) / SAMPLE_RATE, took, started, pcm)
                 for pcm, one in zip(pcms, decoded, strict=True)]
 
     def _decode(self, pcm16k: npt.NDArray[np.int16], language: str) -> Transcript:
@@ -280,6 +311,11 @@ def answer_asked(decoded: list[Decoded], asked: Callable[[list[int]], list[Decod
         if not one.skipped and not _doubtful(one) and is_reply(one.text):
             decoded[k] = one
     return len(short)
+
+
+def spelled(text: str) -> str:
+    """Its words alone: two readings that differ in case or punctuation are one."""
+    return " ".join(_WORDS.findall(text.lower()))
 
 
 def _doubtful(one: Decoded) -> bool:

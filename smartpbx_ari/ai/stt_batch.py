@@ -44,6 +44,23 @@ def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: st
     """Decode ``audios`` (16 kHz float, each at most ``window_s``) in one batch, each
     padded to ``window_s`` (Whisper's own 30 s; the encoder's cost grows with it), in at
     most :func:`max_tokens` of the longest."""
+    tokenizer, results, limit = _generate(model, audios, language, prompt, beam_size,
+                                          window_s)
+    return [_decoded(tokenizer, result, limit) for result in results]
+
+
+def readings(model: Any, audio: npt.NDArray[np.float32], language: str, n: int,
+             window_s: float = WINDOW_S) -> list[Decoded]:
+    """The ``n`` best readings of one utterance (a beam of ``n``), most likely first."""
+    tokenizer, results, limit = _generate(model, [audio], language, "", n, window_s, n)
+    return [_decoded(tokenizer, results[0], limit, k)
+            for k in range(len(results[0].sequences_ids))]
+
+
+def _generate(model: Any, audios: list[npt.NDArray[np.float32]], language: str,
+              prompt: str, beam_size: int, window_s: float, hypotheses: int = 1
+              ) -> tuple[Any, list[Any], int]:
+    """(tokenizer, CTranslate2's results, the most tokens a result may have)."""
     from faster_whisper.audio import pad_or_trim  # heavy (PyAV): loaded with the model
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
@@ -63,8 +80,8 @@ def decode_batch(model: Any, audios: list[npt.NDArray[np.float32]], language: st
         encoded, [list(start) for _ in audios], beam_size=beam_size, patience=1.0,
         length_penalty=1.0, max_length=max_length, suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]), return_scores=True,
-        return_no_speech_prob=True)
-    return [_decoded(tokenizer, result, max_length - len(start)) for result in results]
+        return_no_speech_prob=True, num_hypotheses=hypotheses)
+    return tokenizer, results, max_length - len(start)
 
 
 def max_tokens(audio_s: float) -> int:
@@ -72,9 +89,10 @@ def max_tokens(audio_s: float) -> int:
     return TOKENS_MIN + round(TOKENS_PER_S * audio_s)
 
 
-def _decoded(tokenizer: Any, result: Any, limit: int) -> Decoded:
-    tokens = result.sequences_ids[0]
-    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+def _decoded(tokenizer: Any, result: Any, limit: int, k: int = 0) -> Decoded:
+    """The ``k``-th hypothesis of a result."""
+    tokens = result.sequences_ids[k]
+    avg_logprob = result.scores[k] * len(tokens) / (len(tokens) + 1)
     if result.no_speech_prob > NO_SPEECH and avg_logprob <= LOG_PROB:
         return Decoded("", 0.0, result.no_speech_prob, 0.0, skipped=True)
     text = tokenizer.decode(tokens).strip()

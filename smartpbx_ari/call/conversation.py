@@ -17,13 +17,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smartpbx_ari.ai.agent import HOLDING
 from smartpbx_ari.ai.language import base_language, ends_unfinished
-from smartpbx_ari.ai.responder import HUMAN_REQUEST, Reply
-from smartpbx_ari.ai.stt import SttError, Transcript
+from smartpbx_ari.ai.responder import HUMAN_REQUEST, Reply, Responder
+from smartpbx_ari.ai.stt import SpeechToText, SttError, Transcript, spelled
 from smartpbx_ari.ai.tts import TtsError
 from smartpbx_ari.call.ear import (
     BargeIn,
@@ -146,10 +146,21 @@ class VoiceConversation:
             return await self._fault(port, mouth, err, question)
         self.faults = 0
         chosen = Chosen(reply, question, asked)
-        if reply.unsure and await self._went_on(
-                port, utterance, self.engine.settings.turn.unsure_silence_ms):
-            self.engine.responder.retract(port.call_id)
-            return ""  # the next turn holds it whole
+        if reply.unsure:  # heard again while we wait to see whether the caller goes on
+            again = None if self.asked else asyncio.ensure_future(hear_again(
+                self.engine.stt_for(port.language), self.engine.responder, transcript,
+                port.call_id, port.language, self.engine.second_ear_for(port.language)))
+            went_on = await self._went_on(
+                port, utterance, self.engine.settings.turn.unsure_silence_ms)
+            found = await _found(port, again)
+            if went_on:
+                self.engine.responder.retract(port.call_id)
+                return ""  # the next turn holds it whole
+            if found is not None:
+                chosen = Chosen(found[1], found[0], asked)
+                reply = chosen.reply
+                if utterance.heard is not None:
+                    utterance.heard = replace(utterance.heard, text=chosen.question)
         if not reply.hitl:
             self.asked = reply.text if reply.choices else ""
             await self._speak(port, mouth, chosen, utterance)
@@ -567,6 +578,38 @@ async def _unless(audio: AsyncIterator[Pcm], go: Callable[[], bool]) -> AsyncIte
                 return
             first = False
             yield pcm
+
+
+async def hear_again(stt: SpeechToText | None, responder: Responder,
+                     transcript: Transcript, session_id: str, language: str,
+                     second: SpeechToText | None = None) -> tuple[str, Reply] | None:
+    """Another reading of a turn the responder was unsure of that it answers surely, and
+    that answer, given in the turn's place; None: no such reading. The readings: what
+    ``second`` (a larger model) hears, then ``stt``'s other best (``stt.readings``)."""
+    if stt is None:
+        return None
+    spare = not stt.busy  # others' first hearings go before this second one
+    ours = asyncio.ensure_future(stt.readings(transcript, language))
+    readings = []
+    if second is not None and transcript.audio is not None and spare and not second.busy:
+        theirs = (await second.transcribe(transcript.audio, language)).text
+        if theirs and spelled(theirs) != spelled(transcript.text):
+            readings.append(theirs)
+    readings += [r for r in await ours if spelled(r) not in map(spelled, readings)]
+    return await responder.surely(readings, session_id, language) if readings else None
+
+
+async def _found(port: CallPort, again: asyncio.Future[tuple[str, Reply] | None] | None
+                 ) -> tuple[str, Reply] | None:
+    """What hearing a turn again found; None also when it failed (the first reply
+    stands: a second opinion that failed is no fault of the turn's)."""
+    if again is None:
+        return None
+    try:
+        return await again
+    except Exception as err:
+        log.warning("call %s: hearing the turn again failed: %s", port.call_id, err)
+        return None
 
 
 def _stage(err: Exception) -> str:

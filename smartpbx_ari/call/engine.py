@@ -95,6 +95,15 @@ class VoiceEngine:
         the operators)."""
         return self.stt_ko if base_language(language) == "ko" else self.stt
 
+    def second_ear_for(self, language: str) -> SpeechToText | None:
+        """The larger model that also hears a turn the agent was unsure of
+        (``stt.second_ear``): Korean calls' (multilingual) model, for the other calls,
+        where it is another model than theirs; None: none."""
+        if not self.settings.stt.second_ear or base_language(language) == "ko" \
+                or self.stt_ko is self.stt:
+            return None
+        return self.stt_ko
+
     def greeting_for(self, language: str) -> Pcm:
         return self.greetings.get(base_language(language), self.greeting)
 

@@ -186,3 +186,35 @@ async def test_a_reply_taken_back_leaves_the_offer_open(agent: AIAgentService) -
     assert session not in agent.sessions
     agent.retract(session)
     assert session not in agent.sessions
+
+
+async def test_another_reading_answered_surely_takes_the_unsure_turn_s_place(
+        agent: AIAgentService) -> None:
+    """A turn misheard as something vague got a clarifying question; of its other
+    readings, the first the agent answers surely by itself replaces that turn: its answer
+    comes back, and the offer is gone (a later "1" is a new question, not a choice)."""
+    session = None
+    for vague in ("refund or exchange?", "my parcel", "payment problem"):
+        if "choices" in await ask(agent, vague, f"again-{vague}"):
+            session = f"again-{vague}"
+            break
+    assert session is not None, "none of the vague questions got a clarifying question"
+    readings = ["What is the capital of France?", "How do I get a refund?",
+                "Where is my parcel?"]
+    found = await agent.surely(readings, session)
+    assert found is not None
+    text, reply = found
+    assert text == "How do I get a refund?"  # the first answered surely, not the others
+    assert reply.sources and not reply.unsure and reply.intent == "refund"
+    assert not agent.sessions[session].offered
+    assert [t.question for t in agent.sessions[session].turns] == [text]
+
+
+async def test_no_reading_answered_surely_leaves_the_turn_as_it_was(
+        agent: AIAgentService) -> None:
+    first = await agent.respond("What is the capital of France?", "again-none")
+    readings = ["What is the capital of Spain?", "I want to talk to a person", "", "x" * 5000]
+    assert await agent.surely(readings, "again-none") is None  # none sure, or not questions
+    turns = agent.sessions["again-none"].turns
+    assert [(t.question, t.response) for t in turns] == [
+        ("What is the capital of France?", first.text)]

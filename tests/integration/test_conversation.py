@@ -48,8 +48,11 @@ class FakeStt:
     busy = False  # decodes at once: never busy when the ear asks
     SAME_TURN_S = 1.5
 
-    def __init__(self, results: list[Transcript | Exception]) -> None:
+    def __init__(self, results: list[Transcript | Exception],
+                 readings: dict[str, list[str]] | None = None) -> None:
         self.results = results
+        self.other_readings = readings or {}  # a text heard -> its other readings
+        self.heard_again: list[str] = []  # the texts whose other readings were asked for
         self.languages: list[str] = []
         self.contexts: list[tuple[str, str]] = []  # (the text heard, the context it had)
         self.last: tuple[float, np.ndarray, Transcript | Exception] | None = None
@@ -67,7 +70,12 @@ class FakeStt:
         self.contexts.append((getattr(result, "text", ""), context))
         if isinstance(result, Exception):
             raise result
-        return dataclasses.replace(result, started=time.monotonic())  # decodes at once
+        return dataclasses.replace(result, started=time.monotonic(),  # decodes at once
+                                   audio=pcm)
+
+    async def readings(self, transcript: Transcript, language: str = "") -> list[str]:
+        self.heard_again.append(transcript.text)
+        return self.other_readings.get(transcript.text, [])
 
 
 class FakeResponder:
@@ -87,6 +95,15 @@ class FakeResponder:
         if "refund" in text.lower():
             return Reply("Refunds are paid within five working days.", 0.9, "refund")
         return Reply("Let me connect you with a colleague.", 0.1, "other", hitl=True)
+
+    async def surely(self, readings: list[str], session_id: str, language: str = ""
+                     ) -> tuple[str, Reply] | None:
+        for text in readings:
+            reply = await self.respond(text, session_id, language)
+            if not reply.unsure:
+                self.retracted.append(session_id)  # the unsure turn's reply replaced
+                return text, reply
+        return None
 
 
 class FakeTts:
@@ -161,12 +178,12 @@ class FakePort:
 
 
 async def _run_call(engine: VoiceEngine, speech: np.ndarray, turns: int,
-                    expect: int) -> list[CallEvent]:
+                    expect: int, handed_off: list[str] | None = None) -> list[CallEvent]:
     silence = np.zeros(8000, np.int16)
     audio = np.concatenate([silence, *([speech, silence, silence] * turns)])
     frames = collections.deque(codecs.ulaw_decode(codecs.ulaw_encode(audio[i : i + 160]))
                                for i in range(0, len(audio) - 159, 160))
-    port = FakePort(frames, expect)
+    port = FakePort(frames, expect, handed_off=handed_off)
     talk = asyncio.create_task(VoiceConversation(engine).run(port))
     async with asyncio.timeout(20):
         await port.done.wait()
@@ -210,6 +227,67 @@ async def test_tts_failure_is_spoken_as_an_apology(tmp_path: Path) -> None:
                              turns=1, expect=2)
     errors = [e for e in events if isinstance(e, StageFailed)]
     assert [e.code for e in errors] == ["tts-failed"]
+
+
+async def test_a_turn_the_agent_is_unsure_of_is_answered_as_another_reading(
+        tmp_path: Path) -> None:
+    """Heard as words no entry answers surely, the turn is heard again; the first other
+    reading the agent answers surely is answered, and is what the record says was heard."""
+    misheard = "How do I get a re-fin?"
+    stt = FakeStt([Transcript(misheard, 0.6, 2.0, 0.3)],
+                  {misheard: ["How do I get a raffle?", "How do I get a refund?"]})
+    engine = _engine(stt, FakeTts())
+    events = await _run_call(engine, _speech(tmp_path), turns=1, expect=1)
+    assert stt.heard_again == [misheard]
+    said = next(e for e in events if isinstance(e, Said))
+    assert (said.text, said.hitl, said.question) == (
+        "Refunds are paid within five working days.", False, "How do I get a refund?")
+    assert [e.text for e in events if isinstance(e, Heard)] == ["How do I get a refund?"]
+
+
+async def test_no_other_reading_answered_surely_leaves_the_unsure_reply(
+        tmp_path: Path) -> None:
+    misheard = "How do I get a re-fin?"
+    stt = FakeStt([Transcript(misheard, 0.6, 2.0, 0.3)], {misheard: ["How do I get a raffle?"]})
+    handed: list[str] = []
+    port_events = await _run_call(_engine(stt, FakeTts()), _speech(tmp_path), turns=1,
+                                  expect=1, handed_off=handed)
+    assert stt.heard_again == [misheard]
+    assert [e.text for e in port_events if isinstance(e, Heard)] == [misheard]
+    assert next(e for e in port_events if isinstance(e, Said)).hitl
+    assert handed
+
+
+async def test_the_second_ear_s_reading_goes_before_the_other_readings(
+        tmp_path: Path) -> None:
+    """Korean calls' (larger) model also hears the unsure turn of an English call, from
+    the same audio; its reading is tried first."""
+    misheard = "How do I get a re-fin?"
+    stt = FakeStt([Transcript(misheard, 0.6, 2.0, 0.3)],
+                  {misheard: ["How do I get a refund or not?"]})
+    second = FakeStt([Transcript("How do I get a refund?", 0.9, 2.0, 0.3)])
+    engine = _engine(stt, FakeTts())
+    engine.stt_ko = second  # type: ignore[assignment]
+    events = await _run_call(engine, _speech(tmp_path), turns=1, expect=1)
+    said = next(e for e in events if isinstance(e, Said))
+    assert (said.question, said.hitl) == ("How do I get a refund?", False)
+    assert second.languages == [""] and stt.heard_again == [misheard]
+
+
+def test_the_second_ear_is_korean_calls_model_for_other_calls_only() -> None:
+    stt, korean = FakeStt([]), FakeStt([])
+    engine = _engine(stt, FakeTts())
+    engine.stt_ko = korean  # type: ignore[assignment]
+    assert engine.second_ear_for("") is korean and engine.second_ear_for("en-US") is korean
+    assert engine.second_ear_for("ko-KR") is None  # the Korean model is theirs already
+    engine.settings = dataclasses.replace(engine.settings, stt=dataclasses.replace(
+        engine.settings.stt, second_ear=False))
+    assert engine.second_ear_for("en") is None
+    engine.settings = load_settings(environ={})
+    engine.stt_ko = stt  # type: ignore[assignment]  # one multilingual model for both
+    assert engine.second_ear_for("en") is None
+    engine.stt_ko = None
+    assert engine.second_ear_for("en") is None
 
 
 class PhrasingResponder(FakeResponder):

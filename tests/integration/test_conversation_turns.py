@@ -27,7 +27,14 @@ from tests.integration.test_conversation import TONE, FakePort, FakeTts, _engine
 pytestmark = [pytest.mark.integration, pytest.mark.ai]
 
 
-class SlowStt:
+class OneReading:
+    """An STT with no other reading of what it heard (stt.readings off)."""
+
+    async def readings(self, transcript: Transcript, language: str = "") -> list[str]:
+        return []
+
+
+class SlowStt(OneReading):
     """tiny.en's pace; the text says how much audio it was given."""
 
     busy = False  # one call: its own eager decode is no other call's
@@ -103,7 +110,7 @@ async def test_a_pause_at_a_comma_is_resumed_into_one_answer(tmp_path: Path) -> 
     assert float(heard[0].text.split()[1]) >= whole, (heard[0].text, whole)
 
 
-class HalfThenWholeStt:
+class HalfThenWholeStt(OneReading):
     """Quick (its answer to the half begins before the caller goes on): a half sentence
     is heard as "Stop.", which no entry answers; the whole, as a refund question."""
 
@@ -247,7 +254,7 @@ async def test_what_was_said_during_a_takeover_is_not_answered_after_the_hand_ba
     assert answered < (len(back) + len(gap)) / 8000, (answered, len(back) / 8000)
 
 
-class HeadThenWholeStt:
+class HeadThenWholeStt(OneReading):
     """Quick (an answer to the head would begin well inside the pause): audio short of
     ``whole_s`` is heard as ``head``, the rest as ``whole``."""
 

@@ -196,3 +196,38 @@ async def test_two_workers_share_the_waiting_utterances_without_taking_one_twice
     assert [t.text for t in heard[:3]] == [t.text for t in heard[5:8]]
     assert all(t.text for t in heard[:3]) and ears._waiting == []
     assert sum(size * n for size, n in ears.batches.items()) == len(clips) * 2
+
+
+async def test_other_readings_of_an_utterance_are_other_words_and_none_of_silence(
+        stt: SpeechToText, clips: list[np.ndarray]) -> None:
+    """Whisper's n best (a beam of stt.readings): each reading differs from what was heard
+    and from the others in its words, not only in case or punctuation."""
+    heard = await stt.transcribe(clips[1], "en")
+    others = await stt.readings(heard, "en")
+    assert 1 <= len(others) < stt.settings.readings, others
+    spelled = [stt_module.spelled(t) for t in [heard.text, *others]]
+    assert len(set(spelled)) == len(spelled), others
+    silence = await stt.transcribe(clips[3], "en")
+    assert silence.text == "" and await stt.readings(silence, "en") == []
+
+
+async def test_no_other_readings_when_off_busy_or_not_decoded_here(
+        stt: SpeechToText, clips: list[np.ndarray]) -> None:
+    heard = await stt.transcribe(clips[0], "en")
+    asked = stt.heard_again
+    assert await stt.readings(replace(heard, audio=None), "en") == []  # e.g. a key pressed
+    settings, stt.settings = stt.settings, replace(stt.settings, readings=0)
+    try:
+        assert await stt.readings(heard, "en") == []
+    finally:
+        stt.settings = settings
+    other = asyncio.ensure_future(stt.transcribe(clips[2], "en"))
+    await asyncio.sleep(0)  # asked for: busy
+    assert stt.busy and await stt.readings(heard, "en") == []  # the other's first hearing
+    await other
+    assert stt.heard_again == asked
+
+
+def test_readings_outside_0_to_10_are_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="stt.readings"):
+        load_settings(environ={"SMARTPBX_STT__READINGS": "11"})
