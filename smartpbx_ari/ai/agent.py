@@ -101,6 +101,12 @@ def spoken_phrases(db: Database) -> dict[str, list[str]]:
     return said
 
 
+def _kept_to(language: str) -> str:
+    """The language a call's knowledge is kept to (one with a holding phrase), or ""."""
+    only = base_language(language)
+    return only if only in HOLDING else ""
+
+
 def load_intents(path: str = "") -> dict[str, list[str]]:
     data = yaml.safe_load(read_text(path, "intents.yaml")) or {}
     return {str(k): [str(e) for e in v] for k, v in data.items()}
@@ -199,9 +205,7 @@ class AIAgentService:
         knowledge to that language; without it the question's script decides the
         holding phrase."""
         text = validate_question(query, "query")
-        only = base_language(language)
-        if only not in HOLDING:
-            only = ""
+        only = _kept_to(language)
         spoken = only or written_language(text)
         intent, _ = self.intents.classify(text)
         session = self.sessions.setdefault(session_id, Session())
@@ -223,7 +227,7 @@ class AIAgentService:
 
     def _surely(self, readings: list[str], session_id: str, language: str
                 ) -> tuple[str, Reply] | None:
-        only = base_language(language)
+        only = _kept_to(language)
         for text in readings:
             try:
                 text = validate_question(text, "query")
@@ -231,10 +235,8 @@ class AIAgentService:
                 continue
             if self.intents.classify(text)[0] == HUMAN_REQUEST:
                 continue
-            hits = self.retriever.search(text, top_k=3,
-                                         language=only if only in HOLDING else "")
-            if self._confidence(hits) >= self.settings.min_confidence \
-                    and self._margin(hits) >= CLOSE:
+            hits = self.retriever.search(text, top_k=3, language=only)
+            if self._sure(self._confidence(hits), self._margin(hits)):
                 unsure = self.sessions.get(session_id, Session()).as_dict()
                 self.retract(session_id)
                 try:
@@ -283,7 +285,7 @@ class AIAgentService:
             hits = self._with_context(text, session, only) or hits
         sure = self._confidence(hits)
         margin = self._margin(hits)
-        if sure >= self.settings.min_confidence and margin >= CLOSE:
+        if self._sure(sure, margin):
             top, session.declined = hits[0], False
             return Reply(top.answer, round(sure, 3),
                          CATEGORY_INTENTS.get(top.category, intent), sources=(top.id,))
@@ -294,6 +296,10 @@ class AIAgentService:
         if below and offered == 2 and self._margin(hits, 2) < TRIPLE_BELOW:
             offered = 3
         return self._offer(hits[:offered], language, sure, session)
+
+    def _sure(self, confidence: float, margin: float) -> bool:
+        """Answered at once: confident, and the best entry clear of the second."""
+        return confidence >= self.settings.min_confidence and margin >= CLOSE
 
     def _offer(self, hits: list[Hit], language: str, sure: float, session: Session
                ) -> Reply:

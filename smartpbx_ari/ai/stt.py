@@ -137,8 +137,7 @@ class SpeechToText:
         if pcm is None or n < 2 or self.busy or len(pcm) > WINDOW_S * SAMPLE_RATE:
             return []
         self.heard_again += 1
-        window = WINDOW_S if len(pcm) > self.settings.window_s * SAMPLE_RATE / 2 \
-            else self.settings.window_s
+        window = self._window(pcm)
         self._active += 1
         try:
             decoded = await self._decoding.run(
@@ -204,10 +203,9 @@ class SpeechToText:
         where it may have spoken instead of the caller; a short reply to the ``context``
         (a clarifying question) that is no reply redone knowing it."""
         faults.point("stt")
-        short = self.settings.window_s * SAMPLE_RATE / 2  # its window at least half silence
         groups: dict[float, list[int]] = {}
         for i, pcm in enumerate(pcms):
-            window = WINDOW_S if len(pcm) > short else self.settings.window_s
+            window = self._window(pcm)
             groups.setdefault(window if len(pcm) <= WINDOW_S * SAMPLE_RATE else 0.0,
                               []).append(i)
         out: list[Transcript | None] = [None] * len(pcms)
@@ -216,6 +214,12 @@ class SpeechToText:
                     [pcms[i] for i in indexes], language, window, context), strict=True):
                 out[i] = transcript
         return [t for t in out if t is not None]
+
+    def _window(self, pcm16k: npt.NDArray[np.int16]) -> float:
+        """The window an utterance is decoded in: ``stt.window_s`` if that is at least half
+        silence, else Whisper's own 30 s."""
+        short = self.settings.window_s * SAMPLE_RATE / 2
+        return WINDOW_S if len(pcm16k) > short else self.settings.window_s
 
     def _decode_group(self, pcms: list[npt.NDArray[np.int16]], language: str,
                       window: float, context: str = "") -> list[Transcript]:

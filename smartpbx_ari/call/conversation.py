@@ -595,7 +595,8 @@ async def hear_again(stt: SpeechToText | None, responder: Responder,
         theirs = (await second.transcribe(transcript.audio, language)).text
         if theirs and spelled(theirs) != spelled(transcript.text):
             readings.append(theirs)
-    readings += [r for r in await ours if spelled(r) not in map(spelled, readings)]
+    taken = {spelled(r) for r in readings}
+    readings += [r for r in await ours if spelled(r) not in taken]
     return await responder.surely(readings, session_id, language) if readings else None
 
 
