@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ import yaml
 from smartpbx_ari.ai.clarify import (
     NO,
     Choice,
+    fixed_sentences,
     is_short,
     prompt,
     read_choice,
@@ -93,11 +94,22 @@ class SearchError(StageError):
 
 
 def spoken_phrases(db: Database) -> dict[str, list[str]]:
-    """Blocking: what the agent says without an LLM, by language (the holding phrases
-    and every approved answer): what the speech cache keeps ready."""
-    said: dict[str, list[str]] = {lang: [text] for lang, text in HOLDING.items()}
-    for entry in approved_entries(db):
-        said.setdefault(base_language(entry.language) or "en", []).append(entry.answer)
+    """Blocking: what the agent says without an LLM, by language: what the speech cache
+    keeps ready (:func:`said_ahead` of the approved entries)."""
+    return said_ahead(approved_entries(db))
+
+
+def said_ahead(entries: Iterable[Any]) -> dict[str, list[str]]:
+    """By language: the holding phrase, the clarifying questions' sentences that name no
+    entry, and each entry's answer and its one-choice offer ("Do you mean <title>?"), so
+    that neither an answer nor an offer waits for its synthesis in a call."""
+    said: dict[str, list[str]] = {lang: [text, *fixed_sentences(lang)]
+                                  for lang, text in HOLDING.items()}
+    for entry in entries:
+        language = base_language(entry.language) or "en"
+        offer = prompt((Choice(entry.id, entry.title or spoken_title(entry.question)),),
+                       language)
+        said.setdefault(language, []).extend((entry.answer, offer))
     return said
 
 

@@ -91,6 +91,13 @@ def rephrase(language: str) -> str:
     return PROMPTS.get(language, PROMPTS["en"])["rephrase"]
 
 
+def fixed_sentences(language: str) -> list[str]:
+    """The clarifying questions' sentences that name no entry ("Please say yes or no.",
+    the request to rephrase): the same in every call."""
+    phrases = PROMPTS.get(language, PROMPTS["en"])
+    return [s for text in phrases.values() for s in SENTENCE.split(text) if "{" not in s]
+
+
 def _normal(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     return " ".join(re.sub(r"[^\w\s']", " ", text).split())

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from smartpbx_ari.ai.agent import HOLDING, AIAgentService, Session
+from smartpbx_ari.ai.agent import HOLDING, AIAgentService, Session, said_ahead
 from smartpbx_ari.ai.confidence import KbProfile
 from smartpbx_ari.ai.retrieval import Hit
+from smartpbx_ari.ai.tts import split_sentences
 from smartpbx_ari.config import AgentSettings
 
 pytestmark = pytest.mark.unit
@@ -140,3 +141,22 @@ def test_below_the_threshold_a_third_near_entry_is_offered_too_and_3_picks_it() 
     assert "press 1, 2 or 3" in reply.text and reply.as_dict()["choices"][2]["key"] == "3"
     assert bot.answer("3", "s").sources == ("fee",)  # DTMF 3 arrives as "3"
     assert [c.id for c in bot.answer("p", "t").choices] == ["close", "type"]
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_every_sentence_of_a_one_choice_offer_and_of_the_rephrase_request_is_said_ahead(
+        language: str) -> None:
+    """The speech cache is filled with them at start and at import, so an offer waits
+    for no synthesis in a call; two and three choices name two entries, so only their
+    last sentence is there."""
+    entries = [SimpleNamespace(**vars(row), language=language) for row in ROWS.values()]
+    ahead = {s for text in said_ahead(entries)[language] for s in split_sentences(text)}
+    bot = agent({"q": PLAUSIBLE, "close": CLOSE, "three": NEAR_THREE})
+    offered = bot.answer("q", "s", language=language)
+    rephrase = bot.answer("no", "s", language=language)
+    assert set(split_sentences(offered.text)) <= ahead
+    assert set(split_sentences(rephrase.text)) <= ahead
+    assert {row.answer for row in ROWS.values()} <= ahead
+    for question in ("close", "three"):
+        first, *rest = split_sentences(bot.answer(question, question, language=language).text)
+        assert first not in ahead and set(rest) <= ahead and rest
