@@ -248,7 +248,8 @@ class AIAgentService:
             if self.intents.classify(text)[0] == HUMAN_REQUEST:
                 continue
             hits = self.retriever.search(text, top_k=3, language=only)
-            if self._sure(self._confidence(hits), self._margin(hits)):
+            sure = self._confidence(hits)
+            if sure >= self.settings.reading_confidence and self._sure(sure, self._margin(hits)):
                 unsure = self.sessions.get(session_id, Session()).as_dict()
                 self.retract(session_id)
                 try:

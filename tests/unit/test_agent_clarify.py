@@ -160,3 +160,21 @@ def test_every_sentence_of_a_one_choice_offer_and_of_the_rephrase_request_is_sai
     for question in ("close", "three"):
         first, *rest = split_sentences(bot.answer(question, question, language=language).text)
         assert first not in ahead and set(rest) <= ahead and rest
+
+
+async def test_another_reading_is_answered_only_at_the_reading_confidence() -> None:
+    """Each reading of an unsure turn is one more chance for a question the knowledge base
+    cannot answer to look like one it can: a reading answered in its place must reach
+    agent.reading_confidence, however sure min_confidence would call it."""
+    results = {"q": PLAUSIBLE, "reading": SURE}
+    sure = agent(results).answer("reading", "probe").confidence
+    assert 0.6 <= sure < 1.0
+    rag: Any = SimpleNamespace(retriever=FakeRetriever(results))
+    for bar, answered in ((sure, True), (min(1.0, sure + 0.01), False)):
+        bot = AIAgentService(rag, AgentSettings(reading_confidence=bar),
+                             intents={"other": ["hello"]})
+        assert bot.answer("q", "s").clarifying
+        found = await bot.surely(["reading"], "s")
+        assert (found is not None) == answered
+        assert found is None or found[1].sources == ("close",)
+        assert bool(bot.sessions["s"].offered) != answered  # the offer stands, or is gone
