@@ -35,6 +35,7 @@ from smartpbx_ari.ai.clarify import (
     read_choice,
     rephrase,
     spoken_title,
+    title_of,
 )
 from smartpbx_ari.ai.confidence import confidence, standing
 from smartpbx_ari.ai.deadline import Deadline
@@ -107,8 +108,7 @@ def said_ahead(entries: Iterable[Any]) -> dict[str, list[str]]:
                                   for lang, text in HOLDING.items()}
     for entry in entries:
         language = base_language(entry.language) or "en"
-        offer = prompt((Choice(entry.id, entry.title or spoken_title(entry.question)),),
-                       language)
+        offer = prompt((Choice(entry.id, title_of(entry)),), language)
         said.setdefault(language, []).extend((entry.answer, offer))
     return said
 
@@ -322,8 +322,7 @@ class AIAgentService:
 
     def _title(self, hit: Hit) -> str:
         row = self.retriever.entry(hit.id)
-        return (row.title if row is not None and row.title else "") or spoken_title(
-            hit.question)
+        return title_of(row) if row is not None else spoken_title(hit.question)
 
     def _confidence(self, hits: list[Hit]) -> float:
         if not hits:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 TITLE_WORDS = 9  # a spoken title longer than this is cut
 SHORT_REPLY = 4  # an unrecognised reply this short is read as "no" (not a new question)
@@ -79,6 +80,12 @@ def spoken_title(question: str) -> str:
         title = title[:1].lower() + title[1:] if title[1:2].islower() else title
     words = (title or text.rstrip("?.! ")).split()
     return " ".join(words[:TITLE_WORDS])
+
+
+def title_of(entry: Any) -> str:
+    """An entry's spoken title: the stored one (edited or made at import), else made from
+    its question now."""
+    return str(entry.title or spoken_title(entry.question))
 
 
 def prompt(choices: tuple[Choice, ...], language: str) -> str:
