@@ -64,7 +64,7 @@ from faster_whisper.audio import decode_audio
 from scipy import signal
 from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-from smartpbx_ari.ai.agent import AIAgentService, spoken_phrases
+from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.knowledge_io import import_file
 from smartpbx_ari.ai.language import ends_unfinished, is_korean
@@ -382,7 +382,8 @@ async def hear_offline(clip: list[RtpPacket], channel: Channel, settings: Settin
                 work["held"] += bool(turn_model) and event.pause_s < wait_ms / 1000
                 # meanwhile, as a call does, an unsure turn is heard again
                 found = agent and reply and reply.unsure and not context and \
-                    await hear_again(stt, agent, transcript, session, "", second)
+                    await hear_again(stt, agent, transcript, session, "", second,
+                                     settings.stt.hear_again_below)
                 if found:
                     text, reply = found
                     work["heard_as_another_reading"] += 1
@@ -702,7 +703,7 @@ async def agent_voice(settings: Settings, agent: AIAgentService,
                       stt: SpeechToText) -> dict[str, Any]:
     """The agent's answers after an 8 kHz mu-law line: tiny.en WER per voice; and the
     first audio of an answer: from the cache, and synthesized live."""
-    answers = spoken_phrases(agent.rag.db)["en"]
+    answers = [e.answer for e in approved_entries(agent.rag.db) if not is_korean(e.answer)]
     out: dict[str, Any] = {}
     line = Channel("ulaw", narrowband=True)
     for name, voice in (("neural", Voice("piper")), ("espeak", Voice("espeak", "en-us"))):

@@ -149,7 +149,8 @@ class VoiceConversation:
         if reply.unsure:  # heard again while we wait to see whether the caller goes on
             again = None if self.asked else asyncio.ensure_future(hear_again(
                 self.engine.stt_for(port.language), self.engine.responder, transcript,
-                port.call_id, port.language, self.engine.second_ear_for(port.language)))
+                port.call_id, port.language, self.engine.second_ear_for(port.language),
+                self.engine.settings.stt.hear_again_below))
             went_on = await self._went_on(
                 port, utterance, self.engine.settings.turn.unsure_silence_ms)
             found = await _found(port, again)
@@ -582,11 +583,12 @@ async def _unless(audio: AsyncIterator[Pcm], go: Callable[[], bool]) -> AsyncIte
 
 async def hear_again(stt: SpeechToText | None, responder: Responder,
                      transcript: Transcript, session_id: str, language: str,
-                     second: SpeechToText | None = None) -> tuple[str, Reply] | None:
+                     second: SpeechToText | None, below: float) -> tuple[str, Reply] | None:
     """Another reading of a turn the responder was unsure of that it answers surely, and
-    that answer, given in the turn's place; None: no such reading. The readings: what
-    ``second`` (a larger model) hears, then ``stt``'s other best (``stt.readings``)."""
-    if stt is None:
+    that answer, given in the turn's place; None: no such reading, or the turn was heard
+    surely (its confidence at least ``below``, ``stt.hear_again_below``). The readings:
+    what ``second`` (a larger model) hears, then ``stt``'s other best (``stt.readings``)."""
+    if stt is None or transcript.confidence >= below:
         return None
     spare = not stt.busy  # others' first hearings go before this second one
     ours = asyncio.ensure_future(stt.readings(transcript, language))

@@ -258,6 +258,21 @@ async def test_no_other_reading_answered_surely_leaves_the_unsure_reply(
     assert handed
 
 
+async def test_a_turn_heard_surely_is_not_heard_again(tmp_path: Path) -> None:
+    """Words heard surely (confidence at stt.hear_again_below) that no entry answers
+    surely stand: another reading of them could only be a mishearing that one does."""
+    heard = "Can I collect my order from your warehouse?"
+    stt = FakeStt([Transcript(heard, 0.9, 2.0, 0.3)],
+                  {heard: ["How do I get a refund?"]})
+    handed: list[str] = []
+    port_events = await _run_call(_engine(stt, FakeTts()), _speech(tmp_path), turns=1,
+                                  expect=1, handed_off=handed)
+    assert stt.heard_again == []
+    assert [e.text for e in port_events if isinstance(e, Heard)] == [heard]
+    assert next(e for e in port_events if isinstance(e, Said)).hitl
+    assert handed
+
+
 async def test_the_second_ear_s_reading_goes_before_the_other_readings(
         tmp_path: Path) -> None:
     """Korean calls' (larger) model also hears the unsure turn of an English call, from

@@ -66,6 +66,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ({"SMARTPBX_STT__PROMPT_BELOW": "1"}, "stt.prompt_below: "),
         ({"SMARTPBX_AGENT__SEARCH_TIMEOUT_S": "60"}, "agent.search_timeout_s: "),
         ({"SMARTPBX_AGENT__READING_CONFIDENCE": "1.5"}, "agent.reading_confidence: "),
+        ({"SMARTPBX_STT__HEAR_AGAIN_BELOW": "0"}, "stt.hear_again_below: "),
         ({"SMARTPBX_MEDIA__DEAD_PEER_S": "0.5"}, "media.dead_peer_s: "),
     ],
 )
