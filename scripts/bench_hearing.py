@@ -67,7 +67,7 @@ from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 from smartpbx_ari.ai.agent import AIAgentService
 from smartpbx_ari.ai.biasing import tune
 from smartpbx_ari.ai.knowledge_io import import_file
-from smartpbx_ari.ai.language import ends_unfinished, is_korean
+from smartpbx_ari.ai.language import base_language, ends_unfinished, is_korean
 from smartpbx_ari.ai.rag import RAGEngine
 from smartpbx_ari.ai.speech_cache import SpeechCache
 from smartpbx_ari.ai.stt import SpeechToText, korean_ears
@@ -703,7 +703,8 @@ async def agent_voice(settings: Settings, agent: AIAgentService,
                       stt: SpeechToText) -> dict[str, Any]:
     """The agent's answers after an 8 kHz mu-law line: tiny.en WER per voice; and the
     first audio of an answer: from the cache, and synthesized live."""
-    answers = [e.answer for e in approved_entries(agent.rag.db) if not is_korean(e.answer)]
+    answers = [e.answer for e in approved_entries(agent.rag.db)
+               if (base_language(e.language) or "en") == "en"]
     out: dict[str, Any] = {}
     line = Channel("ulaw", narrowband=True)
     for name, voice in (("neural", Voice("piper")), ("espeak", Voice("espeak", "en-us"))):
