@@ -548,8 +548,9 @@ def wholes(heard: list[str], starts: Sequence[float | None] = ()) -> list[str]:
 # ---- the run ---------------------------------------------------------------------------
 async def render_all(questions: list[Question], voices: list[str]
                      ) -> dict[tuple[str, str], np.ndarray]:
-    # Piper samples its noise: kept on disk, the clips are the same audio in every run,
-    # so two runs (before and after a change) compare like with like.
+    # kept on disk: the clips are the same audio in every run, so two runs (before and
+    # after a change) compare like with like (those rendered before Piper's noise was
+    # seeded by the phrase, too)
     settings = load_settings()
     tts = TextToSpeech(settings.tts, 16000,
                        SpeechCache(settings.cache_dir / "bench-speech", 2**30))

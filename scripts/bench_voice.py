@@ -15,9 +15,9 @@ against the default (Smart Turn).
 
     .venv/bin/python scripts/bench_voice.py --turns 20 [--per-call 5] [--fresh-voice] [--json]
 
-``--fresh-voice``: each call renders its questions anew, as different callers would (Piper
-samples its noise per rendering; otherwise one rendering serves the whole run, so a
-mishearing repeats in every call). ``--per-call 1 --fresh-voice --turns 20``: one
+``--fresh-voice``: each call's questions are another take of them (Piper's noise drawn
+anew), as different callers would say them; otherwise one rendering serves the whole
+run, so a mishearing repeats in every call. ``--per-call 1 --fresh-voice --turns 20``: one
 question each in 20 calls of 20 renderings.
 """
 
@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -163,9 +164,10 @@ async def run_calls(turns: int, questions: list[str], per_call: int = TURNS_PER_
     reports = []
     asked = 0
     while asked < turns:
-        if fresh_voice and asked:  # its own voice's cache: rendered anew; the same ears
+        if fresh_voice and asked:  # its own voice's cache: another take; the same ears
             caller.tts.close()
-            caller = SyntheticCaller(settings, caller.stt())
+            caller = SyntheticCaller(settings, caller.stt(),
+                                     voice=replace(caller.voice, take=len(reports)))
         batch = [questions[(asked + i) % len(questions)]
                  for i in range(min(per_call, turns - asked))]
         reports.append(await caller.conversation(dial, batch, pause_s=0.3))

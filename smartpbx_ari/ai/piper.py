@@ -13,6 +13,12 @@ of context on either side, so the first audio of a sentence is ready after its f
 0.23 s is decoded; the chunks join to what one pass gives (> 90 dB SNR). The blocking
 ``synthesize`` and ``stream`` run on the caller's thread; ``TextToSpeech`` gives them a
 worker.
+
+VITS samples noise twice (the durations', and the prior's around the latent frames'
+mean). Both are drawn here, not by onnxruntime, from a generator seeded by the phrase and
+its speed (and a ``take`` number): a phrase sounds the same each time it is rendered, so
+a test's caller says its words the same way in every run, and a run can be repeated;
+another take is another rendering, as a person never says a sentence twice alike.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import re
 import subprocess
 import threading
 import unicodedata
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +137,7 @@ class PiperVoice:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            encoder, decoder, self._latent = _cut(onnx.load(str(model)))
+            encoder, decoder, self._latent, self._durations_noise = _cut(onnx.load(str(model)))
             self._encoder: Any = onnxruntime.InferenceSession(
                 encoder, options, providers=["CPUExecutionProvider"])
             self._decoder: Any = onnxruntime.InferenceSession(
@@ -147,20 +154,20 @@ class PiperVoice:
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
-    def synthesize(self, text: str, speed: float = 1.0) -> Pcm:
+    def synthesize(self, text: str, speed: float = 1.0, take: int = 0) -> Pcm:
         """Speech for ``text`` at the voice's rate, levelled as a whole phrase;
-        ``speed`` > 1 talks faster."""
-        latent = self._encode(text, speed)
+        ``speed`` > 1 talks faster; ``take``: which rendering."""
+        latent = self._encode(text, speed, take)
         if latent is None:
             return np.zeros(0, np.int16)
         samples = self._decode(latent, 0, latent[0].shape[2])
         samples = samples[_onset(samples, round(LEAD_S * self.sample_rate)):]
         return _to_pcm(samples * _gain(samples))
 
-    def stream(self, text: str, speed: float = 1.0) -> Iterator[Pcm]:
+    def stream(self, text: str, speed: float = 1.0, take: int = 0) -> Iterator[Pcm]:
         """The same speech in chunks as they are decoded (the first after about 0.23 s
         of it), at the voice's usual level (a phrase's own level is not known yet)."""
-        latent = self._encode(text, speed)
+        latent = self._encode(text, speed, take)
         if latent is None:
             return
         frames, start = latent[0].shape[2], 0
@@ -174,17 +181,20 @@ class PiperVoice:
                 return
             start = end
 
-    def _encode(self, text: str, speed: float) -> tuple[Any, Any] | None:
+    def _encode(self, text: str, speed: float, take: int = 0) -> tuple[Any, Any] | None:
         ids = phoneme_ids(phonemize(text, self.config.espeak_voice), self.config.phoneme_ids)
         if len(ids) <= 3:  # nothing speakable
             return None
         c = self.config
+        noise = np.random.default_rng(zlib.crc32(f"{take} {speed:g} {text}".encode()))
         inputs = {"input": np.array([ids], dtype=np.int64),
                   "input_lengths": np.array([len(ids)], dtype=np.int64),
                   "scales": np.array([c.noise_scale, c.length_scale / speed, c.noise_w],
-                                     dtype=np.float32)}
+                                     dtype=np.float32),
+                  self._durations_noise: noise.standard_normal((1, 2, len(ids)), np.float32)}
         with self._lock:
-            latent, mask = self._run(self._encoder, inputs)
+            mean, sigma, mask = self._run(self._encoder, inputs)
+        latent = mean + noise.standard_normal(mean.shape, np.float32) * sigma * c.noise_scale
         return latent, mask
 
     def _decode(self, latent: tuple[Any, Any], start: int, end: int) -> npt.NDArray[np.float64]:
@@ -206,9 +216,10 @@ class PiperVoice:
             raise VoiceError(f"Piper failed on a phrase ({type(err).__name__})") from err
 
 
-def _cut(model: onnx.ModelProto) -> tuple[bytes, bytes, tuple[str, str]]:
-    """The VITS graph cut where the flow starts: (text -> latent frames and their mask,
-    latent frames and mask -> audio, the two tensors' names)."""
+def _cut(model: onnx.ModelProto) -> tuple[bytes, bytes, tuple[str, str], str]:
+    """The VITS graph cut where the flow starts: (text and the durations' noise -> the
+    latent frames' mean and deviation and their mask, latent frames and mask -> audio,
+    the two tensors' names, the durations' noise's name)."""
     graph = model.graph
     flow = next((n for n in graph.node if n.name.startswith("/flow/")), None)
     if flow is None:
@@ -223,11 +234,38 @@ def _cut(model: onnx.ModelProto) -> tuple[bytes, bytes, tuple[str, str]]:
     cut = [flow.input[0], *sorted(needs - after - fixed - {""})]
     if len(cut) != 2:
         raise ValueError(f"the flow needs {cut}, not the latent frames and their mask")
+    durations_noise, mean, sigma = _noise(graph, cut[0])
     inputs = [i.name for i in graph.input]
     outputs = [o.name for o in graph.output]
     extractor = Extractor(model)
-    return (extractor.extract_model(inputs, cut).SerializeToString(),
-            extractor.extract_model(cut, outputs).SerializeToString(), (cut[0], cut[1]))
+    return (extractor.extract_model([*inputs, durations_noise], [mean, sigma, cut[1]])
+            .SerializeToString(),
+            extractor.extract_model(cut, outputs).SerializeToString(), (cut[0], cut[1]),
+            durations_noise)
+
+
+def _noise(graph: onnx.GraphProto, latent: str) -> tuple[str, str, str]:
+    """Where VITS samples: ``latent = mean + RandomNormalLike(mean) * sigma *
+    scales[0]``, and the durations' one other RandomNormalLike ([1, 2, phonemes], times
+    scales[2]). The names of the durations' noise, the mean and sigma."""
+    made: dict[str, onnx.NodeProto] = {o: n for n in graph.node for o in n.output}
+
+    def node(name: str, op: str) -> onnx.NodeProto:
+        found = made.get(name)
+        if found is None or found.op_type != op:
+            raise ValueError(f"{name} is not made by {op}: not the prior VITS samples")
+        return found
+
+    add = node(latent, "Add")
+    scaled = node(add.input[1], "Mul")
+    noisy = node(scaled.input[0], "Mul")
+    prior = node(noisy.input[0], "RandomNormalLike")
+    if prior.input[0] != add.input[0] or node(scaled.input[1], "Gather").input[0] != "scales":
+        raise ValueError("the prior's noise is not sampled around its mean times scales[0]")
+    others = [n for n in graph.node if n.op_type == "RandomNormalLike" and n is not prior]
+    if len(others) != 1:
+        raise ValueError(f"{len(others)} other noise sources, not the durations' one")
+    return others[0].output[0], add.input[0], noisy.input[1]
 
 
 def _onset(x: npt.NDArray[np.float64], keep: int) -> int:

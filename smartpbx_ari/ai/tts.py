@@ -148,7 +148,7 @@ class TextToSpeech:
     def _piper_render(self, text: str, voice: Voice) -> Pcm:
         piper = self._piper(voice.name)
         factor = voice.pitch_factor  # slower by the factor, then played faster by it
-        pcm = piper.synthesize(text, voice.speed / factor)
+        pcm = piper.synthesize(text, voice.speed / factor, voice.take)
         return resample(pcm, _shifted(piper.sample_rate, factor), self.rate)
 
     def _piper(self, name: str) -> PiperVoice:
@@ -257,7 +257,8 @@ class TextToSpeech:
         loop = asyncio.get_running_loop()
         piper = await loop.run_in_executor(self._worker, self._piper, voice.name)
         factor = voice.pitch_factor  # slower by the factor, then played faster by it
-        chunks = piper.stream(text, voice.speed / factor)  # runs on the worker, chunk by chunk
+        # runs on the worker, chunk by chunk
+        chunks = piper.stream(text, voice.speed / factor, voice.take)
         resampler = soxr.ResampleStream(_shifted(piper.sample_rate, factor), self.rate, 1,
                                         dtype="int16")
         while True:

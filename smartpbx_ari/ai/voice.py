@@ -24,6 +24,7 @@ class Voice:
     name: str = ""  # espeak-ng: its voice (en-us, ko); piper: a model path, "" = packaged
     speed: float = 1.0  # > 1 talks faster
     pitch: float = 0.0  # semitones
+    take: int = 0  # piper: another rendering of the same words (its noise's seed)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -37,7 +38,8 @@ class Voice:
     @property
     def key(self) -> str:
         """What makes two renderings of a text the same (the speech cache's key)."""
-        return f"{self.engine}:{self.name}:{self.speed:g}:{self.pitch:g}"
+        take = f":{self.take}" if self.take else ""
+        return f"{self.engine}:{self.name}:{self.speed:g}:{self.pitch:g}{take}"
 
     @property
     def pitch_factor(self) -> float:
@@ -58,4 +60,6 @@ class Voice:
             numbers = [float(x) for x in rest]
         except ValueError:
             raise VoiceSpecError(f"voice: {spec!r}: speed and pitch are numbers") from None
-        return cls(engine, name, *numbers)
+        speed = numbers[0] if numbers else 1.0
+        pitch = numbers[1] if len(numbers) > 1 else 0.0
+        return cls(engine, name, speed, pitch)

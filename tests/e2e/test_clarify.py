@@ -23,10 +23,14 @@ from tests.e2e.conftest import Controller, running_controller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ai, pytest.mark.slow]
 BANK = Path(__file__).resolve().parents[1] / "fixtures" / "domains" / "bank.csv"
-# a blind caller's question (bank-questions.yaml): through the agent as text, the
-# mortgage entry and the personal-loan entry are close, and neither sure
-ASKED = "We're looking to buy our first home, how do I find out how much you'd lend us?"
-WANTED = "How do I apply for a mortgage?"
+# a blind caller's question (bank-questions.yaml), chosen by its text alone: of those the
+# agent answers, as text, with "Is it about A, or about B?" offering the entry asked for,
+# the one furthest below the answer threshold (0.18; the sort code or the statement), so
+# that a word misheard leaves it unsure. (The mortgage question first taken here, 0.39,
+# rested on one word: a take of Piper heard as "how much you've done this?" by tiny.en
+# and Whisper base alike was answered, rightly, at once.)
+ASKED = "My new employer needs my details for payroll, where would I find them?"
+WANTED = "Where can I find my sort code and account number?"
 SAID_PICK = ("The first one.", "The second one.", "The third one.")
 
 

@@ -43,8 +43,10 @@ def test_the_cache_key_tells_voices_rates_and_texts_apart() -> None:
             cache_key("Hello.", Voice("piper", speed=1.1).key, 16000),
             cache_key("Hello.", Voice("espeak", "en-us").key, 16000),
             cache_key("Hello.", Voice("piper").key, 8000),
-            cache_key("Hello!", Voice("piper").key, 16000)}
-    assert len(keys) == 5
+            cache_key("Hello!", Voice("piper").key, 16000),
+            cache_key("Hello.", Voice("piper", take=1).key, 16000)}
+    assert len(keys) == 6
+    assert Voice("piper").key == "piper::1:0"  # the usual take: the keys cached so far
 
 
 def test_piper_ids_are_padded_between_bos_and_eos() -> None:
