@@ -54,8 +54,8 @@ async def test_short_replies_of_a_lower_voice_over_mu_law_are_heard(
     tts = TextToSpeech(TtsSettings())
     unheard = []
     for n, (said, _, _) in enumerate(replies * RENDERINGS):
-        take = Voice("piper", pitch=-3, take=n // len(replies))
-        pcm = trim_silence(await tts.synthesize(said, take))
+        voice = Voice("piper", pitch=-3, take=n // len(replies))
+        pcm = trim_silence(await tts.synthesize(said, voice))
         words, turns = await heard(bench, pcm, "ulaw", settings, stt,
                                    np.random.default_rng(n))
         if not words or turns != 1:
