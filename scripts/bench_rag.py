@@ -226,7 +226,8 @@ def scale(engine: RAGEngine, sizes: list[int], filler: str,
             engine.bulk_upsert(rows[start : start + 1000])
         engine.search_hits(probes[0], top_k=5)  # warm: the first query builds caches
         parts: dict[str, list[float]] = {"search": [], "search_en": [], "search_ko": [],
-                                         "dense": [], "multilingual": [], "lexical": []}
+                                         "dense": [], "multilingual": [], "korean": [],
+                                         "lexical": []}
         for q in probes:
             korean = q in by_lang["ko"]
             _timed(parts["search"], engine.search_hits, q, 5)
@@ -235,6 +236,8 @@ def scale(engine: RAGEngine, sizes: list[int], filler: str,
             _timed(parts["dense"], indexes.dense.query, q, 5 * CANDIDATES)
             if korean and indexes.multilingual:
                 _timed(parts["multilingual"], indexes.multilingual.query, q, 5 * CANDIDATES)
+            if korean and indexes.korean:
+                _timed(parts["korean"], indexes.korean.query, q, 5 * CANDIDATES)
             _timed(parts["lexical"], indexes.lexical.search, expand_query(q, indexes.lexicon),
                    5 * CANDIDATES)
         out[str(size)] = {name: _percentiles(times) for name, times in parts.items() if times}

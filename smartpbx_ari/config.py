@@ -349,8 +349,8 @@ class RagSettings:
     embedding_model: str = ""  # a sentence-transformers folder; "" = packaged all-MiniLM-L6-v2
     chroma_url: str = ""  # "" = PersistentClient in <data_dir>/chroma; or http://host:port
     collection: str = "knowledge"
-    # fused similarity = w * dense + m * multilingual + (1 - w - m) * lexical; the weights
-    # from scripts/bench_rag.py --domains on the design domains (bank, software)
+    # fused similarity = w * dense + m * multilingual (+ k * korean, Korean questions) + the
+    # rest * lexical; the weights from scripts/bench_rag.py --domains on the design domains
     dense_weight: float = 0.3
     dense_weight_ko: float = 0.0  # Korean: the packaged English embedding model barely helps
     # a second, multilingual embedding model ("" = none): "e5-small" (multilingual-e5-small,
@@ -359,22 +359,29 @@ class RagSettings:
     # multilingual v3)
     multilingual_model: str = "e5-small"
     multilingual_weight: float = 0.7  # its share for questions not in Korean
-    multilingual_weight_ko: float = 0.9  # and for Korean ones
+    multilingual_weight_ko: float = 0.82  # and for Korean ones
+    # a second opinion for Korean (same choices, "" = none): e5-small squeezes Korean
+    # similarities into a narrow band, and a model of another family ranks differently;
+    # it indexes the Korean entries only and is asked Korean questions only
+    korean_model: str = "use-multilingual"
+    korean_weight: float = 0.09
     lexicon: str = ""  # a YAML domain lexicon for query expansion; "" = the packaged one
     top_k: int = 5
 
     def __post_init__(self) -> None:
         for key in ("dense_weight", "dense_weight_ko", "multilingual_weight",
-                    "multilingual_weight_ko"):
+                    "multilingual_weight_ko", "korean_weight"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"rag.{key}: must be between 0 and 1")
         if self.dense_weight + self.multilingual_weight > 1.0:
             raise ConfigError("rag.multilingual_weight: with rag.dense_weight at most 1")
-        if self.dense_weight_ko + self.multilingual_weight_ko > 1.0:
-            raise ConfigError("rag.multilingual_weight_ko: with rag.dense_weight_ko at most 1")
-        if self.multilingual_model not in MULTILINGUAL_MODELS:
-            raise ConfigError("rag.multilingual_model: \"e5-small\", \"e5-small-fp32\", "
-                              "\"use-multilingual\" or \"\" (none)")
+        if self.dense_weight_ko + self.multilingual_weight_ko + self.korean_weight > 1.0:
+            raise ConfigError("rag.multilingual_weight_ko: with rag.dense_weight_ko and "
+                              "rag.korean_weight at most 1")
+        for key in ("multilingual_model", "korean_model"):
+            if getattr(self, key) not in MULTILINGUAL_MODELS:
+                raise ConfigError(f"rag.{key}: \"e5-small\", \"e5-small-fp32\", "
+                                  "\"use-multilingual\" or \"\" (none)")
         if len(self.collection) < 3:
             raise ConfigError("rag.collection: needs at least 3 characters (Chroma)")
         if self.top_k < 1:

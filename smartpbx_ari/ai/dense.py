@@ -71,9 +71,10 @@ class VectorIndex:
         items = [(i, text, row.category) for row in rows for i, text in self.texts(row)]
         if stale:
             self.collection.delete(ids=stale)
-        self.collection.upsert(ids=[i for i, _, _ in items],
-                               embeddings=self.embedder.encode([t for _, t, _ in items]),
-                               metadatas=[{"category": c} for _, _, c in items])
+        if items:  # (an index of some languages only may have none of these rows)
+            self.collection.upsert(ids=[i for i, _, _ in items],
+                                   embeddings=self.embedder.encode([t for _, t, _ in items]),
+                                   metadatas=[{"category": c} for _, _, c in items])
         self._count = None
 
     def delete(self, ids: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from smartpbx_ari.ai.language import written_language
 from smartpbx_ari.ai.retrieval import Hit, HybridRetriever
 from smartpbx_ari.config import Settings
 from smartpbx_ari.store.db import Database
@@ -66,7 +67,7 @@ class RAGEngine:
         """Store many entries, then index the approved ones in one embedding batch (and,
         with ``refresh``, measure the KB's profile again if they changed it enough; an
         import refreshes it once, at its end)."""
-        rows = [save_entry(self.db, qa) for qa in items]
+        rows = [save_entry(self.db, with_language(qa)) for qa in items]
         approved = [r for r in rows if r.status == KnowledgeStatus.APPROVED]
         if approved:
             self.retriever.index(approved)
@@ -83,3 +84,11 @@ class RAGEngine:
     def reindex(self, batch: int = 500) -> int:
         """Rebuild every index from SQL (the source of truth)."""
         return self.retriever.rebuild(approved_entries(self.db), batch)
+
+
+def with_language(qa: dict[str, Any]) -> dict[str, Any]:
+    """An entry given without a language is in its question's script's: a Korean FAQ
+    imported as a plain CSV is Korean, so a call routed as Korean finds it."""
+    if qa.get("language"):
+        return qa
+    return {**qa, "language": written_language(str(qa.get("question", "")))}

@@ -1,22 +1,27 @@
 """HybridRetriever: the approved entries' indexes and their fusion into ranked hits.
 
-Three indexes, all rebuildable from the SQL rows (``store/knowledge.py``): a dense one
-(Chroma, sentence-transformers), a multilingual dense one (``rag.multilingual_model``:
-multilingual-e5-small, ``ai/e5.py``, or USE multilingual), and an in-memory BM25 over
-character n-grams (lexical). Each phrasing of an entry is indexed
+Up to four indexes, all rebuildable from the SQL rows (``store/knowledge.py``): a dense
+one (Chroma, sentence-transformers), a multilingual dense one (``rag.multilingual_model``:
+multilingual-e5-small, ``ai/e5.py``, or USE multilingual), a second opinion for Korean
+(``rag.korean_model``: its Korean entries only, asked Korean questions only) and an
+in-memory BM25 over character n-grams (lexical). Each phrasing of an entry is indexed
 apart: the question under the entry's id, each alternate (another way callers ask it)
 under ``<id>#alt<n>``, each with the answer (a caller often asks with its words; and
 equal lengths keep BM25 fair to short phrasings); an entry scores as its best phrasing.
 Fusion: candidates are the union of the indexes' top hits; each gets ``similarity =
-w * dense + m * multilingual + (1 - w - m) * lexical`` with ``dense`` the cosine (clipped
-to 0..1) and ``lexical`` the normalized BM25 of the query expanded by the domain lexicon.
-``w`` and ``m`` are ``rag.dense_weight`` and ``rag.multilingual_weight``, or their
-``_ko`` twins for Korean, which all-MiniLM-L6-v2 barely separates: there the
-multilingual and lexical halves carry it. An index with no weight is not queried.
-The weights come from ``scripts/bench_rag.py --domains`` on the design domains. No
-reranker follows: none measured paid (``scripts/bench_rerank.py``).
+w * dense + m * multilingual + k * korean + (1 - w - m - k) * lexical`` with ``dense``
+the cosine (clipped to 0..1) and ``lexical`` the normalized BM25 of the query expanded by
+the domain lexicon. ``w`` and ``m`` are ``rag.dense_weight`` and
+``rag.multilingual_weight``, or their ``_ko`` twins for Korean, which all-MiniLM-L6-v2
+barely separates: there the multilingual and lexical halves carry it, with ``k``
+(``rag.korean_weight``; 0 for other questions): e5-small squeezes Korean similarities
+into a narrow band, where a model of another family (USE) reorders the near misses
+(bench_rag --domains, software right 0.876 -> 0.905, directly 0.124 -> 0.219). An index
+with no weight is not queried. The weights come from ``scripts/bench_rag.py --domains`` on
+the design domains. No reranker follows: none measured paid (``scripts/bench_rerank.py``).
 Blocking (models, Chroma): run it in a thread. Within a search the lexical and the
-multilingual queries run in threads of their own while the dense one runs.
+multilingual queries run in threads of their own while the dense one (or the Korean
+second opinion) runs.
 """
 
 from __future__ import annotations
@@ -88,6 +93,19 @@ def phrasings(row: Knowledge) -> list[tuple[str, str]]:
               for n, text in enumerate(all_alternates(row), 1))]
 
 
+def korean_phrasings(row: Knowledge) -> list[tuple[str, str]]:
+    """The phrasings of a Korean entry (with the answer: measured better than the
+    questions alone); none of another language's (the Korean second opinion)."""
+    return phrasings(row) if base_language(row.language) == "ko" else []
+
+
+def _embedder(model: str, settings: Settings) -> Any:
+    """A multilingual model by its ``rag.multilingual_model`` / ``rag.korean_model`` name."""
+    if model.startswith("e5-small"):
+        return E5Embedder(settings.cache_dir, int8=model == "e5-small")
+    return MultilingualEmbedder()
+
+
 def questions(row: Knowledge) -> list[tuple[str, str]]:
     """(index id, text) of each phrasing, the question alone (the multilingual index)."""
     return [(row.id, row.question), *((f"{row.id}{ALT}{n}", text)
@@ -98,9 +116,11 @@ class HybridRetriever:
     """The indexes of the approved entries (kept in step by the caller) and fusion."""
 
     def __init__(self, dense: VectorIndex, settings: RagSettings,
-                 multilingual: VectorIndex | None = None) -> None:
+                 multilingual: VectorIndex | None = None,
+                 korean: VectorIndex | None = None) -> None:
         self.dense, self.settings = dense, settings
         self.multilingual = multilingual  # Korean questions' second dense half
+        self.korean = korean  # and their second opinion, over the Korean entries
         self.lexical = Bm25Index()
         self.lexicon = load_lexicon(settings.lexicon)
         self._rows: dict[str, Knowledge] = {}
@@ -113,20 +133,24 @@ class HybridRetriever:
     @classmethod
     def open(cls, settings: Settings) -> HybridRetriever:
         """Blocking: loads the embedding models and opens the Chroma collections."""
-        multilingual = None
+        multilingual = korean = None
         model = settings.rag.multilingual_model
         if model.startswith("e5-small"):  # the question with its answer
-            multilingual = VectorIndex(E5Embedder(settings.cache_dir, int8=model == "e5-small"),
+            multilingual = VectorIndex(_embedder(model, settings),
                                        open_collection(settings, f"-{model}"), phrasings)
         elif model:
-            multilingual = VectorIndex(MultilingualEmbedder(),
+            multilingual = VectorIndex(_embedder(model, settings),
                                        open_collection(settings, "-multilingual"), questions)
+        if settings.rag.korean_model and settings.rag.korean_weight > NONE:
+            korean = VectorIndex(_embedder(settings.rag.korean_model, settings),
+                                 open_collection(settings, f"-ko-{settings.rag.korean_model}"),
+                                 korean_phrasings)
         dense = VectorIndex(Embedder(settings.rag.embedding_model, settings.cache_dir),
                             open_collection(settings), phrasings)
-        return cls(dense, settings.rag, multilingual)
+        return cls(dense, settings.rag, multilingual, korean)
 
     def vector_indexes(self) -> list[VectorIndex]:
-        return [self.dense] + ([self.multilingual] if self.multilingual else [])
+        return [i for i in (self.dense, self.multilingual, self.korean) if i is not None]
 
     def approved(self) -> list[Knowledge]:
         return list(self._rows.values())
@@ -152,17 +176,18 @@ class HybridRetriever:
         want = -(-max(1, top_k) * CANDIDATES * (2 if language else 1) * self._phrasings
                  // len(self._rows))
         expanded = expand_query(text, self.lexicon)
-        w, m = self.weights(text)
+        w, m, k = self.weights(text)
         # the indexes with a share, at once: all release the GIL (onnxruntime, numpy)
-        pending = _POOL.submit(self.lexical.query, expanded) if 1 - w - m > NONE else None
+        pending = _POOL.submit(self.lexical.query, expanded) if 1 - w - m - k > NONE else None
         other = _POOL.submit(self.multilingual.query, text, want) if (
             m > NONE and self.multilingual) else None
         dense = self.dense.query(text, want) if w > NONE else {}
+        korean = self.korean.query(text, want) if k > NONE and self.korean else {}
         scores = pending.result() if pending else None
         lexical = best_per_entry(scores.top(want)) if scores else {}
         multilingual = other.result() if other else {}
         hits = []
-        for doc_id in set(dense) | set(lexical) | set(multilingual):
+        for doc_id in set(dense) | set(lexical) | set(multilingual) | set(korean):
             row = self._rows.get(doc_id)
             if row is None:
                 continue  # in Chroma but not approved in SQL: drift, see check_drift()
@@ -175,7 +200,8 @@ class HybridRetriever:
             u = multilingual.get(doc_id, 0.0)
             lx = lx or 0.0
             hits.append(Hit(doc_id, row.question, row.answer, row.category,
-                            w * d + m * u + (1 - w - m) * lx, d, lx))
+                            w * d + m * u + k * korean.get(doc_id, 0.0) + (1 - w - m - k) * lx,
+                            d, lx))
         hits.sort(key=lambda h: h.similarity, reverse=True)
         if threshold is not None:
             hits = [h for h in hits if h.similarity >= threshold]
@@ -204,13 +230,15 @@ class HybridRetriever:
         hits = self.search(question, top_k=2)
         return next((h.similarity for h in hits if h.id != knowledge_id), 0.0)
 
-    def weights(self, text: str) -> tuple[float, float]:
-        """(dense, multilingual) weights of a question; the lexical half has the rest.
-        Korean leans on the lexical and multilingual halves: all-MiniLM barely separates it."""
+    def weights(self, text: str) -> tuple[float, float, float]:
+        """(dense, multilingual, korean) weights of a question; the lexical half has the
+        rest. Korean leans on the lexical and multilingual halves and the Korean second
+        opinion: all-MiniLM barely separates it."""
         korean = is_korean(text)
         w = self.settings.dense_weight_ko if korean else self.settings.dense_weight
         m = self.settings.multilingual_weight_ko if korean else self.settings.multilingual_weight
-        return w, m if self.multilingual else 0.0
+        k = self.settings.korean_weight if korean and self.korean else 0.0
+        return w, m if self.multilingual else 0.0, k
 
     def load(self, rows: list[Knowledge]) -> None:
         """The lexical index and the entries from the approved rows (the dense indexes
@@ -223,12 +251,13 @@ class HybridRetriever:
 
     def index(self, rows: list[Knowledge]) -> None:
         """Add or replace approved entries in every index."""
-        stale = []  # alternates an entry no longer has
-        for row in rows:
-            old = self._rows.get(row.id)
-            if old is not None:
-                stale += [i for i, _text in phrasings(old)[len(phrasings(row)):]]
         for index in self.vector_indexes():
+            stale = []  # phrasings an entry no longer has in this index
+            for row in rows:
+                old = self._rows.get(row.id)
+                if old is not None:
+                    kept = {i for i, _text in index.texts(row)}
+                    stale += [i for i, _text in index.texts(old) if i not in kept]
             index.upsert(rows, stale)
         for row in rows:
             self._index_lexical(row)
@@ -267,10 +296,10 @@ class HybridRetriever:
 
     def check_drift(self) -> tuple[set[str], set[str]]:
         """Entries (missing a phrasing in an index, with index rows SQL does not have)."""
-        expected = {i for row in self._rows.values() for i, _text in phrasings(row)}
         missing: set[str] = set()
         stale: set[str] = set()
         for index in self.vector_indexes():
+            expected = {i for row in self._rows.values() for i, _text in index.texts(row)}
             indexed = index.ids()
             missing |= {entry_id(i) for i in expected - indexed}
             stale |= {entry_id(i) for i in indexed - expected}
@@ -279,8 +308,8 @@ class HybridRetriever:
     def fill_empty(self, batch: int = 500) -> None:
         """A vector index holding nothing while entries exist (a model newly chosen) gets
         every approved entry."""
-        rows = list(self._rows.values())
         for index in self.vector_indexes():
+            rows = [row for row in self._rows.values() if index.texts(row)]
             if rows and not index.collection.count():
                 log.info("retrieval: indexing %d entries into the empty collection %s",
                          len(rows), index.collection.name)

@@ -37,13 +37,43 @@ def test_the_multilingual_half_bridges_korean_words_the_entry_does_not_use(
     scores = engine.retriever.multilingual.query(question, 20)
     assert max(scores, key=scores.__getitem__) == "ko-refund-how"
     assert engine.search_hits(question, 1)[0].id == "ko-refund-how"
-    assert engine.retriever.weights(question) == (0.0, 0.9)  # Korean: no all-MiniLM
-    assert engine.retriever.weights("How do I pay?") == (0.3, 0.7)
-    half, engine.retriever.multilingual = engine.retriever.multilingual, None
-    try:  # without it, the lexical half alone is misled by the shared words
+    # Korean: no all-MiniLM, and a second opinion (USE) beside e5
+    assert engine.retriever.weights(question) == (0.0, 0.82, 0.09)
+    assert engine.retriever.weights("How do I pay?") == (0.3, 0.7, 0.0)
+    retriever = engine.retriever
+    halves = retriever.multilingual, retriever.korean
+    retriever.multilingual = retriever.korean = None
+    try:  # without them, the lexical half alone is misled by the shared words
         assert engine.search_hits(question, 1)[0].id != "ko-refund-how"
     finally:
-        engine.retriever.multilingual = half
+        retriever.multilingual, retriever.korean = halves
+
+
+def test_a_korean_faq_imported_without_languages_is_found_by_korean_calls(
+        engine: RAGEngine, tmp_path: Path) -> None:
+    """A plain CSV has no language column: each entry is in its question's script's, so
+    a call routed as Korean finds the Korean ones, and only they enter the Korean
+    second opinion."""
+    csv = tmp_path / "faq.csv"
+    csv.write_text("question,answer\n회의실 예약은 어떻게 하나요?,앱의 예약 메뉴에서 합니다.\n"
+                   "How do I book a meeting room?,Use the booking menu in the app.\n", "utf-8")
+    ids: list[str] = []
+    try:
+        import_file(engine, csv)
+        ids = [find_id(engine.db, q) or "" for q in ("회의실 예약은 어떻게 하나요?",
+                                                    "How do I book a meeting room?")]
+        korean, english = (engine.retriever.entry(i) for i in ids)
+        assert korean is not None and english is not None
+        assert (korean.language, english.language) == ("ko", "en")
+        assert engine.search_hits("회의실을 잡고 싶어요", 1, language="ko")[0].id == ids[0]
+        assert engine.retriever.korean is not None
+        second = {entry_id(i) for i in engine.retriever.korean.ids()}
+        assert ids[0] in second and ids[1] not in second
+        assert {r.language for r in engine.retriever.approved() if r.id in second} == {"ko"}
+    finally:
+        for knowledge_id in ids:
+            if knowledge_id:
+                engine.delete_sync(knowledge_id)
 
 
 def test_a_call_language_keeps_the_knowledge_to_that_language(engine: RAGEngine) -> None:

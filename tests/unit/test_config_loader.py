@@ -58,6 +58,8 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ({"SMARTPBX_RAG__DENSE_WEIGHT_KO": "0.2", "SMARTPBX_RAG__MULTILINGUAL_WEIGHT_KO": "0.95"},
          "rag.multilingual_weight_ko: with"),
         ({"SMARTPBX_RAG__MULTILINGUAL_WEIGHT": "0.8"}, "rag.multilingual_weight: with"),
+        ({"SMARTPBX_RAG__KOREAN_WEIGHT": "0.2"}, "rag.multilingual_weight_ko: with"),
+        ({"SMARTPBX_RAG__KOREAN_MODEL": "labse"}, "rag.korean_model: "),
         ({"SMARTPBX_STORE__RECORD_CALLS": "sometimes"},
          "store.record_calls: expected bool, got 'sometimes'"),
         ({"SMARTPBX_FAULTS__STT": "explode"}, "faults.stt: "),

@@ -44,6 +44,18 @@ def test_halves_are_weighed_by_the_question_s_language() -> None:
     assert multilingual.asked == ["How do I pay?", "환불"]
 
 
+def test_the_korean_second_opinion_weighs_in_for_korean_questions_only() -> None:
+    fused, _dense, _multilingual = retriever(RagSettings(multilingual_weight_ko=0.5,
+                                                         korean_weight=0.5))
+    korean = FakeIndex({"b": 0.6})
+    fused.korean = korean  # type: ignore[assignment]  # a fake
+    hits = {h.id: h.similarity for h in fused.search("환불 받고 싶어요", 2)}
+    assert hits["b"] == pytest.approx(0.5 * 0.8 + 0.5 * 0.6)  # no lexical share left
+    assert hits["a"] == pytest.approx(0.5 * 0.1)  # not in the Korean index: 0 there
+    fused.search("How do I pay?", 2)
+    assert korean.asked == ["환불 받고 싶어요"]
+
+
 def test_a_half_with_no_weight_is_not_searched() -> None:
     fused, dense, multilingual = retriever(RagSettings(dense_weight=1.0, multilingual_weight=0.0))
     assert [h.id for h in fused.search("How do I pay?", 2)] == ["a", "b"]
