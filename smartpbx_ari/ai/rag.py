@@ -11,11 +11,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from smartpbx_ari.ai.language import written_language
+from smartpbx_ari.ai.language import (
+    LANGUAGES,
+    base_language,
+    is_language_tag,
+    written_language,
+)
 from smartpbx_ari.ai.retrieval import Hit, HybridRetriever
 from smartpbx_ari.config import Settings
 from smartpbx_ari.store.db import Database
 from smartpbx_ari.store.knowledge import (
+    KnowledgeError,
     approved_entries,
     delete_entry,
     save_entry,
@@ -88,7 +94,11 @@ class RAGEngine:
 
 def with_language(qa: dict[str, Any]) -> dict[str, Any]:
     """An entry given without a language is in its question's script's: a Korean FAQ
-    imported as a plain CSV is Korean, so a call routed as Korean finds it."""
-    if qa.get("language"):
-        return qa
-    return {**qa, "language": written_language(str(qa.get("question", "")))}
+    imported as a plain CSV is Korean, so a call routed as Korean finds it. One given
+    with a language must be one calls are answered in (``ko``, ``en-US``)."""
+    given = str(qa.get("language") or "").strip()
+    if not given:
+        return {**qa, "language": written_language(str(qa.get("question", "")))}
+    if not is_language_tag(given) or base_language(given) not in LANGUAGES:
+        raise KnowledgeError(f"language: {given[:20]!r} is not one of {', '.join(LANGUAGES)}")
+    return qa

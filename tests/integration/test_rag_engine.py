@@ -115,7 +115,9 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
                    "Can you wrap it as a present?|Gift wrapping available?\n", "utf-8")
     jsonl = tmp_path / "kb.jsonl"
     jsonl.write_text('{"question": "Do you sell gift cards?", "answer": "Yes, online."}\n'
-                     'not json\n[1]\n', "utf-8")
+                     'not json\n[1]\n'
+                     '{"question": "Do you sell vouchers?", "answer": "Oui.", "language": "fr"}\n',
+                     "utf-8")
     try:
         report = import_file(engine, csv)
         assert (report.added, report.updated) == (1, 1)
@@ -125,7 +127,9 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
             "Can you wrap it as a present?", "Gift wrapping available?"]
         report = import_file(engine, jsonl)
         assert report.added == 1
-        assert [line for line, _ in report.skipped] == [2, 3]
+        assert [line for line, _ in report.skipped] == [2, 3, 4]
+        assert report.skipped[2] == (4, "language: 'fr' is not one of en, ko")
+        assert find_id(engine.db, "Do you sell vouchers?") is None
     finally:  # the knowledge base is shared by the session's other tests
         for question in ("Do you gift wrap?", "Do you sell gift cards?"):
             knowledge_id = find_id(engine.db, question)
