@@ -135,12 +135,12 @@ class HybridRetriever:
         """Blocking: loads the embedding models and opens the Chroma collections."""
         multilingual = korean = None
         model = settings.rag.multilingual_model
-        if model.startswith("e5-small"):  # the question with its answer
-            multilingual = VectorIndex(_embedder(model, settings),
-                                       open_collection(settings, f"-{model}"), phrasings)
-        elif model:
-            multilingual = VectorIndex(_embedder(model, settings),
-                                       open_collection(settings, "-multilingual"), questions)
+        if model:  # e5: the question with its answer; USE: the question alone
+            e5 = model.startswith("e5-small")
+            multilingual = VectorIndex(
+                _embedder(model, settings),
+                open_collection(settings, f"-{model}" if e5 else "-multilingual"),
+                phrasings if e5 else questions)
         if settings.rag.korean_model and settings.rag.korean_weight > NONE:
             korean = VectorIndex(_embedder(settings.rag.korean_model, settings),
                                  open_collection(settings, f"-ko-{settings.rag.korean_model}"),
@@ -309,8 +309,10 @@ class HybridRetriever:
         """A vector index holding nothing while entries exist (a model newly chosen) gets
         every approved entry."""
         for index in self.vector_indexes():
+            if index.collection.count():
+                continue  # (checked first: an entry's phrasings are not built at each start)
             rows = [row for row in self._rows.values() if index.texts(row)]
-            if rows and not index.collection.count():
+            if rows:
                 log.info("retrieval: indexing %d entries into the empty collection %s",
                          len(rows), index.collection.name)
                 for start in range(0, len(rows), batch):
