@@ -16,7 +16,7 @@ resumes it (``TurnResumed``, at the first speech window): the next turn's audio 
 both parts; a blip that is not speech ends it again as it was. Once our answer has played
 for ``turn.resume_into_answer_ms``, what the caller says is a turn of its own (a
 barge-in), never a resumption of the turn answered; before that, the barge-in also
-resumes it.
+resumes it (a voice begun before then and confirmed by the VAD a moment after, too).
 """
 
 from __future__ import annotations
@@ -184,6 +184,7 @@ class Ear:
         self.ended: list[Pcm] | None = None  # a judged turn and what followed, to resume
         self.ended_pause_s = 0.0
         self.answer_s = 0.0  # how long our answer to the judged turn has played
+        self.voice_from: float | None = None  # when in it the caller's voice began, if on
         self.resumed = False  # TurnResumed is out; the VAD has not confirmed speech yet
         self.continued = False  # the utterance in progress continues a judged turn
         self.began = 0  # the frame the utterance in progress began at (its pre-roll's)
@@ -229,8 +230,7 @@ class Ear:
         once: we are playing and the caller is loud over it. Asked by ``take``, and as
         each frame arrives (the conversation's reader), so a hold never waits for the
         frames ahead of it to be scored."""
-        return playback.playing and not playback.held and \
-            level >= max(HOLD_RMS, playback.level * HOLD_ECHO_RATIO)
+        return playback.playing and not playback.held and over_us(level, playback)
 
     def decide(self, probabilities: list[float], playback: Playback) -> list[EarEvent]:
         """The probabilities of the windows ``take`` returned (of one frame or of several
@@ -268,10 +268,15 @@ class Ear:
             self.held_s = 0.0
             return is_speech, playback
         # our answer has begun: what the caller says now answers it, or barges in; past its
-        # first moments it no longer continues the turn before it (that one was answered)
+        # first moments it no longer continues the turn before it (that one was answered),
+        # unless the caller's voice began within them: dated by its level over our echo
+        # (as a hold is), for Silero confirms a weak onset ("for an item ...") only later
         if self.ended is not None:
             self.answer_s += seconds
-            if self.answer_s > self.resume_s:
+            self.voice_from = (self.answer_s if self.voice_from is None else
+                               self.voice_from) if over_us(level, playback) else None
+            if self.answer_s > self.resume_s and (
+                    self.voice_from is None or self.voice_from > self.resume_s):
                 self.ended, self.resumed = None, False
         if self.barge.process(seconds, is_speech, level, playback.level):
             out.append(BargeIn())
@@ -330,6 +335,7 @@ class Ear:
             self._on_turn(event, out)
         if out and isinstance(out[-1], TurnEnded):
             self.ended, self.ended_pause_s, self.answer_s = frames, pause_s, 0.0
+            self.voice_from = None
 
     def cut(self) -> list[EarEvent]:
         """Someone joined or left the line (an operator's takeover or hand-back): the turn
@@ -400,6 +406,11 @@ class Ear:
         if self.eager:
             out.append(DropTranscript())
             self.eager = False
+
+
+def over_us(level: float, playback: Playback) -> bool:
+    """A caller's frame at this RMS ``level`` is loud over our playback (and its echo)."""
+    return level >= max(HOLD_RMS, playback.level * HOLD_ECHO_RATIO)
 
 
 def _padded(frames: list[Pcm], silence_s: float) -> Pcm:
