@@ -95,10 +95,11 @@ class RAGEngine:
 def with_language(qa: dict[str, Any]) -> dict[str, Any]:
     """An entry given without a language is in its question's script's: a Korean FAQ
     imported as a plain CSV is Korean, so a call routed as Korean finds it. One given
-    with a language must be one calls are answered in (``ko``, ``en-US``)."""
+    with a language must be one calls are answered in (``ko``, ``en-US``), and is kept by
+    its base language (``en``), as calls look for it."""
     given = str(qa.get("language") or "").strip()
     if not given:
         return {**qa, "language": written_language(str(qa.get("question", "")))}
     if not is_language_tag(given) or base_language(given) not in LANGUAGES:
         raise KnowledgeError(f"language: {given[:20]!r} is not one of {', '.join(LANGUAGES)}")
-    return qa
+    return {**qa, "language": base_language(given)}

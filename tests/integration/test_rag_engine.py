@@ -116,8 +116,9 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
     jsonl = tmp_path / "kb.jsonl"
     jsonl.write_text('{"question": "Do you sell gift cards?", "answer": "Yes, online."}\n'
                      'not json\n[1]\n'
-                     '{"question": "Do you sell vouchers?", "answer": "Oui.", "language": "fr"}\n',
-                     "utf-8")
+                     '{"question": "Do you sell vouchers?", "answer": "Oui.", "language": "fr"}\n'
+                     '{"question": "Do you ship to Canada?", "answer": "Yes, in a week.", '
+                     '"language": "en-US"}\n', "utf-8")
     try:
         report = import_file(engine, csv)
         assert (report.added, report.updated) == (1, 1)
@@ -126,12 +127,18 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_rest(engine: RAGEngine,
         assert wrapped is not None and wrapped.alternates == [
             "Can you wrap it as a present?", "Gift wrapping available?"]
         report = import_file(engine, jsonl)
-        assert report.added == 1
+        assert report.added == 2
         assert [line for line, _ in report.skipped] == [2, 3, 4]
         assert report.skipped[2] == (4, "language: 'fr' is not one of en, ko")
         assert find_id(engine.db, "Do you sell vouchers?") is None
+        # a tag is kept by its base language: a call routed as en-US finds the entry
+        shipped = find_id(engine.db, "Do you ship to Canada?") or ""
+        assert getattr(engine.retriever.entry(shipped), "language", None) == "en"
+        assert shipped in [h.id for h in engine.search_hits(
+            "Do you ship to Canada?", 3, language="en-US")]
     finally:  # the knowledge base is shared by the session's other tests
-        for question in ("Do you gift wrap?", "Do you sell gift cards?"):
+        for question in ("Do you gift wrap?", "Do you sell gift cards?",
+                         "Do you ship to Canada?"):
             knowledge_id = find_id(engine.db, question)
             if knowledge_id:
                 engine.delete_sync(knowledge_id)
