@@ -121,12 +121,11 @@ def domain(kb: Path, questions: Path, show_misses: bool = True) -> dict[str, obj
         import_ms = (time.perf_counter() - started) * 1000 / max(1, report.added)
         ids = {e.question: e.id for e in approved_entries(engine.db)}
         agent = AIAgentService(engine, settings.agent)
-        data = yaml.safe_load(questions.read_text("utf-8"))
+        in_domain, ood = blind_set(questions)
         count = dict.fromkeys(("direct", "after", "wrong", "wrong_after", "handed",
                                "clarified"), 0)
         misses = []
-        for n, (question, asked) in enumerate(
-                (q, a) for q, qs in data["in_domain"].items() for a in qs):
+        for n, (question, asked) in enumerate(in_domain):
             reply, turns = _ask(agent, asked, f"in{n}", ids[question])
             count["clarified"] += turns > 1
             if reply.hitl or reply.clarifying or not reply.sources:
@@ -138,7 +137,6 @@ def domain(kb: Path, questions: Path, show_misses: bool = True) -> dict[str, obj
                 count["wrong" if turns == 1 else "wrong_after"] += 1
             misses.append((asked, question, "hand-over" if not reply.sources
                            else reply.sources[0], reply.confidence))
-        ood = data["out_of_domain"]
         spoken, ood_clarified = [], 0
         for n, q in enumerate(ood):
             reply, turns = _ask(agent, q, f"out{n}", "")
@@ -158,6 +156,14 @@ def domain(kb: Path, questions: Path, show_misses: bool = True) -> dict[str, obj
             "import_ms_per_entry": round(import_ms, 1),
             "misses": misses if show_misses else [],
             "ood_answered": spoken if show_misses else []}
+
+
+def blind_set(questions: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """A domain's blind questions: (the FAQ question it expects, the caller's words) for
+    each in-domain one, and the out-of-domain ones."""
+    data = yaml.safe_load(questions.read_text("utf-8"))
+    return ([(q, asked) for q, qs in data["in_domain"].items() for asked in qs],
+            list(data["out_of_domain"]))
 
 
 def _ask(agent: AIAgentService, asked: str, session: str, expected: str

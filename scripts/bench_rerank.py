@@ -31,8 +31,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import yaml
-from bench_rag import DESIGN_DOMAINS, DOMAINS
+from bench_rag import DESIGN_DOMAINS, DOMAINS, blind_set
 
 from smartpbx_ari.ai.embeddings import MultilingualEmbedder
 from smartpbx_ari.ai.knowledge_io import import_file
@@ -90,8 +89,7 @@ def domain(name: str, settings: Settings, scorers: dict[str, Scorer]) -> dict[st
     engine = RAGEngine.open(settings)
     import_file(engine, kb)
     ids = {e.question: e.id for e in approved_entries(engine.db)}
-    data = yaml.safe_load(kb.with_name(f"{name}-questions.yaml").read_text("utf-8"))
-    asked = [(ids[q], a) for q, qs in data["in_domain"].items() for a in qs]
+    asked = [(ids[q], a) for q, a in blind_set(kb.with_name(f"{name}-questions.yaml"))[0]]
     right = dict.fromkeys(["retriever", *scorers], 0)
     times: dict[str, list[float]] = {n: [] for n in scorers}
     among = 0
