@@ -251,6 +251,8 @@ class TurnSettings:
     # of up to 1 s ends ~0.8 s into an answer begun at once (the model ends the turn 0.19 s
     # into it). bench_pauses --play (1 s pauses, 33 validation questions, G.722 and mu-law):
     # answered in pieces 2 and 2 at 500, 0 and 0 at 1000 (right 29 and 30 -> 30 and 30).
+    # The caller's voice is dated by its level over our echo, where it began: Silero may
+    # confirm a weak onset ("for an item ...") a few windows later (call/ear.py).
     resume_into_answer_ms: int = 1000
     min_utterance_ms: int = 250
     max_utterance_ms: int = 20000
